@@ -1,0 +1,3 @@
+from trtops.cli import main
+
+raise SystemExit(main())

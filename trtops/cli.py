@@ -1,0 +1,81 @@
+"""Command-line entry point: parse, dispatch, render errors, map them to exit codes.
+
+Each command lives in ``trtops/commands/<name>.py`` with ``register(subparsers)`` and
+``run(args) -> int``. Command modules import nothing heavy at module level, so that
+``import trtops.cli`` stays fast and never imports tensorrt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+from trtops import __version__
+from trtops.errors import ExitCode, InternalError, TrtopsError
+
+# Order is the order of `trtops --help`.
+COMMANDS = (
+    "validate",
+    "schema",
+    "plan",
+    "apply",
+    "status",
+    "info",
+    "verify",
+    "emit",
+    "push",
+    "pull",
+    "gc",
+    "cache",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trtops",
+        description="Declarative build/deploy orchestrator for TensorRT engines.",
+    )
+    parser.add_argument("--version", action="version", version=f"trtops {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"trtops.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"trtops.commands.{name}":
+                continue  # command not implemented yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return int(ExitCode.USER_ERROR)
+    try:
+        return int(args.handler(args))
+    except TrtopsError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(exc.render(), file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (InternalError, Exception) as exc:  # noqa: BLE001 - the one place that maps bugs to 70
+        if args.verbose or os.environ.get("TRTOPS_DEBUG"):
+            traceback.print_exc()
+        else:
+            print(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback; "
+                  "please report it)", file=sys.stderr)
+        return int(ExitCode.INTERNAL)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

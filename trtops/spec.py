@@ -1,0 +1,129 @@
+"""EngineSpec: one engine to build (model x precision x target), fully normalized.
+
+Produced by :mod:`trtops.manifest.expand`; consumed by fingerprinting, the planner, the
+builder, the verifier and the emitters. Plain frozen dataclasses: cheap to create by the
+thousand and trivially serializable through :meth:`EngineSpec.to_json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class InputRange:
+    """min/opt/max of one input in one profile."""
+
+    name: str
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A named target, as the manifest declares it."""
+
+    name: str
+    gpu: str | None  # product-name glob, 'any', or None (compute capability only)
+    compute_capability: str | None
+    tensorrt: str  # PEP 440 specifier ('' = any)
+    hardware_compatibility: str  # none | ampere_plus | same_compute_capability
+    version_compatible: bool
+
+
+@dataclass(frozen=True)
+class ToleranceSpec:
+    """Resolved tolerance for one precision (defaults filled) plus per-output overrides."""
+
+    atol: float
+    rtol: float
+    stat: str  # elemwise | max | mean | median | quantile
+    quantile: float | None = None
+    outputs: tuple[tuple[str, "ToleranceSpec"], ...] = ()
+
+    def for_output(self, name: str) -> "ToleranceSpec":
+        for output, tolerance in self.outputs:
+            if output == name:
+                return tolerance
+        return self
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    data: str  # absolute path
+    batch_size: int
+    algorithm: str  # entropy | minmax
+    max_batches: int | None
+
+
+@dataclass(frozen=True)
+class AccuracySpec:
+    enabled: bool
+    reference: str
+    tolerance: ToleranceSpec
+    seed: int
+    ranges: tuple[tuple[str, float, float], ...]  # (input, low, high)
+    data: str | None  # absolute path of user inputs
+    iterations: int
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that changes the bytes of the engine, normalized (defaults filled)."""
+
+    precision: str
+    profiles: tuple[tuple[InputRange, ...], ...]  # inputs sorted by name within each profile
+    workspace: int | None
+    builder_optimization_level: int
+    tactic_sources: tuple[str, ...] | None  # sorted
+    max_aux_streams: int | None
+    hardware_compatibility: str
+    version_compatible: bool
+    calibration: CalibrationSpec | None
+
+    def canonical(self) -> dict[str, Any]:
+        """JSON-ready dict for the engine key (paths replaced by digests elsewhere)."""
+        data = asdict(self)
+        if self.calibration is not None:
+            data["calibration"] = {
+                "batch_size": self.calibration.batch_size,
+                "algorithm": self.calibration.algorithm,
+                "max_batches": self.calibration.max_batches,
+            }
+        return data
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    path: str  # absolute path of the ONNX file (for url sources: where it is/will be cached)
+    url: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One engine: a model in one precision for one target."""
+
+    manifest: str  # manifest file path as given by the user
+    manifest_name: str  # file stem; namespaces refs in the cache
+    model: str
+    precision: str
+    target: TargetSpec
+    source: ModelSource
+    build: BuildConfig
+    accuracy: AccuracySpec
+    loaders: tuple[str, ...]
+    timing_cache: str  # shared | read_only | off
+    line: int | None = None  # line of the model in the manifest (annotations)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.manifest_name}/{self.model}/{self.precision}/{self.target.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("extra", None)
+        return data
