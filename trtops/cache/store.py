@@ -1,0 +1,87 @@
+"""The engine-cache store protocol shared by the local filesystem and remote backends.
+
+An *entry* is a directory-like group of files under one engine key:
+``engine.plan``, ``meta.json`` (written last: an entry without it is not an entry),
+optionally ``accuracy.json``, ``build.log``, ``layers.json``, ``calibration.cache``.
+Entries are content-addressed and created once (create-only); only ``accuracy.json`` may be
+replaced later (``trtops verify`` with new tolerances), atomically.
+
+*Refs* remember the last key per logical engine (manifest/model/precision/target) so the
+planner can explain what changed. *Timing caches* are keyed by TensorRT version and GPU
+signature and merged by the builder.
+
+Every backend passes the contract suite in ``tests/cache/test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+ENGINE_FILE = "engine.plan"
+META_FILE = "meta.json"
+ACCURACY_FILE = "accuracy.json"
+BUILD_LOG_FILE = "build.log"
+LAYERS_FILE = "layers.json"
+CALIBRATION_FILE = "calibration.cache"
+ENTRY_FILES = (ENGINE_FILE, META_FILE, ACCURACY_FILE, BUILD_LOG_FILE, LAYERS_FILE, CALIBRATION_FILE)
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """Outcome of a create-only write."""
+
+    created: bool  # False: an entry with this key already existed
+    identical: bool  # when not created: the existing engine has the same sha256
+
+
+@runtime_checkable
+class EntryStore(Protocol):
+    """What every cache backend offers. Keys are 64 lowercase hex digits."""
+
+    url: str  # human-readable location, e.g. /path/to/cache or s3://bucket/prefix
+
+    def has_entry(self, key: str) -> bool:
+        """True when the entry is complete (its meta.json exists)."""
+
+    def read_meta(self, key: str) -> dict | None:
+        """The entry's meta.json, or None when there is no complete entry."""
+
+    def list_keys(self) -> Iterator[str]:
+        """Keys of all complete entries."""
+
+    def read_file(self, key: str, name: str) -> bytes | None:
+        """One file of an entry, or None when absent."""
+
+    def fetch_file(self, key: str, name: str, dest: Path) -> bool:
+        """Stream one file of an entry to ``dest`` atomically; False when absent."""
+
+    def put_entry(self, key: str, files: Mapping[str, Path | bytes], meta: dict) -> PutResult:
+        """Create an entry from files (paths or bytes) and meta, create-only and atomically:
+        meta.json is written last; concurrent writers leave exactly one entry."""
+
+    def replace_file(self, key: str, name: str, data: bytes) -> None:
+        """Atomically replace a mutable file of an existing entry (accuracy.json only)."""
+
+    def delete_entry(self, key: str) -> None:
+        """Remove an entry (gc); missing entries are ignored."""
+
+    def read_ref(self, ref: str) -> dict | None:
+        """The last-key record of a logical engine (``manifest/model/precision/target``)."""
+
+    def write_ref(self, ref: str, data: dict) -> None:
+        """Atomically write a ref record."""
+
+    def list_refs(self) -> Iterator[tuple[str, dict]]:
+        """All refs with their records."""
+
+    def read_timing_cache(self, tensorrt: str, gpu_signature: str) -> bytes | None:
+        """The serialized timing cache for a TensorRT version and GPU signature."""
+
+    def write_timing_cache(self, tensorrt: str, gpu_signature: str, data: bytes) -> None:
+        """Atomically replace the timing cache (callers merge under :meth:`lock`)."""
+
+    def lock(self, name: str, timeout: float = 600.0):
+        """A context manager holding an exclusive named lock across processes."""
