@@ -1,0 +1,82 @@
+"""Per-engine results of a command (apply, verify, pull), the input of every report format
+(terminal summary, --json, --junit, GitHub step summary and annotations)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from trtops.errors import ExitCode
+
+# status -> exit code contributed (see the README's exit-code table)
+STATUS_EXIT = {
+    "built": ExitCode.OK,
+    "reused": ExitCode.OK,
+    "downloaded": ExitCode.OK,
+    "pushed": ExitCode.OK,
+    "pulled": ExitCode.OK,
+    "verified": ExitCode.OK,
+    "skipped": ExitCode.OK,
+    "pending": ExitCode.CHANGES_PENDING,
+    "build_failed": ExitCode.BUILD_FAILED,
+    "accuracy_failed": ExitCode.ACCURACY_FAILED,
+    "rejected": ExitCode.ACCURACY_FAILED,
+    "environment": ExitCode.ENVIRONMENT,
+    "error": ExitCode.INTERNAL,
+}
+
+
+@dataclass
+class EngineOutcome:
+    """What happened to one engine."""
+
+    id: str  # manifest_name/model/precision/target
+    manifest: str  # manifest file path (for annotations)
+    line: int | None  # line of the model in the manifest
+    model: str
+    precision: str
+    target: str
+    action: str  # planner action: build | rebuild | reuse | skip | rejected
+    status: str  # a key of STATUS_EXIT
+    key: str | None = None
+    seconds: float | None = None
+    message: str = ""  # reason or error, one line
+    details: str = ""  # longer text (build log tail, accuracy table)
+    accuracy: dict[str, Any] | None = None  # accuracy.json summary (passed, worst outputs)
+    engine_bytes: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return STATUS_EXIT.get(self.status, ExitCode.INTERNAL) not in (ExitCode.OK, ExitCode.CHANGES_PENDING)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """All outcomes of one command run."""
+
+    command: str
+    outcomes: list[EngineOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def exit_code(self) -> ExitCode:
+        codes = [STATUS_EXIT.get(o.status, ExitCode.INTERNAL) for o in self.outcomes]
+        for code in (ExitCode.INTERNAL, ExitCode.ENVIRONMENT, ExitCode.BUILD_FAILED,
+                     ExitCode.ACCURACY_FAILED):
+            if code in codes:
+                return code
+        return ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        return {
+            "command": self.command,
+            "exit_code": int(self.exit_code()),
+            "seconds": round(self.seconds, 3),
+            "counts": counts,
+            "engines": [o.to_json() for o in self.outcomes],
+        }
