@@ -1,0 +1,3 @@
+from trtops.examples.cli import main
+
+raise SystemExit(main())
