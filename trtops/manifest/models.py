@@ -7,21 +7,39 @@ into file:line messages only in :mod:`trtops.manifest.load`.
 
 from __future__ import annotations
 
+import keyword
 import re
-from typing import Annotated, Any, Literal, Union
+from fractions import Fraction
+from typing import Annotated, Any, Literal, NoReturn, Union
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Strict,
+    Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# \Z, not $: '$' also matches before a trailing newline, and names end up in generated code.
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
+
+# Error type of problems raised with :func:`fail`; ``ctx["at"]`` is the path of the offending
+# value relative to the validated field/model, so that load.py can point at its exact line.
+ERROR_TYPE = "trtops"
+
+
+def fail(message: str, *at: str | int) -> NoReturn:
+    """Raise a validation error located at ``at`` (relative to the field or model)."""
+    # The message goes through ctx so that braces in user values are never formatted.
+    raise PydanticCustomError(ERROR_TYPE, "{message}", {"message": message, "at": tuple(at)})
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "int8", "fp8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
@@ -41,61 +59,113 @@ _UNITS = {
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
+MAX_BYTE_SIZE = 2**50  # 1 PiB: far beyond any GPU; bigger is a typo
+
+
+def _checked_size(size: int) -> int:
+    if size <= 0:
+        raise ValueError("size must be positive")
+    if size > MAX_BYTE_SIZE:
+        raise ValueError("size is larger than 1PiB")
+    return size
+
+
 def parse_byte_size(value: Any) -> int:
     """``"4GiB"`` / ``"64 MiB"`` / ``"1.5GB"`` / ``1048576`` → bytes."""
     if isinstance(value, bool):
         raise ValueError("expected a size such as 4GiB or 64MiB, got a boolean")
     if isinstance(value, int):
-        if value <= 0:
-            raise ValueError("size must be positive")
-        return value
-    if isinstance(value, str):
+        return _checked_size(value)
+    if isinstance(value, str) and len(value) <= 64:
         match = _SIZE_RE.match(value)
         if match:
             number, unit = match.groups()
             factor = _UNITS.get(unit.lower())
             if factor is not None:
-                size = int(float(number) * factor)
-                if size <= 0:
-                    raise ValueError("size must be positive")
-                return size
+                # Fraction, not float: exact, and no overflow on absurdly long numbers.
+                return _checked_size(int(Fraction(number) * factor))
     raise ValueError(f"expected a size such as 4GiB, 512MiB or a number of bytes, got {value!r}")
 
 
-ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_byte_size),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "integer", "minimum": 1},
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?[bB]|[bB])?\s*$"},
+        ],
+        "examples": ["4GiB", "512MiB", 1073741824],
+    }),
+]
 
 
-def _check_identifier(value: str) -> str:
+def _check_identifier(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
     if not IDENTIFIER_RE.match(value):
         raise ValueError(
             f"{value!r} is not a safe name: use letters, digits and '_', starting with a "
             "letter or '_', at most 64 characters"
         )
+    if keyword.iskeyword(value):
+        raise ValueError(f"{value!r} is a Python keyword; names become identifiers in "
+                         "generated loaders, pick another")
     return value
 
 
-Identifier = Annotated[str, BeforeValidator(lambda v: _check_identifier(v) if isinstance(v, str) else v)]
+Identifier = Annotated[
+    str,
+    BeforeValidator(_check_identifier),
+    WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"}),
+]
+
+# Integers are strict: YAML's `true` or `3.5` is not a count.
+Int = Annotated[int, Strict()]
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_relative_path(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("path is empty")
+        if _CONTROL_RE.search(value):
+            raise ValueError(f"path {value!r} contains control characters")
+    return value
+
+
+FilePath = Annotated[str, BeforeValidator(_check_relative_path)]
 
 
 class StrictModel(BaseModel):
     """Base of every manifest model: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # No inf/nan anywhere: a tolerance of .inf or a range of .nan is never what was meant.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- targets
+
+
+def _no_control(value: Any) -> Any:
+    if isinstance(value, str) and _CONTROL_RE.search(value):
+        raise ValueError(f"{value!r} contains control characters")
+    return value
 
 
 class Target(StrictModel):
     """Where an engine runs: a GPU (by product name and/or compute capability) and a
     TensorRT version range. ``gpu: any`` means whatever GPU ``apply`` runs on."""
 
-    gpu: str | None = Field(
+    gpu: Annotated[str, BeforeValidator(_no_control)] | None = Field(
         default=None,
         description="GPU product name as NVML reports it; shell-style wildcards allowed "
         "('NVIDIA H100*'). 'any' means the GPU that `trtops apply` runs on.",
     )
-    compute_capability: str | None = Field(
+    compute_capability: Annotated[
+        str, WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d{1,2}\.\d$"})
+    ] | None = Field(
         default=None,
         description="Compute capability 'major.minor' such as '8.9' or '9.0'.",
     )
@@ -120,14 +190,16 @@ class Target(StrictModel):
     def _cc(cls, value: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
-        if isinstance(value, str) and not re.fullmatch(r"\d{1,2}\.\d", value):
+        if isinstance(value, str) and not re.fullmatch(r"\d{1,2}\.\d", value.strip()):
             raise ValueError(f"expected 'major.minor' such as '8.9', got {value!r}")
-        return value
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("tensorrt")
     @classmethod
     def _specifier(cls, value: str) -> str:
         try:
+            if _CONTROL_RE.search(value):
+                raise InvalidSpecifier(value)
             SpecifierSet(value)
         except InvalidSpecifier as exc:
             raise ValueError(
@@ -138,9 +210,9 @@ class Target(StrictModel):
     @model_validator(mode="after")
     def _needs_gpu(self) -> Target:
         if self.gpu is None and self.compute_capability is None:
-            raise ValueError("a target needs 'gpu' (a product name or 'any') or 'compute_capability'")
+            fail("a target needs 'gpu' (a product name or 'any') or 'compute_capability'")
         if self.gpu == "any" and self.compute_capability is not None:
-            raise ValueError("'gpu: any' cannot be combined with 'compute_capability'")
+            fail("'gpu: any' cannot be combined with 'compute_capability'", "compute_capability")
         return self
 
     @property
@@ -149,6 +221,11 @@ class Target(StrictModel):
 
 
 # --------------------------------------------------------------------------- build options
+
+
+def _off(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted `off` as false; editors (YAML 1.2) see the string.
+    return "off" if value is False else value
 
 
 class BuildOptions(StrictModel):
@@ -160,7 +237,7 @@ class BuildOptions(StrictModel):
         description="Workspace memory pool limit, e.g. '4GiB' or '64MiB'. "
         "Unset: TensorRT's default (device memory).",
     )
-    builder_optimization_level: int | None = Field(
+    builder_optimization_level: Int | None = Field(
         default=None, ge=0, le=5,
         description="Builder optimization level 0-5 (TensorRT default 3): higher builds "
         "slower and may run faster.",
@@ -169,11 +246,16 @@ class BuildOptions(StrictModel):
         default=None,
         description="Tactic sources to enable (others disabled). Unset: TensorRT's default.",
     )
-    max_aux_streams: int | None = Field(
+    max_aux_streams: Int | None = Field(
         default=None, ge=0, le=64,
         description="Maximum auxiliary streams TensorRT may use inside one inference.",
     )
-    timing_cache: TimingCachePolicy | None = Field(
+    timing_cache: Annotated[
+        TimingCachePolicy,
+        BeforeValidator(_off),
+        # false: what YAML 1.1 makes of an unquoted `off`, accepted as 'off'.
+        WithJsonSchema({"enum": ["shared", "read_only", "off", False]}),
+    ] | None = Field(
         default=None,
         description="'shared' (load before, merge after each build; default), 'read_only' "
         "(load, never write) or 'off'.",
@@ -182,9 +264,15 @@ class BuildOptions(StrictModel):
     @field_validator("tactic_sources")
     @classmethod
     def _unique_sources(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and len(set(value)) != len(value):
-            raise ValueError("tactic sources are listed twice")
+        if value is not None:
+            _fail_duplicates(value)
         return value
+
+
+def _fail_duplicates(values: list[Any]) -> None:
+    for index, item in enumerate(values):
+        if item in values[:index]:
+            fail(f"{item!r} is listed twice", index)
 
 
 BUILD_DEFAULTS: dict[str, Any] = {
@@ -208,7 +296,7 @@ class UrlSource(StrictModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
+        if not re.match(r"^https?://[^\s/]+[^\s]*\Z", value):
             raise ValueError(f"expected an http(s) URL, got {value!r}")
         return value
 
@@ -225,22 +313,52 @@ class UrlSource(StrictModel):
 class PathSource(StrictModel):
     """An ONNX file relative to the manifest file."""
 
-    path: str = Field(description="Path of the ONNX file, relative to the manifest file.")
+    path: FilePath = Field(description="Path of the ONNX file, relative to the manifest file.")
+
+
+class _OrPathString:
+    """JSON-schema annotation: the source may also be written as a plain path string."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema = handler(core_schema)
+        return {"anyOf": [
+            {"type": "string", "description": "Path of the ONNX file, relative to the manifest file."},
+            schema,
+        ]}
 
 
 def _source_before(value: Any) -> Any:
     if isinstance(value, str):
         return {"path": value}
+    if not isinstance(value, (dict, PathSource, UrlSource)):
+        raise ValueError(
+            "expected a path relative to the manifest file, or a mapping {url: ..., sha256: ...}"
+        )
     return value
 
 
-Source = Annotated[Union[PathSource, UrlSource], BeforeValidator(_source_before)]
+def _source_kind(value: Any) -> str:
+    if isinstance(value, UrlSource) or (isinstance(value, dict) and "url" in value):
+        return "url-source"
+    return "path-source"
+
+
+# Tags of the source union; pydantic puts them into error locations (load.py drops them).
+SOURCE_TAGS = ("path-source", "url-source")
+
+Source = Annotated[
+    Union[Annotated[PathSource, Tag("path-source")], Annotated[UrlSource, Tag("url-source")]],
+    Discriminator(_source_kind),
+    BeforeValidator(_source_before),
+    _OrPathString(),
+]
 
 
 # --------------------------------------------------------------------------- profiles
 
 
-Shape = list[Annotated[int, Field(ge=1)]]
+# TensorRT 8.6 dimensions are 32-bit.
+Shape = list[Annotated[Int, Field(ge=1, le=2**31 - 1)]]
 
 
 class ShapeRange(StrictModel):
@@ -252,15 +370,18 @@ class ShapeRange(StrictModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> ShapeRange:
-        if not (len(self.min) == len(self.opt) == len(self.max)):
-            raise ValueError(
-                f"min, opt and max must have one rank; got ranks {len(self.min)}, "
-                f"{len(self.opt)}, {len(self.max)}"
-            )
+        for name in ("opt", "max"):
+            if len(getattr(self, name)) != len(self.min):
+                fail(
+                    f"min, opt and max must have one rank; got ranks {len(self.min)}, "
+                    f"{len(self.opt)}, {len(self.max)}",
+                    name,
+                )
         for axis, (lo, mid, hi) in enumerate(zip(self.min, self.opt, self.max)):
             if not lo <= mid <= hi:
-                raise ValueError(
-                    f"axis {axis}: need min <= opt <= max, got {lo}, {mid}, {hi}"
+                fail(
+                    f"axis {axis}: need min <= opt <= max, got {lo}, {mid}, {hi}",
+                    "opt" if lo > mid else "max", axis,
                 )
         return self
 
@@ -274,15 +395,15 @@ Profile = dict[str, ShapeRange]
 class Calibration(StrictModel):
     """INT8 calibration data for TensorRT's calibrator (8.6/10)."""
 
-    data: str = Field(
+    data: FilePath = Field(
         description="An .npz file (one array per input, first axis = samples) or a "
         "directory of .npy files named after the inputs; relative to the manifest file.",
     )
-    batch_size: int = Field(default=8, ge=1, description="Samples per calibration batch.")
+    batch_size: Int = Field(default=8, ge=1, le=65536, description="Samples per calibration batch.")
     algorithm: CalibrationAlgorithm = Field(
         default="entropy", description="'entropy' (TensorRT's entropy calibrator 2) or 'minmax'."
     )
-    max_batches: int | None = Field(
+    max_batches: Int | None = Field(
         default=None, ge=1, description="Use at most this many batches (default: all)."
     )
 
@@ -307,9 +428,9 @@ class Tolerance(StrictModel):
     @model_validator(mode="after")
     def _quantile(self) -> Tolerance:
         if self.stat == "quantile" and self.quantile is None:
-            raise ValueError("stat 'quantile' needs 'quantile' (e.g. 0.99)")
+            fail("stat 'quantile' needs 'quantile' (e.g. 0.99)", "stat")
         if self.quantile is not None and self.stat not in (None, "quantile"):
-            raise ValueError("'quantile' is only used with stat 'quantile'")
+            fail("'quantile' is only used with stat 'quantile'", "quantile")
         return self
 
 
@@ -339,15 +460,32 @@ class ValueRange(StrictModel):
     @model_validator(mode="after")
     def _ordered(self) -> ValueRange:
         if self.low >= self.high:
-            raise ValueError(f"low must be below high, got [{self.low}, {self.high}]")
+            fail(f"low must be below high, got [{self.low}, {self.high}]")
         return self
+
+
+_VALUE_RANGE_SCHEMA = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        {
+            "type": "object",
+            "properties": {
+                "low": {"type": "number", "description": "Lowest value (inclusive)."},
+                "high": {"type": "number", "description": "Highest value (exclusive for integers)."},
+            },
+            "required": ["low", "high"],
+            "additionalProperties": False,
+        },
+    ],
+    "description": "[low, high] or {low, high}.",
+}
 
 
 class GeneratedInputs(StrictModel):
     """Random inputs, seeded, at the min, opt and max shape of every profile."""
 
-    seed: int = Field(default=1, description="Random seed.")
-    ranges: dict[str, ValueRange] = Field(
+    seed: Int = Field(default=1, ge=0, le=2**32 - 1, description="Random seed.")
+    ranges: dict[str, Annotated[ValueRange, WithJsonSchema(_VALUE_RANGE_SCHEMA)]] = Field(
         default_factory=dict,
         description="Value range per input name, e.g. {input_ids: [0, 30522]}. "
         "Default: [0, 1) for floats, [0, 2) for integers, {0, 1} for booleans.",
@@ -368,17 +506,17 @@ class Accuracy(StrictModel):
     inputs: GeneratedInputs | None = Field(
         default=None, description="Generated inputs (default when no 'data' is given)."
     )
-    data: str | None = Field(
+    data: FilePath | None = Field(
         default=None,
         description="User inputs: an .npz file or a directory of .npy files, relative to "
         "the manifest file. Pickled arrays are refused.",
     )
-    iterations: int = Field(default=1, ge=1, le=100, description="Input sets per shape.")
+    iterations: Int = Field(default=1, ge=1, le=100, description="Input sets per shape.")
 
     @model_validator(mode="after")
     def _one_input_kind(self) -> Accuracy:
         if self.inputs is not None and self.data is not None:
-            raise ValueError("give either 'inputs' (generated) or 'data' (files), not both")
+            fail("give either 'inputs' (generated) or 'data' (files), not both", "data")
         return self
 
 
@@ -413,9 +551,7 @@ class ModelSpec(BuildOptions):
     @field_validator("precisions", "loaders")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
-        seen = [v for i, v in enumerate(value) if v in value[:i]]
-        if seen:
-            raise ValueError(f"{seen[0]!r} is listed twice")
+        _fail_duplicates(value)
         return value
 
     @field_validator("targets")
@@ -424,9 +560,7 @@ class ModelSpec(BuildOptions):
         if value is not None:
             if not value:
                 raise ValueError("list at least one target, or leave 'targets' out for all")
-            seen = [v for i, v in enumerate(value) if v in value[:i]]
-            if seen:
-                raise ValueError(f"{seen[0]!r} is listed twice")
+            _fail_duplicates(value)
         return value
 
     @field_validator("profiles")
@@ -434,30 +568,30 @@ class ModelSpec(BuildOptions):
     def _profiles(cls, value: list[dict[str, ShapeRange]]) -> list[dict[str, ShapeRange]]:
         for index, profile in enumerate(value):
             if not profile:
-                raise ValueError(f"profile {index} is empty: map each dynamic input to min/opt/max")
+                fail(f"profile {index} is empty: map each dynamic input to min/opt/max", index)
         if value:
             names = set(value[0])
             for index, profile in enumerate(value[1:], start=1):
                 if set(profile) != names:
-                    raise ValueError(
+                    fail(
                         f"profile {index} covers {sorted(profile)}, profile 0 covers "
-                        f"{sorted(names)}: every profile must cover the same inputs"
+                        f"{sorted(names)}: every profile must cover the same inputs",
+                        index,
                     )
-            for name in names:
-                ranks = {len(p[name].min) for p in value}
-                if len(ranks) > 1:
-                    raise ValueError(f"input {name!r} has different ranks across profiles")
+            for name in sorted(names):
+                rank = len(value[0][name].min)
+                for index, profile in enumerate(value[1:], start=1):
+                    if len(profile[name].min) != rank:
+                        fail(
+                            f"input {name!r} has rank {len(profile[name].min)} here but rank "
+                            f"{rank} in profile 0",
+                            index, name, "min",
+                        )
         return value
 
-    @model_validator(mode="after")
-    def _precision_needs(self) -> ModelSpec:
-        for precision in self.accuracy.tolerances:
-            if precision not in self.precisions:
-                raise ValueError(
-                    f"accuracy.tolerances names {precision!r}, which is not in precisions "
-                    f"{self.precisions}"
-                )
-        return self
+    # Cross-field checks that need line numbers of several places (tolerances naming
+    # precisions that are not built, duplicate model names, unknown targets) live in
+    # trtops.manifest.check.
 
 
 class Manifest(StrictModel):
@@ -471,11 +605,3 @@ class Manifest(StrictModel):
         min_length=1, description="Named targets: where engines run."
     )
     models: list[ModelSpec] = Field(min_length=1, description="Models to build engines from.")
-
-    @model_validator(mode="after")
-    def _cross(self) -> Manifest:
-        names = [m.name for m in self.models]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"model name {dupes[0]!r} is used twice in this file")
-        return self

@@ -1,0 +1,173 @@
+"""Small real ONNX models for tests, built with onnx.helper (no downloads).
+
+Import as ``from helpers import make_conv_model`` (tests/ is on sys.path through
+tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+Dim = int | str
+
+
+def _onnx():
+    import onnx  # heavy: tests that need no model should not pay for it
+
+    return onnx
+
+
+def _value_info(name: str, shape: Sequence[Dim] | None, elem_type: int | None = None):
+    onnx = _onnx()
+    elem_type = onnx.TensorProto.FLOAT if elem_type is None else elem_type
+    return onnx.helper.make_tensor_value_info(name, elem_type, None if shape is None else list(shape))
+
+
+def _save(model, path: Path, external_data: bool, check: bool = True) -> Path:
+    onnx = _onnx()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if check:  # the checker refuses unknown-rank values, which some tests need
+        onnx.checker.check_model(model)
+    if external_data:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=path.name + ".data", size_threshold=0)
+    else:
+        onnx.save_model(model, str(path))
+    return path
+
+
+def make_conv_model(
+    path: str | Path,
+    input_shape: Sequence[Dim] = ("N", 3, "H", "W"),
+    *,
+    input_name: str = "input",
+    output_name: str = "output",
+    out_channels: int = 4,
+    seed: int = 0,
+    external_data: bool = False,
+    opset: int = 17,
+) -> Path:
+    """A 3x3 convolution (padding 1) followed by Relu: ``input [N,C,H,W] -> output [N,out,H,W]``.
+
+    Args:
+        path: where to write the .onnx file (parents are created).
+        input_shape: dims of the input; strings are symbolic (dynamic) dims.
+        external_data: store the weights in ``<name>.onnx.data`` next to the model.
+        seed: changes the weights (and so the model digest), not the graph.
+
+    Returns:
+        The path written.
+    """
+    onnx = _onnx()
+    helper = onnx.helper
+    channels = input_shape[1] if isinstance(input_shape[1], int) else 3
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((out_channels, channels, 3, 3)).astype(np.float32) * 0.1
+    bias = rng.standard_normal(out_channels).astype(np.float32) * 0.1
+    output_shape = [input_shape[0], out_channels, *input_shape[2:]]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", [input_name, "weight", "bias"], ["conv"],
+                             kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["conv"], [output_name]),
+        ],
+        "conv",
+        [_value_info(input_name, input_shape)],
+        [_value_info(output_name, output_shape)],
+        initializer=[
+            onnx.numpy_helper.from_array(weight, "weight"),
+            onnx.numpy_helper.from_array(bias, "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return _save(model, Path(path), external_data)
+
+
+def make_qdq_model(
+    path: str | Path,
+    input_shape: Sequence[Dim] = ("N", 3, "H", "W"),
+    *,
+    input_name: str = "input",
+    output_name: str = "output",
+    out_channels: int = 4,
+    seed: int = 0,
+    opset: int = 17,
+) -> Path:
+    """An explicitly quantized (Q/DQ) convolution, as TensorRT expects for int8 without
+    calibration: activations and weights pass QuantizeLinear -> DequantizeLinear.
+
+    Returns:
+        The path written.
+    """
+    onnx = _onnx()
+    helper = onnx.helper
+    channels = input_shape[1] if isinstance(input_shape[1], int) else 3
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((out_channels, channels, 3, 3)).astype(np.float32) * 0.1
+    weight_scale = np.float32(np.abs(weight).max() / 127.0)
+    weight_q = np.clip(np.round(weight / weight_scale), -127, 127).astype(np.int8)
+    output_shape = [input_shape[0], out_channels, *input_shape[2:]]
+    graph = helper.make_graph(
+        [
+            helper.make_node("QuantizeLinear", [input_name, "x_scale", "x_zero"], ["x_q"]),
+            helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero"], ["x_dq"]),
+            helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w_dq"]),
+            helper.make_node("Conv", ["x_dq", "w_dq"], [output_name],
+                             kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        ],
+        "qdq_conv",
+        [_value_info(input_name, input_shape)],
+        [_value_info(output_name, output_shape)],
+        initializer=[
+            onnx.numpy_helper.from_array(np.array(1 / 127, dtype=np.float32), "x_scale"),
+            onnx.numpy_helper.from_array(np.array(0, dtype=np.int8), "x_zero"),
+            onnx.numpy_helper.from_array(weight_q, "w_q"),
+            onnx.numpy_helper.from_array(np.array(weight_scale, dtype=np.float32), "w_scale"),
+            onnx.numpy_helper.from_array(np.array(0, dtype=np.int8), "w_zero"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return _save(model, Path(path), external_data=False)
+
+
+def make_multi_input_model(
+    path: str | Path,
+    inputs: dict[str, Sequence[Dim] | None],
+    *,
+    opset: int = 17,
+) -> Path:
+    """One Identity per input (``<name>`` -> ``<name>_out``): many inputs with any shapes.
+
+    Args:
+        inputs: input name -> dims (strings are symbolic; ``None`` = unknown rank).
+
+    Returns:
+        The path written.
+    """
+    onnx = _onnx()
+    helper = onnx.helper
+    nodes = [helper.make_node("Identity", [name], [f"{name}_out"]) for name in inputs]
+    graph = helper.make_graph(
+        nodes, "multi",
+        [_value_info(name, shape) for name, shape in inputs.items()],
+        [_value_info(f"{name}_out", shape) for name, shape in inputs.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return _save(model, Path(path), external_data=False,
+                 check=all(shape is not None for shape in inputs.values()))
+
+
+def write_manifest(directory: str | Path, text: str, name: str = "m.yaml") -> Path:
+    """Write a manifest (dedented) into ``directory`` and return its path."""
+    path = Path(directory) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path

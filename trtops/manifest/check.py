@@ -1,0 +1,434 @@
+"""Semantic checks after schema validation, each problem pointing at its exact line.
+
+Cheap checks (names, targets, tolerances, paths staying inside the manifest's directory)
+always run. With ``check_models`` the checks that read files run as well: sources and data
+files exist, and the ONNX graph (read without its external weights) agrees with the
+profiles and precisions. ``onnx`` is imported only here, inside functions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from trtops.errors import Problem, SourceLocation
+from trtops.manifest.load import LoadedManifest, format_field
+from trtops.manifest.models import ModelSpec, PathSource, UrlSource
+
+ALLOW_OUTSIDE_ENV = "TRTOPS_ALLOW_OUTSIDE_SOURCES"
+_QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+
+Dim = int | str | None  # static size, symbolic name, unknown
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+def _problem(lm: LoadedManifest, path: tuple[Any, ...], message: str, hint: str | None = None,
+             *, value: bool = False) -> Problem:
+    return Problem(lm.location(*path, value=value), format_field(path), message, hint)
+
+
+def outside_allowed() -> bool:
+    """Whether paths outside the manifest's directory are allowed (env opt-in)."""
+    return os.environ.get(ALLOW_OUTSIDE_ENV, "") == "1"
+
+
+def _within(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def check_path(lm: LoadedManifest, relative: str, field_path: tuple[Any, ...],
+               what: str) -> tuple[Path, list[Problem]]:
+    """Resolve a manifest path against the manifest's directory and refuse escapes.
+
+    Returns:
+        (the path, as the manifest directory joined with ``relative``; problems)
+    """
+    base = lm.path.parent
+    candidate = base / relative
+    if outside_allowed():
+        return candidate, []
+    hint = (f"keep {what} inside the manifest's directory ({base or '.'}), or set "
+            f"{ALLOW_OUTSIDE_ENV}=1 to allow paths outside it")
+    if os.path.isabs(relative) or relative.startswith("~"):
+        return candidate, [_problem(lm, field_path, f"absolute path {relative!r} is not allowed",
+                                    hint, value=True)]
+    normalized = os.path.normpath(os.path.abspath(candidate))
+    if not _within(normalized, os.path.abspath(base)):
+        return candidate, [_problem(
+            lm, field_path, f"path {relative!r} leads outside the manifest's directory", hint,
+            value=True)]
+    if os.path.lexists(candidate):
+        real = os.path.realpath(candidate)
+        if not _within(real, os.path.realpath(base)):
+            return candidate, [_problem(
+                lm, field_path,
+                f"{relative!r} is a symlink (or inside one) pointing outside the manifest's "
+                f"directory, to {real}", hint, value=True)]
+    return candidate, []
+
+
+# --------------------------------------------------------------------------- ONNX graphs
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """What the checks need from an ONNX graph."""
+
+    inputs: dict[str, tuple[Dim, ...] | None]  # None: unknown rank
+    outputs: tuple[str, ...]
+    has_qdq: bool
+    external_data: tuple[str, ...]  # locations of external weight files, as written
+
+    def dynamic_inputs(self) -> dict[str, tuple[Dim, ...] | None]:
+        return {name: dims for name, dims in self.inputs.items()
+                if dims is None or any(not isinstance(d, int) for d in dims)}
+
+
+class GraphError(Exception):
+    """The file could not be read as an ONNX model."""
+
+
+def _dims(value_info: Any) -> tuple[Dim, ...] | None:
+    tensor = value_info.type.tensor_type if value_info.type.HasField("tensor_type") else None
+    if tensor is None or not tensor.HasField("shape"):
+        return None
+    dims: list[Dim] = []
+    for dim in tensor.shape.dim:
+        if dim.HasField("dim_value") and dim.dim_value >= 0:
+            dims.append(int(dim.dim_value))
+        elif dim.HasField("dim_param") and dim.dim_param:
+            dims.append(dim.dim_param)
+        else:
+            dims.append(None)
+    return tuple(dims)
+
+
+def _has_qdq(graph: Any, depth: int = 0) -> bool:
+    if depth > 16:
+        return False
+    for node in graph.node:
+        if node.op_type in _QDQ_OPS:
+            return True
+        for attribute in node.attribute:
+            if attribute.HasField("g") and _has_qdq(attribute.g, depth + 1):
+                return True
+            if any(_has_qdq(g, depth + 1) for g in attribute.graphs):
+                return True
+    return False
+
+
+@lru_cache(maxsize=64)
+def _read_graph_cached(path: str, size: int, mtime_ns: int) -> GraphInfo:
+    del size, mtime_ns  # part of the cache key only
+    import onnx  # heavy: only when a model is checked
+
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
+        raise GraphError(f"cannot read it as an ONNX model ({type(exc).__name__}: {exc})") from None
+    graph = model.graph
+    if not graph.node and not graph.input and not graph.output:
+        raise GraphError("it is not an ONNX model (no graph)")
+    initializers = {t.name for t in graph.initializer}
+    inputs = {vi.name: _dims(vi) for vi in graph.input if vi.name not in initializers}
+    external: list[str] = []
+    for tensor in graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in tensor.external_data:
+                if entry.key == "location" and entry.value not in external:
+                    external.append(entry.value)
+    has_qdq = _has_qdq(graph) or any(
+        node.op_type in _QDQ_OPS for function in model.functions for node in function.node)
+    return GraphInfo(inputs, tuple(o.name for o in graph.output), has_qdq, tuple(external))
+
+
+def read_graph(path: Path) -> GraphInfo:
+    """Read inputs, outputs and Q/DQ presence of an ONNX model without its external weights.
+
+    Raises:
+        GraphError: the file is not a readable ONNX model.
+    """
+    stat = path.stat()
+    return _read_graph_cached(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _show(dims: tuple[Dim, ...] | None) -> str:
+    if dims is None:
+        return "[unknown rank]"
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+# --------------------------------------------------------------------------- per model
+
+
+def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphInfo) -> list[Problem]:
+    problems: list[Problem] = []
+    at = ("models", index)
+    names = sorted(graph.inputs)
+    for p_index, profile in enumerate(model.profiles):
+        for name, shape_range in profile.items():
+            where = at + ("profiles", p_index, name)
+            if name not in graph.inputs:
+                problems.append(_problem(
+                    lm, where, f"the model has no input {name!r}{_did_you_mean(name, names)}",
+                    f"inputs of the model: {', '.join(names) or 'none'}"))
+                continue
+            dims = graph.inputs[name]
+            if dims is None:
+                continue
+            if len(shape_range.min) != len(dims):
+                problems.append(_problem(
+                    lm, where + ("min",),
+                    f"rank {len(shape_range.min)} does not match the model's input {name!r} "
+                    f"of rank {len(dims)} {_show(dims)}"))
+                continue
+            for axis, dim in enumerate(dims):
+                if not isinstance(dim, int):
+                    continue
+                for which in ("min", "opt", "max"):
+                    given = getattr(shape_range, which)[axis]
+                    if given != dim:
+                        problems.append(_problem(
+                            lm, where + (which, axis),
+                            f"axis {axis} of input {name!r} is fixed at {dim} in the model "
+                            f"{_show(dims)}, but {which} gives {given}",
+                            f"use {dim} on this axis in min, opt and max", value=True))
+                        break
+    dynamic = graph.dynamic_inputs()
+    covered = set(model.profiles[0]) if model.profiles else set()
+    missing = [name for name in sorted(dynamic) if name not in covered]
+    if missing:
+        shapes = ", ".join(f"{n!r} {_show(dynamic[n])}" for n in missing)
+        if model.profiles:
+            problems.append(_problem(
+                lm, at + ("profiles",),
+                f"dynamic input{'s' if len(missing) > 1 else ''} {shapes} "
+                f"{'are' if len(missing) > 1 else 'is'} not covered by the profiles",
+                "give min/opt/max for every input with a symbolic or unknown dimension"))
+        else:
+            problems.append(_problem(
+                lm, at,
+                f"model {model.name!r} has dynamic input{'s' if len(missing) > 1 else ''} "
+                f"{shapes} but no profiles",
+                f"add profiles: - {{{missing[0]}: {{min: [...], opt: [...], max: [...]}}}}"))
+    if not graph.has_qdq:
+        if "int8" in model.precisions and model.calibration is None:
+            problems.append(_problem(
+                lm, at + ("precisions", model.precisions.index("int8")),
+                "int8 needs 'calibration' data: the model has no QuantizeLinear/"
+                "DequantizeLinear nodes", "add calibration: {data: calib.npz}, or use a Q/DQ "
+                "(explicitly quantized) model", value=True))
+        if "fp8" in model.precisions:
+            problems.append(_problem(
+                lm, at + ("precisions", model.precisions.index("fp8")),
+                "fp8 needs an explicitly quantized model (QuantizeLinear/DequantizeLinear "
+                "nodes); TensorRT has no fp8 calibration", value=True))
+    ranges = model.accuracy.inputs.ranges if model.accuracy.inputs is not None else {}
+    for name in ranges:
+        if name not in graph.inputs:
+            problems.append(_problem(
+                lm, at + ("accuracy", "inputs", "ranges", name),
+                f"the model has no input {name!r}{_did_you_mean(name, names)}",
+                f"inputs of the model: {', '.join(names) or 'none'}"))
+    outputs = list(graph.outputs)
+    for precision, tolerance in model.accuracy.tolerances.items():
+        for name in tolerance.outputs:
+            if name not in outputs:
+                problems.append(_problem(
+                    lm, at + ("accuracy", "tolerances", precision, "outputs", name),
+                    f"the model has no output {name!r}{_did_you_mean(name, outputs)}",
+                    f"outputs of the model: {', '.join(outputs) or 'none'}"))
+    return problems
+
+
+def _check_external_data(lm: LoadedManifest, where: tuple[Any, ...], model_path: Path,
+                         graph: GraphInfo) -> list[Problem]:
+    problems: list[Problem] = []
+    base = os.path.realpath(model_path.parent)
+    for location in graph.external_data:
+        target = os.path.realpath(os.path.join(base, location))
+        if os.path.isabs(location) or not _within(target, base):
+            problems.append(_problem(
+                lm, where, f"the model's external weights {location!r} lie outside its directory",
+                "re-save the model with onnx.save(..., save_as_external_data=True, "
+                "location='<name>.data')", value=True))
+        elif not os.path.isfile(target):
+            problems.append(_problem(
+                lm, where, f"the model's external weights file {location!r} is missing "
+                f"(expected next to {model_path.name})",
+                "copy the .data file that belongs to the model next to it", value=True))
+    return problems
+
+
+def _array_names(path: Path) -> set[str] | None:
+    """Input names an .npz file or a directory of .npy files holds; None if unreadable."""
+    if path.is_dir():
+        return {p.stem for p in path.iterdir() if p.suffix == ".npy"}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {n[:-4] for n in archive.namelist() if n.endswith(".npy")}
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def _check_data(lm: LoadedManifest, where: tuple[Any, ...], relative: str, what: str,
+                graph: GraphInfo | None, check_files: bool) -> list[Problem]:
+    path, problems = check_path(lm, relative, where, what)
+    if problems or not check_files:
+        return problems
+    if not path.exists():
+        return [_problem(lm, where, f"{what} {str(path)!r} not found",
+                         "the path is relative to the manifest file", value=True)]
+    if path.is_file() and path.suffix != ".npz":
+        return [_problem(lm, where, f"{what} must be an .npz file or a directory of .npy files",
+                         value=True)]
+    names = _array_names(path)
+    if names is None:
+        return [_problem(lm, where, f"{what} {relative!r} is not a readable .npz file", value=True)]
+    if not names:
+        return [_problem(lm, where, f"{what} {relative!r} holds no arrays", value=True)]
+    if graph is not None:
+        missing = sorted(set(graph.inputs) - names)
+        if missing:
+            return [_problem(
+                lm, where, f"{what} {relative!r} has no array for input(s) {', '.join(missing)}",
+                f"name one array per model input: {', '.join(sorted(graph.inputs))}", value=True)]
+    return []
+
+
+def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_models: bool,
+                 cache_dir: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    at = ("models", index)
+    targets = sorted(lm.manifest.targets)
+    for t_index, target in enumerate(model.targets or ()):
+        if target not in lm.manifest.targets:
+            problems.append(_problem(
+                lm, at + ("targets", t_index),
+                f"unknown target {target!r}{_did_you_mean(target, targets)}",
+                f"targets defined in this file: {', '.join(targets)}", value=True))
+    for precision in model.accuracy.tolerances:
+        if precision not in model.precisions:
+            problems.append(_problem(
+                lm, at + ("accuracy", "tolerances", precision),
+                f"tolerances for {precision!r}, which is not built (precisions: "
+                f"{', '.join(model.precisions)})",
+                f"add {precision} to precisions or remove these tolerances"))
+
+    graph: GraphInfo | None = None
+    source = model.source
+    model_path: Path | None = None
+    if isinstance(source, PathSource):
+        where = at + ("source", "path") if lm.written(*at, "source", "path") else at + ("source",)
+        model_path, found = check_path(lm, source.path, where, "model sources")
+        problems.extend(found)
+        if found:
+            model_path = None
+        elif check_models and not model_path.is_file():
+            problems.append(_problem(
+                lm, where,
+                f"model file {str(model_path)!r} " + ("is not a file" if model_path.exists() else "not found"),
+                "the path is relative to the manifest file", value=True))
+            model_path = None
+    elif isinstance(source, UrlSource):
+        from trtops.manifest.expand import url_source_path
+
+        where = at + ("source", "url")
+        cached = url_source_path(cache_dir, source.sha256)
+        # Not downloaded yet: nothing to check (validation must not touch the network).
+        model_path = cached if cached.is_file() else None
+    if check_models and model_path is not None:
+        try:
+            graph = read_graph(model_path)
+        except (GraphError, OSError) as exc:
+            problems.append(_problem(lm, where, f"{model_path}: {exc}", value=True))
+        else:
+            problems.extend(_check_external_data(lm, where, model_path, graph))
+            problems.extend(_check_graph(lm, index, model, graph))
+
+    if model.calibration is not None:
+        problems.extend(_check_data(lm, at + ("calibration", "data"), model.calibration.data,
+                                    "calibration data", graph, check_models))
+    if model.accuracy.data is not None:
+        problems.extend(_check_data(lm, at + ("accuracy", "data"), model.accuracy.data,
+                                    "accuracy data", graph, check_models))
+    return problems
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def check_manifest(lm: LoadedManifest, *, check_models: bool = True,
+                   cache_dir: str | os.PathLike[str] | None = None) -> list[Problem]:
+    """Semantic checks of one schema-valid manifest.
+
+    Args:
+        lm: the loaded manifest.
+        check_models: also run checks that read model and data files.
+        cache_dir: where url sources are cached (default ``cache``).
+
+    Returns:
+        Problems, in file order.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else Path("cache")
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    for index, model in enumerate(lm.manifest.models):
+        if model.name in first:
+            line = lm.location("models", first[model.name], "name").line
+            problems.append(_problem(
+                lm, ("models", index, "name"),
+                f"model name {model.name!r} is already used on line {line}",
+                "model names must be unique across all manifests", value=True))
+        else:
+            first[model.name] = index
+        problems.extend(_check_model(lm, index, model, check_models=check_models, cache_dir=cache))
+    return problems
+
+
+def check_across(loaded: Sequence[LoadedManifest]) -> list[Problem]:
+    """Checks between manifest files: model names and manifest names are unique.
+
+    Returns:
+        One problem per later duplicate, naming the first place.
+    """
+    problems: list[Problem] = []
+    models: dict[str, tuple[LoadedManifest, SourceLocation]] = {}
+    stems: dict[str, LoadedManifest] = {}
+    for lm in loaded:
+        if lm.name in stems:
+            problems.append(Problem(
+                SourceLocation(str(lm.path), 1, 1), "",
+                f"manifest name {lm.name!r} is also the name of {stems[lm.name].path}; "
+                "their engines would share refs in the cache",
+                "rename one of the files (the file stem names the manifest)"))
+        else:
+            stems[lm.name] = lm
+        seen_here: set[str] = set()
+        for index, model in enumerate(lm.manifest.models):
+            if model.name in seen_here:
+                continue  # reported by check_manifest
+            seen_here.add(model.name)
+            location = lm.location("models", index, "name", value=True)
+            if model.name in models and models[model.name][0] is not lm:
+                other = models[model.name][1]
+                problems.append(Problem(
+                    location, format_field(("models", index, "name")),
+                    f"model name {model.name!r} is already used in {other}",
+                    "model names must be unique across all manifests"))
+            else:
+                models.setdefault(model.name, (lm, location))
+    return problems

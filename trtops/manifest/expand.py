@@ -1,0 +1,221 @@
+"""Validated manifests → :class:`~trtops.spec.EngineSpec`, one per model x precision x target.
+
+Everything is normalized here so that equal meanings give equal specs (and engine keys):
+defaults are filled (``BUILD_DEFAULTS``, then the manifest's ``defaults:``, then the model),
+sizes are bytes, profile inputs are sorted by name, tactic sources and loaders are sorted,
+tolerances are resolved from :data:`DEFAULT_TOLERANCES`, paths are absolute.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from trtops.errors import ManifestError, Problem
+from trtops.manifest.load import LoadedManifest, format_field
+from trtops.manifest.models import (
+    BUILD_DEFAULTS,
+    Manifest,
+    ModelSpec,
+    PathSource,
+    Target,
+    Tolerance,
+)
+from trtops.spec import (
+    AccuracySpec,
+    BuildConfig,
+    CalibrationSpec,
+    EngineSpec,
+    InputRange,
+    ModelSource,
+    TargetSpec,
+    ToleranceSpec,
+)
+
+# Tolerance used when the manifest gives none for a precision. fp32/tf32 are compared
+# element-wise and tightly; reduced precisions by the median error, which tolerates the few
+# outliers that rounding produces in large outputs but still catches a broken engine.
+DEFAULT_TOLERANCES: dict[str, ToleranceSpec] = {
+    "fp32": ToleranceSpec(atol=1e-4, rtol=1e-3, stat="elemwise"),
+    "tf32": ToleranceSpec(atol=1e-3, rtol=1e-2, stat="elemwise"),
+    "fp16": ToleranceSpec(atol=1e-2, rtol=1e-2, stat="median"),
+    "bf16": ToleranceSpec(atol=5e-2, rtol=5e-2, stat="median"),
+    "int8": ToleranceSpec(atol=1e-1, rtol=1e-1, stat="median"),
+    "fp8": ToleranceSpec(atol=1e-1, rtol=1e-1, stat="median"),
+}
+
+DEFAULT_CACHE_DIR = Path("cache")
+
+
+def url_source_path(cache_dir: str | os.PathLike[str], sha256: str) -> Path:
+    """Where a url source with this digest lives once downloaded: ``<cache>/sources/<sha>.onnx``."""
+    return Path(cache_dir) / "sources" / f"{sha256}.onnx"
+
+
+def _absolute(path: Path) -> str:
+    # abspath, not resolve: normalizes './a/../b' without following symlinks, which
+    # check.py has already vetted.
+    return os.path.abspath(path)
+
+
+def _merge_tolerance(base: ToleranceSpec, override: Tolerance) -> ToleranceSpec:
+    stat = override.stat if override.stat is not None else base.stat
+    if override.quantile is not None:
+        quantile: float | None = override.quantile
+    else:
+        quantile = base.quantile if stat == "quantile" else None
+    return ToleranceSpec(
+        atol=float(override.atol) if override.atol is not None else base.atol,
+        rtol=float(override.rtol) if override.rtol is not None else base.rtol,
+        stat=stat,
+        quantile=quantile,
+    )
+
+
+def resolve_tolerance(model: ModelSpec, precision: str) -> ToleranceSpec:
+    """The tolerance for one precision: defaults, the model's values, per-output overrides."""
+    base = DEFAULT_TOLERANCES[precision]
+    given = model.accuracy.tolerances.get(precision)  # type: ignore[call-overload]
+    if given is None:
+        return base
+    resolved = _merge_tolerance(base, given)
+    outputs = tuple(
+        (name, _merge_tolerance(resolved, given.outputs[name])) for name in sorted(given.outputs)
+    )
+    return ToleranceSpec(resolved.atol, resolved.rtol, resolved.stat, resolved.quantile, outputs)
+
+
+def _build_value(manifest: Manifest, model: ModelSpec, name: str) -> Any:
+    value = getattr(model, name)
+    if value is None:
+        value = getattr(manifest.defaults, name)
+    if value is None:
+        value = BUILD_DEFAULTS[name]
+    return value
+
+
+def _target_spec(name: str, target: Target) -> TargetSpec:
+    return TargetSpec(
+        name=name,
+        gpu=target.gpu,
+        compute_capability=target.compute_capability,
+        tensorrt=target.tensorrt.replace(" ", ""),
+        hardware_compatibility=target.hardware_compatibility,
+        version_compatible=target.version_compatible,
+    )
+
+
+def _profiles(model: ModelSpec) -> tuple[tuple[InputRange, ...], ...]:
+    return tuple(
+        tuple(
+            InputRange(name, tuple(profile[name].min), tuple(profile[name].opt),
+                       tuple(profile[name].max))
+            for name in sorted(profile)
+        )
+        for profile in model.profiles
+    )
+
+
+def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Path) -> list[EngineSpec]:
+    manifest = lm.manifest
+    base = lm.path.parent
+    if isinstance(model.source, PathSource):
+        source = ModelSource(path=_absolute(base / model.source.path))
+    else:
+        source = ModelSource(
+            path=_absolute(url_source_path(cache_dir, model.source.sha256)),
+            url=model.source.url,
+            sha256=model.source.sha256,
+        )
+    target_names = list(model.targets) if model.targets is not None else list(manifest.targets)
+    unknown = [t for t in target_names if t not in manifest.targets]
+    if unknown:
+        position = target_names.index(unknown[0])
+        path = ("models", index, "targets", position)
+        raise ManifestError([Problem(lm.location(*path, value=True), format_field(path),
+                                     f"unknown target {unknown[0]!r}")])
+    tactic_sources = _build_value(manifest, model, "tactic_sources")
+    profiles = _profiles(model)
+    accuracy = model.accuracy
+    seed = accuracy.inputs.seed if accuracy.inputs is not None else 1
+    ranges = tuple(
+        (name, float(r.low), float(r.high))
+        for name, r in sorted((accuracy.inputs.ranges if accuracy.inputs is not None else {}).items())
+    )
+    data = _absolute(base / accuracy.data) if accuracy.data is not None else None
+    line = lm.location("models", index).line
+    specs = []
+    for precision in model.precisions:
+        calibration = None
+        if precision == "int8" and model.calibration is not None:
+            calibration = CalibrationSpec(
+                data=_absolute(base / model.calibration.data),
+                batch_size=model.calibration.batch_size,
+                algorithm=model.calibration.algorithm,
+                max_batches=model.calibration.max_batches,
+            )
+        accuracy_spec = AccuracySpec(
+            enabled=accuracy.enabled,
+            reference=accuracy.reference,
+            tolerance=resolve_tolerance(model, precision),
+            seed=seed,
+            ranges=ranges,
+            data=data,
+            iterations=accuracy.iterations,
+        )
+        for target_name in target_names:
+            target = manifest.targets[target_name]
+            build = BuildConfig(
+                precision=precision,
+                profiles=profiles,
+                workspace=_build_value(manifest, model, "workspace"),
+                builder_optimization_level=_build_value(manifest, model, "builder_optimization_level"),
+                tactic_sources=tuple(sorted(tactic_sources)) if tactic_sources is not None else None,
+                max_aux_streams=_build_value(manifest, model, "max_aux_streams"),
+                hardware_compatibility=target.hardware_compatibility,
+                version_compatible=target.version_compatible,
+                calibration=calibration,
+            )
+            specs.append(EngineSpec(
+                manifest=str(lm.path),
+                manifest_name=lm.name,
+                model=model.name,
+                precision=precision,
+                target=_target_spec(target_name, target),
+                source=source,
+                build=build,
+                accuracy=accuracy_spec,
+                loaders=tuple(sorted(model.loaders)),
+                timing_cache=_build_value(manifest, model, "timing_cache"),
+                line=line,
+            ))
+    return specs
+
+
+def expand(
+    loaded: Sequence[LoadedManifest],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> list[EngineSpec]:
+    """One :class:`EngineSpec` per model x precision x target, fully normalized.
+
+    Args:
+        loaded: manifests from :func:`trtops.manifest.load_paths` (already checked).
+        cache_dir: cache where url sources are downloaded (default ``cache``); their
+            spec path is ``<cache>/sources/<sha256>.onnx``, absolute.
+
+    Returns:
+        Specs in manifest order, then model order, then precision order, then target order.
+
+    Raises:
+        ManifestError: a model names a target its manifest does not define (only when the
+            manifests did not come through :func:`load_paths`).
+    """
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    specs: list[EngineSpec] = []
+    for lm in loaded:
+        for index, model in enumerate(lm.manifest.models):
+            specs.extend(_model_specs(lm, index, model, cache))
+    return specs
