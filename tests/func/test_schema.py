@@ -115,3 +115,16 @@ def test_unwritable_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     (tmp_path / "file").write_text("")
     assert main(["schema", "-o", str(tmp_path / "file" / "x.json")]) == 1
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_committed_schema_file_is_current():
+    """Editors read trtops-manifest.schema.json from the repo: it must match the code."""
+    import json
+    from pathlib import Path
+
+    from trtops.commands.schema import manifest_json_schema
+
+    committed = Path(__file__).resolve().parents[2] / "trtops-manifest.schema.json"
+    assert json.loads(committed.read_text()) == manifest_json_schema(), (
+        "run `trtops schema -o trtops-manifest.schema.json`"
+    )
