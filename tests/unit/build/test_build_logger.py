@@ -1,0 +1,71 @@
+"""LogCapture routing, the spec helper, and the no-heavy-imports rule for trtops.build."""
+
+import subprocess
+import sys
+
+from trtops.build import logger as trt_logger
+from trtops.build.logger import LogCapture
+from trtops.build.specs import make_engine_spec, profile
+
+
+def test_capture_routes_and_echoes():
+    echoed = []
+    with LogCapture(echo=echoed.append) as outer:
+        trt_logger._dispatch(2, "a warning")
+        trt_logger._dispatch(3, "some info")
+        trt_logger._dispatch(4, "verbose noise")
+        trt_logger._dispatch(1, "an error")
+        outer.info("trtops progress")
+    trt_logger._dispatch(1, "after exit")
+    text = outer.text
+    assert "[TRT] [W] a warning" in text and "[TRT] [I] some info" in text and "[E] an error" in text
+    assert "verbose noise" not in text and "after exit" not in text
+    assert list(outer.errors) == ["an error"]
+    assert [line.split("] ", 2)[-1] for line in echoed] == ["[W] a warning", "[E] an error", "[I] trtops progress"]
+    assert outer.tail(1).endswith("trtops progress")
+
+
+def test_broken_echo_does_not_break():
+    def boom(_):
+        raise RuntimeError("no")
+
+    with LogCapture(echo=boom) as capture:
+        trt_logger._dispatch(1, "error")
+    assert "error" in capture.text
+
+
+def test_line_limit():
+    with LogCapture(max_lines=3) as capture:
+        for i in range(10):
+            trt_logger._dispatch(3, f"m{i}")
+    assert capture.text.count("\n") == 3 and "m9" in capture.text and "m6" not in capture.text
+
+
+def test_make_engine_spec_normalizes(tmp_path):
+    spec = make_engine_spec(
+        tmp_path / "m.onnx",
+        "fp16",
+        profiles=[profile(b=([1], [2], [3]), a=([1, 2], [1, 2], [1, 2]))],
+        tactic_sources=["jit_convolutions", "cudnn"],
+    )
+    assert [r.name for r in spec.build.profiles[0]] == ["a", "b"]
+    assert spec.build.tactic_sources == ("cudnn", "jit_convolutions")
+    assert spec.id == "direct/m/fp16/local"
+    assert spec.source.path == str(tmp_path / "m.onnx")
+
+
+def test_build_modules_import_nothing_heavy():
+    modules = [
+        "trtops.build", "trtops.build.builder", "trtops.build.support", "trtops.build.features",
+        "trtops.build.prepare", "trtops.build.calibration", "trtops.build.timing", "trtops.build.runtime",
+        "trtops.build.inspect", "trtops.build.trt_compat", "trtops.build.cuda_mem", "trtops.build.logger",
+        "trtops.build.network_checks", "trtops.build.onnx_info", "trtops.build.specs",
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "heavy = [m for m in ('tensorrt', 'onnxruntime', 'pycuda', 'cuda', 'polygraphy', 'onnx') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

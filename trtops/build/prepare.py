@@ -1,0 +1,470 @@
+"""Model preparation for strongly typed builds: cast an fp32 ONNX model to fp16 or bf16.
+
+TensorRT 11 removed the precision builder flags: a strongly typed network runs each layer
+in the type its tensors have, so reduced precision has to be in the model itself. This pass
+does what ``--fp16`` used to do, on the ONNX graph:
+
+* float32 weights (initializers, Constant nodes) and float32 activations become fp16/bf16;
+* graph inputs and outputs keep their types: a Cast follows each float input and precedes
+  each float output, so callers feed and read float32 exactly as before;
+* shape arithmetic stays exact: every tensor computed from ``Shape``/``Size`` (and
+  constants) is left alone, as are ``Range``, ``ConstantOfShape``, random/quantization/
+  control-flow ops and unknown domains, and ``Resize``'s ``roi``/``scales`` inputs
+  (``Upsample``'s ``scales``), with Casts inserted at the boundaries;
+* ``Cast(to=FLOAT)`` inside the converted region casts to the new type instead.
+
+Only tensors that were float32 are touched; float16/float64/integer tensors are left as
+they are. Nothing here imports tensorrt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TARGETS = ("fp16", "bf16")
+
+# Ops kept in float32 (their float inputs are cast back to float32 if needed).
+BLOCKED_OPS = frozenset({
+    "Range", "ConstantOfShape", "EyeLike",
+    "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
+    "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger",
+    "NonMaxSuppression",
+    "If", "Loop", "Scan",
+    "SequenceConstruct", "SequenceInsert", "SequenceAt", "SequenceEmpty", "SequenceErase", "SequenceLength",
+    "SplitToSequence", "ConcatFromSequence", "Optional", "OptionalGetElement", "OptionalHasElement",
+    "STFT", "DFT", "MelWeightMatrix", "HannWindow", "HammingWindow", "BlackmanWindow",
+    "SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss",
+})
+# Inputs that stay float32 even when the node is converted (scales/roi are shape parameters).
+KEEP_FLOAT32_INPUTS = {"Resize": frozenset({1, 2}), "Upsample": frozenset({1})}
+# Ops that accept any input type: no cast is inserted in front of them.
+ANY_INPUT_OPS = frozenset({"Shape", "Size", "Cast"})
+SHAPE_SOURCE_OPS = frozenset({"Shape", "Size"})
+STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+
+FP16_MAX = 65504.0
+
+
+class PrepareError(ValueError):
+    """The model cannot be cast (the message says why)."""
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`cast_model` did (for the build log)."""
+
+    converted_nodes: int = 0
+    kept_nodes: int = 0
+    converted_initializers: int = 0
+    casts_inserted: int = 0
+
+    def summary(self, target: str) -> str:
+        return (
+            f"cast to {target}: {self.converted_nodes} nodes converted, {self.kept_nodes} kept in float32, "
+            f"{self.converted_initializers} weights converted, {self.casts_inserted} casts inserted"
+        )
+
+
+def _onnx():
+    import onnx
+
+    return onnx
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def float32_to_bfloat16_bits(array: np.ndarray) -> np.ndarray:
+    """Round float32 values to bfloat16 (round to nearest even) and return the raw uint16 bits.
+
+    Args:
+        array: float32 array.
+
+    Returns:
+        uint16 array of the same shape holding bfloat16 bit patterns (NaN stays NaN).
+    """
+    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+    rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)
+    rounded = ((bits.astype(np.uint64) + rounding) >> 16).astype(np.uint16)
+    nan = (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    return np.where(nan, np.uint16(0x7FC0), rounded).astype(np.uint16)
+
+
+def bfloat16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`float32_to_bfloat16_bits` (exact)."""
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def _convert_tensor(tensor, target: str):
+    """float32 TensorProto → fp16/bf16 TensorProto with the same name (data must be loaded)."""
+    onnx = _onnx()
+    from onnx import numpy_helper
+
+    array = numpy_helper.to_array(tensor).astype(np.float32, copy=False)
+    if target == "fp16":
+        # Out-of-range values (e.g. -1e9 attention masks) saturate instead of becoming inf.
+        converted = np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16)
+        return numpy_helper.from_array(converted, tensor.name)
+    out = onnx.TensorProto()
+    out.name = tensor.name
+    out.data_type = onnx.TensorProto.BFLOAT16
+    out.dims.extend(array.shape)
+    out.raw_data = float32_to_bfloat16_bits(array).astype("<u2").tobytes()
+    return out
+
+
+# --------------------------------------------------------------------------- graph helpers
+
+
+def _subgraphs(node) -> list:
+    graphs = []
+    for attr in node.attribute:
+        if attr.HasField("g"):
+            graphs.append(attr.g)
+        graphs.extend(attr.graphs)
+    return graphs
+
+
+def _defined_in(graph, into: set[str]) -> None:
+    into.update(v.name for v in graph.input)
+    into.update(t.name for t in graph.initializer)
+    for node in graph.node:
+        into.update(o for o in node.output if o)
+        for sub in _subgraphs(node):
+            _defined_in(sub, into)
+
+
+def _used_in(graph, into: set[str]) -> None:
+    for node in graph.node:
+        into.update(i for i in node.input if i)
+        for sub in _subgraphs(node):
+            _used_in(sub, into)
+    into.update(v.name for v in graph.output)
+
+
+def _outer_refs(node) -> set[str]:
+    """Names a node's subgraphs read from enclosing scopes."""
+    used: set[str] = set()
+    defined: set[str] = set()
+    for sub in _subgraphs(node):
+        _used_in(sub, used)
+        _defined_in(sub, defined)
+    return used - defined
+
+
+def _rename_in_graph(graph, old: str, new: str) -> None:
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for sub in _subgraphs(node):
+            _rename_in_graph(sub, old, new)
+    for value in graph.output:
+        if value.name == old:
+            value.name = new
+
+
+def _constant_float_tensor(node):
+    """The float32 TensorProto a Constant node holds, or None."""
+    onnx = _onnx()
+    for attr in node.attribute:
+        if attr.name == "value" and attr.t.data_type == onnx.TensorProto.FLOAT:
+            return attr.t
+        if attr.name == "value_float":
+            return onnx.numpy_helper.from_array(np.array(attr.f, dtype=np.float32), node.output[0])
+        if attr.name == "value_floats":
+            return onnx.numpy_helper.from_array(np.array(list(attr.floats), dtype=np.float32), node.output[0])
+    return None
+
+
+def infer_types(model) -> dict[str, int]:
+    """Element type of every tensor of the main graph that ONNX type inference can name.
+
+    Args:
+        model: an ``onnx.ModelProto`` (weights may be external and unloaded).
+
+    Returns:
+        ``{tensor name: TensorProto data type}``.
+    """
+    onnx = _onnx()
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+    except Exception:  # inference is a best effort: unknown types are handled conservatively
+        inferred = model
+    graph = inferred.graph
+    types: dict[str, int] = {}
+    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
+        if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
+            types[value.name] = value.type.tensor_type.elem_type
+    for tensor in graph.initializer:
+        types[tensor.name] = tensor.data_type
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in STANDARD_DOMAINS and node.output:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    types[node.output[0]] = attr.t.data_type
+                elif attr.name in ("value_float", "value_floats"):
+                    types[node.output[0]] = onnx.TensorProto.FLOAT
+                elif attr.name in ("value_int", "value_ints"):
+                    types[node.output[0]] = onnx.TensorProto.INT64
+    return types
+
+
+# --------------------------------------------------------------------------- the pass
+
+
+def cast_model(model, target: str, *, types: dict[str, int] | None = None) -> tuple[object, PrepareReport]:
+    """Cast a float32 model to ``target`` (fp16 or bf16), keeping input/output types.
+
+    Args:
+        model: ``onnx.ModelProto`` with its weights loaded (not modified).
+        target: ``"fp16"`` or ``"bf16"``.
+        types: element types from :func:`infer_types` (computed from ``model`` if omitted;
+            pass them when the model is too large to serialize for inference).
+
+    Returns:
+        ``(new ModelProto, PrepareReport)``.
+
+    Raises:
+        PrepareError: unknown target, or bf16 with an opset older than 13.
+    """
+    onnx = _onnx()
+    TP = onnx.TensorProto
+    if target not in TARGETS:
+        raise PrepareError(f"cannot cast a model to {target!r}; expected one of {', '.join(TARGETS)}")
+    new_type = TP.FLOAT16 if target == "fp16" else TP.BFLOAT16
+    opset = max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=0)
+    if target == "bf16" and opset < 13:
+        raise PrepareError(f"casting to bf16 needs ONNX opset >= 13 (Cast to bfloat16); the model uses opset {opset}")
+
+    if types is None:
+        types = infer_types(model)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    report = PrepareReport()
+
+    def is_f32(name: str) -> bool:
+        return bool(name) and types.get(name) == TP.FLOAT
+
+    initializers = {t.name: t for t in graph.initializer}
+    graph_inputs = {v.name for v in graph.input if v.name not in initializers}
+    graph_outputs = [v.name for v in graph.output]
+    nodes = list(graph.node)
+
+    # Forward pass: tensors derived from Shape/Size (possibly mixed with constants) are shape
+    # arithmetic and keep their exact types.
+    constant: set[str] = set(initializers)
+    shapeish: set[str] = set()
+    blocked: list[bool] = []
+    for node in nodes:
+        if node.op_type == "Constant" and node.domain in STANDARD_DOMAINS:
+            constant.update(node.output)
+            blocked.append(False)
+            continue
+        inputs = [i for i in node.input if i]
+        has_sub = bool(_subgraphs(node))
+        if node.op_type in SHAPE_SOURCE_OPS and node.domain in STANDARD_DOMAINS:
+            shapeish.update(o for o in node.output if o)
+        elif not has_sub and inputs and all(i in constant or i in shapeish for i in inputs):
+            if any(i in shapeish for i in inputs):
+                shapeish.update(o for o in node.output if o)
+            else:
+                constant.update(o for o in node.output if o)
+        block = (
+            node.op_type in BLOCKED_OPS
+            or node.domain not in STANDARD_DOMAINS
+            or has_sub
+            or any(o in shapeish for o in node.output if o)
+            or any(o and o not in types for o in node.output)
+        )
+        blocked.append(block)
+
+    def requirement(node, index: int, is_blocked: bool) -> str | None:
+        """'new' (reduced type), 'f32', or None (any type accepted)."""
+        if node.op_type in ANY_INPUT_OPS and node.domain in STANDARD_DOMAINS:
+            return None
+        if is_blocked:
+            return "f32"
+        if index in KEEP_FLOAT32_INPUTS.get(node.op_type, ()):
+            return "f32"
+        return "new"
+
+    # Which float32 weights to convert: those some converted node reads at a normal position.
+    wants_new: set[str] = set()
+    for node, is_blocked in zip(nodes, blocked):
+        if node.op_type == "Constant":
+            continue
+        for index, name in enumerate(node.input):
+            if is_f32(name) and (name in initializers or name in constant) and requirement(node, index, is_blocked) == "new":
+                wants_new.add(name)
+    wants_new -= set(graph_outputs)
+
+    # The type each float32 tensor has after the pass ("new" or "f32").
+    actual: dict[str, str] = {}
+    for name in graph_inputs:
+        if is_f32(name):
+            actual[name] = "f32"
+    for name, tensor in initializers.items():
+        if tensor.data_type == TP.FLOAT:
+            actual[name] = "new" if name in wants_new else "f32"
+    for node, is_blocked in zip(nodes, blocked):
+        for name in node.output:
+            if not is_f32(name):
+                continue
+            if node.op_type == "Constant" and node.domain in STANDARD_DOMAINS:
+                actual[name] = "new" if name in wants_new else "f32"
+            else:
+                actual[name] = "f32" if is_blocked else "new"
+
+    # Convert weights (and, for old IR versions that list weights as inputs, their types).
+    for index, tensor in enumerate(graph.initializer):
+        if tensor.name in wants_new and tensor.data_type == TP.FLOAT:
+            graph.initializer[index].CopyFrom(_convert_tensor(tensor, target))
+            report.converted_initializers += 1
+    for value in graph.input:
+        if value.name in initializers and value.name in wants_new:
+            value.type.tensor_type.elem_type = new_type
+
+    taken: set[str] = set()
+    _defined_in(graph, taken)
+    _used_in(graph, taken)
+    taken.update(n.name for n in nodes if n.name)
+
+    def unique(base: str) -> str:
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        return name
+
+    # Float outputs produced in the reduced type are renamed; a final Cast restores the
+    # declared name and float32 type.
+    renamed_outputs: dict[str, str] = {}
+    for name in graph_outputs:
+        if is_f32(name) and actual.get(name) == "new":
+            renamed_outputs[name] = unique(f"{name}__{target}")
+
+    cast_cache: dict[tuple[str, str], str] = {}
+    new_nodes = []
+    suffix = {"new": target, "f32": "fp32"}
+
+    def cast_to(name: str, want: str) -> str:
+        key = (name, want)
+        if key not in cast_cache:
+            cast_name = unique(f"{name}__to_{suffix[want]}")
+            to = new_type if want == "new" else TP.FLOAT
+            new_nodes.append(onnx.helper.make_node("Cast", [name], [cast_name], name=unique(f"trtops_cast_{cast_name}"), to=to))
+            report.casts_inserted += 1
+            cast_cache[key] = cast_name
+        return cast_cache[key]
+
+    original_of = {v: k for k, v in renamed_outputs.items()}
+    for node, is_blocked in zip(nodes, blocked):
+        if node.op_type == "Constant" and node.domain in STANDARD_DOMAINS:
+            tensor = _constant_float_tensor(node)
+            if tensor is not None and node.output[0] in wants_new:
+                converted = _convert_tensor(tensor, target)
+                del node.attribute[:]
+                node.attribute.append(onnx.helper.make_attribute("value", converted))
+                report.converted_initializers += 1
+            new_nodes.append(node)
+            continue
+
+        for index, name in enumerate(node.input):
+            name = renamed_outputs.get(name, name)
+            node.input[index] = name
+            original = original_of.get(name, name)
+            if not is_f32(original):
+                continue
+            want = requirement(node, index, is_blocked)
+            have = actual.get(original, "f32")
+            if want is not None and want != have:
+                node.input[index] = cast_to(name, want)
+
+        if is_blocked:
+            report.kept_nodes += 1
+            for ref in sorted(_outer_refs(node)):
+                source = renamed_outputs.get(ref, ref)
+                original = original_of.get(source, source)
+                if is_f32(original) and actual.get(original) == "new":
+                    casted = cast_to(source, "f32")
+                    for sub in _subgraphs(node):
+                        _rename_in_graph(sub, ref, casted)
+                elif source != ref:
+                    for sub in _subgraphs(node):
+                        _rename_in_graph(sub, ref, source)
+        else:
+            report.converted_nodes += 1
+            if node.op_type == "Cast" and node.domain in STANDARD_DOMAINS:
+                for attr in node.attribute:
+                    if attr.name == "to" and attr.i == TP.FLOAT:
+                        attr.i = new_type
+
+        for index, name in enumerate(node.output):
+            if name in renamed_outputs:
+                node.output[index] = renamed_outputs[name]
+        new_nodes.append(node)
+
+    for name, produced in renamed_outputs.items():
+        new_nodes.append(onnx.helper.make_node("Cast", [produced], [name], name=unique(f"trtops_cast_{name}"), to=TP.FLOAT))
+        report.casts_inserted += 1
+
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    # Intermediate types changed; TensorRT and ONNX Runtime infer them again.
+    del graph.value_info[:]
+    return out, report
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _external_data_needed(model) -> bool:
+    total = 0
+    for tensor in model.graph.initializer:
+        total += len(tensor.raw_data) or tensor.ByteSize()
+    # protobuf refuses messages of 2 GiB and more; stay well below.
+    return total > 1_500_000_000
+
+
+def prepare_model(model_path: str | Path, out_dir: str | Path, target: str) -> tuple[Path, PrepareReport]:
+    """Write ``model_path`` cast to ``target`` into ``out_dir`` (see :func:`cast_model`).
+
+    Args:
+        model_path: the original ONNX file (external data next to it is read).
+        out_dir: directory for the prepared model (created); large models get their
+            weights in ``<name>.data`` beside it.
+        target: ``"fp16"`` or ``"bf16"``.
+
+    Returns:
+        ``(path of the prepared model, PrepareReport)``.
+
+    Raises:
+        PrepareError: the model cannot be cast.
+    """
+    onnx = _onnx()
+    model_path = Path(model_path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Types come from the structure alone, so inference never serializes the weights.
+    types = infer_types(onnx.load(str(model_path), load_external_data=False))
+    model = onnx.load(str(model_path), load_external_data=True)
+    prepared, report = cast_model(model, target, types=types)
+    out_path = out_dir / f"{model_path.stem}.{target}.onnx"
+    if _external_data_needed(prepared):
+        location = f"{out_path.name}.data"
+        (out_dir / location).unlink(missing_ok=True)
+        onnx.save_model(
+            prepared, str(out_path), save_as_external_data=True, all_tensors_to_one_file=True,
+            location=location, size_threshold=1024,
+        )
+    else:
+        onnx.save_model(prepared, str(out_path))
+    return out_path, report
+
