@@ -200,7 +200,10 @@ def test_timing_cache_round_trip(tmp_path, models):
 
 def test_timing_cache_off(tmp_path, models):
     result = build(tmp_path, models["tiny_cnn"], profiles=[BATCH], policy="off", timing_cache=b"ignored")
-    assert result.timing_cache is None and "timing cache" not in result.log_text
+    assert result.timing_cache is None
+    assert "timing cache loaded" not in result.log_text
+    # TensorRT itself says it used a throw-away cache (seen on 8.6.0 in the lab)
+    assert "Global timing cache in use" not in result.log_text
 
 
 def test_build_options(tmp_path, models):

@@ -37,7 +37,7 @@ def layer_info(trt: Any, engine: Any) -> dict[str, Any] | None:
     if not text:
         return None
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # TensorRT metadata carries raw control characters (\x1e)
     except ValueError:
         return {"raw": str(text)}
     if isinstance(data, list):

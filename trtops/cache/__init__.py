@@ -1,0 +1,110 @@
+"""Engine caches: the store protocol (:mod:`.store`), the layout shared by all backends
+(:mod:`.layout`), the local filesystem store (:mod:`.local`) and remote backends.
+
+:func:`open_store` is the one place that turns a location into a store; remote backends
+register in :data:`BACKENDS` (scheme -> "module:factory", imported only when used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from typing import TYPE_CHECKING, Any
+
+from trtops.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trtops.cache.store import EntryStore
+
+DEFAULT_CACHE = "cache"
+CACHE_ENV = "TRTOPS_CACHE"
+
+# scheme -> "module:callable(url) -> EntryStore". Remote backends add themselves here.
+BACKENDS: dict[str, str] = {
+    "s3": "trtops.cache.s3:open_s3_store",
+}
+
+
+def default_cache_url() -> str:
+    """``$TRTOPS_CACHE`` or ``./cache``."""
+    return os.environ.get(CACHE_ENV) or DEFAULT_CACHE
+
+
+def _scheme(url: str) -> str:
+    head, sep, _ = url.partition("://")
+    if sep and head.isalnum() and len(head) > 1:  # not a Windows drive letter
+        return head.lower()
+    return ""
+
+
+def is_remote(url: str) -> bool:
+    """True for URLs of remote backends (s3://...), False for local paths."""
+    return _scheme(url) not in ("", "file")
+
+
+def open_store(url_or_path: str | os.PathLike[str] | None = None) -> EntryStore:
+    """Open an engine cache.
+
+    Args:
+        url_or_path: A local directory (or ``file://`` URL), a remote URL such as
+            ``s3://bucket/prefix``, or None for :func:`default_cache_url`.
+
+    Returns:
+        A store implementing :class:`~trtops.cache.store.EntryStore`.
+
+    Raises:
+        InputError: for an unknown URL scheme.
+    """
+    url = os.fspath(url_or_path) if url_or_path is not None else default_cache_url()
+    scheme = _scheme(url)
+    if scheme in ("", "file"):
+        from trtops.cache.local import LocalStore
+
+        return LocalStore(url[len("file://"):] if scheme == "file" else url)
+    target = BACKENDS.get(scheme)
+    if target is None:
+        raise InputError(
+            f"unsupported cache location {url!r}",
+            hint="use a local directory or one of: " + ", ".join(f"{s}://" for s in sorted(BACKENDS)),
+        )
+    module_name, _, factory = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            raise InputError(f"{scheme}:// caches are not available in this trtops build") from None
+        raise
+    return getattr(module, factory)(url)
+
+
+def add_cache_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cache DIR_OR_URL`` (default ``$TRTOPS_CACHE`` or ./cache) to a command."""
+    parser.add_argument(
+        "--cache", metavar="DIR", default=None,
+        help=f"engine cache directory (default: ${CACHE_ENV} or ./{DEFAULT_CACHE})",
+    )
+
+
+_LAZY = {
+    "LocalStore": "trtops.cache.local",
+    "publish_entry": "trtops.cache.local",
+    "record_ref": "trtops.cache.local",
+    "ensure_ref": "trtops.cache.local",
+    "entry_state": "trtops.cache.local",
+    "read_accuracy": "trtops.cache.local",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trtops.cache' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "BACKENDS", "CACHE_ENV", "DEFAULT_CACHE", "LocalStore", "add_cache_argument",
+    "default_cache_url", "ensure_ref", "entry_state", "is_remote", "open_store", "publish_entry",
+    "read_accuracy", "record_ref",
+]

@@ -1,0 +1,597 @@
+"""The local filesystem engine cache, plus store-independent helpers used by apply.
+
+Atomicity: an entry is staged in ``<cache>/tmp/`` (same filesystem), every file fsynced,
+``meta.json`` written last, then the staging directory is renamed to
+``engines/<k[:2]>/<key>``. A directory rename is atomic on POSIX, so readers see either
+no entry or a complete one; the per-key file lock makes concurrent writers of one key
+(several processes building the same engine) leave exactly one entry. Refs, timing caches
+and ``accuracy.json`` are replaced with temp file + ``os.replace``.
+
+Helpers for any :class:`~trtops.cache.store.EntryStore` (local or remote):
+:func:`publish_entry` (put an engine, its meta and files, then point the ref at it),
+:func:`record_ref`, :func:`ensure_ref`, :func:`entry_state`, :func:`read_accuracy`, :func:`file_digest`,
+:func:`timing_lock_name`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from trtops.cache import layout
+from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, META_FILE, EntryStore, PutResult
+from trtops.errors import CacheError
+
+_COPY_CHUNK = 1 << 20
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes a rename durable; not supported everywhere (e.g. some network filesystems).
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _copy_file(src: Path, dest: Path) -> tuple[str, int]:
+    """Copy and hash in one pass; returns (sha256, size)."""
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(_COPY_CHUNK)
+    view = memoryview(buffer)
+    with open(src, "rb", buffering=0) as source, open(dest, "wb") as target:
+        while True:
+            count = source.readinto(buffer)
+            if not count:
+                break
+            chunk = view[:count]
+            digest.update(chunk)
+            target.write(chunk)
+            size += count
+        target.flush()
+        os.fsync(target.fileno())
+    return digest.hexdigest(), size
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _load_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise CacheError(f"{what} is not valid JSON ({exc})",
+                         hint="run `trtops cache verify` to find damaged entries") from None
+
+
+class LocalStore:
+    """An engine cache in a local directory (see :mod:`trtops.cache.layout`)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        """
+        Args:
+            root: The cache directory (created on first write).
+        """
+        self.root = Path(root).expanduser().absolute()
+        self.url = str(self.root)
+        self._engines = os.path.join(self.url, layout.ENGINES_DIR)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.url!r})"
+
+    # ------------------------------------------------------------------ paths
+
+    def entry_dir(self, key: str) -> Path:
+        """Directory of an entry (it may not exist)."""
+        return self.root / layout.entry_prefix(key)
+
+    def _file(self, key: str, name: str) -> Path:
+        return self.entry_dir(key) / layout.check_file_name(name)
+
+    def _file_str(self, key: str, name: str) -> str:
+        # The planner asks for thousands of entries: plain strings beat pathlib here.
+        layout.check_key(key)
+        return os.path.join(self._engines, key[:2], key, layout.check_file_name(name))
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / layout.TMP_DIR
+
+    @property
+    def digest_memo_path(self) -> Path:
+        """Where the model digest memo lives for this cache."""
+        return self.root / layout.DIGEST_MEMO_FILE
+
+    def _staging(self, label: str) -> Path:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        path = self.tmp_dir / f"{label}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+        path.mkdir()
+        return path
+
+    # ------------------------------------------------------------------ entries
+
+    def has_entry(self, key: str) -> bool:
+        """True when the entry is complete (its meta.json exists)."""
+        return os.path.isfile(self._file_str(key, META_FILE))
+
+    def read_meta(self, key: str) -> dict | None:
+        """The entry's meta.json, or None when there is no complete entry.
+
+        Raises:
+            CacheError: when meta.json exists but is not valid JSON.
+        """
+        data = self.read_file(key, META_FILE)
+        if data is None:
+            return None
+        meta = _load_json(data, f"meta.json of entry {key}")
+        if not isinstance(meta, dict):
+            raise CacheError(f"meta.json of entry {key} is not an object",
+                             hint="run `trtops cache verify --delete` to drop damaged entries")
+        return meta
+
+    def list_keys(self) -> Iterator[str]:
+        """Keys of all complete entries, sorted."""
+        for key in self.list_entry_dirs():
+            if (self.entry_dir(key) / META_FILE).is_file():
+                yield key
+
+    def list_entry_dirs(self) -> Iterator[str]:
+        """Keys of every entry directory, complete or not (for gc and verify)."""
+        engines = self.root / layout.ENGINES_DIR
+        try:
+            prefixes = sorted(e.name for e in os.scandir(engines) if e.is_dir())
+        except FileNotFoundError:
+            return
+        for prefix in prefixes:
+            try:
+                names = sorted(e.name for e in os.scandir(engines / prefix) if e.is_dir())
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if layout.KEY_RE.match(name) and name.startswith(prefix):
+                    yield name
+
+    def list_files(self, key: str) -> list[str]:
+        """Names of the files of an entry (no temp files)."""
+        try:
+            return sorted(e.name for e in os.scandir(self.entry_dir(key))
+                          if e.is_file() and not e.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def read_file(self, key: str, name: str) -> bytes | None:
+        """One file of an entry, or None when absent."""
+        try:
+            with open(self._file_str(key, name), "rb") as handle:
+                return handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def fetch_file(self, key: str, name: str, dest: Path) -> bool:
+        """Copy one file of an entry to ``dest`` atomically (temp file next to ``dest``,
+        then rename); False when absent (``dest`` is left alone)."""
+        source = self._file(key, name)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+        try:
+            try:
+                _copy_file(source, Path(tmp))
+            except (FileNotFoundError, NotADirectoryError):
+                os.unlink(tmp)
+                return False
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return True
+
+    def put_entry(self, key: str, files: Mapping[str, Path | bytes], meta: dict, *,
+                  move: bool = False) -> PutResult:
+        """Create an entry, create-only and atomically (see module docstring).
+
+        Args:
+            key: The engine key.
+            files: File name -> path or bytes (``meta.json`` must not be among them).
+            meta: Content of meta.json, written last.
+            move: Rename path sources into the entry instead of copying them (they must be
+                on the cache's filesystem, e.g. under ``tmp_dir``, and fsynced; the caller
+                gives them up). Used by :func:`trtops.cache.sync.fetch_entry`.
+
+        Returns:
+            ``created`` False when a complete entry with this key already existed (it is
+            kept); ``identical`` then says whether its engine has the same sha256.
+        """
+        layout.check_key(key)
+        if META_FILE in files:
+            raise ValueError("meta.json is written from `meta`, not passed in `files`")
+        for name in files:
+            layout.check_file_name(name)
+        if self.has_entry(key):
+            return PutResult(created=False, identical=self._same_engine(key, files, meta))
+        with self.lock(f"entry-{key}"):
+            if self.has_entry(key):
+                return PutResult(created=False, identical=self._same_engine(key, files, meta))
+            staging = self._staging(f"put-{key[:16]}")
+            try:
+                for name, source in files.items():
+                    if isinstance(source, (bytes, bytearray, memoryview)):
+                        _write_bytes(staging / name, bytes(source))
+                    elif move:  # already verified and fsynced by the caller (sync.fetch_entry)
+                        os.replace(source, staging / name)
+                    else:
+                        _copy_file(Path(source), staging / name)
+                _write_bytes(staging / META_FILE, _json_bytes(meta))
+                _fsync_dir(staging)
+                final = self.entry_dir(key)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final.exists():
+                    # A partial entry (no meta.json: an interrupted copy by another tool);
+                    # it was never visible, so it can go.
+                    self._discard(final)
+                os.rename(staging, final)
+                _fsync_dir(final.parent)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        return PutResult(created=True, identical=True)
+
+    def _same_engine(self, key: str, files: Mapping[str, Path | bytes], meta: Mapping[str, Any]) -> bool:
+        existing = self.read_meta(key) or {}
+        old = existing.get("engine_sha256")
+        new = meta.get("engine_sha256")
+        if old and new:
+            return old == new
+        source = files.get(ENGINE_FILE)
+        current = self._file(key, ENGINE_FILE)
+        if source is None or not current.is_file():
+            return False
+        return file_digest(source)[0] == file_digest(current)[0]
+
+    def replace_file(self, key: str, name: str, data: bytes) -> None:
+        """Atomically replace a mutable file (``accuracy.json``) of an existing entry.
+
+        Raises:
+            ValueError: for files that are immutable.
+            CacheError: when the entry does not exist.
+        """
+        if name not in layout.MUTABLE_FILES:
+            raise ValueError(f"{name} of an entry is immutable; only {', '.join(layout.MUTABLE_FILES)} "
+                             "may be replaced")
+        if not self.has_entry(key):
+            raise CacheError(f"no cache entry {key}", hint="build it first (`trtops apply`)")
+        _atomic_write(self._file(key, name), bytes(data))
+
+    def delete_entry(self, key: str) -> None:
+        """Remove an entry; a missing entry is ignored. The directory is first renamed away
+        so the entry disappears at once even if removing its files takes a while."""
+        with self.lock(f"entry-{key}"):
+            final = self.entry_dir(key)
+            if final.exists():
+                self._discard(final)
+
+    def _discard(self, path: Path) -> None:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        trash = self.tmp_dir / f"trash-{path.name[:16]}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # ------------------------------------------------------------------ refs
+
+    def read_ref(self, ref: str) -> dict | None:
+        """The record of a logical engine, or None."""
+        try:
+            data = (self.root / layout.ref_path(ref)).read_bytes()
+        except FileNotFoundError:
+            return None
+        record = _load_json(data, f"ref {ref}")
+        return record if isinstance(record, dict) else None
+
+    def write_ref(self, ref: str, data: dict) -> None:
+        """Atomically write a ref record."""
+        _atomic_write(self.root / layout.ref_path(ref), _json_bytes(data))
+
+    def delete_ref(self, ref: str) -> None:
+        """Remove a ref (missing refs are ignored)."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / layout.ref_path(ref)).unlink()
+
+    def list_refs(self) -> Iterator[tuple[str, dict]]:
+        """All refs with their records, sorted by name (unreadable ones are skipped)."""
+        base = self.root / layout.REFS_DIR
+        found = []
+        for directory, dirs, names in os.walk(base):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in names:
+                if name.startswith("."):
+                    continue
+                relative = os.path.relpath(os.path.join(directory, name), base)
+                ref = layout.ref_from_path(relative)
+                if ref is not None:
+                    found.append(ref)
+        for ref in sorted(found):
+            try:
+                record = self.read_ref(ref)
+            except CacheError:
+                continue
+            if record is not None:
+                yield ref, record
+
+    # ------------------------------------------------------------------ timing caches
+
+    def read_timing_cache(self, tensorrt: str, gpu_signature: str) -> bytes | None:
+        """The timing cache for a TensorRT version and GPU signature, or None."""
+        try:
+            return (self.root / layout.timing_path(tensorrt, gpu_signature)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_timing_cache(self, tensorrt: str, gpu_signature: str, data: bytes) -> None:
+        """Atomically replace a timing cache (callers merge under :meth:`lock`)."""
+        _atomic_write(self.root / layout.timing_path(tensorrt, gpu_signature), bytes(data))
+
+    # ------------------------------------------------------------------ locks
+
+    def lock(self, name: str, timeout: float = 600.0):
+        """An exclusive lock across processes (and threads), as a context manager.
+
+        Args:
+            name: Any string; ``timing-<trt>-<gpu>`` for timing caches, ``entry-<key>`` for
+                entries, ``publish`` for publishing vs gc.
+            timeout: Seconds to wait (0: try once).
+
+        Raises:
+            CacheError: when the lock is not acquired in time.
+        """
+        return _FileLockContext(self.root / layout.LOCKS_DIR / layout.lock_file_name(name), name, timeout)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def clean_tmp(self, older_than: float = 3600.0) -> list[str]:
+        """Remove staging leftovers of interrupted writers older than ``older_than`` seconds.
+
+        Returns:
+            Names of what was removed.
+        """
+        removed = []
+        now = time.time()
+        try:
+            entries = list(os.scandir(self.tmp_dir))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            try:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if age < older_than:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            removed.append(entry.name)
+        return removed
+
+
+class _FileLockContext:
+    def __init__(self, path: Path, name: str, timeout: float) -> None:
+        self.path = path
+        self.name = name
+        self.timeout = timeout
+        self._lock: Any = None
+
+    def __enter__(self) -> _FileLockContext:
+        from filelock import FileLock, Timeout
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A fresh FileLock per use: flock() conflicts between open files, so two holders in
+        # one process exclude each other like two processes do.
+        self._lock = FileLock(str(self.path), timeout=max(self.timeout, 0), thread_local=False)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise CacheError(
+                f"cache lock {self.name!r} is held by another trtops process "
+                f"(waited {self.timeout:g}s)",
+                hint=f"wait for it to finish; a stale lock file ({self.path}) is released when "
+                "its process exits",
+            ) from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+# --------------------------------------------------------------------------- helpers for any store
+
+
+def timing_lock_name(tensorrt: str, gpu_signature: str) -> str:
+    """The store lock to hold while merging a timing cache (read, merge, write)."""
+    return f"timing-{tensorrt}-{gpu_signature}"
+
+
+def file_digest(source: Path | bytes | bytearray | memoryview) -> tuple[str, int]:
+    """(sha256, size) of a path or bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return hashlib.sha256(data).hexdigest(), len(data)
+    from trtops.fingerprint import sha256_file
+
+    return sha256_file(source)
+
+
+def read_accuracy(store: EntryStore, key: str) -> dict | None:
+    """The entry's parsed accuracy.json, or None (not checked yet, or no entry).
+
+    Raises:
+        CacheError: when the file is not valid JSON.
+    """
+    data = store.read_file(key, ACCURACY_FILE)
+    if data is None:
+        return None
+    parsed = _load_json(data, f"accuracy.json of entry {key}")
+    return parsed if isinstance(parsed, dict) else None
+
+
+def entry_state(store: EntryStore, key: str) -> str | None:
+    """State of an entry.
+
+    Args:
+        store: Any store.
+        key: Engine key.
+
+    Returns:
+        'accepted', 'rejected', 'unverified' (no accuracy.json yet), or None when there is
+        no complete entry.
+    """
+    if not store.has_entry(key):
+        return None
+    return layout.state_from_accuracy(read_accuracy(store, key))
+
+
+def record_ref(store: EntryStore, spec_id: str, engine_key: Any) -> dict:
+    """Point the ref of a logical engine at a key (after building or reusing it).
+
+    Args:
+        store: Any store.
+        spec_id: ``manifest/model/precision/target``.
+        engine_key: A :class:`trtops.fingerprint.EngineKey`.
+
+    Returns:
+        The record written.
+    """
+    record = layout.make_ref_record(
+        key=engine_key.key, spec_id=spec_id, components=engine_key.components, model=engine_key.model
+    )
+    store.write_ref(spec_id, record)
+    return record
+
+
+def ensure_ref(store: EntryStore, spec_id: str, engine_key: Any) -> bool:
+    """Point a ref at a key unless it already does (for 'reuse' actions: a no-op apply
+    should not rewrite a thousand refs).
+
+    Args:
+        store: Any store.
+        spec_id: ``manifest/model/precision/target``.
+        engine_key: A :class:`trtops.fingerprint.EngineKey`.
+
+    Returns:
+        True when the ref was written.
+    """
+    try:
+        current = store.read_ref(spec_id)
+    except CacheError:
+        current = None  # a damaged ref is simply replaced
+    if current and current.get("key") == engine_key.key and current.get("components") == engine_key.components:
+        return False
+    record_ref(store, spec_id, engine_key)
+    return True
+
+
+def publish_entry(
+    store: EntryStore,
+    engine_key: Any,
+    spec_id: str,
+    files: Mapping[str, Path | bytes],
+    *,
+    accuracy: Mapping[str, Any] | None = None,
+    write_ref: bool = True,
+    lock_timeout: float = 600.0,
+    **meta_fields: Any,
+) -> tuple[PutResult, dict]:
+    """Publish a built engine: hash its files, write meta.json, put the entry create-only,
+    then point the spec's ref at it. Holds the store's ``publish`` lock so ``trtops gc``
+    never sees a new entry before its ref.
+
+    Args:
+        store: Any store.
+        engine_key: The :class:`trtops.fingerprint.EngineKey` from the plan action.
+        spec_id: ``manifest/model/precision/target``.
+        files: At least ``engine.plan``; also build.log, layers.json, calibration.cache...
+        accuracy: Initial accuracy.json content (``{"state": "accepted"|"rejected", ...}``);
+            None leaves the entry 'unverified'.
+        write_ref: Point the ref at the entry (default).
+        lock_timeout: Seconds to wait for the publish lock.
+        **meta_fields: Builder facts for meta.json: build_seconds, device_memory,
+            io_tensors, tensorrt_version, gpu, extra (see :func:`layout.make_meta`).
+
+    Returns:
+        (put result, the meta written or, when the entry already existed, the existing meta).
+    """
+    if ENGINE_FILE not in files:
+        raise ValueError("publish_entry needs engine.plan")
+    payload: dict[str, Path | bytes] = dict(files)
+    if accuracy is not None:
+        layout.state_from_accuracy(accuracy)
+        payload[ACCURACY_FILE] = _json_bytes(dict(accuracy))
+    digests = {
+        name: file_digest(source)
+        for name, source in payload.items()
+        if name not in layout.MUTABLE_FILES
+    }
+    engine_sha, engine_size = digests[ENGINE_FILE]
+    meta = layout.make_meta(
+        key=engine_key.key,
+        spec_id=spec_id,
+        components=engine_key.components,
+        model=engine_key.model,
+        engine_sha256=engine_sha,
+        engine_size=engine_size,
+        files={name: {"sha256": sha, "size": size} for name, (sha, size) in digests.items()},
+        **meta_fields,
+    )
+    with store.lock("publish", timeout=lock_timeout):
+        result = store.put_entry(engine_key.key, payload, meta)
+        if not result.created:
+            meta = store.read_meta(engine_key.key) or meta
+        if write_ref:
+            record_ref(store, spec_id, engine_key)
+    return result, meta

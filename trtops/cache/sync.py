@@ -1,0 +1,711 @@
+"""Moving entries between a local cache and a remote one: push, fetch, pull selection,
+timing caches, and byte-level progress.
+
+Works with any two :class:`~trtops.cache.store.EntryStore` objects (a remote may also be a
+shared directory). Guarantees:
+
+- only *accepted* entries are pushed (rejected and unverified ones never are), and the
+  local engine is checked against its recorded sha256 first, so corruption does not spread;
+- remote writes are create-only: of racing pushers exactly one creates the entry and the
+  others learn whether its engine is identical to theirs;
+- every fetched file is verified against the sha256 in ``meta.json`` before it is renamed
+  into place, and the local entry appears atomically (or not at all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trtops.cache import layout
+from trtops.cache.compat import preference, runnable_here
+from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, ENTRY_FILES, META_FILE, PutResult
+from trtops.errors import CacheError, RemoteError
+
+log = logging.getLogger("trtops.cache.sync")
+
+DEFAULT_JOBS = 8
+Progress = Callable[[int], None]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _sha256(path: Path) -> str:
+    from trtops.fingerprint import sha256_file
+
+    return sha256_file(path)[0]
+
+
+def _accuracy_state(store: Any, key: str) -> str:
+    data = store.read_file(key, ACCURACY_FILE)
+    if data is None:
+        return "unverified"
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        raise CacheError(f"accuracy.json of {key[:12]} in {store.url} is not valid JSON",
+                         hint="re-run `trtops verify` for this engine") from None
+    return layout.state_from_accuracy(parsed if isinstance(parsed, dict) else None)
+
+
+def expected_digests(meta: Mapping[str, Any]) -> dict[str, str]:
+    """sha256 of each immutable file of an entry as recorded in its meta.json.
+
+    Args:
+        meta: The entry's meta.json.
+
+    Returns:
+        File name -> sha256 (always engine.plan when meta records it).
+    """
+    out: dict[str, str] = {}
+    files = meta.get("files")
+    if isinstance(files, Mapping):
+        for name, info in files.items():
+            if isinstance(info, Mapping) and isinstance(info.get("sha256"), str):
+                out[str(name)] = info["sha256"]
+    if isinstance(meta.get("engine_sha256"), str):
+        out[ENGINE_FILE] = meta["engine_sha256"]
+    return out
+
+
+def _entry_names(meta: Mapping[str, Any]) -> list[str]:
+    """Files to copy for an entry: those meta.json lists, the engine, accuracy.json."""
+    files = meta.get("files")
+    names = set(files) if isinstance(files, Mapping) else set(ENTRY_FILES)
+    names |= {ENGINE_FILE, ACCURACY_FILE}
+    names.discard(META_FILE)
+    return sorted(names, key=lambda n: (n != ENGINE_FILE, n))  # the big one first
+
+
+def entry_size(meta: Mapping[str, Any]) -> int:
+    """Bytes of an entry's immutable files according to meta.json (for progress totals)."""
+    files = meta.get("files")
+    if isinstance(files, Mapping):
+        total = sum(int(info.get("size") or 0) for info in files.values()
+                    if isinstance(info, Mapping))
+        if total:
+            return total
+    return int(meta.get("engine_size") or 0)
+
+
+def _local_entry_files(local: Any, key: str, workdir: Path) -> dict[str, Path]:
+    """Paths of an entry's files: in place for a local cache, else copied to ``workdir``."""
+    entry_dir = getattr(local, "entry_dir", None)
+    list_files = getattr(local, "list_files", None)
+    if entry_dir is not None and list_files is not None:
+        base = Path(entry_dir(key))
+        return {name: base / name for name in list_files(key) if name != META_FILE}
+    out = {}
+    for name in ENTRY_FILES:
+        if name == META_FILE:
+            continue
+        if local.fetch_file(key, name, workdir / name):
+            out[name] = workdir / name
+    return out
+
+
+def _fetch_one(remote: Any, key: str, name: str, dest: Path, expected: str | None,
+               progress: Progress | None, fsync: bool) -> bool:
+    """Fetch one file, verified; True when present."""
+    if getattr(remote, "verified_fetch", False):
+        return remote.fetch_file(key, name, dest, expected_sha256=expected, progress=progress,
+                                 fsync=fsync)
+    if not remote.fetch_file(key, name, dest):
+        return False
+    if progress:
+        progress(dest.stat().st_size)
+    if expected and _sha256(dest) != expected:
+        dest.unlink()
+        raise CacheError(
+            f"sha256 mismatch for {name} of {key[:12]} in {remote.url}",
+            hint="the remote copy is corrupt; delete it there (trtops gc) and push it again",
+        )
+    return True
+
+
+def _staging_dir(local: Any, label: str) -> Path:
+    """A temporary directory on the local cache's filesystem when it has one."""
+    base = getattr(local, "tmp_dir", None)
+    if base is not None:
+        Path(base).mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{label}.", dir=base))
+    return Path(tempfile.mkdtemp(prefix=f"trtops-{label}."))
+
+
+# --------------------------------------------------------------------------- push
+
+
+def push_entry(local: Any, remote: Any, key: str, *, progress: Progress | None = None,
+               states: Sequence[str] = ("accepted",)) -> PutResult:
+    """Publish one local entry to the remote, create-only.
+
+    Args:
+        local: The local store holding the entry.
+        remote: The remote store.
+        key: Engine key.
+        progress: Byte-count callback for uploads.
+        states: Entry states that may be pushed (default only 'accepted'; 'rejected' is
+            never pushed whatever is asked).
+
+    Returns:
+        PutResult: ``created`` when this call created the remote entry; otherwise
+        ``identical`` says whether the remote engine has the same sha256 (a different one
+        comes from a non-deterministic rebuild elsewhere; the remote one is kept).
+
+    Raises:
+        CacheError: no such local entry, not accepted, or the local files do not match
+            their recorded sha256.
+    """
+    layout.check_key(key)
+    meta = local.read_meta(key)
+    if meta is None:
+        raise CacheError(f"no complete entry {key[:12]} in {local.url}",
+                         hint="list entries with `trtops status` or build it with `trtops apply`")
+    state = _accuracy_state(local, key)
+    if state == "rejected" or state not in states:
+        raise CacheError(
+            f"entry {key[:12]} ({meta.get('spec_id', '?')}) is {state}; only accepted entries "
+            "are pushed",
+            hint="run `trtops verify` for it" if state == "unverified" else
+                 "rejected engines failed their accuracy check and stay local",
+        )
+    if remote.has_entry(key):
+        return PutResult(created=False, identical=_remote_identical(remote, key, meta))
+    workdir = Path(tempfile.mkdtemp(prefix="trtops-push."))
+    try:
+        files = _local_entry_files(local, key, workdir)
+        if ENGINE_FILE not in files:
+            raise CacheError(f"entry {key[:12]} in {local.url} has no engine.plan",
+                             hint="run `trtops cache verify --delete` and rebuild it")
+        expected = expected_digests(meta)
+        digests: dict[str, str] = {}
+        for name, path in files.items():
+            if name in expected:
+                digest = _sha256(path)
+                if digest != expected[name]:
+                    raise CacheError(
+                        f"{name} of {key[:12]} in {local.url} does not match its recorded sha256",
+                        hint="the local entry is corrupt; `trtops cache verify --delete`, then rebuild",
+                    )
+                digests[name] = digest
+        if getattr(remote, "verified_fetch", False):  # S3Store: reuse digests, report bytes
+            result = remote.put_entry(key, files, meta, progress=progress, digests=digests)
+        else:
+            result = remote.put_entry(key, files, meta)
+            if progress:
+                progress(sum(p.stat().st_size for p in files.values()))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not result.created and not result.identical:
+        log.warning("%s: the remote already has a different engine for %s (%s); kept the "
+                    "remote one", remote.url, key[:12], meta.get("spec_id", "?"))
+    return result
+
+
+def _remote_identical(remote: Any, key: str, meta: Mapping[str, Any]) -> bool:
+    theirs = remote.read_meta(key) or {}
+    return bool(meta.get("engine_sha256")) and theirs.get("engine_sha256") == meta.get("engine_sha256")
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+def _can_move(local: Any) -> bool:
+    """True when the local store adopts staged files by renaming (LocalStore ``move=``)."""
+    import inspect
+
+    try:
+        return "move" in inspect.signature(local.put_entry).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None = None,
+                meta: Mapping[str, Any] | None = None) -> bool:
+    """Copy one entry from the remote into the local cache, verified and atomic.
+
+    Every file is checked against the sha256 in meta.json before it is renamed; the local
+    entry is created with the local store's create-only ``put_entry`` (meta.json last), so
+    an interrupted fetch leaves no entry and no partial file behind.
+
+    Args:
+        remote: The remote store.
+        local: The local store.
+        key: Engine key.
+        progress: Byte-count callback for downloads.
+        meta: The remote entry's meta.json when already read (saves a request).
+
+    Returns:
+        True when the entry is now in the local cache (fetched or already there); False
+        when the remote has no such entry.
+
+    Raises:
+        CacheError: a digest mismatch (nothing is written).
+        RemoteError: the remote failed or became unreachable (nothing is written).
+    """
+    layout.check_key(key)
+    if local.has_entry(key):
+        return True
+    if meta is None:
+        meta = remote.read_meta(key)
+        if meta is None:
+            return False
+    expected = expected_digests(meta)
+    # Verified, fsynced files in the cache's tmp/ are renamed into the entry; otherwise the
+    # store copies (and fsyncs) them itself.
+    move = _can_move(local)
+    staging = _staging_dir(local, f"fetch-{key[:16]}")
+    try:
+        files: dict[str, Path] = {}
+        for name in _entry_names(meta):
+            target = staging / name
+            if _fetch_one(remote, key, name, target, expected.get(name), progress, fsync=move):
+                files[name] = target
+            elif name == ENGINE_FILE or name in expected:
+                raise CacheError(f"{name} of {key[:12]} is missing in {remote.url}",
+                                 hint="the remote entry is incomplete; push it again")
+        if move:
+            local.put_entry(key, files, dict(meta), move=True)
+        else:
+            local.put_entry(key, files, dict(meta))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return True
+
+
+# --------------------------------------------------------------------------- timing caches
+
+
+def fetch_timing_cache(remote: Any, local: Any, tensorrt: str, gpu_signature: str,
+                       merge: Callable[[bytes, bytes], bytes] | None = None) -> bool:
+    """Bring the remote timing cache into the local cache.
+
+    Args:
+        remote: The remote store.
+        local: The local store.
+        tensorrt: Full TensorRT version.
+        gpu_signature: GPU signature (see :func:`trtops.fingerprint.gpu_signature`).
+        merge: ``merge(local_bytes, remote_bytes) -> bytes`` (the builder's TensorRT-based
+            combine); without it an existing local cache is kept as is.
+
+    Returns:
+        True when the local timing cache changed.
+    """
+    data = remote.read_timing_cache(tensorrt, gpu_signature)
+    if not data:
+        return False
+    with local.lock(f"timing-{tensorrt}-{gpu_signature}"):
+        current = local.read_timing_cache(tensorrt, gpu_signature)
+        if current == data:
+            return False
+        if current is None:
+            local.write_timing_cache(tensorrt, gpu_signature, data)
+            return True
+        if merge is None:
+            return False
+        merged = merge(current, data)
+        if merged == current:
+            return False
+        local.write_timing_cache(tensorrt, gpu_signature, merged)
+        return True
+
+
+def push_timing_cache(local: Any, remote: Any, tensorrt: str, gpu_signature: str,
+                      merge: Callable[[bytes, bytes], bytes] | None = None, *,
+                      lock_timeout: float = 120.0) -> bool:
+    """Publish the local timing cache, merged with the remote one under the remote's lock.
+
+    Args:
+        local: The local store.
+        remote: The remote store.
+        tensorrt: Full TensorRT version.
+        gpu_signature: GPU signature.
+        merge: ``merge(remote_bytes, local_bytes) -> bytes``; without it the local cache is
+            uploaded only when the remote has none (never overwriting others' work).
+        lock_timeout: Seconds to wait for the remote lock.
+
+    Returns:
+        True when the remote timing cache changed.
+    """
+    data = local.read_timing_cache(tensorrt, gpu_signature)
+    if not data:
+        return False
+    with remote.lock(f"timing-{tensorrt}-{gpu_signature}", timeout=lock_timeout):
+        current = remote.read_timing_cache(tensorrt, gpu_signature)
+        if current == data:
+            return False
+        if current is None:
+            remote.write_timing_cache(tensorrt, gpu_signature, data)
+            return True
+        if merge is None:
+            return False
+        merged = merge(current, data)
+        if merged == current:
+            return False
+        remote.write_timing_cache(tensorrt, gpu_signature, merged)
+        return True
+
+
+def list_timing_caches(store: Any) -> list[tuple[str, str]]:
+    """(tensorrt, gpu_signature) of a local store's timing caches (empty for others)."""
+    root = getattr(store, "root", None)
+    if root is None:
+        return []
+    base = Path(root) / layout.TIMING_DIR
+    found = []
+    for path in sorted(base.glob("*/*.cache")):
+        tensorrt, signature = path.parent.name, path.name[: -len(".cache")]
+        try:
+            layout.timing_path(tensorrt, signature)
+        except Exception:  # noqa: BLE001 - stray files are not ours
+            continue
+        found.append((tensorrt, signature))
+    return found
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class TransferProgress:
+    """Byte progress over many entries, safe from worker threads.
+
+    In a terminal: one rich bar with size, speed and time left, and a line per finished
+    entry. Elsewhere (CI, pipes): only a line per finished entry, so logs stay readable.
+    """
+
+    def __init__(self, total_bytes: int, total_items: int, title: str, *,
+                 interactive: bool | None = None, quiet: bool = False) -> None:
+        from trtops import console
+
+        self.total_bytes = max(0, int(total_bytes))
+        self.total_items = max(0, int(total_items))
+        self.title = title
+        self.quiet = quiet
+        self.interactive = not quiet and (console.is_interactive() if interactive is None
+                                          else interactive)
+        self._lock = threading.Lock()
+        self._done_items = 0
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> TransferProgress:
+        if self.interactive and self.total_items:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress as RichProgress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            from trtops import console
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), TimeRemainingColumn(), console=console.err(),
+                transient=True,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.title, total=self.total_bytes or None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def advance(self, count: int) -> None:
+        """``count`` more bytes moved (the callback given to transfers)."""
+        if self._bar is not None:
+            self._bar.update(self._task, advance=count)
+
+    def item_done(self, label: str, message: str) -> None:
+        """An entry finished; prints ``[i/n] label: message``."""
+        if self.quiet:
+            return
+        with self._lock:
+            self._done_items += 1
+            width = len(str(self.total_items)) or 1
+            line = f"[{self._done_items:>{width}}/{self.total_items}] {label}: {message}"
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            import sys
+
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+
+def human_bytes(count: float) -> str:
+    """``52.4 MB`` style sizes (decimal units, like transfer speeds)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(count) < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- bulk push
+
+
+@dataclass
+class PushOutcome:
+    key: str
+    spec_id: str
+    status: str  # created | exists | different | skipped | failed
+    detail: str = ""
+    size: int = 0
+
+
+def push_entries(local: Any, remote: Any, keys: Iterable[str] | None = None, *,
+                 jobs: int = DEFAULT_JOBS, progress: bool | None = None) -> list[PushOutcome]:
+    """Push accepted local entries (all, or ``keys``) in parallel.
+
+    Args:
+        local: The local store.
+        remote: The remote store.
+        keys: Keys to push (default: every complete local entry).
+        jobs: Entries in flight at once.
+        progress: None: a bar in a terminal, a line per entry elsewhere; True: the bar;
+            False: silent.
+
+    Returns:
+        One outcome per key: created, exists (identical), different (remote kept its own
+        engine), skipped (not accepted) or failed (with the error message).
+    """
+    keys = list(local.list_keys() if keys is None else keys)
+    candidates: list[tuple[str, dict]] = []
+    outcomes: list[PushOutcome] = []
+    for key in keys:
+        layout.check_key(key)
+        meta = local.read_meta(key)
+        if meta is None:
+            outcomes.append(PushOutcome(key, "?", "failed", f"no complete entry in {local.url}"))
+            continue
+        state = _accuracy_state(local, key)
+        if state != "accepted":
+            outcomes.append(PushOutcome(key, meta.get("spec_id", "?"), "skipped",
+                                        f"{state}: only accepted entries are pushed"))
+            continue
+        candidates.append((key, meta))
+    total = sum(entry_size(meta) for _, meta in candidates)
+    with TransferProgress(total, len(candidates), "push", interactive=progress,
+                          quiet=progress is False) as bar, \
+            ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="trtops-push") as pool:
+
+        gave_up: list[str] = []  # as in pull_entries: stop after the remote failed
+
+        def one(item: tuple[str, dict]) -> PushOutcome:
+            key, meta = item
+            spec_id = meta.get("spec_id", "?")
+            label = f"{spec_id} ({key[:12]})"
+            if gave_up:
+                bar.item_done(label, "not attempted: the remote failed")
+                return PushOutcome(key, spec_id, "failed", f"not attempted: {gave_up[0]}")
+            try:
+                result = push_entry(local, remote, key, progress=bar.advance)
+            except CacheError as exc:
+                if isinstance(exc, RemoteError):
+                    gave_up.append(exc.message)
+                bar.item_done(label, f"failed: {exc.message}")
+                return PushOutcome(key, spec_id, "failed", exc.message)
+            if result.created:
+                status, detail = "created", f"pushed {human_bytes(entry_size(meta))}"
+            elif result.identical:
+                status, detail = "exists", "already on the remote"
+            else:
+                status, detail = "different", "the remote has a different engine for this key; kept it"
+            bar.item_done(label, detail)
+            return PushOutcome(key, spec_id, status, detail, entry_size(meta))
+
+        outcomes.extend(pool.map(one, candidates))
+    return outcomes
+
+
+# --------------------------------------------------------------------------- pull
+
+
+@dataclass
+class Candidate:
+    """A remote entry considered for pulling."""
+
+    key: str
+    meta: dict
+    reason: str | None = None  # why it is not pulled (None: selected)
+
+    @property
+    def spec_id(self) -> str:
+        return str(self.meta.get("spec_id") or "?")
+
+    @property
+    def created_at(self) -> float:
+        return layout.parse_time(self.meta.get("created_at")) or 0.0
+
+    @property
+    def variant(self) -> str:
+        """Identity of the engine apart from TensorRT and GPU: model, build, plugins."""
+        from trtops.fingerprint import sha256_json
+
+        components = self.meta.get("components") or {}
+        return sha256_json({name: components.get(name)
+                            for name in ("schema", "model_digest", "build", "plugins")})
+
+
+@dataclass
+class PullSelection:
+    selected: list[Candidate] = field(default_factory=list)
+    skipped: list[Candidate] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry_size(c.meta) for c in self.selected)
+
+
+def _parallel_map(function: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]:
+    if len(items) <= 1 or jobs <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(items)), thread_name_prefix="trtops-meta") as pool:
+        return list(pool.map(function, items))
+
+
+def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | None = None,
+                    every: bool = False, jobs: int = DEFAULT_JOBS) -> PullSelection:
+    """Choose the remote entries a machine should pull.
+
+    An entry qualifies when it is accepted and :func:`trtops.cache.compat.runnable_here`
+    allows it. Per logical engine (spec id) the newest build of the model/config wins (an
+    older engine of stale weights is never chosen over a newer one), and among its entries
+    the best match: this exact GPU model, then the same TensorRT version, then portable
+    plans; ties go to the newest.
+
+    Args:
+        remote: The remote store.
+        platform: The machine (:class:`trtops.platform.Platform`).
+        spec_ids: Only these logical engines (``manifest/model/precision/target``).
+        every: Select every qualifying entry, not one per logical engine.
+        jobs: Parallel metadata reads.
+
+    Returns:
+        Selected and skipped candidates (skipped ones carry a reason).
+    """
+    wanted = set(spec_ids) if spec_ids is not None else None
+    keys = list(remote.list_keys())
+    metas = _parallel_map(remote.read_meta, keys, jobs)
+    selection = PullSelection()
+    runnable: list[Candidate] = []
+    for key, meta in zip(keys, metas):
+        if meta is None:
+            continue  # deleted meanwhile
+        candidate = Candidate(key, meta)
+        if wanted is not None and candidate.spec_id not in wanted:
+            continue
+        candidate.reason = runnable_here(meta, platform)
+        (selection.skipped if candidate.reason else runnable).append(candidate)
+    states = _parallel_map(lambda c: _accuracy_state(remote, c.key), runnable, jobs)
+    accepted = []
+    for candidate, state in zip(runnable, states):
+        if state != "accepted":
+            candidate.reason = f"{state} (only accepted engines are pulled)"
+            selection.skipped.append(candidate)
+        else:
+            accepted.append(candidate)
+    if every:
+        selection.selected = sorted(accepted, key=lambda c: (c.spec_id, c.key))
+        return selection
+    groups: dict[str, list[Candidate]] = {}
+    for candidate in accepted:
+        groups.setdefault(candidate.spec_id, []).append(candidate)
+    for spec_id in sorted(groups):
+        group = groups[spec_id]
+        newest: dict[str, float] = {}
+        for candidate in group:
+            newest[candidate.variant] = max(newest.get(candidate.variant, 0.0), candidate.created_at)
+        best = min(group, key=lambda c: (-newest[c.variant], preference(c.meta, platform),
+                                         -c.created_at, c.key))
+        selection.selected.append(best)
+        for candidate in group:
+            if candidate is not best:
+                candidate.reason = (f"{best.key[:12]} is preferred for {spec_id}")
+                selection.skipped.append(candidate)
+    return selection
+
+
+@dataclass
+class PullOutcome:
+    key: str
+    spec_id: str
+    status: str  # fetched | present | failed
+    detail: str = ""
+    size: int = 0
+
+
+def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
+                 jobs: int = DEFAULT_JOBS, progress: bool | None = None) -> list[PullOutcome]:
+    """Fetch selected entries into the local cache in parallel (verified, atomic).
+
+    Args:
+        remote: The remote store.
+        local: The local store.
+        candidates: From :func:`select_for_pull`.
+        jobs: Entries in flight at once.
+        progress: None: a bar in a terminal, a line per entry elsewhere; True: the bar;
+            False: silent.
+
+    Returns:
+        One outcome per candidate: fetched, present (was already local) or failed.
+    """
+    todo = [c for c in candidates if not local.has_entry(c.key)]
+    outcomes = [PullOutcome(c.key, c.spec_id, "present", "already in the local cache")
+                for c in candidates if c not in todo]
+    total = sum(entry_size(c.meta) for c in todo)
+    with TransferProgress(total, len(todo), "pull", interactive=progress,
+                          quiet=progress is False) as bar, \
+            ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="trtops-pull") as pool:
+
+        # After the remote failed (unreachable after retries), entries not yet started
+        # fail at once instead of each waiting through its own retries.
+        gave_up: list[str] = []
+
+        def one(candidate: Candidate) -> PullOutcome:
+            label = f"{candidate.spec_id} ({candidate.key[:12]})"
+            started = time.monotonic()
+            if gave_up:
+                bar.item_done(label, "not attempted: the remote failed")
+                return PullOutcome(candidate.key, candidate.spec_id, "failed",
+                                   f"not attempted: {gave_up[0]}")
+            try:
+                if not fetch_entry(remote, local, candidate.key, progress=bar.advance,
+                                   meta=candidate.meta):
+                    raise CacheError(f"{candidate.key[:12]} disappeared from {remote.url}")
+            except CacheError as exc:
+                if isinstance(exc, RemoteError):
+                    gave_up.append(exc.message)
+                bar.item_done(label, f"failed: {exc.message}")
+                return PullOutcome(candidate.key, candidate.spec_id, "failed", exc.message)
+            size = entry_size(candidate.meta)
+            seconds = time.monotonic() - started
+            bar.item_done(label, f"pulled {human_bytes(size)} ({seconds:.1f}s)")
+            return PullOutcome(candidate.key, candidate.spec_id, "fetched", "", size)
+
+        outcomes.extend(pool.map(one, todo))
+    return outcomes
+
+
+__all__ = [
+    "Candidate", "PullOutcome", "PullSelection", "PushOutcome", "TransferProgress",
+    "entry_size", "expected_digests", "fetch_entry", "fetch_timing_cache", "human_bytes",
+    "list_timing_caches", "pull_entries", "push_entries", "push_entry", "push_timing_cache",
+    "select_for_pull",
+]

@@ -1,0 +1,93 @@
+"""`trtops plan [PATH...]`: show what apply would build, rebuild, reuse or skip, and why.
+
+Terraform-like output (colors on a terminal; plain in pipes and CI), ``--json`` for tools,
+``-o plan.json`` to save a plan that ``trtops apply plan.json`` runs exactly, and
+``--detailed-exitcode``: 0 nothing to build, 2 builds pending.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+DEFAULT_PATHS = ["manifests"]
+
+
+def register(subparsers: Any) -> None:
+    from trtops.cache import add_cache_argument
+    from trtops.platform import add_platform_arguments
+
+    parser = subparsers.add_parser(
+        "plan",
+        help="show what apply would build, rebuild, reuse or skip, and why",
+        description="Compare manifests with the engine cache and the platform and list one "
+        "action per engine: build, rebuild (with what changed), reuse, skip (not buildable "
+        "here) or rejected (failed its accuracy check).",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="manifest files or directories (default: manifests/)")
+    add_cache_argument(parser)
+    add_platform_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    parser.add_argument("-o", "--out", metavar="FILE",
+                        help="save the plan to FILE for `trtops apply FILE`")
+    parser.add_argument("--detailed-exitcode", action="store_true",
+                        help="exit 0 when nothing is to be built, 2 when builds are pending")
+    parser.add_argument("--all", action="store_true", dest="show_all",
+                        help="also list engines that are up to date")
+    parser.add_argument("--matrix", action="store_true",
+                        help="print only the JSON list of targets with builds pending, one "
+                        "line, for a CI job matrix (see docs/ci.md)")
+    parser.set_defaults(handler=run)
+
+
+def print_plan(plan: Any, *, show_all: bool = False) -> None:
+    """Render a plan on stdout: rich styles on a terminal, plain text otherwise."""
+    from trtops import console
+    from trtops.plan import render_lines
+
+    lines = render_lines(plan, show_all=show_all)
+    mode = console.detect(sys.stdout)
+    if not mode.interactive:
+        for _, text in lines:
+            print(text)
+        return
+    from rich.text import Text
+
+    out = console.out()
+    for style, text in lines:
+        out.print(Text(text, style=style or ""), soft_wrap=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trtops.cache import open_store
+    from trtops.errors import ExitCode
+    from trtops.plan import make_plan
+    from trtops.platform import platform_from_args
+
+    paths = args.paths or DEFAULT_PATHS
+    store = open_store(args.cache)
+    platform = platform_from_args(args)
+    plan = make_plan(paths, store, platform)
+    if args.out:
+        plan.save(args.out)
+    if getattr(args, "matrix", False):
+        from trtops.report import matrix_from_plan
+
+        sys.stdout.write(json.dumps(matrix_from_plan(plan.to_json()), separators=(",", ":")) + "\n")
+        return int(ExitCode.CHANGES_PENDING if args.detailed_exitcode and plan.pending else ExitCode.OK)
+    if args.json:
+        json.dump(plan.to_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print_plan(plan, show_all=args.show_all)
+        if args.out:
+            print(f"\nSaved the plan to {args.out}; `trtops apply {args.out}` runs exactly this plan.")
+    from trtops.report import emit_ci_reports, result_from_plan
+
+    code = ExitCode.CHANGES_PENDING if args.detailed_exitcode and plan.pending else ExitCode.OK
+    # In GitHub Actions: step summary and annotations (rejected engines); no-op elsewhere.
+    emit_ci_reports(result_from_plan(plan.to_json()), exit_code=int(code))
+    return int(code)
