@@ -22,6 +22,7 @@ STATUS_EXIT = {
     "accuracy_failed": ExitCode.ACCURACY_FAILED,
     "rejected": ExitCode.ACCURACY_FAILED,
     "environment": ExitCode.ENVIRONMENT,
+    "invalid": ExitCode.USER_ERROR,
     "error": ExitCode.INTERNAL,
 }
 
@@ -64,7 +65,7 @@ class RunResult:
     def exit_code(self) -> ExitCode:
         codes = [STATUS_EXIT.get(o.status, ExitCode.INTERNAL) for o in self.outcomes]
         for code in (ExitCode.INTERNAL, ExitCode.ENVIRONMENT, ExitCode.BUILD_FAILED,
-                     ExitCode.ACCURACY_FAILED):
+                     ExitCode.ACCURACY_FAILED, ExitCode.USER_ERROR):
             if code in codes:
                 return code
         return ExitCode.OK

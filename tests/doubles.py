@@ -1,0 +1,104 @@
+"""A test double of the TensorRT toolchain, for CPU tests of apply's orchestration only.
+
+Selected with ``TRTOPS_TEST_TOOLCHAIN=doubles:FakeToolchain`` (tests/ on PYTHONPATH). The
+"engine" it builds is the ONNX model itself, so the accuracy gate still runs trtops' real
+comparison code, with ONNX Runtime on both sides. Nothing here proves a TensorRT feature:
+tests/gpu does that in the GPU lab.
+
+Failure injection (environment variables, comma-separated model names):
+- ``TRTOPS_FAKE_BUILD_FAIL``: the build of these models fails like a parser error.
+- ``TRTOPS_FAKE_PERTURB``: the engine of these models gets perturbed weights (accuracy fails).
+- ``TRTOPS_FAKE_LOG``: a file that gets one line per build (to count builds).
+- ``TRTOPS_FAKE_TENSORRT`` / ``TRTOPS_FAKE_GPU``: the platform the double pretends to be.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _names(variable: str) -> set[str]:
+    return {n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()}
+
+
+class FakeToolchain:
+    def platform(self) -> Any:
+        from trtops.platform import GpuInfo, Platform
+
+        name = os.environ.get("TRTOPS_FAKE_GPU", "NVIDIA H200")
+        return Platform(tensorrt=os.environ.get("TRTOPS_FAKE_TENSORRT", "8.6.0"),
+                        gpus=(GpuInfo(0, name, "9.0", memory_bytes=141 * 2**30),),
+                        source="flags")
+
+    def build(self, request: Any) -> Any:
+        import onnx
+        from onnx import numpy_helper
+
+        from trtops.build.builder import BuildResult
+        from trtops.engine_io import EngineIO, ProfileShapes, TensorIO
+        from trtops.errors import BuildError
+
+        spec = request.spec
+        started = time.monotonic()
+        if request.log:
+            request.log(f"[fake] building {spec.id}")
+        if log := os.environ.get("TRTOPS_FAKE_LOG"):
+            with open(log, "a") as handle:
+                handle.write(spec.id + "\n")
+        if spec.model in _names("TRTOPS_FAKE_BUILD_FAIL"):
+            raise BuildError(f"ONNX parser: node 3 (Conv 'conv1') of {spec.model}: "
+                             "unsupported attribute", hint="fake failure for tests")
+        model = onnx.load(request.model_path)
+        if spec.model in _names("TRTOPS_FAKE_PERTURB"):
+            for init in model.graph.initializer:
+                array = numpy_helper.to_array(init)
+                if array.dtype == np.float32 and array.size > 1:
+                    init.CopyFrom(numpy_helper.from_array(array * 1.5 + 0.1, init.name))
+        engine = request.workdir / "engine.plan"
+        onnx.save(model, engine)
+        initializers = {i.name for i in model.graph.initializer}
+        dtype = {1: "float32", 10: "float16", 6: "int32", 7: "int64", 9: "bool"}
+
+        def tensor(value: Any, mode: str) -> TensorIO:
+            dims = value.type.tensor_type.shape.dim
+            shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
+            return TensorIO(value.name, mode, dtype[value.type.tensor_type.elem_type], shape)
+
+        tensors = tuple(tensor(v, "input") for v in model.graph.input if v.name not in initializers)
+        tensors += tuple(tensor(v, "output") for v in model.graph.output)
+        profiles = tuple(
+            ProfileShapes(tuple((r.name, r.min, r.opt, r.max) for r in profile))
+            for profile in spec.build.profiles
+        )
+        log_text = f"[fake] built {spec.id}\n"
+        return BuildResult(
+            engine_path=engine, io=EngineIO(tensors, profiles),
+            timing_cache=f"timing:{spec.model}/{spec.precision}\n".encode(),
+            calibration_cache=b"fake-calibration" if spec.precision == "int8" else None,
+            layers={"Layers": ["fake"]}, build_seconds=time.monotonic() - started,
+            engine_bytes=engine.stat().st_size, device_memory=1 << 20,
+            tensorrt_version=self.platform().tensorrt, log_text=log_text,
+        )
+
+    def verify(self, engine_path: Path, model_path: Path, io: Any, accuracy: Any, *,
+               precision: str) -> Any:
+        from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+
+        from trtops.verify.gate import input_sets_for, verify_with_runners
+
+        sets, info = input_sets_for(io, accuracy)
+        return verify_with_runners(
+            lambda profile: OnnxrtRunner(SessionFromOnnx(str(engine_path))),
+            lambda: OnnxrtRunner(SessionFromOnnx(str(model_path))),
+            sets, accuracy.tolerance, precision=precision, reference="onnxruntime",
+            candidate="fake-engine", inputs=info,
+        )
+
+    def merge_timing_caches(self, base: bytes | None, new: bytes) -> bytes:
+        lines = set((base or b"").splitlines()) | set(new.splitlines())
+        return b"\n".join(sorted(lines)) + b"\n"

@@ -1,0 +1,122 @@
+"""`trtops apply [PATH...|PLAN.json]`: build, check and publish what the plan says.
+
+Builds only what this machine can build (GPU and TensorRT match the target) and reports
+the rest; engines that fail their accuracy check are kept as rejected and never served.
+Exit codes: 0 all good, 3 a build failed, 4 an accuracy check failed, 5 TensorRT or a GPU
+is missing, 1 bad input (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATHS = ["manifests"]
+DEFAULT_EMIT_DIR = "out"
+
+
+def register(subparsers: Any) -> None:
+    from trtops.cache import add_cache_argument
+    from trtops.report import add_output_arguments
+
+    parser = subparsers.add_parser(
+        "apply",
+        help="build, check and publish the engines the plan says are missing or stale",
+        description="Plan (or load a saved plan), then for each engine to build: build it "
+        "with TensorRT, compare it with ONNX Runtime (Polygraphy), publish it to the cache "
+        "and write its loaders. Engines for other GPUs or TensorRT versions are skipped "
+        "with the reason.",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="manifest files or directories (default: manifests/), or one "
+                        "plan file saved by `trtops plan -o`")
+    add_cache_argument(parser)
+    parser.add_argument("--target", action="append", metavar="NAME", dest="targets",
+                        help="only engines of this target (repeatable; for CI fan-out)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="go on with the other engines after a failure")
+    parser.add_argument("--emit-dir", metavar="DIR", default=DEFAULT_EMIT_DIR,
+                        help=f"where loaders go (default: ./{DEFAULT_EMIT_DIR}; python/ and "
+                        "triton/ below it)")
+    parser.add_argument("--no-emit", action="store_true", help="write no loaders")
+    parser.add_argument("--engine-ref", default="copy",
+                        choices=("copy", "relative", "env", "key", "absolute"),
+                        help="how Python loaders find their engine (default: copy it beside)")
+    parser.add_argument("--remote", metavar="URL",
+                        help="shared cache (s3://bucket/prefix or a directory): fetch hits "
+                        "instead of building, push new accepted engines and timing caches")
+    parser.add_argument("--lock", action="store_true",
+                        help="with --remote: take a build lease per engine so that shards "
+                        "of one GPU type build each engine once")
+    parser.add_argument("--lock-ttl", type=float, default=300.0, metavar="SECONDS",
+                        help="build lease lifetime, renewed while building (default: 300)")
+    parser.add_argument("--log-dir", metavar="DIR",
+                        help="also write each build log to DIR (CI artifacts)")
+    add_output_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def _is_plan_file(paths: list[str]) -> bool:
+    return len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file()
+
+
+def _restrict(plan: Any, targets: list[str] | None) -> None:
+    from trtops.errors import InputError
+
+    if not targets:
+        return
+    known = {a.spec.target.name for a in plan.actions}
+    unknown = [t for t in targets if t not in known]
+    if unknown:
+        raise InputError(f"--target {unknown[0]!r} is not a target of these manifests",
+                         hint=f"targets: {', '.join(sorted(known)) or 'none'}")
+    plan.actions = [a for a in plan.actions if a.spec.target.name in targets]
+
+
+def run(args: argparse.Namespace) -> int:
+    from trtops.apply import ApplyOptions, apply_plan, default_toolchain
+    from trtops.cache import open_store
+    from trtops.plan import Plan, check_plan_current, make_plan
+    from trtops.report import check_report_path, render_result
+
+    check_report_path(args.junit)
+    paths = args.paths or DEFAULT_PATHS
+    store = open_store(args.cache)
+    toolchain = default_toolchain()
+    platform = _platform(toolchain)
+    if _is_plan_file(paths):
+        plan = Plan.load(paths[0])
+        check_plan_current(plan, store, platform)
+    else:
+        plan = make_plan(paths, store, platform)
+    _restrict(plan, args.targets)
+    remote = open_store(args.remote) if args.remote else None
+    if args.lock and remote is None:
+        from trtops.errors import InputError
+
+        raise InputError("--lock needs --remote", hint="leases live in the shared cache")
+    options = ApplyOptions(
+        keep_going=args.keep_going,
+        emit_dest=None if args.no_emit else Path(args.emit_dir),
+        engine_ref=args.engine_ref,
+        remote=remote,
+        lease_ttl=args.lock_ttl if args.lock else None,
+        log_dir=Path(args.log_dir) if args.log_dir else None,
+    )
+    if plan.pending and not args.json:
+        print(f"apply: {len(plan.unique_builds())} engine(s) to build on "
+              f"{platform.describe()}", file=sys.stderr)
+    result = apply_plan(plan, store, toolchain=toolchain, options=options)
+    return render_result(result, args)
+
+
+def _platform(toolchain: Any) -> Any:
+    """This machine; a test toolchain may stand in for it (CPU tests of orchestration)."""
+    describe = getattr(toolchain, "platform", None)
+    if callable(describe):
+        return describe()
+    from trtops.platform import detect_platform
+
+    return detect_platform()
