@@ -245,7 +245,7 @@ def _build_action(ctx: _Context, action: Action) -> EngineOutcome:
                 outcome = _build_verify_publish(ctx, action, item)
     except TrtopsError as exc:
         text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-        outcome = _outcome(action, _failure_status(exc), text,
+        outcome = _outcome(action, failure_status(exc), text,
                            details=getattr(exc, "details", "") or "")
     except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
         outcome = _outcome(action, "error", f"{type(exc).__name__}: {exc}",
@@ -266,7 +266,7 @@ def _missing_runtime(platform: Any) -> str | None:
     return None
 
 
-def _failure_status(exc: TrtopsError) -> str:
+def failure_status(exc: TrtopsError) -> str:
     """The outcome status of an engine whose build, check or publish raised ``exc``."""
     if isinstance(exc, EnvironmentMissing):
         return "environment"

@@ -189,3 +189,20 @@ def _has_tensorrt() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("tensorrt") is not None
+
+
+def test_verify_rechecks_cached_engines_with_new_tolerances(project):
+    assert trtops(project, "apply", "--no-emit").returncode == 0
+    ok = trtops(project, "verify", "--json")
+    assert ok.returncode == 0, ok.stderr
+    statuses = {e["id"]: e["status"] for e in json.loads(ok.stdout)["engines"]}
+    assert statuses["demo/conv/fp32/lab"] == "verified"
+    # A corrupted engine file is caught by its sha256 before anything deserializes it.
+    key = next(e["key"] for e in json.loads(ok.stdout)["engines"] if e["id"] == "demo/heavy/fp32/lab")
+    plan_file = project / "cache" / "engines" / key[:2] / key / "engine.plan"
+    plan_file.chmod(0o644)
+    plan_file.write_bytes(plan_file.read_bytes()[:-1] + b"\0")
+    bad = trtops(project, "verify", "--json")
+    assert bad.returncode == 1
+    engines = {e["id"]: e for e in json.loads(bad.stdout)["engines"]}
+    assert "sha256" in engines["demo/heavy/fp32/lab"]["message"]

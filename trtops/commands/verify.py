@@ -1,0 +1,39 @@
+"""`trtops verify [PATH...]`: re-check cached engines with the manifests' current accuracy
+settings; engines that now fail become rejected (exit 4), engines that now pass accepted."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    from trtops.cache import add_cache_argument
+    from trtops.report import add_output_arguments
+
+    parser = subparsers.add_parser(
+        "verify",
+        help="re-check cached engines against ONNX Runtime (e.g. after changing tolerances)",
+        description="Run the accuracy gate again on engines already in the cache, with the "
+        "manifests' current tolerances and inputs, and record the new verdict.",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="manifest files or directories (default: manifests/)")
+    add_cache_argument(parser)
+    add_output_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trtops.apply import default_toolchain
+    from trtops.cache import open_store
+    from trtops.commands.apply import DEFAULT_PATHS, _platform
+    from trtops.plan import make_plan
+    from trtops.report import check_report_path, render_result
+    from trtops.reverify import reverify_plan
+
+    check_report_path(args.junit)
+    store = open_store(args.cache)
+    toolchain = default_toolchain()
+    plan = make_plan(args.paths or DEFAULT_PATHS, store, _platform(toolchain))
+    return render_result(reverify_plan(plan, store, toolchain), args)
