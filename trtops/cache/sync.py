@@ -14,7 +14,6 @@ shared directory). Guarantees:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
@@ -287,6 +286,13 @@ def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None 
 # --------------------------------------------------------------------------- timing caches
 
 
+def timing_lock_name(tensorrt: str, gpu_signature: str) -> str:
+    """The lock merging a timing cache holds, the same name in every store."""
+    from trtops.cache.local import timing_lock_name as name
+
+    return name(tensorrt, gpu_signature)
+
+
 def fetch_timing_cache(remote: Any, local: Any, tensorrt: str, gpu_signature: str,
                        merge: Callable[[bytes, bytes], bytes] | None = None) -> bool:
     """Bring the remote timing cache into the local cache.
@@ -305,7 +311,7 @@ def fetch_timing_cache(remote: Any, local: Any, tensorrt: str, gpu_signature: st
     data = remote.read_timing_cache(tensorrt, gpu_signature)
     if not data:
         return False
-    with local.lock(f"timing-{tensorrt}-{gpu_signature}"):
+    with local.lock(timing_lock_name(tensorrt, gpu_signature)):
         current = local.read_timing_cache(tensorrt, gpu_signature)
         if current == data:
             return False
@@ -341,7 +347,7 @@ def push_timing_cache(local: Any, remote: Any, tensorrt: str, gpu_signature: str
     data = local.read_timing_cache(tensorrt, gpu_signature)
     if not data:
         return False
-    with remote.lock(f"timing-{tensorrt}-{gpu_signature}", timeout=lock_timeout):
+    with remote.lock(timing_lock_name(tensorrt, gpu_signature), timeout=lock_timeout):
         current = remote.read_timing_cache(tensorrt, gpu_signature)
         if current == data:
             return False

@@ -1,0 +1,302 @@
+"""Remote pull bandwidth: `trtops pull` vs plain parallel GETs of the same objects.
+
+Setup: a moto S3 server in its own process on 127.0.0.1 (so it does not share the GIL with
+the client), 20 engines of ~50 MB published as real trtops entries (pushed with
+``push_entries``, which is timed too).
+
+Measured, in one run, alternating so all see the same machine state (a first warm-up
+round of each is not counted):
+  plain GETs  ``get_object`` of every engine.plan object, bodies read in 1 MiB chunks and
+              discarded, ``--jobs`` objects in flight (a boto3 client with the same
+              connection pool and timeouts as trtops). The target's baseline.
+  GETs to files  the same, each body written to a file (no hashing, no fsync): what any
+              downloader has to do at least; shown for context.
+  trtops pull ``select_for_pull`` + ``pull_entries`` into an empty local cache with the
+              same ``--jobs``: lists and reads every meta.json and accuracy.json, downloads
+              every file of every entry, hashes while streaming, verifies sha256, stages
+              and creates each local entry atomically (what ``trtops pull`` does).
+  CLI         ``python -m trtops pull`` wall time for the same (interpreter start included).
+
+Target (issue 7): trtops pull >= 70% of the plain-GET bandwidth. Bandwidth counts the
+engine bytes only for both (the pull also moves meta/accuracy/log files on top). The
+script also prints the client process CPU seconds of each: on a machine with few cores
+the server and the client compete for CPU, and a pull spends CPU on sha256 and on writing
+files that a discarding GET does not.
+
+Usage:
+  python benchmarks/pull_bandwidth.py [--engines 20] [--mb 50] [--jobs 8] [--rounds 3]
+                                      [--results benchmarks/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform as host
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+BUCKET = "trtops-bench"
+TRT = "10.13.3.9"
+GPU = ("NVIDIA H100 80GB HBM3", "9.0")
+MiB = 1 << 20
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("moto server did not start")
+
+
+@dataclass
+class FakeKey:
+    key: str
+    components: dict
+    model: dict
+
+
+def publish(local, count: int, size: int) -> list[str]:
+    """``count`` accepted entries with engines of ``size`` random bytes."""
+    import hashlib
+
+    from trtops.cache.local import publish_entry
+    from trtops.fingerprint import gpu_signature, key_components, key_of
+
+    keys = []
+    for index in range(count):
+        components = key_components(
+            model_digest=hashlib.sha256(f"bench-{index}".encode()).hexdigest(),
+            build={"precision": "fp16"}, tensorrt=TRT, gpu=gpu_signature(*GPU))
+        key = FakeKey(key_of(components), components, {})
+        engine = os.urandom(size)
+        publish_entry(local, key, f"bench/model{index:02d}/fp16/h100",
+                      {"engine.plan": engine, "build.log": b"benchmark\n"},
+                      accuracy={"state": "accepted", "summary": "benchmark"},
+                      tensorrt_version=TRT, gpu={"name": GPU[0], "compute_capability": GPU[1]})
+        keys.append(key.key)
+    return keys
+
+
+def plain_gets(store, keys: list[str], jobs: int, to_dir: Path | None = None) -> tuple[float, int]:
+    """Seconds and bytes for GETs of every engine.plan object, bodies discarded (or written
+    to files in ``to_dir``)."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3", endpoint_url=store.endpoint_url, region_name="us-east-1",
+        config=Config(max_pool_connections=store.client.meta.config.max_pool_connections,
+                      connect_timeout=store.connect_timeout, read_timeout=store.read_timeout,
+                      retries={"mode": "standard", "max_attempts": store.max_attempts},
+                      s3={"addressing_style": "path"}))
+    names = [f"{store.prefix}/engines/{k[:2]}/{k}/engine.plan" for k in keys]
+
+    def get(name: str) -> int:
+        body = client.get_object(Bucket=store.bucket, Key=name)["Body"]
+        total = 0
+        out = open(to_dir / name.replace("/", "_"), "wb") if to_dir is not None else None
+        try:
+            while True:
+                chunk = body.read(MiB)
+                if not chunk:
+                    return total
+                if out is not None:
+                    out.write(chunk)
+                total += len(chunk)
+        finally:
+            if out is not None:
+                out.close()
+
+    if to_dir is not None:
+        shutil.rmtree(to_dir, ignore_errors=True)
+        to_dir.mkdir(parents=True)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        total = sum(pool.map(get, names))
+    return time.perf_counter() - started, total
+
+
+def trtops_pull(remote, cache_dir: Path, jobs: int) -> tuple[float, int]:
+    """Seconds and engine bytes for select_for_pull + pull_entries into an empty cache."""
+    from trtops.cache.local import LocalStore
+    from trtops.cache.sync import pull_entries, select_for_pull
+    from trtops.platform import GpuInfo, Platform
+
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    local = LocalStore(cache_dir)
+    platform = Platform(tensorrt=TRT, gpus=(GpuInfo(0, *GPU),), source="flags")
+    started = time.perf_counter()
+    selection = select_for_pull(remote, platform, jobs=jobs)
+    outcomes = pull_entries(remote, local, selection.selected, jobs=jobs, progress=False)
+    seconds = time.perf_counter() - started
+    assert all(o.status == "fetched" for o in outcomes), outcomes
+    engine_bytes = sum(int(c.meta["engine_size"]) for c in selection.selected)
+    return seconds, engine_bytes
+
+
+def cli_pull(url: str, cache_dir: Path, jobs: int) -> float:
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "trtops", "pull", "--remote", url, "--cache", str(cache_dir),
+         "--gpu", GPU[0], "--compute-capability", GPU[1], "--tensorrt", TRT, "-j", str(jobs)],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TRTOPS_PLAIN": "1"},
+    )
+    return time.perf_counter() - started
+
+
+def machine() -> str:
+    cpu = host.processor() or host.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, Python {host.python_version()}, {host.system()}"
+
+
+HEADER = "## pull_bandwidth.py: remote pull vs plain GETs"
+
+
+def append_results(path: Path, lines: list[str], command: str) -> None:
+    """Add a dated subsection under this benchmark's section (newest first)."""
+    block = "\n".join([
+        f"### {time.strftime('%Y-%m-%d')}, {machine()}",
+        "",
+        f"Command: `{command.strip()}`",
+        "",
+        "```",
+        *lines,
+        "```",
+        "",
+        "",
+    ])
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    start = text.find(HEADER)
+    if start < 0:
+        text = text.rstrip("\n") + f"\n\n{HEADER}\n\n" + block
+    else:
+        after = start + len(HEADER)
+        positions = [i for i in (text.find("\n### ", after), text.find("\n## ", after)) if i >= 0]
+        at = min(positions) + 1 if positions else len(text)
+        text = text[:at] + block + text[at:]
+    path.write_text(text, encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engines", type=int, default=20)
+    parser.add_argument("--mb", type=int, default=50, help="engine size in MB (10^6 bytes)")
+    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--results", type=Path, default=None,
+                        help="add the numbers as a dated subsection to this markdown file")
+    args = parser.parse_args()
+
+    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
+                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    from trtops.cache.local import LocalStore
+    from trtops.cache.s3 import open_s3_store
+    from trtops.cache.sync import push_entries
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-pull-bench-"))
+    port = free_port()
+    server = start_server(port)
+    try:
+        url = f"s3://{BUCKET}/engines?endpoint_url=http://127.0.0.1:{port}"
+        remote = open_s3_store(url)
+        remote.client.create_bucket(Bucket=BUCKET)
+        source = LocalStore(workdir / "builder")
+        keys = publish(source, args.engines, args.mb * 1_000_000)
+        started = time.perf_counter()
+        pushed = push_entries(source, remote, keys, jobs=args.jobs, progress=False)
+        push_seconds = time.perf_counter() - started
+        assert all(o.status == "created" for o in pushed), pushed
+        total = args.engines * args.mb * 1_000_000
+
+        runs: dict[str, list[tuple[float, float]]] = {"get": [], "file": [], "pull": []}
+        for round_ in range(args.rounds + 1):  # alternate, so all see the same conditions
+            for name, measure in (
+                ("get", lambda: plain_gets(remote, keys, args.jobs)),
+                ("file", lambda: plain_gets(remote, keys, args.jobs, workdir / "files")),
+                ("pull", lambda: trtops_pull(remote, workdir / "node", args.jobs)),
+            ):
+                cpu = time.process_time()
+                seconds, got = measure()
+                cpu = time.process_time() - cpu
+                assert got == total, (name, got, total)
+                if round_:  # round 0 warms up the page cache, connections and imports
+                    runs[name].append((seconds, cpu))
+                # Nothing of one measurement may burden the next: remove what it wrote and
+                # flush dirty pages now, outside any timed region (an fsync in the pull
+                # would otherwise also wait for the files the baseline left unflushed).
+                for leftover in ("files", "node"):
+                    shutil.rmtree(workdir / leftover, ignore_errors=True)
+                os.sync()
+        cli_seconds = cli_pull(url, workdir / "cli-node", args.jobs)
+    finally:
+        server.terminate()
+        server.wait(10)
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def row(label: str, name: str) -> tuple[str, float]:
+        seconds = statistics.median(s for s, _ in runs[name])
+        cpu = statistics.median(c for _, c in runs[name])
+        listed = ", ".join(f"{s:.2f}" for s, _ in runs[name])
+        return (f"{label:<15} {seconds:5.2f} s {total / seconds / 1e6:6.0f} MB/s  client CPU "
+                f"{cpu:.2f} s  (runs {listed})", total / seconds / 1e6)
+
+    get_line, get_bw = row("plain GETs", "get")
+    file_line, file_bw = row("GETs to files", "file")
+    pull_line, pull_bw = row("trtops pull", "pull")
+    ratio = pull_bw / get_bw
+    lines = [
+        f"engines: {args.engines} x {args.mb} MB = {total / 1e9:.2f} GB, jobs {args.jobs}, "
+        f"{args.rounds} rounds after a warm-up (median)",
+        f"push (create-only, {args.engines} entries): {push_seconds:.2f} s, "
+        f"{total / push_seconds / 1e6:.0f} MB/s",
+        get_line, file_line, pull_line,
+        f"CLI `trtops pull` wall time: {cli_seconds:.2f} s ({total / cli_seconds / 1e6:.0f} MB/s, "
+        "interpreter start and a cold cache directory included)",
+        f"pull / GETs to files: {pull_bw / file_bw:.0%}",
+        f"pull / plain GETs: {ratio:.0%} (target >= 70%: {'PASS' if ratio >= 0.7 else 'FAIL'})",
+    ]
+    print("\n".join(lines))
+    if args.results:
+        append_results(args.results, lines, "python benchmarks/pull_bandwidth.py "
+                       + " ".join(sys.argv[1:]))
+    return 0 if ratio >= 0.7 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
