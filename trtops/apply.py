@@ -145,8 +145,7 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
     toolchain = toolchain or default_toolchain()
     make_progress = progress_factory or console.progress
     result = RunResult("apply")
-    pending = [a for a in plan.actions if a.pending]
-    with make_progress(len(pending), "apply") as progress:
+    with make_progress(len(plan.unique_builds()), "apply") as progress:
         ctx = _Context(plan, store, toolchain, options, progress)
         for action in plan.actions:
             if ctx.stop:

@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return int(ExitCode.USER_ERROR)
+    from trtops import console
+
+    # Line-buffered streams, plain output in CI / pipes / TRTOPS_PLAIN, logging on stderr.
+    console.setup(verbose=args.verbose)
     try:
         return int(args.handler(args))
     except TrtopsError as exc:
