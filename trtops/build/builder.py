@@ -126,7 +126,11 @@ def build_engine(request: BuildRequest) -> BuildResult:
             missing.
     """
     trt = import_tensorrt()
-    capture = LogCapture(echo=request.log)
+    # TRTOPS_TRT_LOG=verbose keeps TensorRT's verbose messages in the build log (slower;
+    # for finding where build time goes).
+    verbose = os.environ.get("TRTOPS_TRT_LOG", "").lower() == "verbose"
+    capture = LogCapture(echo=request.log, max_lines=200000 if verbose else 20000,
+                         min_severity=4 if verbose else 3)
     with capture:
         try:
             return _Build(trt, request, capture).run()
