@@ -26,7 +26,7 @@ def test_seed_scenarios_build_and_pass_the_gate(trt, tmp_path):
     ocr_model = REPO / "manifests" / "models" / "ch_PP-OCRv4_det_infer.onnx"
     shutil.copy(REPO / "manifests" / "vision.yaml", tmp_path / "manifests")
     made = subprocess.run([sys.executable, "-m", "trtops.examples", "-q", "--dest",
-                           str(tmp_path / "manifests" / "models"), "--only", "resnet50_b64", "fcn_resnet"],
+                           str(tmp_path / "manifests" / "models"), "--only", "resnet50", "fcn_resnet"],
                           cwd=REPO, capture_output=True, text=True)
     assert made.returncode == 0, made.stdout + made.stderr
     if ocr_model.exists():
