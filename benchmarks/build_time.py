@@ -53,14 +53,15 @@ def worker_polygraphy(model: str, precision: str) -> dict:
     config = CreateConfig(profiling_verbosity=trt.ProfilingVerbosity.DETAILED, **flags)
     start = time.monotonic()
     plan = EngineBytesFromNetwork(NetworkFromOnnxPath(model), config=config)()
-    return {"seconds": time.monotonic() - start, "engine_bytes": len(plan)}
+    return {"seconds": time.monotonic() - start, "engine_bytes": int(plan.nbytes)}
 
 
 def worker_trtops(model: str, precision: str, cache_in: str | None, cache_out: str | None) -> dict:
     from trtops.build.builder import BuildRequest, build_engine
     from trtops.build.specs import make_engine_spec
 
-    spec = make_engine_spec(model, precision)
+    profiles = [{"input": ((1, 3, 32, 32), (4, 3, 32, 32), (8, 3, 32, 32))}] if "tiny_cnn" in model else []
+    spec = make_engine_spec(model, precision, profiles=profiles)
     timing = Path(cache_in).read_bytes() if cache_in else None
     with tempfile.TemporaryDirectory() as workdir:
         start = time.monotonic()
