@@ -44,6 +44,7 @@ from trtops.outcome import EngineOutcome, RunResult
 from trtops.plan import Action, Plan
 
 TOOLCHAIN_ENV = "TRTOPS_TEST_TOOLCHAIN"
+BUILD_LOCK_TIMEOUT = 6 * 3600.0  # seconds; a big model's INT8 build can take an hour
 
 
 class Toolchain(Protocol):
@@ -235,13 +236,17 @@ def _build_action(ctx: _Context, action: Action) -> EngineOutcome:
                 progress.finish(item, fetched.status)
                 return fetched
             lease = None
-        if lease is None:
-            outcome = _build_verify_publish(ctx, action, item)
-        else:
-            from trtops.cache.lease import LeaseKeeper
-
-            with LeaseKeeper(lease):
+        # Concurrent applies on one cache (CI jobs sharing a runner's disk, a fleet
+        # node's cron): one process builds each engine, the others wait and reuse it.
+        with ctx.store.lock(f"build-{action.key.key}", timeout=BUILD_LOCK_TIMEOUT):
+            outcome = _built_meanwhile(ctx, action)
+            if outcome is None and lease is None:
                 outcome = _build_verify_publish(ctx, action, item)
+            elif outcome is None:
+                from trtops.cache.lease import LeaseKeeper
+
+                with LeaseKeeper(lease):
+                    outcome = _build_verify_publish(ctx, action, item)
     except TrtopsError as exc:
         text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
         outcome = _outcome(action, failure_status(exc), text,
@@ -255,6 +260,19 @@ def _build_action(ctx: _Context, action: Action) -> EngineOutcome:
     outcome.seconds = time.monotonic() - started
     progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
     return outcome
+
+
+def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
+    """The entry another process published while this one waited for the build lock."""
+    from trtops.cache.local import entry_state, record_ref
+
+    if not ctx.store.has_entry(action.key.key):
+        return None
+    state = entry_state(ctx.store, action.key.key)
+    record_ref(ctx.store, action.id, action.key)
+    status = "reused" if state == "accepted" else "rejected"
+    return _outcome(action, status, "built meanwhile by another trtops process",
+                    accuracy=_accuracy_summary(ctx.store, action.key.key))
 
 
 def _missing_runtime(platform: Any) -> str | None:

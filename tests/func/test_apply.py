@@ -159,3 +159,15 @@ def test_verify_rechecks_cached_engines_with_new_tolerances(project):
     assert bad.returncode == 1
     engines = {e["id"]: e for e in json.loads(bad.stdout)["engines"]}
     assert "sha256" in engines["demo/heavy/fp32/lab"]["message"]
+
+
+def test_concurrent_applies_on_one_cache_build_each_engine_once(project):
+    """8 applies at once on one local cache: every engine is built exactly once."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: trtops(project, "apply", "--no-emit", "--json"), range(8)))
+    assert [r.returncode for r in results] == [0] * 8, [r.stderr[-500:] for r in results]
+    assert sorted(builds(project)) == ["demo/conv/fp16/lab", "demo/conv/fp32/lab", "demo/heavy/fp32/lab"]
+    check = trtops(project, "cache", "verify")
+    assert check.returncode == 0, check.stdout + check.stderr
