@@ -21,7 +21,6 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from trtops.errors import InputError
+from trtops.fsutil import atomic_write
 from trtops.outcome import STATUS_EXIT, EngineOutcome, RunResult
 
 # --------------------------------------------------------------------------- shared bits
@@ -274,18 +274,7 @@ def write_junit(results: RunResult | Sequence[RunResult], path: str | os.PathLik
     target = Path(path)
     data = junit_xml(results, relative_to=relative_to)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(target, data)
     except OSError as exc:
         raise InputError(f"cannot write the JUnit report {target}: {exc.strerror or exc}",
                          hint="pass --junit a path in a writable folder") from exc

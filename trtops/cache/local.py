@@ -28,8 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from trtops.cache import layout
-from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, META_FILE, EntryStore, PutResult
+from trtops.cache.store import (
+    ACCURACY_FILE,
+    ENGINE_FILE,
+    META_FILE,
+    EntryStore,
+    PutResult,
+)
 from trtops.errors import CacheError
+from trtops.fsutil import atomic_write
 
 _COPY_CHUNK = 1 << 20
 
@@ -76,18 +83,7 @@ def _copy_file(src: Path, dest: Path) -> tuple[str, int]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, data, fsync=True)
 
 
 def _json_bytes(data: Any) -> bytes:

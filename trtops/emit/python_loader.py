@@ -15,14 +15,11 @@ The emitted module needs only ``tensorrt``, ``numpy`` and ``pycuda`` or ``cuda-p
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import keyword
 import math
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from typing import Any
 from trtops import __version__
 from trtops.engine_io import EngineIO
 from trtops.errors import InputError, InternalError
+from trtops.fsutil import atomic_copy, atomic_write
 
 TEMPLATE_PATH = Path(__file__).with_name("runtime_template.py")
 BEGIN_MARKER = "# --- trtops:metadata:begin ---"
@@ -408,30 +406,6 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_copy(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_loader(dest_dir: str | os.PathLike[str], io: EngineIO,
@@ -464,7 +438,7 @@ def write_loader(dest_dir: str | os.PathLike[str], io: EngineIO,
     if engine_ref == "copy":
         copied = dest / f"{module}.plan"
         if not (copied.is_file() and _sha256_file(copied) == digest):
-            _atomic_copy(engine_path, copied)
+            atomic_copy(engine_path, copied)
         ref = EngineRef("copy", digest, path=copied.name, env=env_var, key=info.key)
     elif engine_ref == "relative":
         relative = os.path.relpath(engine_path.resolve(), dest.resolve())
@@ -485,5 +459,5 @@ def write_loader(dest_dir: str | os.PathLike[str], io: EngineIO,
                          hint=f"use one of {', '.join(ENGINE_REFS)}")
     source = render_loader(io, ref, info)
     module_path = dest / f"{module}.py"
-    _atomic_write(module_path, source.encode("ascii"))
+    atomic_write(module_path, source.encode("ascii"))
     return EmittedLoader(module_path, copied, env_var)
