@@ -309,22 +309,7 @@ def fetch_timing_cache(remote: Any, local: Any, tensorrt: str, gpu_signature: st
         True when the local timing cache changed.
     """
     data = remote.read_timing_cache(tensorrt, gpu_signature)
-    if not data:
-        return False
-    with local.lock(timing_lock_name(tensorrt, gpu_signature)):
-        current = local.read_timing_cache(tensorrt, gpu_signature)
-        if current == data:
-            return False
-        if current is None:
-            local.write_timing_cache(tensorrt, gpu_signature, data)
-            return True
-        if merge is None:
-            return False
-        merged = merge(current, data)
-        if merged == current:
-            return False
-        local.write_timing_cache(tensorrt, gpu_signature, merged)
-        return True
+    return merge_timing_cache_into(local, tensorrt, gpu_signature, data, merge)
 
 
 def push_timing_cache(local: Any, remote: Any, tensorrt: str, gpu_signature: str,
@@ -345,21 +330,43 @@ def push_timing_cache(local: Any, remote: Any, tensorrt: str, gpu_signature: str
         True when the remote timing cache changed.
     """
     data = local.read_timing_cache(tensorrt, gpu_signature)
+    return merge_timing_cache_into(remote, tensorrt, gpu_signature, data, merge,
+                                   lock_timeout=lock_timeout)
+
+
+def merge_timing_cache_into(store: Any, tensorrt: str, gpu_signature: str, data: bytes | None,
+                            merge: Callable[[bytes, bytes], bytes] | None = None, *,
+                            lock_timeout: float = 120.0) -> bool:
+    """Bring serialized timing-cache bytes into a store's timing cache, under the store's
+    lock (read, merge, write), so concurrent builders never lose each other's timings.
+
+    Args:
+        store: The store whose timing cache receives ``data``.
+        tensorrt: Full TensorRT version.
+        gpu_signature: GPU signature.
+        data: The timing cache to bring in (nothing happens when empty).
+        merge: ``merge(current, data) -> bytes`` (TensorRT's combine); without it an
+            existing cache is never overwritten.
+        lock_timeout: Seconds to wait for the store's lock.
+
+    Returns:
+        True when the store's timing cache changed.
+    """
     if not data:
         return False
-    with remote.lock(timing_lock_name(tensorrt, gpu_signature), timeout=lock_timeout):
-        current = remote.read_timing_cache(tensorrt, gpu_signature)
+    with store.lock(timing_lock_name(tensorrt, gpu_signature), timeout=lock_timeout):
+        current = store.read_timing_cache(tensorrt, gpu_signature)
         if current == data:
             return False
         if current is None:
-            remote.write_timing_cache(tensorrt, gpu_signature, data)
+            store.write_timing_cache(tensorrt, gpu_signature, data)
             return True
         if merge is None:
             return False
         merged = merge(current, data)
         if merged == current:
             return False
-        remote.write_timing_cache(tensorrt, gpu_signature, merged)
+        store.write_timing_cache(tensorrt, gpu_signature, merged)
         return True
 
 
