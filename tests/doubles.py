@@ -10,6 +10,18 @@ Failure injection (environment variables, comma-separated model names):
 - ``TRTOPS_FAKE_PERTURB``: the engine of these models gets perturbed weights (accuracy fails).
 - ``TRTOPS_FAKE_LOG``: a file that gets one line per build (to count builds).
 - ``TRTOPS_FAKE_TENSORRT`` / ``TRTOPS_FAKE_GPU``: the platform the double pretends to be.
+
+For the executors (``--gpus``, ``--executor ray``):
+- ``TRTOPS_FAKE_GPUS``: how many GPUs (all alike) the platform has (default 1).
+- ``TRTOPS_FAKE_CC``: their compute capability (default 9.0).
+- ``TRTOPS_FAKE_DEVICE_LOG``: a file that gets ``<id> cuda=<CUDA_VISIBLE_DEVICES>
+  gpu=<TRTOPS_FAKE_GPU> pid=<pid>`` per build (which worker built what).
+- ``TRTOPS_FAKE_CRASH``: the build of these models kills its process with SIGSEGV, like a
+  crash inside TensorRT.
+- ``TRTOPS_FAKE_BUILD_SECONDS``: each build sleeps this long first.
+- ``TRTOPS_FAKE_SLOW``: the builds of these models sleep 120 s (timeouts).
+The timing cache a build returns holds the one it was given plus its own line, like
+TensorRT's (what was loaded plus what this build timed).
 """
 
 from __future__ import annotations
@@ -31,8 +43,10 @@ class FakeToolchain:
         from trtops.platform import GpuInfo, Platform
 
         name = os.environ.get("TRTOPS_FAKE_GPU", "NVIDIA H200")
+        cc = os.environ.get("TRTOPS_FAKE_CC", "9.0")
+        count = int(os.environ.get("TRTOPS_FAKE_GPUS", "1"))
         return Platform(tensorrt=os.environ.get("TRTOPS_FAKE_TENSORRT", "8.6.0"),
-                        gpus=(GpuInfo(0, name, "9.0", memory_bytes=141 * 2**30),),
+                        gpus=tuple(GpuInfo(i, name, cc, memory_bytes=141 * 2**30) for i in range(count)),
                         source="flags")
 
     def build(self, request: Any) -> Any:
@@ -50,6 +64,19 @@ class FakeToolchain:
         if log := os.environ.get("TRTOPS_FAKE_LOG"):
             with open(log, "a") as handle:
                 handle.write(spec.id + "\n")
+        if device_log := os.environ.get("TRTOPS_FAKE_DEVICE_LOG"):
+            with open(device_log, "a") as handle:
+                handle.write(f"{spec.id} cuda={os.environ.get('CUDA_VISIBLE_DEVICES', '-')} "
+                             f"gpu={os.environ.get('TRTOPS_FAKE_GPU', 'NVIDIA H200').replace(' ', '_')} "
+                             f"pid={os.getpid()} model={request.model_path}\n")
+        if seconds := float(os.environ.get("TRTOPS_FAKE_BUILD_SECONDS", "0") or 0):
+            time.sleep(seconds)
+        if spec.model in _names("TRTOPS_FAKE_SLOW"):
+            time.sleep(120)
+        if spec.model in _names("TRTOPS_FAKE_CRASH"):
+            import signal
+
+            os.kill(os.getpid(), signal.SIGSEGV)
         if spec.model in _names("TRTOPS_FAKE_BUILD_FAIL"):
             raise BuildError(f"ONNX parser: node 3 (Conv 'conv1') of {spec.model}: "
                              "unsupported attribute", hint="fake failure for tests")
@@ -78,7 +105,8 @@ class FakeToolchain:
         log_text = f"[fake] built {spec.id}\n"
         return BuildResult(
             engine_path=engine, io=EngineIO(tensors, profiles),
-            timing_cache=f"timing:{spec.model}/{spec.precision}\n".encode(),
+            timing_cache=self.merge_timing_caches(request.timing_cache,
+                                                  f"timing:{spec.model}/{spec.precision}\n".encode()),
             calibration_cache=b"fake-calibration" if spec.precision == "int8" else None,
             layers={"Layers": ["fake"]}, build_seconds=time.monotonic() - started,
             engine_bytes=engine.stat().st_size, device_memory=1 << 20,

@@ -20,6 +20,7 @@ everything else stays real.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
@@ -36,14 +37,17 @@ from trtops.cache.store import BUILD_LOG_FILE, CALIBRATION_FILE, ENGINE_FILE, LA
 from trtops.errors import (
     AccuracyError,
     BuildError,
+    CacheError,
     EnvironmentMissing,
     ExitCode,
+    RemoteError,
     TrtopsError,
 )
 from trtops.outcome import EngineOutcome, RunResult
 from trtops.plan import Action, Plan
 
 TOOLCHAIN_ENV = "TRTOPS_TEST_TOOLCHAIN"
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 BUILD_LOCK_TIMEOUT = 6 * 3600.0  # seconds; a big model's INT8 build can take an hour
 
 
@@ -110,6 +114,10 @@ class ApplyOptions:
     lease_ttl: float | None = None  # seconds; None: no build lease
     owner: str | None = None  # lease owner label
     log_dir: Path | None = None  # also write each build log here (CI artifacts)
+    # Where builds run (trtops.executors): None or the local executor: here, one after the
+    # other; a parallel one (--gpus, --executor ray): its workers build, this process
+    # publishes. The caller owns it (and closes it).
+    executor: Any = None
 
 
 @dataclass
@@ -121,6 +129,11 @@ class _Context:
     progress: Any
     built: dict[str, EngineOutcome] = field(default_factory=dict)  # engine key -> outcome
     stop: bool = False
+    # parallel executors: outcomes of the builds they ran (action id -> outcome), keys they
+    # could not build (key -> outcome), and timing caches waiting to be merged
+    prebuilt: dict[str, EngineOutcome] = field(default_factory=dict)
+    unbuilt: dict[str, EngineOutcome] = field(default_factory=dict)
+    ledger: Any = None
 
 
 def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
@@ -148,13 +161,28 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
     result = RunResult("apply")
     with make_progress(len(plan.unique_builds()), "apply") as progress:
         ctx = _Context(plan, store, toolchain, options, progress)
+        if getattr(options.executor, "parallel", False):
+            _run_parallel(ctx)
         for action in plan.actions:
-            if ctx.stop:
+            done = ctx.prebuilt.pop(action.id, None)
+            if done is not None:
+                # Run by a parallel executor: reported as it happened, even when an engine
+                # earlier in plan order failed meanwhile.
+                outcome = done
+                if done.status == "skipped":
+                    ctx.unbuilt[action.key.key] = done
+                else:
+                    ctx.built[action.key.key] = done
+            elif ctx.stop:
                 result.outcomes.append(_outcome(action, "skipped",
                                                 "not attempted: an earlier engine failed "
                                                 "(use --keep-going to continue past failures)"))
                 continue
-            outcome = _run_action(ctx, action)
+            elif action.pending and action.key.key in ctx.unbuilt:
+                first = ctx.unbuilt[action.key.key]
+                outcome = _outcome(action, "skipped", f"same engine as {first.id}: {first.message}")
+            else:
+                outcome = _run_action(ctx, action)
             result.outcomes.append(outcome)
             if outcome.failed and not options.keep_going:
                 ctx.stop = True
@@ -214,13 +242,24 @@ def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
     return outcome
 
 
-def _build_action(ctx: _Context, action: Action) -> EngineOutcome:
+def _build_action(ctx: _Context, action: Action, runner: Any = None) -> EngineOutcome:
     item = f"{action.spec.model}/{action.spec.precision}/{action.spec.target.name}"
     progress = ctx.progress
     started = time.monotonic()
     if ctx.options.remote is not None:
         progress.start(item, "checking the remote cache")
-        fetched = _fetch_from_remote(ctx, action)
+        try:
+            fetched = _fetch_from_remote(ctx, action)
+        except CacheError as exc:
+            if isinstance(exc, RemoteError):
+                raise  # the remote is unreachable: stop here, as for any remote failure
+            # A damaged or hostile remote entry (sha256 mismatch, bad meta.json) fails this
+            # engine only; the others go on.
+            text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+            failed = _outcome(action, failure_status(exc), text,
+                              seconds=time.monotonic() - started)
+            progress.finish(item, failed.status.replace("_", " "), seconds=failed.seconds)
+            return failed
         if fetched is not None:
             progress.finish(item, fetched.status)
             return fetched
@@ -241,19 +280,27 @@ def _build_action(ctx: _Context, action: Action) -> EngineOutcome:
         with ctx.store.lock(f"build-{action.key.key}", timeout=BUILD_LOCK_TIMEOUT):
             outcome = _built_meanwhile(ctx, action)
             if outcome is None and lease is None:
-                outcome = _build_verify_publish(ctx, action, item)
+                outcome = _build_verify_publish(ctx, action, item, runner)
             elif outcome is None:
                 from trtops.cache.lease import LeaseKeeper
 
                 with LeaseKeeper(lease):
-                    outcome = _build_verify_publish(ctx, action, item)
+                    outcome = _build_verify_publish(ctx, action, item, runner)
     except TrtopsError as exc:
         text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
         outcome = _outcome(action, failure_status(exc), text,
                            details=getattr(exc, "details", "") or "")
     except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
-        outcome = _outcome(action, "error", f"{type(exc).__name__}: {exc}",
-                           details=traceback.format_exc())
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            # A full disk while building (the toolchain's own writes) is no bug in trtops.
+            from trtops.cache.local import write_error
+
+            error = write_error(exc, f"the build files of {action.id}")
+            outcome = _outcome(action, failure_status(error),
+                               f"{error.message} (hint: {error.hint})")
+        else:
+            outcome = _outcome(action, "error", f"{type(exc).__name__}: {exc}",
+                               details=traceback.format_exc())
     finally:
         if lease not in (None, "other-built"):
             lease.release()
@@ -285,6 +332,9 @@ def _missing_runtime(platform: Any) -> str | None:
 
 def failure_status(exc: TrtopsError) -> str:
     """The outcome status of an engine whose build, check or publish raised ``exc``."""
+    status = getattr(exc, "outcome_status", None)  # a failure reported by a build worker
+    if isinstance(status, str):
+        return status
     if isinstance(exc, EnvironmentMissing):
         return "environment"
     if isinstance(exc, AccuracyError):
@@ -326,55 +376,55 @@ def _fetch_from_remote(ctx: _Context, action: Action) -> EngineOutcome | None:
                     engine_bytes=meta.get("engine_size"))
 
 
-def _build_verify_publish(ctx: _Context, action: Action, item: str) -> EngineOutcome:
-    from trtops.build.builder import BuildRequest
+def _build_verify_publish(ctx: _Context, action: Action, item: str,
+                          runner: Any = None) -> EngineOutcome:
+    """Build and check (``runner``: a worker of an executor, or this process), then
+    publish here: the worker side is :func:`trtops.executors.jobs.run_build_job`."""
     from trtops.cache.local import publish_entry
+    from trtops.executors.jobs import BuildJob, LocalRunner
 
     spec = action.spec
     store = ctx.store
     tensorrt = action.tensorrt or ""
     signature = action.timing_signature or ""
+    shared_timing = spec.timing_cache == "shared" and bool(tensorrt and signature)
     timing = None
     if spec.timing_cache != "off" and tensorrt and signature:
         timing = store.read_timing_cache(tensorrt, signature)
         if timing is None and ctx.options.remote is not None:
             timing = ctx.options.remote.read_timing_cache(tensorrt, signature)
+    pieces = ctx.ledger.take(tensorrt, signature) if ctx.ledger is not None and shared_timing else ()
     staging_root = Path(getattr(store, "tmp_dir", None) or tempfile.gettempdir())
     staging_root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="build-", dir=staging_root))
-    log_lines: list[str] = []
     try:
-        request = BuildRequest(spec=spec, model_path=Path(spec.source.path), workdir=workdir,
-                               timing_cache=timing, log=log_lines.append)
-        try:
-            built = ctx.toolchain.build(request)
-        except BuildError as exc:
-            _save_log(ctx, spec.id, "\n".join(log_lines))
-            exc.details = "\n".join(log_lines[-40:])  # type: ignore[attr-defined]
-            raise
+        job = BuildJob(spec=spec, key=action.key.key, workdir=str(workdir), timing_cache=timing,
+                       timing_pieces=pieces, gpu_index=action.gpu_index, signature=signature or None)
+        runner = runner or LocalRunner(ctx.toolchain)
+        built = runner.run(job, lambda text: ctx.progress.update(item, text))
         _save_log(ctx, spec.id, built.log_text)
-        if built.timing_cache and spec.timing_cache == "shared" and tensorrt and signature:
-            _merge_timing(ctx, tensorrt, signature, built.timing_cache)
+        if built.timing_cache and shared_timing:
+            _merge_timing(ctx, tensorrt, signature, built.timing_cache, snapshot=timing)
+        elif pieces:
+            ctx.ledger.give_back(tensorrt, signature, pieces)
+        built.raise_failure()
 
-        report = None
-        if spec.accuracy.enabled:
-            ctx.progress.update(item, "checking accuracy")
-            report = ctx.toolchain.verify(built.engine_path, Path(spec.source.path), built.io,
-                                          spec.accuracy, precision=spec.precision)
-        files: dict[str, Path | bytes] = {ENGINE_FILE: built.engine_path,
-                                          BUILD_LOG_FILE: built.log_text.encode()}
+        log_text = built.log_text
+        if built.worker:
+            log_text = _worker_line(built.worker) + "\n" + log_text
+        files: dict[str, Path | bytes] = {ENGINE_FILE: built.engine_source(),
+                                          BUILD_LOG_FILE: log_text.encode()}
         if built.layers:
             files[LAYERS_FILE] = json.dumps(built.layers, indent=1).encode()
         if built.calibration_cache:
             files[CALIBRATION_FILE] = built.calibration_cache
-        accuracy = json.loads(report.to_bytes()) if report is not None else None
         platform_gpu = _build_gpu(ctx.plan, action)
         put, meta = publish_entry(
-            store, action.key, spec.id, files, accuracy=accuracy,
+            store, action.key, spec.id, files, accuracy=built.accuracy,
             build_seconds=round(built.build_seconds, 3), device_memory=built.device_memory,
-            io_tensors=built.io.to_json()["tensors"], tensorrt_version=built.tensorrt_version,
+            io_tensors=built.io["tensors"], tensorrt_version=built.tensorrt_version,
             gpu=platform_gpu,
-            extra={"io": built.io.to_json(), "precision": spec.precision,
+            extra={"io": built.io, "precision": spec.precision,
                    "target": spec.target.name,
                    "hardware_compatibility": spec.build.hardware_compatibility,
                    "version_compatible": spec.build.version_compatible},
@@ -383,19 +433,28 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str) -> EngineOut
         shutil.rmtree(workdir, ignore_errors=True)
 
     summary = _accuracy_summary(store, action.key.key)
-    if report is not None and not report.passed:
-        return _outcome(action, "accuracy_failed", report.summary_lines(1)[0],
-                        details="\n".join(report.summary_lines(5)), accuracy=summary,
+    if built.accuracy_passed is False:
+        return _outcome(action, "accuracy_failed", built.accuracy_summary,
+                        details=built.accuracy_details, accuracy=summary,
                         engine_bytes=built.engine_bytes)
-    if ctx.options.remote is not None and report is not None:
+    if ctx.options.remote is not None and built.accuracy is not None:
         ctx.progress.update(item, "pushing")
         from trtops.cache.sync import push_entry
 
         push_entry(store, ctx.options.remote, action.key.key)
-        if built.timing_cache and spec.timing_cache == "shared" and tensorrt and signature:
-            _push_timing(ctx, tensorrt, signature)
+        if built.timing_cache and shared_timing:
+            if ctx.ledger is None:
+                _push_timing(ctx, tensorrt, signature)
+            else:
+                ctx.ledger.touch(tensorrt, signature)  # pushed once, after the last build
     message = action.reason if put.created else f"{action.reason} (an identical engine was already cached)"
     return _outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
+
+
+def _worker_line(worker: dict) -> str:
+    """The build log's first line for engines built by an executor's worker."""
+    where = ", ".join(f"{k}={v}" for k, v in worker.items() if v not in (None, "", {}))
+    return f"[trtops] built by a worker: {where}"
 
 
 def _build_gpu(plan: Plan, action: Action) -> dict | None:
@@ -407,12 +466,22 @@ def _build_gpu(plan: Plan, action: Action) -> dict | None:
     return None
 
 
-def _merge_timing(ctx: _Context, tensorrt: str, signature: str, new: bytes) -> None:
+def _merge_timing(ctx: _Context, tensorrt: str, signature: str, new: bytes,
+                  snapshot: bytes | None = None) -> None:
     from trtops.cache.local import timing_lock_name
 
     store = ctx.store
     with store.lock(timing_lock_name(tensorrt, signature)):
         current = store.read_timing_cache(tensorrt, signature)
+        if ctx.ledger is not None:
+            # Parallel builds: ``new`` holds the snapshot the build started from plus what it
+            # timed. Merging needs TensorRT, which this process may lack: when another build
+            # wrote meanwhile, the next build of this GPU merges ``new`` in its worker.
+            if current and current != snapshot:
+                ctx.ledger.defer(tensorrt, signature, new)
+            else:
+                store.write_timing_cache(tensorrt, signature, new)
+            return
         merged = ctx.toolchain.merge_timing_caches(current, new) if current else new
         store.write_timing_cache(tensorrt, signature, merged)
 
@@ -429,6 +498,77 @@ def _save_log(ctx: _Context, spec_id: str, text: str) -> None:
         return
     ctx.options.log_dir.mkdir(parents=True, exist_ok=True)
     (ctx.options.log_dir / (spec_id.replace("/", "__") + ".log")).write_text(text)
+
+
+# --------------------------------------------------------------------------- parallel executors
+
+
+def _run_parallel(ctx: _Context) -> None:
+    """Build every pending engine with the options' parallel executor: its slots take
+    actions from one queue and each runs :func:`_build_action` with the slot's runner
+    (workers build and check; this process publishes). Outcomes go to ``ctx.prebuilt``."""
+    from trtops.executors.base import TimingLedger, run_slots
+
+    executor = ctx.options.executor
+    builds = ctx.plan.unique_builds()
+    if not builds:
+        return
+    ctx.ledger = TimingLedger()
+    staging = Path(getattr(ctx.store, "tmp_dir", None) or tempfile.gettempdir())
+    slots, unschedulable = executor.prepare(ctx.plan, builds, toolchain=ctx.toolchain, staging=staging)
+    for action in builds:
+        if action.id in unschedulable:
+            ctx.prebuilt[action.id] = _outcome(action, "skipped", unschedulable[action.id])
+
+    def work(action: Action, slot: Any) -> EngineOutcome:
+        try:
+            return _build_action(ctx, action, runner=slot.runner)
+        except TrtopsError as exc:
+            text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+            return _outcome(action, failure_status(exc), text)
+        except Exception as exc:  # noqa: BLE001 - a thread must never lose an engine's result
+            return _outcome(action, "error", f"{type(exc).__name__}: {exc}",
+                            details=traceback.format_exc())
+
+    queue = [a for a in builds if a.id not in unschedulable]
+    done, left = run_slots(slots, queue, work, keep_going=ctx.options.keep_going)
+    ctx.prebuilt.update(done)
+    stopped = not ctx.options.keep_going and any(o.failed for o in done.values())
+    for action in left:
+        why = ("not attempted: an earlier engine failed (use --keep-going to continue past "
+               "failures)") if stopped else f"not attempted: no {executor.name} worker can build it"
+        ctx.prebuilt[action.id] = _outcome(action, "skipped", why)
+    _finish_timing(ctx, executor)
+
+
+def _finish_timing(ctx: _Context, executor: Any) -> None:
+    """Merge timing caches that parallel builds left aside (in a worker that has TensorRT)
+    and push the shared ones once. Timing caches only save time: failures are ignored."""
+    from trtops.cache.local import timing_lock_name
+
+    store = ctx.store
+    for tensorrt, signature, pieces in ctx.ledger.leftovers():
+        try:
+            with store.lock(timing_lock_name(tensorrt, signature)):
+                current = store.read_timing_cache(tensorrt, signature)
+                merged = executor.merge_timing(tensorrt, signature, current, pieces)
+                if merged:
+                    store.write_timing_cache(tensorrt, signature, merged)
+        except Exception:  # noqa: BLE001
+            pass
+    if ctx.options.remote is None:
+        return
+    from trtops.cache.sync import push_timing_cache
+
+    for tensorrt, signature in sorted(ctx.ledger.touched):
+        def merge(base: bytes, new: bytes, tensorrt: str = tensorrt, signature: str = signature) -> bytes:
+            merged = executor.merge_timing(tensorrt, signature, base, [new])
+            return merged if merged else base
+
+        try:
+            push_timing_cache(store, ctx.options.remote, tensorrt, signature, merge=merge)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 # --------------------------------------------------------------------------- loaders

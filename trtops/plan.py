@@ -978,8 +978,14 @@ def make_plan(
     if cache_dir is None and hasattr(store, "root"):
         cache_dir = store.root
     specs = load_specs(paths, check_models=False, cache_dir=cache_dir)
-    result = make_plan_for_specs(specs, store, platform, memo=memo,
-                                 manifests=[str(p) for p in paths], workers=workers)
+    try:
+        result = make_plan_for_specs(specs, store, platform, memo=memo,
+                                     manifests=[str(p) for p in paths], workers=workers)
+    except InputError:
+        # A model or data file is missing or unreadable: the checks that read files say
+        # which manifest line names it (file:line); raise their ManifestError if they can.
+        load_specs(paths, check_models=True, cache_dir=cache_dir)
+        raise
     if result.pending:
         load_specs(paths, check_models=True, cache_dir=cache_dir)
     return result

@@ -12,6 +12,7 @@ this module never imports tensorrt.
 from __future__ import annotations
 
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -65,7 +66,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except ValueError as exc:
         # numpy says "Object arrays cannot be loaded when allow_pickle=False" for pickles.
         raise CalibrationDataError(f"cannot read calibration data {path}: {exc} (pickled arrays are refused)") from exc
-    except OSError as exc:
+    except (OSError, zipfile.BadZipFile) as exc:
         raise CalibrationDataError(f"cannot read calibration data {path}: {exc}") from exc
     return arrays
 

@@ -10,12 +10,14 @@ and ``accuracy.json`` are replaced with temp file + ``os.replace``.
 Helpers for any :class:`~trtops.cache.store.EntryStore` (local or remote):
 :func:`publish_entry` (put an engine, its meta and files, then point the ref at it),
 :func:`record_ref`, :func:`ensure_ref`, :func:`entry_state`, :func:`read_accuracy`, :func:`file_digest`,
-:func:`timing_lock_name`.
+:func:`timing_lock_name`, :func:`write_error` (local write failures such as a full disk become
+a :class:`~trtops.errors.CacheError`, never a traceback).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -39,6 +41,38 @@ from trtops.errors import CacheError
 from trtops.fsutil import atomic_write
 
 _COPY_CHUNK = 1 << 20
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# Write failures of the machine, not of trtops: reported as CacheError (others propagate).
+_WRITE_ERRNOS = _NO_SPACE | {errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS
+
+
+def write_error(exc: OSError, what: str) -> CacheError:
+    """A user-facing error for a failed local write (disk full, file too large, quota,
+    read-only or unwritable directory), instead of a traceback.
+
+    Args:
+        exc: The OSError raised by the write.
+        what: What was being written, e.g. ``cache entry 3f2a... in /path/cache``.
+
+    Returns:
+        A :class:`CacheError` (exit code 1) to raise ``from exc``.
+    """
+    reason = exc.strerror or str(exc)
+    if exc.errno in _NO_SPACE:
+        hint = ("nothing partial was kept; free disk space (or raise the quota or file size "
+                "limit) and run the command again")
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = "make the directory writable, or point --cache elsewhere"
+    else:
+        hint = "nothing partial was kept; fix the cause and run the command again"
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return CacheError(f"cannot write {what}: {reason}{where}", hint=hint)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -83,7 +117,12 @@ def _copy_file(src: Path, dest: Path) -> tuple[str, int]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write(path, data, fsync=True)
+    try:
+        atomic_write(path, data, fsync=True)
+    except OSError as exc:
+        if not _is_write_failure(exc):
+            raise
+        raise write_error(exc, str(path)) from exc
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -206,8 +245,13 @@ class LocalStore:
         then rename); False when absent (``dest`` is left alone)."""
         source = self._file(key, name)
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        except OSError as exc:
+            if not _is_write_failure(exc):
+                raise
+            raise write_error(exc, str(dest)) from exc
         os.close(fd)
         try:
             try:
@@ -216,9 +260,11 @@ class LocalStore:
                 os.unlink(tmp)
                 return False
             os.replace(tmp, dest)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if _is_write_failure(exc):
+                raise write_error(exc, f"{name} of entry {key[:12]} to {dest}") from exc
             raise
         return True
 
@@ -248,7 +294,12 @@ class LocalStore:
         with self.lock(f"entry-{key}"):
             if self.has_entry(key):
                 return PutResult(created=False, identical=self._same_engine(key, files, meta))
-            staging = self._staging(f"put-{key[:16]}")
+            try:
+                staging = self._staging(f"put-{key[:16]}")
+            except OSError as exc:
+                if not _is_write_failure(exc):
+                    raise
+                raise write_error(exc, f"cache entry {key[:12]} in {self.root}") from exc
             try:
                 for name, source in files.items():
                     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -267,8 +318,12 @@ class LocalStore:
                     self._discard(final)
                 os.rename(staging, final)
                 _fsync_dir(final.parent)
-            except BaseException:
+            except BaseException as exc:
                 shutil.rmtree(staging, ignore_errors=True)
+                if _is_write_failure(exc):
+                    # Disk full, file too large, quota: the staged files are gone and no
+                    # entry appeared; say so instead of a traceback.
+                    raise write_error(exc, f"cache entry {key[:12]} in {self.root}") from exc
                 raise
         return PutResult(created=True, identical=True)
 
@@ -424,19 +479,24 @@ class _FileLockContext:
     def __enter__(self) -> _FileLockContext:
         from filelock import FileLock, Timeout
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # A fresh FileLock per use: flock() conflicts between open files, so two holders in
         # one process exclude each other like two processes do.
         self._lock = FileLock(str(self.path), timeout=max(self.timeout, 0), thread_local=False)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
-        except Timeout:
+        except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
             raise CacheError(
                 f"cache lock {self.name!r} is held by another trtops process "
                 f"(waited {self.timeout:g}s)",
                 hint=f"wait for it to finish; a stale lock file ({self.path}) is released when "
                 "its process exits",
             ) from None
+        except OSError as exc:
+            self._lock = None
+            if not _is_write_failure(exc):
+                raise
+            raise write_error(exc, f"lock file {self.path}") from exc
         return self
 
     def __exit__(self, *exc: Any) -> None:

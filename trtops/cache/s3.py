@@ -94,11 +94,12 @@ def _redact_url(url: str) -> str:
     """An endpoint URL without user info or query (either could carry secrets)."""
     try:
         parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number
     except ValueError:
         return "<invalid URL>"
     netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
+    if port:
+        netloc += f":{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
@@ -202,6 +203,22 @@ def _is_transient(exc: BaseException) -> bool:
         return _status(exc) >= 500 or _error_code(exc) in ("SlowDown", "RequestTimeout",
                                                           "InternalError", "ServiceUnavailable")
     return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+
+
+def _local_error(exc: OSError, relative: str) -> CacheError:
+    from trtops.cache.local import write_error
+
+    return write_error(exc, f"the download of {relative}")
+
+
+def _write_local(write: Callable[..., Any], *args: Any, relative: str = "") -> Any:
+    """Call a local write (file write, pwrite, flush, fsync) of a download. Its OSError (a
+    full disk, a file size limit) is not a network error: it becomes a CacheError at once,
+    never a retry and never 'cannot reach the remote cache'."""
+    try:
+        return write(*args)
+    except OSError as exc:
+        raise _local_error(exc, relative) from exc
 
 
 # --------------------------------------------------------------------------- the store
@@ -619,8 +636,10 @@ class S3Store:
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part",
                                             dir=dest.parent)
-        except BaseException:
+        except BaseException as exc:
             body.close()
+            if isinstance(exc, OSError):
+                raise _local_error(exc, relative) from exc
             raise
         tmp = Path(tmp_name)
         try:
@@ -630,9 +649,9 @@ class S3Store:
                     digest = self._download_ranged(relative, handle, size, etag, progress)
                 else:
                     digest = self._download_stream(relative, handle, size, etag, progress, body)
-                handle.flush()
+                _write_local(handle.flush, relative=relative)
                 if fsync:
-                    os.fsync(handle.fileno())
+                    _write_local(os.fsync, handle.fileno(), relative=relative)
             if expected and digest != expected:
                 raise CacheError(
                     f"sha256 mismatch for {self.url}/{relative}: expected {expected[:16]}..., "
@@ -699,7 +718,7 @@ class S3Store:
                         if not chunk:
                             break
                         digest.update(chunk)
-                        handle.write(chunk)
+                        _write_local(handle.write, chunk, relative=relative)
                         received += len(chunk)
                         if progress:
                             progress(len(chunk))
@@ -768,7 +787,7 @@ class S3Store:
             start = index * part_size
             end = min(size, start + part_size) - 1
             data = self._download_range(relative, start, end, etag, progress)
-            os.pwrite(fd, data, start)
+            _write_local(os.pwrite, fd, data, start, relative=relative)
             with lock:
                 done[index] = data
                 while state["next"] in done:

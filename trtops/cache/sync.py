@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -29,11 +30,12 @@ from typing import Any
 from trtops.cache import layout
 from trtops.cache.compat import preference, runnable_here
 from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, ENTRY_FILES, META_FILE, PutResult
-from trtops.errors import CacheError, RemoteError
+from trtops.errors import CacheError, InputError, RemoteError
 
 log = logging.getLogger("trtops.cache.sync")
 
 DEFAULT_JOBS = 8
+_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 Progress = Callable[[int], None]
 
 
@@ -76,6 +78,70 @@ def expected_digests(meta: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(meta.get("engine_sha256"), str):
         out[ENGINE_FILE] = meta["engine_sha256"]
     return out
+
+
+def meta_problem(key: str, meta: Any) -> str | None:
+    """Why a remote entry's meta.json must not be trusted, or None when it is sound.
+
+    A remote is shared: its meta.json decides which files are fetched, under which names,
+    verified against which digests, and which loader names ``pull --dest`` writes. So it
+    must be an object that names this key, whose key components hash to the key, whose
+    engine sha256 is a digest, whose file names are plain names (no ``..``, no ``/``) and
+    whose spec id is ``manifest/model/precision/target`` of safe segments.
+
+    Args:
+        key: The entry's key (from its location in the store).
+        meta: The parsed meta.json.
+
+    Returns:
+        A reason, or None.
+    """
+    from trtops.fingerprint import key_of
+
+    if not isinstance(meta, Mapping):
+        return "meta.json is not a JSON object"
+    if meta.get("key") not in (None, key):
+        return f"meta.json names another key ({str(meta.get('key'))[:70]!r})"
+    components = meta.get("components")
+    if components is not None:
+        try:
+            if not isinstance(components, Mapping) or key_of(dict(components)) != key:
+                return "meta.json components do not hash to the entry key"
+        except (TypeError, ValueError):
+            return "meta.json components do not hash to the entry key"
+    if not (isinstance(meta.get("engine_sha256"), str)
+            and layout.KEY_RE.match(meta["engine_sha256"])):
+        return "meta.json has no valid engine_sha256 (the engine could not be verified)"
+    files = meta.get("files")
+    if files is not None:
+        if not isinstance(files, Mapping):
+            return "meta.json 'files' is not an object"
+        for name, info in files.items():
+            try:
+                layout.check_file_name(name)
+            except ValueError:
+                return f"meta.json lists a file name that is not allowed: {str(name)[:80]!r}"
+            if not isinstance(info, Mapping):
+                return f"meta.json describes {name!r} badly"
+    spec_id = meta.get("spec_id")
+    if spec_id is not None:
+        try:
+            segments = layout.ref_segments(spec_id)
+        except InputError:
+            segments = []
+        # model, precision and target become module and directory names in `pull --dest`
+        if len(segments) != 4 or not all(_IDENTIFIER_RE.fullmatch(s) for s in segments[1:]):
+            return (f"meta.json spec_id {str(spec_id)[:80]!r} is not "
+                    "manifest/model/precision/target")
+    return None
+
+
+def _check_meta(remote: Any, key: str, meta: Any) -> None:
+    problem = meta_problem(key, meta)
+    if problem:
+        raise CacheError(f"refusing remote entry {key[:12]} in {remote.url}: {problem}",
+                         hint="the remote entry is damaged or was not written by trtops; "
+                              "delete it there and push it again")
 
 
 def _entry_names(meta: Mapping[str, Any]) -> list[str]:
@@ -260,6 +326,7 @@ def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None 
         meta = remote.read_meta(key)
         if meta is None:
             return False
+    _check_meta(remote, key, meta)
     expected = expected_digests(meta)
     # Verified, fsynced files in the cache's tmp/ are renamed into the entry; otherwise the
     # store copies (and fsyncs) them itself.
@@ -615,12 +682,26 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     """
     wanted = set(spec_ids) if spec_ids is not None else None
     keys = list(remote.list_keys())
-    metas = _parallel_map(remote.read_meta, keys, jobs)
+
+    def read(key: str) -> Any:
+        try:
+            return remote.read_meta(key)
+        except RemoteError:
+            raise
+        except CacheError as exc:  # one unreadable entry must not stop the others
+            return exc
+
+    metas = _parallel_map(read, keys, jobs)
     selection = PullSelection()
     runnable: list[Candidate] = []
     for key, meta in zip(keys, metas):
         if meta is None:
             continue  # deleted meanwhile
+        problem = meta.message if isinstance(meta, CacheError) else meta_problem(key, meta)
+        if problem:
+            log.warning("%s: skipping entry %s: %s", remote.url, key[:12], problem)
+            selection.skipped.append(Candidate(key, {}, reason=f"damaged: {problem}"))
+            continue
         candidate = Candidate(key, meta)
         if wanted is not None and candidate.spec_id not in wanted:
             continue
@@ -719,6 +800,6 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
 __all__ = [
     "Candidate", "PullOutcome", "PullSelection", "PushOutcome", "TransferProgress",
     "entry_size", "expected_digests", "fetch_entry", "fetch_timing_cache", "human_bytes",
-    "list_timing_caches", "pull_entries", "push_entries", "push_entry", "push_timing_cache",
-    "select_for_pull",
+    "list_timing_caches", "meta_problem", "pull_entries", "push_entries", "push_entry",
+    "push_timing_cache", "select_for_pull",
 ]

@@ -54,6 +54,20 @@ def register(subparsers: Any) -> None:
                         help="build lease lifetime, renewed while building (default: 300)")
     parser.add_argument("--log-dir", metavar="DIR",
                         help="also write each build log to DIR (CI artifacts)")
+    scale = parser.add_argument_group("scale-out (docs/scale-out.md)")
+    scale.add_argument("--executor", choices=("local", "gpus", "ray"), default=None,
+                       help="where builds run: local (this process, one after the other; the "
+                       "default), gpus (one worker process per GPU here; implied by --gpus), "
+                       "ray (tasks on a Ray cluster, routed by GPU model; needs trtops[ray])")
+    scale.add_argument("--gpus", metavar="all|0,1", default=None,
+                       help="build on these GPUs of this machine at once, one worker process "
+                       "each (CUDA indices as `trtops info` lists them)")
+    scale.add_argument("--address", metavar="ADDR", default=None,
+                       help="with --executor ray: the cluster (HOST:6379, ray://HOST:10001 or "
+                       "auto; default: RAY_ADDRESS or a local cluster)")
+    scale.add_argument("--ray-timeout", type=float, metavar="SECONDS", default=None,
+                       help="with --executor ray: fail a build task not finished this long after "
+                       "it was submitted (default: no limit)")
     add_output_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -76,16 +90,49 @@ def _restrict(plan: Any, targets: list[str] | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtops.apply import ApplyOptions, apply_plan, default_toolchain
+    from trtops.apply import default_toolchain
     from trtops.cache import open_store
-    from trtops.plan import Plan, check_plan_current, make_plan
-    from trtops.report import check_report_path, render_result
+    from trtops.report import check_report_path
 
     check_report_path(args.junit)
     paths = args.paths or DEFAULT_PATHS
     store = open_store(args.cache)
     toolchain = default_toolchain()
-    platform = _platform(toolchain)
+    executor = _executor(args, toolchain)
+    try:
+        return _run(args, paths, store, toolchain, executor)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _executor(args: argparse.Namespace, toolchain: Any) -> Any:
+    """The executor --executor/--gpus/--address ask for (None: the default, in process)."""
+    name = getattr(args, "executor", None)
+    gpus = getattr(args, "gpus", None)
+    address = getattr(args, "address", None)
+    timeout = getattr(args, "ray_timeout", None)
+    if name is None and gpus is None and address is None and timeout is None:
+        return None
+    from trtops.executors import make_executor
+
+    return make_executor(name, gpus=gpus, address=address, ray_timeout=timeout, toolchain=toolchain)
+
+
+def _run(args: argparse.Namespace, paths: list[str], store: Any, toolchain: Any, executor: Any) -> int:
+    from trtops.apply import ApplyOptions, apply_plan
+    from trtops.cache import open_store
+    from trtops.plan import Plan, check_plan_current, make_plan
+    from trtops.report import render_result
+
+    # A Ray cluster is planned for as a whole (its GPU models, its TensorRT); --gpus uses
+    # this machine's GPUs, which the detected platform already lists.
+    platform = executor.platform(toolchain) if executor is not None else None
+    if platform is None:
+        platform = _platform(toolchain)
+    check = getattr(executor, "check_platform", None)
+    if check is not None:
+        check(platform)  # --gpus 3 on a 2-GPU machine: refused even with nothing to build
     if _is_plan_file(paths):
         plan = Plan.load(paths[0])
         check_plan_current(plan, store, platform)
@@ -104,10 +151,12 @@ def run(args: argparse.Namespace) -> int:
         remote=remote,
         lease_ttl=args.lock_ttl if args.lock else None,
         log_dir=Path(args.log_dir) if args.log_dir else None,
+        executor=executor,
     )
     if plan.pending and not args.json:
+        where = f" ({executor.describe()})" if executor is not None and executor.parallel else ""
         print(f"apply: {len(plan.unique_builds())} engine(s) to build on "
-              f"{platform.describe()}", file=sys.stderr)
+              f"{platform.describe()}{where}", file=sys.stderr)
     result = apply_plan(plan, store, toolchain=toolchain, options=options)
     return render_result(result, args)
 

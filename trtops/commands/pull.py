@@ -190,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
         raise CacheError(
             f"{len(failed)} of {len(outcomes)} entries failed to pull (first: "
             f"{failed[0].spec_id}: {failed[0].detail})",
-            hint="nothing partial was written; run `trtops pull` again when the remote is back",
+            hint="nothing partial was written; fix what the lines above say (the remote "
+                 "unreachable, a full disk, a corrupt remote entry) and run `trtops pull` again",
         )
     if missing or emit_skipped:
         return 1

@@ -100,6 +100,18 @@ def _identifier(text: str) -> str:
     return name if not name[0].isdigit() else f"m_{name}"
 
 
+def _sha256_matches(path: Path, expected: Any) -> bool:
+    import hashlib
+
+    if not isinstance(expected, str) or not expected:
+        return False
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == expected
+
+
 class _Engines:
     """Engine files of entries: the cache's own file for a local cache, else a copy
     fetched into a temporary directory (removed by :meth:`close`)."""
@@ -203,6 +215,14 @@ def emit_entries(store: Any, items: Iterable[EmitItem], dest: str | Path, *,
             if engine is None:
                 report.skip(item.spec_id, item.key, "the entry has no engine.plan (run "
                             "`trtops cache verify`)", ExitCode.USER_ERROR)
+                continue
+            # Never hand out (to a Triton repository or beside a loader) bytes that are not
+            # the ones that were published and checked.
+            if not _sha256_matches(engine, meta.get("engine_sha256")):
+                report.skip(item.spec_id, item.key, "its engine.plan does not match the "
+                            "sha256 in meta.json: the cache entry is corrupt (run `trtops "
+                            "cache verify --delete`, then `trtops apply` or `trtops pull`)",
+                            ExitCode.USER_ERROR)
                 continue
             gpu = meta.get("gpu") or {}
             if "python" in item.loaders:

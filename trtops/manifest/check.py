@@ -17,7 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from trtops.errors import Problem, SourceLocation
+from trtops.cache.layout import check_segment
+from trtops.errors import InputError, Problem, SourceLocation
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource
 
@@ -38,6 +39,11 @@ def _did_you_mean(word: str, options: Sequence[str]) -> str:
 def _problem(lm: LoadedManifest, path: tuple[Any, ...], message: str, hint: str | None = None,
              *, value: bool = False) -> Problem:
     return Problem(lm.location(*path, value=value), format_field(path), message, hint)
+
+
+def _shown(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 80 else shown[:60] + "...'"
 
 
 def outside_allowed() -> bool:
@@ -273,15 +279,84 @@ def _check_external_data(lm: LoadedManifest, where: tuple[Any, ...], model_path:
     return problems
 
 
-def _array_names(path: Path) -> set[str] | None:
-    """Input names an .npz file or a directory of .npy files holds; None if unreadable."""
-    if path.is_dir():
-        return {p.stem for p in path.iterdir() if p.suffix == ".npy"}
+def _npz_names(path: Path) -> set[str] | None:
     try:
         with zipfile.ZipFile(path) as archive:
             return {n[:-4] for n in archive.namelist() if n.endswith(".npy")}
     except (zipfile.BadZipFile, OSError):
         return None
+
+
+def _data_files(path: Path) -> tuple[list[Path], list[list[Path]]]:
+    """(.npz files, groups of .npy files) of data given as a file or a directory: a
+    directory holds one set of .npy files, or .npz files and sub-directories of .npy files
+    (one set each; see :func:`trtops.verify.inputs.load_user_inputs`)."""
+    if not path.is_dir():
+        return [path], []
+    entries = sorted(path.iterdir())
+    npy = [p for p in entries if p.is_file() and p.suffix == ".npy"]
+    if npy:
+        return [], [npy]
+    npz = [p for p in entries if p.is_file() and p.suffix == ".npz"]
+    groups = [[q for q in sorted(p.iterdir()) if q.is_file() and q.suffix == ".npy"]
+              for p in entries if p.is_dir()]
+    return npz, [g for g in groups if g]
+
+
+def _array_names(path: Path) -> set[str] | None:
+    """Input names every set of an .npz file or a data directory holds; None if unreadable."""
+    npz, groups = _data_files(path)
+    sets = [{p.stem for p in group} for group in groups]
+    for file in npz:
+        names = _npz_names(file)
+        if names is None:
+            return None
+        sets.append(names)
+    return set.intersection(*sets) if sets else set()
+
+
+def _holds_objects(handle: Any) -> bool:
+    """Whether an open .npy stream declares an object dtype (its data would be a pickle).
+    Reads only the header; an unreadable header counts as objects (refused)."""
+    import ast
+
+    import numpy as np
+
+    head = handle.read(8)
+    if len(head) < 8 or head[:6] != b"\x93NUMPY":
+        return True
+    size_bytes = 2 if head[6] == 1 else 4
+    length = int.from_bytes(handle.read(size_bytes), "little")
+    if length > 1 << 16:
+        return True
+    try:
+        header = ast.literal_eval(handle.read(length).decode("latin1" if head[6] < 3 else "utf-8"))
+        return bool(np.lib.format.descr_to_dtype(header["descr"]).hasobject)
+    except Exception:  # noqa: BLE001 - any malformed header is refused, never unpickled
+        return True
+
+
+def _pickled_arrays(path: Path) -> list[str]:
+    """Names of the arrays of an .npz file or .npy directory that hold pickled objects
+    (numpy would need allow_pickle=True, i.e. run code from the file, to read them)."""
+    found: list[str] = []
+    npz, groups = _data_files(path)
+    for group in groups:
+        for file in group:
+            with open(file, "rb") as handle:
+                if _holds_objects(handle):
+                    found.append(file.stem)
+    for file in npz:
+        try:
+            with zipfile.ZipFile(file) as archive:
+                for name in archive.namelist():
+                    if name.endswith(".npy"):
+                        with archive.open(name) as handle:
+                            if _holds_objects(handle):
+                                found.append(name[:-4])
+        except (zipfile.BadZipFile, OSError):
+            pass  # reported as unreadable by the caller
+    return found
 
 
 def _check_data(lm: LoadedManifest, where: tuple[Any, ...], relative: str, what: str,
@@ -300,6 +375,12 @@ def _check_data(lm: LoadedManifest, where: tuple[Any, ...], relative: str, what:
         return [_problem(lm, where, f"{what} {relative!r} is not a readable .npz file", value=True)]
     if not names:
         return [_problem(lm, where, f"{what} {relative!r} holds no arrays", value=True)]
+    pickled = _pickled_arrays(path)
+    if pickled:
+        return [_problem(
+            lm, where, f"{what} {relative!r} holds pickled (object) arrays "
+            f"({', '.join(pickled[:5])}), which trtops refuses to load",
+            "save plain numeric arrays (numpy.savez with numeric dtypes)", value=True)]
     if graph is not None:
         missing = sorted(set(graph.inputs) - names)
         if missing:
@@ -409,6 +490,16 @@ def check_across(loaded: Sequence[LoadedManifest]) -> list[Problem]:
     models: dict[str, tuple[LoadedManifest, SourceLocation]] = {}
     stems: dict[str, LoadedManifest] = {}
     for lm in loaded:
+        try:
+            check_segment(lm.name, "manifest name")
+        except InputError:
+            problems.append(Problem(
+                SourceLocation(str(lm.path), 1, 1), "",
+                f"the file name gives the manifest name {_shown(lm.name)}, which cannot name "
+                "engines in the cache (refs/<manifest>/...)",
+                "rename the file: letters, digits and '_', '.', '-', '+', starting with a "
+                "letter or digit, e.g. vision.yaml"))
+            continue
         if lm.name in stems:
             problems.append(Problem(
                 SourceLocation(str(lm.path), 1, 1), "",

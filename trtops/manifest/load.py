@@ -144,6 +144,11 @@ StrictSafeLoader.add_implicit_resolver(
 )
 
 
+def _shorten(text: Any) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 80 else shown[:60] + f"... ({len(str(text))} characters)"
+
+
 def _mark(node: yaml.Node) -> _Mark:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -221,7 +226,13 @@ class _Walker:
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
-            raise _YamlProblem(f"invalid value {node.value!r}: {exc}", _mark(node)) from None
+            raise _YamlProblem(f"invalid value {_shorten(node.value)}: {exc}",
+                               _mark(node)) from None
+        except (ValueError, OverflowError) as exc:
+            # PyYAML's constructors raise these for a date like 2024-13-45 or an integer
+            # of more digits than Python converts (sys.get_int_max_str_digits()).
+            raise _YamlProblem(f"invalid value {_shorten(node.value)}: {exc}", _mark(node),
+                               "quote it to make it a string") from None
 
     def _mapping(self, node: yaml.MappingNode, path: FieldPath, depth: int) -> dict[Any, Any]:
         result: dict[Any, Any] = {}

@@ -104,8 +104,11 @@ def _check_identifier(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     if not IDENTIFIER_RE.match(value):
+        # Shortened: a hostile manifest must not turn its error into megabytes of output.
+        shown = (repr(value) if len(value) <= 80
+                 else repr(value[:60]) + f"... ({len(value)} characters)")
         raise ValueError(
-            f"{value!r} is not a safe name: use letters, digits and '_', starting with a "
+            f"{shown} is not a safe name: use letters, digits and '_', starting with a "
             "letter or '_', at most 64 characters"
         )
     if keyword.iskeyword(value):

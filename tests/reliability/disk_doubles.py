@@ -1,0 +1,22 @@
+"""Toolchain doubles for the disk-full tests (selected with TRTOPS_TEST_TOOLCHAIN)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from doubles import FakeToolchain
+
+LOG_BYTES = 512 * 1024
+
+
+class BigLogToolchain(FakeToolchain):
+    """Builds like :class:`FakeToolchain`, with a build log of ``LOG_BYTES``: the build
+    itself writes only small files, so a file-size limit between the two first bites when
+    the cache writes the entry (its build.log)."""
+
+    def build(self, request: Any) -> Any:
+        result = super().build(request)
+        line = "[fake] a long build log line for the disk-full tests\n"
+        text = line * (LOG_BYTES // len(line) + 1)
+        return dataclasses.replace(result, log_text=text)

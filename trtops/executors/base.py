@@ -1,0 +1,125 @@
+"""What every parallel executor shares: slots pulling from one queue, and the bookkeeping
+that keeps concurrent builds from losing each other's timing caches.
+
+A *slot* is one place a build can run at a time: a worker process pinned to one GPU
+(``--gpus``), or one unit of a Ray cluster's capacity for a GPU type. :func:`run_slots`
+gives every slot a parent thread that takes the next queued action the slot can build
+(same GPU signature) and runs the parent's pipeline for it with the slot's runner; the
+pipeline blocks while the worker builds, then publishes in the parent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Runner(Protocol):
+    """Runs one :class:`~trtops.executors.jobs.BuildJob` somewhere and waits for it."""
+
+    label: str
+
+    def run(self, job: Any, progress: Callable[[str], None] | None = None) -> Any:
+        """Build and check the job; returns a :class:`~trtops.executors.jobs.JobOutput`."""
+
+
+@dataclass
+class Slot:
+    """One place a build can run at a time."""
+
+    label: str  # "GPU 1 (NVIDIA H200)", "Ray trtops_gpu:cc9.0-nvidia-h200 #2"
+    signature: str  # GPU signature the slot builds for
+    runner: Any  # a Runner
+
+    def accepts(self, action: Any) -> bool:
+        return action.timing_signature == self.signature
+
+
+def run_slots(slots: Sequence[Slot], actions: Sequence[Any],
+              work: Callable[[Any, Slot], Any], *, keep_going: bool) -> tuple[dict[str, Any], list[Any]]:
+    """Run ``work(action, slot)`` for every action on the slots that accept it, one action
+    per slot at a time, from one shared queue (plan order).
+
+    Args:
+        slots: Where builds can run.
+        actions: Actions to build (one per engine key).
+        work: Returns the action's :class:`~trtops.outcome.EngineOutcome`; must not raise.
+        keep_going: When False, no new action starts after one has failed.
+
+    Returns:
+        (outcomes by action id, actions never started: after a failure, or because no slot
+        accepts them).
+    """
+    lock = threading.Lock()
+    queue = list(actions)
+    outcomes: dict[str, Any] = {}
+    state = {"stop": False}
+
+    def take(slot: Slot) -> Any:
+        with lock:
+            if state["stop"]:
+                return None
+            for index, action in enumerate(queue):
+                if slot.accepts(action):
+                    return queue.pop(index)
+        return None
+
+    def loop(slot: Slot) -> None:
+        while True:
+            action = take(slot)
+            if action is None:
+                return
+            outcome = work(action, slot)
+            with lock:
+                outcomes[action.id] = outcome
+                if outcome.failed and not keep_going:
+                    state["stop"] = True
+
+    threads = [threading.Thread(target=loop, args=(slot,), name=f"trtops-{slot.label}", daemon=True)
+               for slot in slots]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes, queue
+
+
+@dataclass
+class TimingLedger:
+    """Timing caches of parallel builds that could not be written to the store yet.
+
+    Every build starts from a snapshot of the stored timing cache and returns a superset of
+    it. When the store still holds that snapshot, the parent writes the result as is; when
+    another build wrote in between, the result is kept here and handed to the next build for
+    that GPU signature, whose worker merges it (TensorRT's merge needs TensorRT, which the
+    parent may not have). What is left at the end is merged by the executor.
+    """
+
+    pieces: dict[tuple[str, str], list[bytes]] = field(default_factory=dict)
+    touched: set[tuple[str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def defer(self, tensorrt: str, signature: str, data: bytes) -> None:
+        with self._lock:
+            self.pieces.setdefault((tensorrt, signature), []).append(bytes(data))
+
+    def take(self, tensorrt: str, signature: str) -> tuple[bytes, ...]:
+        with self._lock:
+            return tuple(self.pieces.pop((tensorrt, signature), ()))
+
+    def give_back(self, tensorrt: str, signature: str, pieces: Sequence[bytes]) -> None:
+        with self._lock:
+            if pieces:
+                self.pieces.setdefault((tensorrt, signature), [])[:0] = list(pieces)
+
+    def touch(self, tensorrt: str, signature: str) -> None:
+        with self._lock:
+            self.touched.add((tensorrt, signature))
+
+    def leftovers(self) -> list[tuple[str, str, tuple[bytes, ...]]]:
+        with self._lock:
+            items = [(t, s, tuple(p)) for (t, s), p in self.pieces.items() if p]
+            self.pieces.clear()
+            return items
