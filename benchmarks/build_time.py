@@ -4,7 +4,8 @@ Measures on one model, each build in a fresh process (TensorRT keeps a per-build
 cache, so builds in one process would warm each other):
 
 1. Polygraphy, the peer: ``EngineBytesFromNetwork(NetworkFromOnnxPath(...), CreateConfig(...))``
-   with the same settings trtops uses (precision flags, TF32 off for fp32, detailed profiling
+   with the same settings trtops uses (precision flags; TF32 off for fp32 and on otherwise,
+   TensorRT's default, which Polygraphy would otherwise clear; detailed profiling
    verbosity), timed around the call; also ``polygraphy convert`` wall time.
 2. trtops cold: ``trtops.build.builder.build_engine`` with no timing cache.
 3. trtops warm: the same with the timing cache the cold build produced.
@@ -49,7 +50,10 @@ def worker_polygraphy(model: str, precision: str) -> dict:
     import tensorrt as trt
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath
 
-    flags = {"fp16": {"fp16": True}, "fp32": {"tf32": False}, "int8": {"int8": True}}[precision]
+    # Identical settings: trtops keeps TensorRT's default TF32 for fp16/int8 builds (off
+    # only for strict fp32), while Polygraphy clears TF32 unless told otherwise.
+    flags = {"fp16": {"fp16": True, "tf32": True}, "fp32": {"tf32": False},
+             "int8": {"int8": True, "tf32": True}}[precision]
     config = CreateConfig(profiling_verbosity=trt.ProfilingVerbosity.DETAILED, **flags)
     start = time.monotonic()
     plan = EngineBytesFromNetwork(NetworkFromOnnxPath(model), config=config)()
@@ -136,7 +140,8 @@ def main() -> int:
     results["trtops_warm_verbose"] = run_worker("trtops", model, args.precision, cache, "")
     del os.environ["TRTOPS_TRT_LOG"]
     start = time.monotonic()
-    convert = subprocess.run(["polygraphy", "convert", model, f"--{args.precision}" if args.precision != "fp32" else "--tf32=False",
+    precision_flags = {"fp32": [], "fp16": ["--fp16", "--tf32"], "int8": ["--int8", "--tf32"]}
+    convert = subprocess.run(["polygraphy", "convert", model, *precision_flags[args.precision],
                               "--profiling-verbosity", "detailed", "-o", str(work / "pg.plan")],
                              capture_output=True, text=True)
     results["polygraphy_convert_wall"] = {"seconds": time.monotonic() - start, "rc": convert.returncode,
