@@ -49,6 +49,7 @@ from trtops.plan import Action, Plan
 TOOLCHAIN_ENV = "TRTOPS_TEST_TOOLCHAIN"
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 BUILD_LOCK_TIMEOUT = 6 * 3600.0  # seconds; a big model's INT8 build can take an hour
+_NOT_ATTEMPTED = "not attempted: an earlier engine failed (use --keep-going to continue past failures)"
 
 
 class Toolchain(Protocol):
@@ -174,9 +175,7 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
                 else:
                     ctx.built[action.key.key] = done
             elif ctx.stop:
-                result.outcomes.append(_outcome(action, "skipped",
-                                                "not attempted: an earlier engine failed "
-                                                "(use --keep-going to continue past failures)"))
+                result.outcomes.append(_outcome(action, "skipped", _NOT_ATTEMPTED))
                 continue
             elif action.pending and action.key.key in ctx.unbuilt:
                 first = ctx.unbuilt[action.key.key]
@@ -204,13 +203,18 @@ def _outcome(action: Action, status: str, message: str = "", **fields: Any) -> E
     )
 
 
+def accuracy_summary(accuracy: dict) -> dict:
+    """The fields of an accuracy.json an outcome reports."""
+    return {k: accuracy.get(k) for k in ("state", "passed", "summary", "worst") if k in accuracy}
+
+
 def _accuracy_summary(store: Any, key: str) -> dict | None:
     from trtops.cache.local import read_accuracy
 
     accuracy = read_accuracy(store, key)
     if not accuracy:
         return None
-    return {k: accuracy.get(k) for k in ("state", "passed", "summary", "worst") if k in accuracy}
+    return accuracy_summary(accuracy)
 
 
 def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
@@ -255,8 +259,7 @@ def _build_action(ctx: _Context, action: Action, runner: Any = None) -> EngineOu
                 raise  # the remote is unreachable: stop here, as for any remote failure
             # A damaged or hostile remote entry (sha256 mismatch, bad meta.json) fails this
             # engine only; the others go on.
-            text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-            failed = _outcome(action, failure_status(exc), text,
+            failed = _outcome(action, failure_status(exc), failure_text(exc),
                               seconds=time.monotonic() - started)
             progress.finish(item, failed.status.replace("_", " "), seconds=failed.seconds)
             return failed
@@ -287,8 +290,7 @@ def _build_action(ctx: _Context, action: Action, runner: Any = None) -> EngineOu
                 with LeaseKeeper(lease):
                     outcome = _build_verify_publish(ctx, action, item, runner)
     except TrtopsError as exc:
-        text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-        outcome = _outcome(action, failure_status(exc), text,
+        outcome = _outcome(action, failure_status(exc), failure_text(exc),
                            details=getattr(exc, "details", "") or "")
     except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
@@ -296,8 +298,7 @@ def _build_action(ctx: _Context, action: Action, runner: Any = None) -> EngineOu
             from trtops.cache.local import write_error
 
             error = write_error(exc, f"the build files of {action.id}")
-            outcome = _outcome(action, failure_status(error),
-                               f"{error.message} (hint: {error.hint})")
+            outcome = _outcome(action, failure_status(error), failure_text(error))
         else:
             outcome = _outcome(action, "error", f"{type(exc).__name__}: {exc}",
                                details=traceback.format_exc())
@@ -346,6 +347,11 @@ def failure_status(exc: TrtopsError) -> str:
     return "build_failed"
 
 
+def failure_text(exc: TrtopsError) -> str:
+    """An outcome's message for ``exc``: its message, then its hint in parentheses."""
+    return exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+
+
 def _acquire_lease(ctx: _Context, action: Action) -> Any:
     if ctx.options.lease_ttl is None or ctx.options.remote is None:
         return None
@@ -381,6 +387,7 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str,
     """Build and check (``runner``: a worker of an executor, or this process), then
     publish here: the worker side is :func:`trtops.executors.jobs.run_build_job`."""
     from trtops.cache.local import publish_entry
+    from trtops.executors.base import default_staging
     from trtops.executors.jobs import BuildJob, LocalRunner
 
     spec = action.spec
@@ -394,7 +401,7 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str,
         if timing is None and ctx.options.remote is not None:
             timing = ctx.options.remote.read_timing_cache(tensorrt, signature)
     pieces = ctx.ledger.take(tensorrt, signature) if ctx.ledger is not None and shared_timing else ()
-    staging_root = Path(getattr(store, "tmp_dir", None) or tempfile.gettempdir())
+    staging_root = default_staging(store)
     staging_root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="build-", dir=staging_root))
     try:
@@ -507,15 +514,15 @@ def _run_parallel(ctx: _Context) -> None:
     """Build every pending engine with the options' parallel executor: its slots take
     actions from one queue and each runs :func:`_build_action` with the slot's runner
     (workers build and check; this process publishes). Outcomes go to ``ctx.prebuilt``."""
-    from trtops.executors.base import TimingLedger, run_slots
+    from trtops.executors.base import TimingLedger, default_staging, run_slots
 
     executor = ctx.options.executor
     builds = ctx.plan.unique_builds()
     if not builds:
         return
     ctx.ledger = TimingLedger()
-    staging = Path(getattr(ctx.store, "tmp_dir", None) or tempfile.gettempdir())
-    slots, unschedulable = executor.prepare(ctx.plan, builds, toolchain=ctx.toolchain, staging=staging)
+    slots, unschedulable = executor.prepare(ctx.plan, builds, toolchain=ctx.toolchain,
+                                            staging=default_staging(ctx.store))
     for action in builds:
         if action.id in unschedulable:
             ctx.prebuilt[action.id] = _outcome(action, "skipped", unschedulable[action.id])
@@ -524,8 +531,7 @@ def _run_parallel(ctx: _Context) -> None:
         try:
             return _build_action(ctx, action, runner=slot.runner)
         except TrtopsError as exc:
-            text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-            return _outcome(action, failure_status(exc), text)
+            return _outcome(action, failure_status(exc), failure_text(exc))
         except Exception as exc:  # noqa: BLE001 - a thread must never lose an engine's result
             return _outcome(action, "error", f"{type(exc).__name__}: {exc}",
                             details=traceback.format_exc())
@@ -535,8 +541,7 @@ def _run_parallel(ctx: _Context) -> None:
     ctx.prebuilt.update(done)
     stopped = not ctx.options.keep_going and any(o.failed for o in done.values())
     for action in left:
-        why = ("not attempted: an earlier engine failed (use --keep-going to continue past "
-               "failures)") if stopped else f"not attempted: no {executor.name} worker can build it"
+        why = _NOT_ATTEMPTED if stopped else f"not attempted: no {executor.name} worker can build it"
         ctx.prebuilt[action.id] = _outcome(action, "skipped", why)
     _finish_timing(ctx, executor)
 

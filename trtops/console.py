@@ -330,20 +330,20 @@ class Progress:
         """Begin work on ``item`` (takes the next position) with ``message``."""
         with self._lock:
             self._started[item] = time.monotonic()
-            position = self._position(item)
-            if self._bar is not None:
-                self._bar.update(self._task, description=f"{item}: {message}")
-            else:
-                self._plain(f"{position} {item}: {message}...")
+            self._phase(item, message)
 
     def update(self, item: str, message: str) -> None:
         """A new phase of work on ``item`` (verifying, uploading...)."""
         with self._lock:
-            position = self._position(item)
-            if self._bar is not None:
-                self._bar.update(self._task, description=f"{item}: {message}")
-            else:
-                self._plain(f"{position} {item}: {message}...")
+            self._phase(item, message)
+
+    def _phase(self, item: str, message: str) -> None:
+        # Caller holds self._lock.
+        position = self._position(item)
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"{item}: {message}")
+        else:
+            self._plain(f"{position} {item}: {message}...")
 
     def finish(self, item: str, message: str = "done", *, seconds: float | None = None) -> None:
         """``item`` is done with ``message`` (its status); the elapsed time is appended."""

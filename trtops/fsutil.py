@@ -10,6 +10,18 @@ import tempfile
 from pathlib import Path
 
 
+def _default_file_mode() -> int:
+    # mkstemp makes 0600 files; a cache shared by several users (or an emitted loader read
+    # by a service account) needs what open() would have made: 0666 minus the umask.
+    # Read once at import, while no other thread can be changing the umask.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _default_file_mode()
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False) -> None:
     """Replace ``path`` with ``data`` atomically.
 
@@ -22,6 +34,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, fsync: bool = Fal
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             if fsync:
@@ -42,6 +55,7 @@ def atomic_copy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> No
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -893,7 +893,8 @@ def compute_digests(
     return digests, data
 
 
-def _save_memo(memo: DigestMemo) -> None:
+def save_memo(memo: DigestMemo) -> None:
+    """Save the digest memo, ignoring a read-only cache (the memo only saves time)."""
     try:
         memo.save()
     except OSError:
@@ -927,7 +928,7 @@ def make_plan_for_specs(
     check_unique_ids(specs)
     memo = memo if memo is not None else memo_for(store)
     digests, data = compute_digests(specs, platform, memo, workers)
-    _save_memo(memo)
+    save_memo(memo)
     keys: dict[str, EngineKey] = {}
     version_compatible = []
     for spec in specs:
@@ -1020,7 +1021,7 @@ def check_plan_current(plan: Plan, store: Any, platform: Platform, *, memo: Dige
     except InputError as exc:
         problems.append(f"a model or data file is gone ({exc.message})")
     else:
-        _save_memo(memo)
+        save_memo(memo)
         moved = [path for path, digest in plan.digests.items() if current[path].digest != digest.digest]
         moved += [path for path, digest in plan.data_digests.items() if data[path] != digest]
         if moved:

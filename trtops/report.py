@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from trtops.console import in_github_actions
 from trtops.errors import InputError
 from trtops.fsutil import atomic_write
 from trtops.outcome import STATUS_EXIT, EngineOutcome, RunResult
@@ -539,7 +540,7 @@ def emit_ci_reports(result: RunResult, junit_path: str | os.PathLike[str] | None
     env = os.environ if environ is None else environ
     if junit_path:
         write_junit(result, junit_path, relative_to=env.get("GITHUB_WORKSPACE") or None)
-    if env.get("GITHUB_ACTIONS", "").lower() != "true":
+    if not in_github_actions(env):
         return
     try:
         append_step_summary(github_step_summary(result, exit_code), env)

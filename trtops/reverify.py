@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trtops.apply import _outcome, accuracy_summary, failure_status, failure_text
 from trtops.errors import CacheError, TrtopsError
 from trtops.outcome import EngineOutcome, RunResult
 from trtops.plan import Action, Plan
@@ -57,14 +58,6 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
     return result
 
 
-def _outcome(action: Action, status: str, message: str, **fields: Any) -> EngineOutcome:
-    spec = action.spec
-    return EngineOutcome(id=spec.id, manifest=spec.manifest, line=spec.line, model=spec.model,
-                         precision=spec.precision, target=spec.target.name, action=action.kind,
-                         status=status, key=action.key.key if action.key else None,
-                         message=message, **fields)
-
-
 def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
     from trtops.engine_io import EngineIO
@@ -92,13 +85,9 @@ def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
                                       spec.accuracy, precision=spec.precision)
         store.replace_file(key, ACCURACY_FILE, report.to_bytes())
     except TrtopsError as exc:
-        from trtops.apply import failure_status
-
-        text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
         status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
-        return _outcome(action, status, text, seconds=time.monotonic() - started)
-    summary = json.loads(report.to_bytes())
-    accuracy = {k: summary.get(k) for k in ("state", "passed", "summary", "worst") if k in summary}
+        return _outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
+    accuracy = accuracy_summary(json.loads(report.to_bytes()))
     status = "verified" if report.passed else "accuracy_failed"
     return _outcome(action, status, report.summary_lines(1)[0], accuracy=accuracy,
                     details="\n".join(report.summary_lines(5)), seconds=time.monotonic() - started)

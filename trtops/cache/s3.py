@@ -895,16 +895,14 @@ class S3Store:
             PutResult(created, identical): identical compares the existing engine's sha256.
         """
         from trtops.cache.lease import hold_lock
+        from trtops.cache.local import _json_bytes, file_digest
 
         layout.check_key(key)
         if META_FILE in files:
             raise ValueError("meta.json is written from `meta`, not passed in `files`")
         files = {layout.check_file_name(name): source for name, source in files.items()}
         known = dict(digests or {})
-        digests = {name: known.get(name) or (
-                       hashlib.sha256(bytes(src)).hexdigest()
-                       if isinstance(src, (bytes, bytearray, memoryview)) else file_sha256(Path(src)))
-                   for name, src in files.items()}
+        digests = {name: known.get(name) or file_digest(src)[0] for name, src in files.items()}
         ours = digests.get(ENGINE_FILE) or meta.get("engine_sha256")
         existing = self._existing_meta(key)
         if existing is not None:
@@ -935,7 +933,7 @@ class S3Store:
                     hint="the upload stalled longer than the lease lifetime; push again",
                 )
             # Same bytes as a local cache writes (aws s3 sync in either direction stays valid).
-            body = (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+            body = _json_bytes(meta)
             if self._put_bytes(self._entry(key, META_FILE), body, create_only=True) is None:
                 existing = self._existing_meta(key)
                 return PutResult(created=False,
@@ -1045,26 +1043,18 @@ class S3Store:
 # --------------------------------------------------------------------------- helpers
 
 
-def file_sha256(path: Path, chunk: int = 4 * MiB) -> str:
+def file_sha256(path: Path) -> str:
     """sha256 of a file, streamed.
 
     Args:
         path: The file.
-        chunk: Read size.
 
     Returns:
         64 lowercase hex digits.
     """
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as handle:
-        buffer = bytearray(chunk)
-        view = memoryview(buffer)
-        while True:
-            n = handle.readinto(buffer)
-            if not n:
-                break
-            digest.update(view[:n])
-    return digest.hexdigest()
+    from trtops.fingerprint import sha256_file
+
+    return sha256_file(path)[0]
 
 
 def open_s3_store(url: str, **overrides: Any) -> S3Store:

@@ -29,6 +29,7 @@ from typing import Any
 
 from trtops.cache import layout
 from trtops.cache.compat import preference, runnable_here
+from trtops.cache.local import timing_lock_name
 from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, ENTRY_FILES, META_FILE, PutResult
 from trtops.errors import CacheError, InputError, RemoteError
 
@@ -351,13 +352,6 @@ def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None 
 
 
 # --------------------------------------------------------------------------- timing caches
-
-
-def timing_lock_name(tensorrt: str, gpu_signature: str) -> str:
-    """The lock merging a timing cache holds, the same name in every store."""
-    from trtops.cache.local import timing_lock_name as name
-
-    return name(tensorrt, gpu_signature)
 
 
 def fetch_timing_cache(remote: Any, local: Any, tensorrt: str, gpu_signature: str,

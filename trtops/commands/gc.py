@@ -41,15 +41,12 @@ def register(subparsers: Any) -> None:
 
 def current_keys(paths: list[str], store: Any, platform: Any) -> set[str]:
     """Keys of the manifests' engines buildable on ``platform`` (hashing through the memo)."""
-    from trtops.plan import compute_digests, load_specs, match_target, memo_for, spec_key
+    from trtops.plan import compute_digests, load_specs, match_target, memo_for, save_memo, spec_key
 
     specs = load_specs(paths, check_models=False, cache_dir=getattr(store, "root", None))
     memo = memo_for(store)
     digests, data = compute_digests(specs, platform, memo)
-    try:
-        memo.save()
-    except OSError:
-        pass
+    save_memo(memo)
     keys = set()
     for spec in specs:
         match = match_target(spec, platform)

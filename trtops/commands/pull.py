@@ -88,15 +88,6 @@ def _platform(args: argparse.Namespace) -> Any:
     return platform
 
 
-def _specs(paths: list[str], cache: str | None) -> list[Any]:
-    from trtops.manifest.expand import expand
-    from trtops.manifest.load import load_paths
-
-    # A fleet node needs the manifests, not the models: skip checks that read ONNX files.
-    loaded = load_paths(paths, check_models=False, cache_dir=cache)
-    return expand(loaded, cache_dir=cache)
-
-
 def _loader_kinds(args: argparse.Namespace, spec: Any | None) -> tuple[str, ...]:
     from trtops.emit.emitter import parse_loaders
 
@@ -126,11 +117,13 @@ def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
     from trtops.cache.sync import human_bytes, pull_entries, select_for_pull
     from trtops.errors import CacheError, InputError
+    from trtops.plan import load_specs
 
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
     platform = _platform(args)
-    specs = _specs(args.paths, args.cache) if args.paths else []
+    # A fleet node needs the manifests, not the models: skip checks that read ONNX files.
+    specs = load_specs(args.paths, check_models=False, cache_dir=args.cache) if args.paths else []
     spec_by_id = {spec.id: spec for spec in specs}
     if args.paths and not specs:
         raise InputError("the manifests define no engines", hint="check the paths given")

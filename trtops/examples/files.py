@@ -17,7 +17,6 @@ from typing import Mapping
 
 import numpy as np
 
-_CHUNK = 1 << 20
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # earliest date a zip header can hold
 
 
@@ -30,11 +29,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     Returns:
         64 lowercase hex digits.
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    # One streaming hasher for the whole package (trtops.fingerprint); it also gives the size.
+    from trtops.fingerprint import sha256_file as _stream_sha256
+
+    return _stream_sha256(path)[0]
 
 
 def same_content(path: Path, data: bytes) -> bool:

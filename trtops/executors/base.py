@@ -10,9 +10,11 @@ pipeline blocks while the worker builds, then publishes in the parent.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -23,6 +25,12 @@ class Runner(Protocol):
 
     def run(self, job: Any, progress: Callable[[str], None] | None = None) -> Any:
         """Build and check the job; returns a :class:`~trtops.executors.jobs.JobOutput`."""
+
+
+def default_staging(store: Any) -> Path:
+    """Where build work directories go: the cache's tmp dir (same filesystem as the
+    entries), or the system's."""
+    return Path(getattr(store, "tmp_dir", None) or tempfile.gettempdir())
 
 
 @dataclass

@@ -21,7 +21,6 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
-import tempfile
 import threading
 import uuid
 from collections.abc import Sequence
@@ -418,8 +417,3 @@ def _pickled(toolchain: Any) -> bytes | None:
     except Exception:  # noqa: BLE001 - workers fall back to default_toolchain()
         return None
     return blob
-
-
-def default_staging(store: Any) -> Path:
-    """The cache's tmp dir (same filesystem as the entries), or the system's."""
-    return Path(getattr(store, "tmp_dir", None) or tempfile.gettempdir())

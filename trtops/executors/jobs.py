@@ -171,12 +171,11 @@ def error_from_exception(exc: BaseException) -> JobError:
     (the same status and message apply would give it in process)."""
     from trtops import apply
 
-    if isinstance(exc, OSError) and exc.errno in getattr(apply, "_DISK_FULL", ()):
+    if isinstance(exc, OSError) and exc.errno in apply._DISK_FULL:
         # A full disk in the worker is no bug in trtops (apply says the same in process).
-        from trtops.cache import local
+        from trtops.cache.local import write_error
 
-        if hasattr(local, "write_error"):
-            exc = local.write_error(exc, "the build files")
+        exc = write_error(exc, "the build files")
     if isinstance(exc, TrtopsError):
         return JobError(apply.failure_status(exc), exc.message, exc.hint,
                         getattr(exc, "details", "") or "")
