@@ -10,6 +10,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,9 @@ def check_cache(store: Any) -> CacheReport:
     return report
 
 
+_REDIRECT_LOCK = threading.Lock()
+
+
 def cli_verify(cache: Path) -> tuple[int, str]:
     """`trtops cache verify` on a cache, in this process (fast); (exit code, output)."""
     import contextlib
@@ -161,7 +165,9 @@ def cli_verify(cache: Path) -> tuple[int, str]:
     from trtops.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    # redirect_stdout swaps the process-wide sys.stdout: trials run in threads, so one at a
+    # time, or one trial's report lands in another's buffer.
+    with _REDIRECT_LOCK, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["cache", "verify", "--cache", str(cache)])
     return code, out.getvalue() + err.getvalue()
 
