@@ -6,24 +6,9 @@ client made against a server that stays down."""
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 
-
-def _reset(sock: socket.socket) -> None:
-    try:
-        # SO_LINGER 0: close sends RST, as a crashed server's kernel would.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
+from remote_helpers import reset_socket as _reset
 
 
 class DyingProxy:

@@ -91,6 +91,24 @@ def s3_client(endpoint: str) -> Any:
 # --------------------------------------------------------------------------- flaky proxy
 
 
+def reset_socket(sock: socket.socket) -> None:
+    """Close a connection the way a crashed server does: RST instead of FIN where possible."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    try:
+        # shutdown wakes a pump thread blocked in recv() on this socket (close alone would
+        # not, and the connection would stay open until a read timeout).
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
 class FlakyProxy:
     """A TCP proxy in front of the S3 server that can 'restart' the server: after a given
     number of bytes sent to clients it resets every connection and stops listening, and
@@ -174,21 +192,7 @@ class FlakyProxy:
     def _close(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.discard(sock)
-        try:
-            # RST instead of FIN where possible: the client sees a reset, as with a crash.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        try:
-            # shutdown wakes the pump thread blocked in recv() on this socket (close alone
-            # would not, and the connection would stay open until a read timeout).
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            sock.close()
-        except OSError:
-            pass
+        reset_socket(sock)
 
     def cut(self) -> None:
         """Stop listening and reset every connection; restart later if armed so."""
