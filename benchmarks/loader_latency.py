@@ -10,6 +10,7 @@ at one batch size:
 - ``bare-exec``: ``execute_async_v3`` + synchronize only (no copies), for reference;
 - ``loader``: ``Engine().infer(input=x)``;
 - ``loader-graph``: ``Engine(cuda_graph=True).infer(input=x)`` (CUDA graph replay).
+- ``loader-enter-leave`` (diagnostics): the loader's per-call CUDA context check alone.
 
 Goals (issue 6): loader <= 1.10 x bare; loader-graph faster than bare. Rounds of every
 variant are interleaved so that clock drift hits all of them alike; the median of the
@@ -189,6 +190,8 @@ def bench_backend(trt: Any, backend: str, plan: bytes, module: Any, x: np.ndarra
             "bare-exec": lambda: bare.exec_only(x),
             "loader": lambda: loader.infer(input=x),
             "loader-graph": lambda: graph.infer(input=x),
+            # Diagnostics: the loader's per-call context check alone.
+            "loader-enter-leave": lambda: loader._backend.leave(loader._backend.enter()),
         }
         for function in variants.values():  # warm up: lazy set-up, graph capture, clocks
             time_calls(function, max(200, iterations // 10))
