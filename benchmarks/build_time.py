@@ -8,6 +8,8 @@ cache, so builds in one process would warm each other):
    TensorRT's default, which Polygraphy would otherwise clear; detailed profiling
    verbosity), timed around the call; also ``polygraphy convert`` wall time.
 2. trtops cold: ``trtops.build.builder.build_engine`` with no timing cache.
+   With ``--pairs N``, N cold builds of each, in the order P T T P P T ... (medians
+   reported), so that clock or thermal drift does not favour either.
 3. trtops warm: the same with the timing cache the cold build produced.
 
 For the warm build it lists where the time goes: the gaps between consecutive TensorRT log
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,6 +116,10 @@ def main() -> int:
     parser.add_argument("--precision", default="fp16", choices=("fp32", "fp16", "int8"))
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--json", dest="json_out", default=None)
+    parser.add_argument("--pairs", type=int, default=1,
+                        help="cold builds of each tool, alternating ABBA... so drift hits both")
+    parser.add_argument("--skip-convert", action="store_true",
+                        help="skip the `polygraphy convert` wall-time run (context only)")
     args = parser.parse_args()
     if args.worker:
         kind, model, precision, *rest = args.worker
@@ -132,25 +139,39 @@ def main() -> int:
     # Warm-up process: CUDA, cuDNN stand-ins and kernel libraries get into the page cache,
     # so the first measured build does not pay for disk reads the others skip.
     run_worker("trtops", str(make_model("tiny_cnn", 1, work)), args.precision)
-    results["polygraphy"] = run_worker("polygraphy", model, args.precision)
-    results["trtops_cold"] = run_worker("trtops", model, args.precision, "", cache)
+    pg_runs, cold_runs = [], []
+    for index in range(max(1, args.pairs)):
+        order = ("polygraphy", "trtops") if index % 2 == 0 else ("trtops", "polygraphy")
+        for tool in order:
+            if tool == "polygraphy":
+                pg_runs.append(run_worker("polygraphy", model, args.precision))
+            else:
+                cold_runs.append(run_worker("trtops", model, args.precision, "", cache))
+    results["polygraphy_runs"] = pg_runs
+    results["trtops_cold_runs"] = cold_runs
+    results["polygraphy"] = {"seconds": statistics.median(r["seconds"] for r in pg_runs)}
+    results["trtops_cold"] = {"seconds": statistics.median(r["seconds"] for r in cold_runs)}
     results["trtops_warm"] = run_worker("trtops", model, args.precision, cache, "")
     # Once more warm, with TensorRT's verbose log, only to see where the warm time goes.
     os.environ["TRTOPS_TRT_LOG"] = "verbose"
     results["trtops_warm_verbose"] = run_worker("trtops", model, args.precision, cache, "")
     del os.environ["TRTOPS_TRT_LOG"]
-    start = time.monotonic()
-    precision_flags = {"fp32": [], "fp16": ["--fp16", "--tf32"], "int8": ["--int8", "--tf32"]}
-    convert = subprocess.run(["polygraphy", "convert", model, *precision_flags[args.precision],
-                              "--profiling-verbosity", "detailed", "-o", str(work / "pg.plan")],
-                             capture_output=True, text=True)
-    results["polygraphy_convert_wall"] = {"seconds": time.monotonic() - start, "rc": convert.returncode,
-                                          "tail": convert.stderr[-500:] if convert.returncode else ""}
+    if not args.skip_convert:
+        start = time.monotonic()
+        precision_flags = {"fp32": [], "fp16": ["--fp16", "--tf32"], "int8": ["--int8", "--tf32"]}
+        convert = subprocess.run(["polygraphy", "convert", model, *precision_flags[args.precision],
+                                  "--profiling-verbosity", "detailed", "-o", str(work / "pg.plan")],
+                                 capture_output=True, text=True)
+        results["polygraphy_convert_wall"] = {"seconds": time.monotonic() - start,
+                                              "rc": convert.returncode,
+                                              "tail": convert.stderr[-500:] if convert.returncode else ""}
     pg = results["polygraphy"]["seconds"]
     cold = results["trtops_cold"]["seconds"]
     warm = results["trtops_warm"]["seconds"]
     summary = {
         "model": f"{args.model} batch {args.batch} {args.precision}",
+        "polygraphy_runs_s": [round(r["seconds"], 2) for r in pg_runs],
+        "trtops_cold_runs_s": [round(r["seconds"], 2) for r in cold_runs],
         "polygraphy_s": round(pg, 2),
         "trtops_cold_s": round(cold, 2),
         "ratio_trtops_over_polygraphy": round(cold / pg, 3),

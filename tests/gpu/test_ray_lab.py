@@ -72,8 +72,8 @@ def test_a_real_engine_is_built_and_checked_in_a_ray_task(ray_gpu_cluster, tmp_p
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRTOPS_TEST", "GITHUB_"))}
     env.update({"CI": "true", "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "disabled"})
     result = subprocess.run([sys.executable, "-m", "trtops", "apply", "--executor", "ray", "--address", address,
-                             "--ray-timeout", "600", "--json", "--no-emit"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+                             "--ray-timeout", "240", "--json", "--no-emit"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     print(result.stderr[-4000:])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (engine,) = json.loads(result.stdout)["engines"]
