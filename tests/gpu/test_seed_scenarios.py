@@ -25,10 +25,17 @@ pytestmark = pytest.mark.slow
 
 def _apply(root: Path, manifest: str) -> tuple[subprocess.CompletedProcess, dict[str, dict]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRTOPS_TEST")}
-    env.update(CI="true", PYTHONPATH=str(REPO))
-    result = subprocess.run([sys.executable, "-m", "trtops", "apply", manifest, "--target", "lab",
-                             "--json", "--keep-going"],
-                            cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+    # The build log streams to stderr, so a build cut off by the timeout still shows where
+    # it was (set TRTOPS_LAB_APPLY_TIMEOUT below the lab call's own limit).
+    env.update(CI="true", PYTHONPATH=str(REPO), TRTOPS_TRT_LOG=env.get("TRTOPS_TRT_LOG", "info"))
+    timeout = float(os.environ.get("TRTOPS_LAB_APPLY_TIMEOUT", "1800"))
+    try:
+        result = subprocess.run([sys.executable, "-m", "trtops", "apply", manifest, "--target", "lab",
+                                 "--json", "--keep-going"],
+                                cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        pytest.fail(f"trtops apply did not finish in {timeout:.0f} s; its log so far:\n{partial[-6000:]}")
     print(result.stderr[-3000:])
     engines = {e["id"]: e for e in json.loads(result.stdout)["engines"]}
     for engine_id, engine in engines.items():

@@ -14,6 +14,7 @@ cache) → build → write ``engine.plan`` → read back I/O, layers, device mem
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,11 +127,14 @@ def build_engine(request: BuildRequest) -> BuildResult:
             missing.
     """
     trt = import_tensorrt()
-    # TRTOPS_TRT_LOG=verbose keeps TensorRT's verbose messages in the build log (slower;
+    # TRTOPS_TRT_LOG=info streams the build log to stderr as it happens (a build that seems
+    # stuck shows where it is); =verbose also keeps TensorRT's verbose messages (slower;
     # for finding where build time goes).
-    verbose = os.environ.get("TRTOPS_TRT_LOG", "").lower() == "verbose"
+    log_mode = os.environ.get("TRTOPS_TRT_LOG", "").lower()
+    verbose = log_mode == "verbose"
     capture = LogCapture(echo=request.log, max_lines=200000 if verbose else 20000,
-                         min_severity=4 if verbose else 3)
+                         min_severity=4 if verbose else 3,
+                         stream=sys.stderr if log_mode in ("info", "verbose") else None)
     with capture:
         try:
             return _Build(trt, request, capture).run()

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 _LOCK = threading.Lock()
 _SINKS: list["LogCapture"] = []
@@ -33,10 +33,14 @@ class LogCapture:
         echo: called with each warning/error line as it happens (progress for the user).
         max_lines: how many lines ``text`` keeps (the newest).
         min_severity: the most verbose severity kept (3 = info, 4 = verbose).
+        stream: a text stream that gets every kept line as it happens (to watch a build
+            that seems stuck; the in-memory log is lost when the process is killed).
     """
 
-    def __init__(self, echo: Callable[[str], None] | None = None, max_lines: int = 20000, min_severity: int = INFO) -> None:
+    def __init__(self, echo: Callable[[str], None] | None = None, max_lines: int = 20000,
+                 min_severity: int = INFO, stream: TextIO | None = None) -> None:
         self.echo = echo
+        self.stream = stream
         self.min_severity = min_severity
         self.lines: deque[str] = deque(maxlen=max_lines)
         self.errors: deque[str] = deque(maxlen=200)
@@ -48,6 +52,12 @@ class LogCapture:
         tag = SEVERITY_TAGS.get(severity, "?")
         line = f"[{time.monotonic() - self._start:8.2f}s] [{source}] [{tag}] {message.rstrip()}"
         self.lines.append(line)
+        if self.stream is not None:
+            try:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            except Exception:  # a closed stream must not break the build
+                pass
         if severity <= ERROR:
             self.errors.append(message.rstrip())
         if self.echo is not None and (severity <= WARNING or source == "trtops"):

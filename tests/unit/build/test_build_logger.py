@@ -34,6 +34,22 @@ def test_broken_echo_does_not_break():
     assert "error" in capture.text
 
 
+def test_stream_gets_every_kept_line_as_it_happens():
+    import io
+
+    stream = io.StringIO()
+    with LogCapture(min_severity=3, stream=stream) as capture:
+        trt_logger._dispatch(3, "parsing")
+        assert stream.getvalue().endswith("[TRT] [I] parsing\n")  # before the build ends
+        trt_logger._dispatch(4, "verbose noise")
+        capture.info("building")
+    assert stream.getvalue().count("\n") == 2 and "verbose noise" not in stream.getvalue()
+    stream.close()
+    with LogCapture(stream=stream) as capture:  # a closed stream does not break the build
+        trt_logger._dispatch(1, "error")
+    assert "error" in capture.text
+
+
 def test_line_limit():
     with LogCapture(max_lines=3) as capture:
         for i in range(10):
