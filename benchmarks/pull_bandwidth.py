@@ -11,11 +11,24 @@ round of each is not counted):
               connection pool and timeouts as trtops). The target's baseline.
   GETs to files  the same, each body written to a file (no hashing, no fsync): what any
               downloader has to do at least; shown for context.
+  GETs to files + fsync  the same, each file fsynced after its last byte: what a durable
+              downloader costs when the disk writes start only at the fsync (how fast this
+              machine's disk takes the data; shown for context).
   trtops pull ``select_for_pull`` + ``pull_entries`` into an empty local cache with the
               same ``--jobs``: lists and reads every meta.json and accuracy.json, downloads
               every file of every entry, hashes while streaming, verifies sha256, stages
               and creates each local entry atomically (what ``trtops pull`` does).
+  no helper thr  (only where trtops uses them, on machines with many CPUs) the pull with
+              each body hashed and written by the thread that receives it: what the helper
+              threads bring here.
   CLI         ``python -m trtops pull`` wall time for the same (interpreter start included).
+
+The pull's wall time is broken down by phase (medians over the counted rounds, from
+``trtops.cache.sync.PullTimings``): select (listing, then meta.json + accuracy.json reads),
+transfer (until the last file of the last entry is downloaded, verified and fsynced; with
+the thread-seconds its workers spent waiting for response headers, receiving + hashing +
+writing bodies, and in fsync) and the publish tail (local entries still being created after
+that: meta.json, directory fsyncs, renames).
 
 Target (issue 7): trtops pull >= 70% of the plain-GET bandwidth. Bandwidth counts the
 engine bytes only for both (the pull also moves meta/accuracy/log files on top). The
@@ -101,9 +114,10 @@ def publish(local, count: int, size: int) -> list[str]:
     return keys
 
 
-def plain_gets(store, keys: list[str], jobs: int, to_dir: Path | None = None) -> tuple[float, int]:
+def plain_gets(store, keys: list[str], jobs: int, to_dir: Path | None = None,
+               fsync: bool = False) -> tuple[float, int]:
     """Seconds and bytes for GETs of every engine.plan object, bodies discarded (or written
-    to files in ``to_dir``)."""
+    to files in ``to_dir``, each fsynced after its last byte with ``fsync``)."""
     import boto3
     from botocore.config import Config
 
@@ -123,10 +137,14 @@ def plain_gets(store, keys: list[str], jobs: int, to_dir: Path | None = None) ->
             while True:
                 chunk = body.read(MiB)
                 if not chunk:
-                    return total
+                    break
                 if out is not None:
                     out.write(chunk)
                 total += len(chunk)
+            if out is not None and fsync:
+                out.flush()
+                os.fsync(out.fileno())
+            return total
         finally:
             if out is not None:
                 out.close()
@@ -140,22 +158,77 @@ def plain_gets(store, keys: list[str], jobs: int, to_dir: Path | None = None) ->
     return time.perf_counter() - started, total
 
 
-def trtops_pull(remote, cache_dir: Path, jobs: int) -> tuple[float, int]:
-    """Seconds and engine bytes for select_for_pull + pull_entries into an empty cache."""
+def trtops_pull(remote, cache_dir: Path, jobs: int,
+                phases: list[dict[str, float]] | None = None) -> tuple[float, int]:
+    """Seconds and engine bytes for select_for_pull + pull_entries into an empty cache; the
+    pull's phase timings are appended to ``phases``."""
+    from trtops.cache import sync
     from trtops.cache.local import LocalStore
-    from trtops.cache.sync import pull_entries, select_for_pull
     from trtops.platform import GpuInfo, Platform
 
     shutil.rmtree(cache_dir, ignore_errors=True)
     local = LocalStore(cache_dir)
     platform = Platform(tensorrt=TRT, gpus=(GpuInfo(0, *GPU),), source="flags")
+    # Older trtops (to compare against): no timings.
+    timings = sync.PullTimings() if hasattr(sync, "PullTimings") else None
+    extra = {"timings": timings} if timings is not None else {}
     started = time.perf_counter()
-    selection = select_for_pull(remote, platform, jobs=jobs)
-    outcomes = pull_entries(remote, local, selection.selected, jobs=jobs, progress=False)
+    selection = sync.select_for_pull(remote, platform, jobs=jobs, **extra)
+    outcomes = sync.pull_entries(remote, local, selection.selected, jobs=jobs, progress=False,
+                                 **extra)
     seconds = time.perf_counter() - started
     assert all(o.status == "fetched" for o in outcomes), outcomes
     engine_bytes = sum(int(c.meta["engine_size"]) for c in selection.selected)
+    if timings is not None and phases is not None:
+        phases.append({"total": seconds, **timings.walls,
+                       **{f"thread_{k}": v for k, v in timings.seconds.items()}})
     return seconds, engine_bytes
+
+
+def helper_threads_used() -> bool:
+    """Whether this trtops hashes and writes large bodies on helper threads here."""
+    from trtops.cache import s3
+
+    cpus = getattr(s3, "_usable_cpus", None)
+    return cpus is not None and cpus() >= getattr(s3, "PIPELINE_MIN_CPUS", 1 << 30)
+
+
+def serial_pull(remote, cache_dir: Path, jobs: int) -> tuple[float, int]:
+    """:func:`trtops_pull` with each body hashed and written by its receiving thread."""
+    from trtops.cache import s3
+
+    saved = s3.PIPELINE_MIN_CPUS
+    s3.PIPELINE_MIN_CPUS = 1 << 30
+    try:
+        return trtops_pull(remote, cache_dir, jobs)
+    finally:
+        s3.PIPELINE_MIN_CPUS = saved
+
+
+def phase_lines(phases: list[dict[str, float]], jobs: int) -> list[str]:
+    """Where the pull's wall time went (medians over the counted rounds)."""
+    if not phases:
+        return ["pull phases: not available (this trtops has no PullTimings)"]
+
+    def med(name: str) -> float:
+        return statistics.median(p.get(name, 0.0) for p in phases)
+
+    total, select, transfer, tail = med("total"), med("select"), med("transfer"), med("publish_tail")
+    other = max(0.0, total - select - transfer - tail)
+    files = ", ".join(f"{label} {med('thread_' + name):.2f}" for name, label in (
+        ("request", "response headers"), ("body", "receive+hash+write"), ("fsync", "fsync"),
+        ("copy", "copy")) if med("thread_" + name) > 0)
+    return [
+        f"pull phases (median of {len(phases)} runs, wall {total:.2f} s):",
+        f"  select        {select:5.2f} s  {select / total:4.0%}  listing {med('thread_list'):.2f} s, "
+        f"then meta.json + accuracy.json reads {med('thread_metadata'):.2f} s",
+        f"  transfer      {transfer:5.2f} s  {transfer / total:4.0%}  until the last file was "
+        f"downloaded, verified, fsynced; thread-s over {jobs} workers: {files}",
+        f"  publish tail  {tail:5.2f} s  {tail / total:4.0%}  entries created after that "
+        f"(meta.json, dir fsyncs, rename: {med('thread_publish'):.2f} thread-s in all, "
+        "mostly overlapped with transfers)",
+        f"  other         {other:5.2f} s  {other / total:4.0%}",
+    ]
 
 
 def cli_pull(url: str, cache_dir: Path, jobs: int) -> float:
@@ -243,13 +316,22 @@ def main() -> int:
         assert all(o.status == "created" for o in pushed), pushed
         total = args.engines * args.mb * 1_000_000
 
-        runs: dict[str, list[tuple[float, float]]] = {"get": [], "file": [], "pull": []}
+        runs: dict[str, list[tuple[float, float]]] = {"get": [], "file": [], "sync": [],
+                                                      "pull": []}
+        phases: list[dict[str, float]] = []
+        measures = [
+            ("get", lambda: plain_gets(remote, keys, args.jobs)),
+            ("file", lambda: plain_gets(remote, keys, args.jobs, workdir / "files")),
+            ("sync", lambda: plain_gets(remote, keys, args.jobs, workdir / "files", True)),
+            ("pull", lambda: trtops_pull(remote, workdir / "node", args.jobs,
+                                         phases if round_ else None)),
+        ]
+        helper = helper_threads_used()
+        if helper:  # also without them, to show what they bring on this machine
+            runs["pull-serial"] = []
+            measures.append(("pull-serial", lambda: serial_pull(remote, workdir / "node", args.jobs)))
         for round_ in range(args.rounds + 1):  # alternate, so all see the same conditions
-            for name, measure in (
-                ("get", lambda: plain_gets(remote, keys, args.jobs)),
-                ("file", lambda: plain_gets(remote, keys, args.jobs, workdir / "files")),
-                ("pull", lambda: trtops_pull(remote, workdir / "node", args.jobs)),
-            ):
+            for name, measure in measures:
                 cpu = time.process_time()
                 seconds, got = measure()
                 cpu = time.process_time() - cpu
@@ -278,18 +360,22 @@ def main() -> int:
 
     get_line, get_bw = row("plain GETs", "get")
     file_line, file_bw = row("GETs to files", "file")
+    sync_line, sync_bw = row("  + fsync each", "sync")
     pull_line, pull_bw = row("trtops pull", "pull")
+    serial = [row("  no helper thr", "pull-serial")[0]] if runs.get("pull-serial") else []
     ratio = pull_bw / get_bw
     lines = [
         f"engines: {args.engines} x {args.mb} MB = {total / 1e9:.2f} GB, jobs {args.jobs}, "
         f"{args.rounds} rounds after a warm-up (median)",
         f"push (create-only, {args.engines} entries): {push_seconds:.2f} s, "
         f"{total / push_seconds / 1e6:.0f} MB/s",
-        get_line, file_line, pull_line,
+        get_line, file_line, sync_line, pull_line, *serial,
         f"CLI `trtops pull` wall time: {cli_seconds:.2f} s ({total / cli_seconds / 1e6:.0f} MB/s, "
         "interpreter start and a cold cache directory included)",
-        f"pull / GETs to files: {pull_bw / file_bw:.0%}",
+        f"pull / GETs to files: {pull_bw / file_bw:.0%}; pull / GETs to files + fsync: "
+        f"{pull_bw / sync_bw:.0%}",
         f"pull / plain GETs: {ratio:.0%} (target >= 70%: {'PASS' if ratio >= 0.7 else 'FAIL'})",
+        *phase_lines(phases, args.jobs),
     ]
     print("\n".join(lines))
     if args.results:

@@ -138,6 +138,27 @@ def test_multipart_upload_and_parallel_ranged_download(s3_url, tmp_path, s3_endp
     assert not uploads.get("Uploads")  # the loser aborted its upload
 
 
+def test_streamed_download_with_the_hashing_thread(s3_store, tmp_path, monkeypatch):
+    """The many-core path (hash and write on a helper thread) on any machine: the bytes,
+    the digest check, and nothing left behind when the digest does not match."""
+    from trtops.cache import s3 as s3_module
+
+    monkeypatch.setattr(s3_module, "PIPELINE_MIN_CPUS", 1)
+    monkeypatch.setattr(s3_module, "WRITEBACK_BYTES", MiB)
+    key = engine_key("sink-thread").key
+    engine = engine_bytes(6 * MiB + 123, seed=5)
+    assert s3_store.put_entry(key, {"engine.plan": engine}, _meta(key, engine)).created
+    dest = tmp_path / "pulled" / "engine.plan"
+    assert s3_store.fetch_file(key, "engine.plan", dest, expected_sha256=sha256(engine))
+    assert dest.read_bytes() == engine
+    before = {t.name for t in threading.enumerate()}
+    wrong = tmp_path / "wrong" / "engine.plan"
+    with pytest.raises(CacheError, match="sha256 mismatch"):
+        s3_store.fetch_file(key, "engine.plan", wrong, expected_sha256="0" * 64)
+    assert not wrong.exists() and list(wrong.parent.iterdir()) == []
+    assert "trtops-s3-sink" not in {t.name for t in threading.enumerate()} - before
+
+
 def test_racing_writers_of_different_engines_leave_one_consistent_entry(s3_store):
     key = engine_key("race-threads").key
     barrier = threading.Barrier(6)

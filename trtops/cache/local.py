@@ -278,7 +278,7 @@ class LocalStore:
             meta: Content of meta.json, written last.
             move: Rename path sources into the entry instead of copying them (they must be
                 on the cache's filesystem, e.g. under ``tmp_dir``, and fsynced; the caller
-                gives them up). Used by :func:`trtops.cache.sync.fetch_entry`.
+                gives them up). :meth:`adopt_entry` avoids even the renames.
 
         Returns:
             ``created`` False when a complete entry with this key already existed (it is
@@ -304,7 +304,7 @@ class LocalStore:
                 for name, source in files.items():
                     if isinstance(source, (bytes, bytearray, memoryview)):
                         _write_bytes(staging / name, bytes(source))
-                    elif move:  # already verified and fsynced by the caller (sync.fetch_entry)
+                    elif move:  # already verified and fsynced by the caller
                         os.replace(source, staging / name)
                     else:
                         _copy_file(Path(source), staging / name)
@@ -325,6 +325,89 @@ class LocalStore:
                     # entry appeared; say so instead of a traceback.
                     raise write_error(exc, f"cache entry {key[:12]} in {self.root}") from exc
                 raise
+        return PutResult(created=True, identical=True)
+
+    def new_staging(self, label: str) -> Path:
+        """A new empty directory under ``tmp/`` (on the cache's filesystem) to assemble an
+        entry in, for :meth:`adopt_entry`. Leftovers of a crash are removed by
+        :meth:`clean_tmp`.
+
+        Args:
+            label: A short name (letters, digits, ``-``) to recognize it by.
+
+        Returns:
+            The directory.
+
+        Raises:
+            CacheError: the cache directory is not writable (or the disk is full).
+        """
+        try:
+            return self._staging(label)
+        except OSError as exc:
+            if not _is_write_failure(exc):
+                raise
+            raise write_error(exc, f"a staging directory in {self.tmp_dir}") from exc
+
+    def adopt_entry(self, key: str, staging: str | os.PathLike[str], meta: dict) -> PutResult:
+        """Make a staging directory (from :meth:`new_staging`) the entry ``key``, create-only
+        and atomically, without copying its files.
+
+        The files in it must be complete, verified and fsynced (this is how
+        :func:`trtops.cache.sync.fetch_entry` downloads them). Then meta.json is written
+        and fsynced, the directory fsynced, renamed to ``engines/<k[:2]>/<key>`` under the
+        entry lock, and its parent fsynced. The staging directory is consumed whatever
+        happens: it becomes the entry, or it is removed.
+
+        Args:
+            key: The engine key.
+            staging: The staging directory (directly under ``tmp/``), holding the entry's
+                files and nothing else (no meta.json, no subdirectory).
+            meta: Content of meta.json, written last.
+
+        Returns:
+            ``created`` False when a complete entry with this key already existed (it is
+            kept); ``identical`` then says whether its engine has the same sha256.
+
+        Raises:
+            ValueError: ``staging`` is not a staging directory of this cache, or holds
+                something other than entry files.
+            CacheError: a local write failed (disk full, read-only); nothing is visible.
+        """
+        layout.check_key(key)
+        staging = Path(staging)
+        try:
+            if staging.parent.resolve() != self.tmp_dir.resolve() or not staging.is_dir():
+                raise ValueError(f"{staging} is not a staging directory of {self.root}")
+            files: dict[str, Path | bytes] = {}
+            for item in os.scandir(staging):
+                if item.name.startswith("."):  # a download's temporary file: not ours
+                    raise ValueError(f"{staging} holds an unfinished file {item.name!r}")
+                if not item.is_file(follow_symlinks=False) or item.name == META_FILE:
+                    raise ValueError(f"{staging} holds {item.name!r}, not an entry file")
+                files[layout.check_file_name(item.name)] = Path(item.path)
+            if self.has_entry(key):
+                return PutResult(created=False, identical=self._same_engine(key, files, meta))
+            # All of it is durable before the rename can be: the files (by the caller),
+            # meta.json and the names in the directory.
+            _write_bytes(staging / META_FILE, _json_bytes(meta))
+            _fsync_dir(staging)
+            final = self.entry_dir(key)
+            with self.lock(f"entry-{key}"):
+                if self.has_entry(key):
+                    return PutResult(created=False, identical=self._same_engine(key, files, meta))
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final.exists():
+                    # A partial entry (no meta.json: an interrupted copy by another tool);
+                    # it was never visible, so it can go.
+                    self._discard(final)
+                os.rename(staging, final)
+            _fsync_dir(final.parent)
+        except BaseException as exc:
+            if _is_write_failure(exc):
+                raise write_error(exc, f"cache entry {key[:12]} in {self.root}") from exc
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already once renamed
         return PutResult(created=True, identical=True)
 
     def _same_engine(self, key: str, files: Mapping[str, Path | bytes], meta: Mapping[str, Any]) -> bool:

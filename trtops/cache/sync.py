@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,11 @@ def _sha256(path: Path) -> str:
 
 
 def _accuracy_state(store: Any, key: str) -> str:
-    data = store.read_file(key, ACCURACY_FILE)
+    return _state_of(store.read_file(key, ACCURACY_FILE), store, key)
+
+
+def _state_of(data: bytes | None, store: Any, key: str) -> str:
+    """The state an entry's accuracy.json (as read from ``store``) gives it."""
     if data is None:
         return "unverified"
     try:
@@ -182,9 +187,13 @@ def _local_entry_files(local: Any, key: str, workdir: Path) -> dict[str, Path]:
 
 
 def _fetch_one(remote: Any, key: str, name: str, dest: Path, expected: str | None,
-               progress: Progress | None, fsync: bool) -> bool:
+               progress: Progress | None, fsync: bool,
+               timings: dict[str, float] | None = None) -> bool:
     """Fetch one file, verified; True when present."""
     if getattr(remote, "verified_fetch", False):
+        if timings is not None and getattr(remote, "fetch_timings", False):
+            return remote.fetch_file(key, name, dest, expected_sha256=expected,
+                                     progress=progress, fsync=fsync, timings=timings)
         return remote.fetch_file(key, name, dest, expected_sha256=expected, progress=progress,
                                  fsync=fsync)
     if not remote.fetch_file(key, name, dest):
@@ -287,6 +296,42 @@ def _remote_identical(remote: Any, key: str, meta: Mapping[str, Any]) -> bool:
 # --------------------------------------------------------------------------- fetch
 
 
+class PullTimings:
+    """Where the time of a pull went, for benchmarks and diagnostics (thread-safe).
+
+    ``seconds`` sums thread-seconds per phase over all workers (several run at once, so
+    they add up to more than the wall time): ``list`` and ``metadata`` (selection: the
+    listing, then meta.json and accuracy.json reads), ``request`` (until the response
+    headers of each file), ``body`` (receiving, hashing and writing), ``fsync`` (of each
+    downloaded file), ``copy`` (stores without timings of their own), ``publish`` (the
+    local store making an entry of the staged files: meta.json, directory fsyncs, lock,
+    rename). ``walls`` holds wall-clock spans: ``select``, ``transfer`` (from the start of
+    :func:`pull_entries` until the last file of the last entry was downloaded) and
+    ``publish_tail`` (from then until :func:`pull_entries` returned).
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.walls: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, phase: str, seconds: float) -> None:
+        """Add thread-seconds to a phase."""
+        with self._lock:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+    def add_all(self, timings: Mapping[str, float]) -> None:
+        """Add several phases at once (a store's per-file timings)."""
+        with self._lock:
+            for phase, seconds in timings.items():
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+    def wall(self, name: str, seconds: float) -> None:
+        """Record a wall-clock span."""
+        with self._lock:
+            self.walls[name] = seconds
+
+
 def _can_move(local: Any) -> bool:
     """True when the local store adopts staged files by renaming (LocalStore ``move=``)."""
     import inspect
@@ -297,13 +342,122 @@ def _can_move(local: Any) -> bool:
         return False
 
 
+@dataclass
+class _Staged:
+    """An entry's files downloaded and verified in a staging directory, not yet visible."""
+
+    key: str
+    meta: dict
+    directory: Path
+    files: dict[str, Path]
+    adopt: bool  # the directory itself becomes the entry (LocalStore.adopt_entry)
+    move: bool  # else: files renamed into the store's own staging (put_entry move=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)  # nothing left once adopted
+
+
+def _write_staged(path: Path, data: bytes, fsync: bool) -> None:
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if fsync:
+                os.fsync(handle.fileno())
+    except OSError as exc:
+        from trtops.cache.local import write_error
+
+        raise write_error(exc, f"{path.name} of a pulled entry") from exc
+
+
+def _stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
+                 progress: Progress | None = None, accuracy: bytes | None = None,
+                 timings: PullTimings | None = None) -> _Staged:
+    """Download and verify every file of an entry into a staging directory of the local
+    store (fsynced when the store adopts the files as they are).
+
+    The engine streams in this thread while the small files are fetched beside it, so
+    they cost no round trips after it. ``accuracy`` (accuracy.json as read when the entry
+    was selected) is written instead of fetched again.
+    """
+    expected = expected_digests(meta)
+    new_staging = getattr(local, "new_staging", None)
+    adopt = callable(new_staging) and callable(getattr(local, "adopt_entry", None))
+    move = not adopt and _can_move(local)
+    directory = (Path(new_staging(f"fetch-{key[:16]}")) if adopt
+                 else _staging_dir(local, f"fetch-{key[:16]}"))
+    # Files the store takes over by renaming must be on disk before they become visible;
+    # a store that copies them fsyncs its own copy.
+    fsync = adopt or move
+    staged = _Staged(key, meta, directory, {}, adopt, move)
+    try:
+        def get(name: str) -> bool:
+            target = directory / name
+            if name == ACCURACY_FILE and accuracy is not None:
+                _write_staged(target, accuracy, fsync)
+                if progress:
+                    progress(len(accuracy))
+                return True
+            started = time.perf_counter()
+            file_timings: dict[str, float] = {}
+            found = _fetch_one(remote, key, name, target, expected.get(name), progress,
+                               fsync=fsync, timings=file_timings)
+            if timings is not None:
+                if file_timings:
+                    timings.add_all(file_timings)
+                else:
+                    timings.add("copy", time.perf_counter() - started)
+            return found
+
+        names = _entry_names(meta)  # the engine first
+        found: dict[str, bool] = {}
+        if len(names) > 1:
+            with ThreadPoolExecutor(max_workers=min(4, len(names) - 1),
+                                    thread_name_prefix="trtops-pull-small") as helpers:
+                others = {name: helpers.submit(get, name) for name in names[1:]}
+                found[names[0]] = get(names[0])
+                for name, future in others.items():
+                    found[name] = future.result()
+        elif names:
+            found[names[0]] = get(names[0])
+        for name in names:
+            if found[name]:
+                staged.files[name] = directory / name
+            elif name == ENGINE_FILE or name in expected:
+                raise CacheError(f"{name} of {key[:12]} is missing in {remote.url}",
+                                 hint="the remote entry is incomplete; push it again")
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def _publish_staged(local: Any, staged: _Staged, timings: PullTimings | None = None) -> None:
+    """Make the local entry of staged files (create-only, atomic); consumes the staging."""
+    started = time.perf_counter()
+    try:
+        if staged.adopt:
+            local.adopt_entry(staged.key, staged.directory, dict(staged.meta))
+        elif staged.move:
+            local.put_entry(staged.key, staged.files, dict(staged.meta), move=True)
+        else:
+            local.put_entry(staged.key, staged.files, dict(staged.meta))
+    finally:
+        staged.discard()
+        if timings is not None:
+            timings.add("publish", time.perf_counter() - started)
+
+
 def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None = None,
-                meta: Mapping[str, Any] | None = None) -> bool:
+                meta: Mapping[str, Any] | None = None, accuracy: bytes | None = None,
+                timings: PullTimings | None = None) -> bool:
     """Copy one entry from the remote into the local cache, verified and atomic.
 
-    Every file is checked against the sha256 in meta.json before it is renamed; the local
-    entry is created with the local store's create-only ``put_entry`` (meta.json last), so
-    an interrupted fetch leaves no entry and no partial file behind.
+    Every file is checked against the sha256 in meta.json before the entry becomes
+    visible: the files are downloaded (and fsynced) into a staging directory in the local
+    cache's tmp/, then the local store writes meta.json last and renames the directory
+    into place (create-only), so an interrupted fetch leaves no entry and no partial file
+    behind.
 
     Args:
         remote: The remote store.
@@ -311,6 +465,9 @@ def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None 
         key: Engine key.
         progress: Byte-count callback for downloads.
         meta: The remote entry's meta.json when already read (saves a request).
+        accuracy: The remote entry's accuracy.json when already read (saves a request;
+            :func:`select_for_pull` keeps the copy it judged the entry by).
+        timings: Collects where the time went (see :class:`PullTimings`).
 
     Returns:
         True when the entry is now in the local cache (fetched or already there); False
@@ -328,26 +485,9 @@ def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None 
         if meta is None:
             return False
     _check_meta(remote, key, meta)
-    expected = expected_digests(meta)
-    # Verified, fsynced files in the cache's tmp/ are renamed into the entry; otherwise the
-    # store copies (and fsyncs) them itself.
-    move = _can_move(local)
-    staging = _staging_dir(local, f"fetch-{key[:16]}")
-    try:
-        files: dict[str, Path] = {}
-        for name in _entry_names(meta):
-            target = staging / name
-            if _fetch_one(remote, key, name, target, expected.get(name), progress, fsync=move):
-                files[name] = target
-            elif name == ENGINE_FILE or name in expected:
-                raise CacheError(f"{name} of {key[:12]} is missing in {remote.url}",
-                                 hint="the remote entry is incomplete; push it again")
-        if move:
-            local.put_entry(key, files, dict(meta), move=True)
-        else:
-            local.put_entry(key, files, dict(meta))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    staged = _stage_entry(remote, local, key, dict(meta), progress=progress,
+                          accuracy=accuracy, timings=timings)
+    _publish_staged(local, staged, timings)
     return True
 
 
@@ -618,6 +758,8 @@ class Candidate:
     key: str
     meta: dict
     reason: str | None = None  # why it is not pulled (None: selected)
+    #: accuracy.json as read when judging the entry (written as is when it is pulled).
+    accuracy: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def spec_id(self) -> str:
@@ -647,15 +789,20 @@ class PullSelection:
         return sum(entry_size(c.meta) for c in self.selected)
 
 
+METADATA_JOBS = 16  # parallel metadata reads at least (when jobs > 1): small, latency-bound
+
+
 def _parallel_map(function: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]:
     if len(items) <= 1 or jobs <= 1:
         return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(jobs, len(items)), thread_name_prefix="trtops-meta") as pool:
+    workers = min(max(jobs, METADATA_JOBS), len(items))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trtops-meta") as pool:
         return list(pool.map(function, items))
 
 
 def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | None = None,
-                    every: bool = False, jobs: int = DEFAULT_JOBS) -> PullSelection:
+                    every: bool = False, jobs: int = DEFAULT_JOBS,
+                    timings: PullTimings | None = None) -> PullSelection:
     """Choose the remote entries a machine should pull.
 
     An entry qualifies when it is accepted and :func:`trtops.cache.compat.runnable_here`
@@ -669,26 +816,41 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
         platform: The machine (:class:`trtops.platform.Platform`).
         spec_ids: Only these logical engines (``manifest/model/precision/target``).
         every: Select every qualifying entry, not one per logical engine.
-        jobs: Parallel metadata reads.
+        jobs: Parallel metadata reads (at least :data:`METADATA_JOBS` unless 1: each is
+            one small request, bound by latency).
+        timings: Collects where the time went (see :class:`PullTimings`).
 
     Returns:
-        Selected and skipped candidates (skipped ones carry a reason).
+        Selected and skipped candidates (skipped ones carry a reason; selected ones keep
+        the accuracy.json they were judged by, which :func:`pull_entries` writes as is).
     """
+    started = time.perf_counter()
     wanted = set(spec_ids) if spec_ids is not None else None
     keys = list(remote.list_keys())
+    listed = time.perf_counter()
 
-    def read(key: str) -> Any:
+    def read(key: str) -> tuple[Any, bytes | None]:
+        """(meta.json or the CacheError reading it, accuracy.json when the entry could be
+        pulled): one worker reads both, so selection costs one wave of requests."""
         try:
-            return remote.read_meta(key)
+            meta = remote.read_meta(key)
         except RemoteError:
             raise
         except CacheError as exc:  # one unreadable entry must not stop the others
-            return exc
+            return exc, None
+        if (meta is None or meta_problem(key, meta) is not None
+                or (wanted is not None and str(meta.get("spec_id") or "?") not in wanted)
+                or runnable_here(meta, platform) is not None):
+            return meta, None
+        return meta, remote.read_file(key, ACCURACY_FILE)
 
     metas = _parallel_map(read, keys, jobs)
+    if timings is not None:
+        timings.add("list", listed - started)
+        timings.add("metadata", time.perf_counter() - listed)
     selection = PullSelection()
-    runnable: list[Candidate] = []
-    for key, meta in zip(keys, metas):
+    accepted: list[Candidate] = []
+    for key, (meta, accuracy) in zip(keys, metas):
         if meta is None:
             continue  # deleted meanwhile
         problem = meta.message if isinstance(meta, CacheError) else meta_problem(key, meta)
@@ -700,15 +862,18 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
         if wanted is not None and candidate.spec_id not in wanted:
             continue
         candidate.reason = runnable_here(meta, platform)
-        (selection.skipped if candidate.reason else runnable).append(candidate)
-    states = _parallel_map(lambda c: _accuracy_state(remote, c.key), runnable, jobs)
-    accepted = []
-    for candidate, state in zip(runnable, states):
+        if candidate.reason:
+            selection.skipped.append(candidate)
+            continue
+        state = _state_of(accuracy, remote, key)
         if state != "accepted":
             candidate.reason = f"{state} (only accepted engines are pulled)"
             selection.skipped.append(candidate)
         else:
+            candidate.accuracy = accuracy
             accepted.append(candidate)
+    if timings is not None:
+        timings.wall("select", time.perf_counter() - started)
     if every:
         selection.selected = sorted(accepted, key=lambda c: (c.spec_id, c.key))
         return selection
@@ -740,8 +905,14 @@ class PullOutcome:
 
 
 def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
-                 jobs: int = DEFAULT_JOBS, progress: bool | None = None) -> list[PullOutcome]:
+                 jobs: int = DEFAULT_JOBS, progress: bool | None = None,
+                 timings: PullTimings | None = None) -> list[PullOutcome]:
     """Fetch selected entries into the local cache in parallel (verified, atomic).
+
+    Two stages: ``jobs`` workers download (and verify, and fsync) the files of one entry
+    each into a staging directory; other workers then make the local entries of them
+    (meta.json, directory fsyncs, rename), so a download slot never waits for that and
+    the next entry starts at once.
 
     Args:
         remote: The remote store.
@@ -750,23 +921,46 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
         jobs: Entries in flight at once.
         progress: None: a bar in a terminal, a line per entry elsewhere; True: the bar;
             False: silent.
+        timings: Collects where the time went (see :class:`PullTimings`).
 
     Returns:
         One outcome per candidate: fetched, present (was already local) or failed.
     """
+    begun = time.perf_counter()
     todo = [c for c in candidates if not local.has_entry(c.key)]
     outcomes = [PullOutcome(c.key, c.spec_id, "present", "already in the local cache")
                 for c in candidates if c not in todo]
     total = sum(entry_size(c.meta) for c in todo)
+    transferred = [begun]  # when the last download ended
+    clock = threading.Lock()
+    # Leaving the block, the download pool is shut down (waited for) before the publish
+    # pool, so every staged entry still finds a publisher.
     with TransferProgress(total, len(todo), "pull", interactive=progress,
                           quiet=progress is False) as bar, \
+            ThreadPoolExecutor(max_workers=max(1, jobs),
+                               thread_name_prefix="trtops-publish") as publishers, \
             ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="trtops-pull") as pool:
 
         # After the remote failed (unreachable after retries), entries not yet started
         # fail at once instead of each waiting through its own retries.
         gave_up: list[str] = []
 
-        def one(candidate: Candidate) -> PullOutcome:
+        def failed(candidate: Candidate, label: str, exc: CacheError) -> PullOutcome:
+            bar.item_done(label, f"failed: {exc.message}")
+            return PullOutcome(candidate.key, candidate.spec_id, "failed", exc.message)
+
+        def publish(candidate: Candidate, staged: _Staged, label: str,
+                    started: float) -> PullOutcome:
+            try:
+                _publish_staged(local, staged, timings)
+            except CacheError as exc:
+                return failed(candidate, label, exc)
+            size = entry_size(candidate.meta)
+            seconds = time.monotonic() - started
+            bar.item_done(label, f"pulled {human_bytes(size)} ({seconds:.1f}s)")
+            return PullOutcome(candidate.key, candidate.spec_id, "fetched", "", size)
+
+        def one(candidate: Candidate) -> PullOutcome | Future:
             label = f"{candidate.spec_id} ({candidate.key[:12]})"
             started = time.monotonic()
             if gave_up:
@@ -774,25 +968,37 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
                 return PullOutcome(candidate.key, candidate.spec_id, "failed",
                                    f"not attempted: {gave_up[0]}")
             try:
-                if not fetch_entry(remote, local, candidate.key, progress=bar.advance,
-                                   meta=candidate.meta):
-                    raise CacheError(f"{candidate.key[:12]} disappeared from {remote.url}")
+                if local.has_entry(candidate.key):  # another process pulled it meanwhile
+                    staged = None
+                else:
+                    _check_meta(remote, candidate.key, candidate.meta)
+                    staged = _stage_entry(remote, local, candidate.key, dict(candidate.meta),
+                                          progress=bar.advance, accuracy=candidate.accuracy,
+                                          timings=timings)
             except CacheError as exc:
                 if isinstance(exc, RemoteError):
                     gave_up.append(exc.message)
-                bar.item_done(label, f"failed: {exc.message}")
-                return PullOutcome(candidate.key, candidate.spec_id, "failed", exc.message)
-            size = entry_size(candidate.meta)
-            seconds = time.monotonic() - started
-            bar.item_done(label, f"pulled {human_bytes(size)} ({seconds:.1f}s)")
-            return PullOutcome(candidate.key, candidate.spec_id, "fetched", "", size)
+                return failed(candidate, label, exc)
+            finally:
+                with clock:
+                    transferred[0] = max(transferred[0], time.perf_counter())
+            if staged is None:
+                bar.item_done(label, "already in the local cache")
+                return PullOutcome(candidate.key, candidate.spec_id, "present",
+                                   "already in the local cache")
+            return publishers.submit(publish, candidate, staged, label, started)
 
-        outcomes.extend(pool.map(one, todo))
+        for result in pool.map(one, todo):
+            outcomes.append(result.result() if isinstance(result, Future) else result)
+    if timings is not None:
+        ended = time.perf_counter()
+        timings.wall("transfer", transferred[0] - begun)
+        timings.wall("publish_tail", ended - transferred[0])
     return outcomes
 
 
 __all__ = [
-    "Candidate", "PullOutcome", "PullSelection", "PushOutcome", "TransferProgress",
+    "Candidate", "PullOutcome", "PullSelection", "PullTimings", "PushOutcome", "TransferProgress",
     "entry_size", "expected_digests", "fetch_entry", "fetch_timing_cache", "human_bytes",
     "list_timing_caches", "meta_problem", "pull_entries", "push_entries", "push_entry",
     "push_timing_cache", "select_for_pull",
