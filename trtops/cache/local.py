@@ -89,11 +89,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
+def _write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
-        os.fsync(handle.fileno())
+        if fsync:
+            os.fsync(handle.fileno())
 
 
 def _copy_file(src: Path, dest: Path) -> tuple[str, int]:

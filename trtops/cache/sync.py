@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -358,15 +357,11 @@ class _Staged:
 
 
 def _write_staged(path: Path, data: bytes, fsync: bool) -> None:
-    try:
-        with open(path, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if fsync:
-                os.fsync(handle.fileno())
-    except OSError as exc:
-        from trtops.cache.local import write_error
+    from trtops.cache.local import _write_bytes, write_error
 
+    try:
+        _write_bytes(path, data, fsync=fsync)
+    except OSError as exc:
         raise write_error(exc, f"{path.name} of a pulled entry") from exc
 
 
