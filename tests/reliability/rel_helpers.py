@@ -196,3 +196,19 @@ def check_emitted(out: Path, engine_digests: set[str]) -> list[str]:
 
 def engine_digests(store: Any) -> set[str]:
     return {(store.read_meta(k) or {}).get("engine_sha256") for k in store.list_keys()}
+
+
+def check_after_kill(killed: subprocess.CompletedProcess, cache: Path, out: Path, index: int) -> Any:
+    """What every kill trial asserts once the killed run is gone: it ended normally or by
+    SIGKILL, the cache holds only complete, verified entries (also through `trtops cache
+    verify`), and every emitted loader points at an engine in it. Returns the LocalStore."""
+    from trtops.cache.local import LocalStore
+
+    assert killed.returncode in (0, -9), killed.stderr
+    store = LocalStore(cache)
+    report = check_cache(store)
+    assert report.ok, (index, report)
+    code, text = cli_verify(cache)
+    assert code == 0 and "0 corrupt, 0 partial" in text, (index, text)
+    assert check_emitted(out, engine_digests(store)) == [], index
+    return store

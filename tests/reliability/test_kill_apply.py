@@ -22,16 +22,14 @@ import pytest
 from apply_helpers import make_project
 from rel_helpers import (
     base_env,
+    check_after_kill,
     check_cache,
     check_emitted,
-    cli_verify,
     engine_digests,
     kill_plan,
     measure,
     run_trtops,
 )
-
-from trtops.cache.local import LocalStore
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("polygraphy")
@@ -50,13 +48,7 @@ def trial(project: Path, index: int, kill_at: int, kill_after: float | None) -> 
     cache, out = project / "caches" / str(index), project / "out" / str(index)
     killed = run_trtops(apply_args(index), project, env, kill_at=kill_at, kill_after=kill_after,
                         scope=[cache, out])
-    assert killed.returncode in (0, -9), killed.stderr
-    store = LocalStore(cache)
-    report = check_cache(store)
-    assert report.ok, (index, report)
-    code, text = cli_verify(cache)
-    assert code == 0 and "0 corrupt, 0 partial" in text, (index, text)
-    assert check_emitted(out, engine_digests(store)) == [], index
+    store = check_after_kill(killed, cache, out, index)
     before = set(store.list_keys())
 
     builds_log = project / f"builds-{index}.log"
