@@ -61,7 +61,14 @@ def test_vision_seed_scenarios_build_and_pass_the_gate(trt, tmp_path):
 def test_ppocr_detector_builds_and_passes_the_gate(trt, tmp_path):
     """The real PP-OCR detector of manifests/ocr.yaml in fp32, fp16 and calibrated int8,
     with a dynamic H/W profile scaled down for the lab (opt 640x640, max 1280x1280, where
-    ocr.yaml has 736x1280 and 2016x2016: the full profile's fp32 build took over 4 min)."""
+    ocr.yaml has 736x1280 and 2016x2016) and builder optimization level 0.
+
+    Why level 0: the detector has ~50 fused pointwise layers (hard-swish, SE gates) and at
+    the default level 3 TensorRT 8.6 times many PointWiseV2 tactics for each of them and
+    every format combination, each taking ~0.4 s of one CPU core (the kernel is generated
+    and compiled for the trial): in the lab the fp32 build was still in that phase after
+    290 s, while level 0 built it in 56 s (benchmarks/RESULTS.md). A shared timing cache
+    makes later level-3 builds fast; this test is about the pipeline, not the tactics."""
     import numpy as np
     import yaml
 
@@ -83,6 +90,7 @@ def test_ppocr_detector_builds_and_passes_the_gate(trt, tmp_path):
     detector["calibration"] = {"data": "models/ppocr_calib.npz", "batch_size": 1}
     detector["accuracy"]["tolerances"]["int8"] = {"atol": 0.05, "rtol": 0.05, "stat": "median"}
     detector["loaders"] = []
+    detector["builder_optimization_level"] = int(os.environ.get("TRTOPS_LAB_PPOCR_LEVEL", "0"))
     (tmp_path / "manifests" / "ocr.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     result, engines = _apply(tmp_path, "manifests/ocr.yaml")
     assert result.returncode == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,13 @@ from remote_helpers import (
     sha256,
 )
 
+from trtops.cache import journal
 from trtops.cache.local import LocalStore
 from trtops.cache.s3 import open_s3_store
 from trtops.cache.sync import (
     fetch_entry,
     fetch_timing_cache,
+    pull_entries,
     push_entry,
     push_timing_cache,
     select_for_pull,
@@ -175,6 +178,30 @@ def test_pull_fails_cleanly_when_the_server_stays_down(tmp_path, local, s3_store
     assert big.key not in set(LocalStore(node).list_keys())
     assert files_under(node / "tmp") == []
     assert files_under(dest) == []
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+def test_pull_journals_or_fsyncs_what_it_publishes(tmp_path, local, s3_store, fsync):
+    keys = [add_entry(local, name, size=2 * MiB)[0].key for name in ("one", "two")]
+    for key in keys:
+        push_entry(local, s3_store, key)
+    node = LocalStore(tmp_path / "node")
+    outcomes = pull_entries(s3_store, node, select_for_pull(s3_store, h100_platform()).selected,
+                            progress=False, fsync=fsync)
+    assert sorted(o.status for o in outcomes) == ["fetched", "fetched"]
+    assert all(journal.entry_intact(node.entry_dir(key)) for key in keys)
+    records = [json.loads(p.read_text()) for p in (node.root / journal.JOURNAL_DIR).glob("*.json")]
+    if fsync or journal.boot_id() is None:  # no journal where a reboot cannot be told apart
+        assert records == []
+    else:
+        # Written (and fsynced) before the entries became visible; retired by a later open.
+        assert [r["keys"] for r in records] == [sorted(keys)]
+        assert records[0]["boot_id"] == journal.boot_id()
+        assert journal.recover(node, now=time.time() + journal.SETTLE_SECONDS + 1).settled == 1
+    assert files_under(node.root / journal.JOURNAL_DIR) == []
+    # Nothing new to pull: no journal either.
+    pull_entries(s3_store, node, select_for_pull(s3_store, h100_platform()).selected, progress=False)
+    assert files_under(node.root / journal.JOURNAL_DIR) == []
 
 
 # --------------------------------------------------------------------------- selection

@@ -61,7 +61,11 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None) -> EntryStore:
     if scheme in ("", "file"):
         from trtops.cache.local import LocalStore
 
-        return LocalStore(url[len("file://"):] if scheme == "file" else url)
+        store = LocalStore(url[len("file://"):] if scheme == "file" else url)
+        # Entries that a pull published without fsyncs are checked before anything reads
+        # them (see trtops.cache.journal); nothing to do costs one failed scandir.
+        store.recover_unsynced()
+        return store
     target = BACKENDS.get(scheme)
     if target is None:
         raise InputError(

@@ -8,6 +8,7 @@ copied to S3 with ``aws s3 sync`` is a valid remote cache and vice versa::
     timing/<tensorrt>/<gpu-signature>.cache                   timing caches
     locks/<name>.lock                                         (local only) file locks
     tmp/                                                      (local only) staging area
+    unsynced/<id>.json                                        (local only) pulls not yet on disk
     digests.json                                              (local only) model digest memo
 
 ``meta.json`` (immutable, written last; see :func:`make_meta`)::

@@ -349,7 +349,8 @@ class LocalStore:
                 raise
             raise write_error(exc, f"a staging directory in {self.tmp_dir}") from exc
 
-    def adopt_entry(self, key: str, staging: str | os.PathLike[str], meta: dict) -> PutResult:
+    def adopt_entry(self, key: str, staging: str | os.PathLike[str], meta: dict, *,
+                    durable: bool = True) -> PutResult:
         """Make a staging directory (from :meth:`new_staging`) the entry ``key``, create-only
         and atomically, without copying its files.
 
@@ -364,6 +365,9 @@ class LocalStore:
             staging: The staging directory (directly under ``tmp/``), holding the entry's
                 files and nothing else (no meta.json, no subdirectory).
             meta: Content of meta.json, written last.
+            durable: False skips every fsync (meta.json and both directories): only for
+                entries recorded in an unsynced journal first (see
+                :mod:`trtops.cache.journal`), whose files were not fsynced either.
 
         Returns:
             ``created`` False when a complete entry with this key already existed (it is
@@ -390,8 +394,9 @@ class LocalStore:
                 return PutResult(created=False, identical=self._same_engine(key, files, meta))
             # All of it is durable before the rename can be: the files (by the caller),
             # meta.json and the names in the directory.
-            _write_bytes(staging / META_FILE, _json_bytes(meta))
-            _fsync_dir(staging)
+            _write_bytes(staging / META_FILE, _json_bytes(meta), fsync=durable)
+            if durable:
+                _fsync_dir(staging)
             final = self.entry_dir(key)
             with self.lock(f"entry-{key}"):
                 if self.has_entry(key):
@@ -402,7 +407,8 @@ class LocalStore:
                     # it was never visible, so it can go.
                     self._discard(final)
                 os.rename(staging, final)
-            _fsync_dir(final.parent)
+            if durable:
+                _fsync_dir(final.parent)
         except BaseException as exc:
             if _is_write_failure(exc):
                 raise write_error(exc, f"cache entry {key[:12]} in {self.root}") from exc
@@ -524,6 +530,14 @@ class LocalStore:
         return _FileLockContext(self.root / layout.LOCKS_DIR / layout.lock_file_name(name), name, timeout)
 
     # ------------------------------------------------------------------ maintenance
+
+    def recover_unsynced(self) -> Any:
+        """Retire the journals of earlier pulls that published entries without fsyncs;
+        after a reboot, damaged entries are found and deleted (see
+        :func:`trtops.cache.journal.recover`)."""
+        from trtops.cache import journal
+
+        return journal.recover(self)
 
     def clean_tmp(self, older_than: float = 3600.0) -> list[str]:
         """Remove staging leftovers of interrupted writers older than ``older_than`` seconds.

@@ -351,6 +351,7 @@ class _Staged:
     files: dict[str, Path]
     adopt: bool  # the directory itself becomes the entry (LocalStore.adopt_entry)
     move: bool  # else: files renamed into the store's own staging (put_entry move=True)
+    durable: bool = True  # False: nothing fsynced (the entry is in an unsynced journal)
 
     def discard(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)  # nothing left once adopted
@@ -367,9 +368,10 @@ def _write_staged(path: Path, data: bytes, fsync: bool) -> None:
 
 def _stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
                  progress: Progress | None = None, accuracy: bytes | None = None,
-                 timings: PullTimings | None = None) -> _Staged:
+                 timings: PullTimings | None = None, durable: bool = True) -> _Staged:
     """Download and verify every file of an entry into a staging directory of the local
-    store (fsynced when the store adopts the files as they are).
+    store (fsynced when the store adopts the files as they are, unless ``durable`` is
+    False: the entry is then in an unsynced journal, see :mod:`trtops.cache.journal`).
 
     The engine streams in this thread while the small files are fetched beside it, so
     they cost no round trips after it. ``accuracy`` (accuracy.json as read when the entry
@@ -383,8 +385,8 @@ def _stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
                  else _staging_dir(local, f"fetch-{key[:16]}"))
     # Files the store takes over by renaming must be on disk before they become visible;
     # a store that copies them fsyncs its own copy.
-    fsync = adopt or move
-    staged = _Staged(key, meta, directory, {}, adopt, move)
+    fsync = (adopt or move) and durable
+    staged = _Staged(key, meta, directory, {}, adopt, move, durable)
     try:
         def get(name: str) -> bool:
             target = directory / name
@@ -431,7 +433,9 @@ def _publish_staged(local: Any, staged: _Staged, timings: PullTimings | None = N
     """Make the local entry of staged files (create-only, atomic); consumes the staging."""
     started = time.perf_counter()
     try:
-        if staged.adopt:
+        if staged.adopt and not staged.durable:
+            local.adopt_entry(staged.key, staged.directory, dict(staged.meta), durable=False)
+        elif staged.adopt:
             local.adopt_entry(staged.key, staged.directory, dict(staged.meta))
         elif staged.move:
             local.put_entry(staged.key, staged.files, dict(staged.meta), move=True)
@@ -899,15 +903,38 @@ class PullOutcome:
     size: int = 0
 
 
+def _deferred_durability(local: Any, keys: Sequence[str]) -> bool:
+    """Journal ``keys`` so they can be published without fsyncs; False when this store or
+    system cannot (then every file is fsynced as before)."""
+    from trtops.cache import journal
+
+    if not keys or not callable(getattr(local, "adopt_entry", None)) \
+            or not callable(getattr(local, "recover_unsynced", None)):
+        return False
+    boot = journal.boot_id()
+    if boot is None:
+        return False
+    try:
+        journal.begin(Path(local.root), keys, boot)
+    except OSError:
+        return False  # a full or read-only disk: the fsyncing path reports it properly
+    return True
+
+
 def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
                  jobs: int = DEFAULT_JOBS, progress: bool | None = None,
-                 timings: PullTimings | None = None) -> list[PullOutcome]:
+                 timings: PullTimings | None = None, fsync: bool = False) -> list[PullOutcome]:
     """Fetch selected entries into the local cache in parallel (verified, atomic).
 
-    Two stages: ``jobs`` workers download (and verify, and fsync) the files of one entry
-    each into a staging directory; other workers then make the local entries of them
-    (meta.json, directory fsyncs, rename), so a download slot never waits for that and
-    the next entry starts at once.
+    Two stages: ``jobs`` workers download (and verify) the files of one entry each into a
+    staging directory; other workers then make the local entries of them (meta.json,
+    rename), so a download slot never waits for that and the next entry starts at once.
+
+    Durability: by default the keys are first written to an fsynced journal and the
+    entries are published without fsyncs; the next command that opens the cache retires
+    the journal, and after a reboot re-hashes those entries and deletes damaged ones (see
+    :mod:`trtops.cache.journal`). With ``fsync`` (or where the journal is not possible),
+    every file and directory is fsynced before its entry becomes visible.
 
     Args:
         remote: The remote store.
@@ -917,12 +944,14 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
         progress: None: a bar in a terminal, a line per entry elsewhere; True: the bar;
             False: silent.
         timings: Collects where the time went (see :class:`PullTimings`).
+        fsync: Make every entry durable before it becomes visible instead of journaling.
 
     Returns:
         One outcome per candidate: fetched, present (was already local) or failed.
     """
     begun = time.perf_counter()
     todo = [c for c in candidates if not local.has_entry(c.key)]
+    durable = fsync or not _deferred_durability(local, [c.key for c in todo])
     outcomes = [PullOutcome(c.key, c.spec_id, "present", "already in the local cache")
                 for c in candidates if c not in todo]
     total = sum(entry_size(c.meta) for c in todo)
@@ -969,7 +998,7 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
                     _check_meta(remote, candidate.key, candidate.meta)
                     staged = _stage_entry(remote, local, candidate.key, dict(candidate.meta),
                                           progress=bar.advance, accuracy=candidate.accuracy,
-                                          timings=timings)
+                                          timings=timings, durable=durable)
             except CacheError as exc:
                 if isinstance(exc, RemoteError):
                     gave_up.append(exc.message)

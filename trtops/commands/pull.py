@@ -51,6 +51,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--all", dest="every", action="store_true",
                         help="pull every runnable accepted entry, not one per engine")
     add_jobs_argument(parser)
+    parser.add_argument("--fsync", action="store_true",
+                        help="flush every pulled file to disk before its entry becomes visible "
+                        "(default: journal the pull and flush later; after a power cut the "
+                        "next trtops command re-checks those entries and drops damaged ones)")
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would be pulled, transfer nothing")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -150,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"missing: {spec_id}: no runnable accepted engine on the remote")
         return 0
 
-    outcomes = pull_entries(remote, local, selection.selected, jobs=args.jobs)
+    outcomes = pull_entries(remote, local, selection.selected, jobs=args.jobs, fsync=args.fsync)
     failed = [o for o in outcomes if o.status == "failed"]
     emitted: list[dict] = []
     emit_skipped: list[dict] = []

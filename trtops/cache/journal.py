@@ -1,0 +1,239 @@
+"""Deferred durability for pulled entries: a small fsynced journal instead of an fsync per file.
+
+A fleet node's cache is a copy of the remote, so an entry lost to a power cut is cheap to
+fetch again; what must never happen is that a half-written one is *served*. Forcing every
+pulled byte to disk before the pull returns costs the disk's write bandwidth, which on the
+lab hosts is a third of what the network delivers (benchmarks/RESULTS.md). So ``trtops pull``
+by default:
+
+1. writes ``unsynced/<id>.json`` (the keys it is about to publish and this boot's id, from
+   ``/proc/sys/kernel/random/boot_id``) and fsyncs it, before any entry becomes visible;
+2. downloads, verifies and renames entries into place without fsyncs (the kernel writes
+   them back within seconds);
+3. leaves the journal behind. The next trtops command that opens the cache
+   (:func:`recover`) then either
+
+   - (same boot, journal older than :data:`SETTLE_SECONDS` and its pull no longer
+     running) fsyncs the listed entries, cheap by then because writeback is long done,
+     and drops the journal; or
+   - (another boot: the machine went down in between) re-hashes every file of the listed
+     entries against the sha256 in their meta.json, deletes those that do not match, and
+     drops the journal.
+
+Where no boot id can be read (not Linux), pulls fall back to an fsync per file.
+Loaders emitted into ``--dest`` check the engine's sha256 before deserializing it anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JOURNAL_DIR = "unsynced"
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+# Linux writes dirty pages back after dirty_expire_centisecs (30 s by default); past twice
+# that, the fsyncs that retire a journal find nothing left to write.
+SETTLE_SECONDS = 60.0
+_HASH_CHUNK = 1 << 20
+
+
+def boot_id(path: str = BOOT_ID_PATH) -> str | None:
+    """This boot's id (changes at every boot), or None where the system has none."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            value = handle.read().strip()
+    except OSError:
+        return None
+    return value or None
+
+
+def _fsync_path(path: str | os.PathLike[str], directory: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories
+    finally:
+        os.close(fd)
+
+
+def begin(root: Path, keys: Iterable[str], boot: str) -> Path:
+    """Record, durably, that ``keys`` are about to be published without fsyncs.
+
+    Returns:
+        The journal file (left in place: :func:`recover` retires it later).
+
+    Raises:
+        OSError: the journal could not be written (the caller then must fsync instead).
+    """
+    directory = root / JOURNAL_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {"format": 1, "boot_id": boot, "created": time.time(), "pid": os.getpid(),
+              "keys": sorted(set(keys))}
+    final = directory / f"{uuid.uuid4().hex}.json"
+    temporary = directory / f".{final.name}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(record, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, final)
+    _fsync_path(directory, directory=True)
+    _fsync_path(root, directory=True)
+    return final
+
+
+@dataclass
+class Recovery:
+    """What :func:`recover` did."""
+
+    settled: int = 0  # journals of this boot retired after fsyncing their entries
+    checked: list[str] = field(default_factory=list)  # entries re-hashed after a reboot
+    removed: list[str] = field(default_factory=list)  # entries found damaged and deleted
+    pending: int = 0  # journals of this boot too young to retire
+
+
+def _file_sha256(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            buffer = bytearray(_HASH_CHUNK)
+            view = memoryview(buffer)
+            while count := handle.readinto(buffer):
+                digest.update(view[:count])
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def entry_intact(entry_dir: Path) -> bool:
+    """True when meta.json parses and every file it lists has the recorded sha256 (and the
+    engine is among them)."""
+    from trtops.cache.store import ENGINE_FILE, META_FILE
+    from trtops.cache.sync import expected_digests
+
+    try:
+        meta = json.loads((entry_dir / META_FILE).read_bytes())
+        expected = expected_digests(meta)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+    if ENGINE_FILE not in expected:
+        return False
+    return all(_file_sha256(entry_dir / name) == digest for name, digest in expected.items())
+
+
+def _read_journal(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("keys"), list):
+        return None
+    return record
+
+
+def recover(store: Any, *, now: float | None = None, current_boot: str | None = None,
+            warn: Any = None) -> Recovery:
+    """Retire the journals of earlier pulls in ``store`` (a LocalStore); see the module doc.
+
+    Cheap when there is nothing to do (one failed ``scandir``). Runs under the store's
+    ``unsynced`` lock, so two commands never check the same entries at once. A journal
+    that cannot be parsed (torn by the crash before its own fsync finished) named entries
+    that never became visible: it is dropped.
+
+    Args:
+        store: The local store (``root``, ``entry_dir``, ``delete_entry``, ``lock``).
+        now: The current time (tests).
+        current_boot: This boot's id (tests); read from the system when None.
+        warn: Where to say which entries were removed (default: stderr).
+    """
+    result = Recovery()
+    directory = Path(store.root) / JOURNAL_DIR
+    try:
+        names = sorted(item.name for item in os.scandir(directory)
+                       if item.name.endswith(".json") and not item.name.startswith("."))
+    except OSError:
+        return result
+    if not names:
+        return result
+    current_boot = current_boot or boot_id()
+    now = time.time() if now is None else now
+    with store.lock(JOURNAL_DIR):
+        for name in names:
+            path = directory / name
+            record = _read_journal(path)
+            if record is None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            keys = [key for key in record["keys"] if isinstance(key, str)]
+            same_boot = current_boot is not None and record.get("boot_id") == current_boot
+            if same_boot:
+                # A pull still running keeps publishing entries its journal names: retiring
+                # the journal under it would leave those entries unguarded.
+                if now - float(record.get("created", 0)) < SETTLE_SECONDS \
+                        or _other_process_alive(record.get("pid")):
+                    result.pending += 1
+                    continue
+                for key in keys:
+                    _fsync_entry(store.entry_dir(key))
+                result.settled += 1
+            else:
+                for key in keys:
+                    entry = store.entry_dir(key)
+                    if not entry.exists():
+                        continue
+                    result.checked.append(key)
+                    if not entry_intact(entry):
+                        store.delete_entry(key)
+                        result.removed.append(key)
+                _fsync_path(Path(store.root), directory=True)
+            with contextlib.suppress(OSError):
+                path.unlink()
+    if result.removed:
+        print(f"trtops: the machine restarted while {len(result.removed)} pulled cache "
+              f"entr{'y was' if len(result.removed) == 1 else 'ies were'} still being written "
+              f"to disk; removed the damaged one(s): "
+              f"{', '.join(key[:12] for key in result.removed)} (pull them again)",
+              file=warn or sys.stderr)
+    return result
+
+
+def _other_process_alive(pid: Any) -> bool:
+    """True when ``pid`` is a running process other than this one (a pid reused since
+    only delays the journal's retirement)."""
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True
+
+
+def _fsync_entry(entry_dir: Path) -> None:
+    try:
+        names = os.listdir(entry_dir)
+    except OSError:
+        return
+    for name in names:
+        _fsync_path(entry_dir / name)
+    _fsync_path(entry_dir, directory=True)
+    _fsync_path(entry_dir.parent, directory=True)
+
+
+__all__ = ["BOOT_ID_PATH", "JOURNAL_DIR", "Recovery", "SETTLE_SECONDS", "begin", "boot_id",
+           "entry_intact", "recover"]
