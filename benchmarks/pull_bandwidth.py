@@ -47,6 +47,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform as host
 import shutil
@@ -161,6 +162,50 @@ def plain_gets(store, keys: list[str], jobs: int, to_dir: Path | None = None,
     return time.perf_counter() - started, total
 
 
+def small_get_cost(store, keys: list[str], in_flight: int = 16, rounds: int = 5) -> float:
+    """Seconds of wall time per small GET (each entry's meta.json) with ``in_flight``
+    requests at once, best of ``rounds``: with a server that handles requests one at a
+    time (moto: one Python process), this is its cost per request whatever the
+    concurrency, and it bounds the pull below (see the "ceiling" line)."""
+    names = [f"{store.prefix}/engines/{k[:2]}/{k}/meta.json" for k in keys] * 2
+
+    def get(name: str) -> None:
+        store.client.get_object(Bucket=store.bucket, Key=name)["Body"].read()
+
+    best = float("inf")
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            list(pool.map(get, names))
+            best = min(best, time.perf_counter() - started)
+    return best / len(names)
+
+
+def pull_requests(phases: list[dict[str, float]]) -> float | None:
+    """Requests to the server per pulled entry (median over the counted runs), when the
+    pull's timings counted them."""
+    counts = [p["requests_per_entry"] for p in phases if "requests_per_entry" in p]
+    return statistics.median(counts) if counts else None
+
+
+def ceiling_lines(cost: dict[int, float], get_seconds: float, engines: int,
+                  per_entry: float | None) -> list[str]:
+    """What the server's cost per request allows: plain GETs make one request per engine,
+    a pull at least three (meta.json, accuracy.json, engine.plan) plus the listing."""
+    requests = per_entry if per_entry is not None else 3.0
+    stream = max(get_seconds - engines * cost[16], 0.0)  # the plain GETs' data time
+    floor = stream + (requests * engines + 1) * cost[16]
+    return [
+        f"server cost per small GET: {cost[1] * 1e3:.2f} ms one at a time, "
+        f"{cost[16] * 1e3:.2f} ms with 16 in flight ("
+        + ("the server handles them one at a time)" if cost[16] > 0.5 * cost[1]
+           else "the server works on them in parallel)"),
+        f"ceiling from requests alone: {requests:.1f} requests per entry -> a pull of at "
+        f"least {floor:.2f} s = {get_seconds / floor:.0%} of plain GETs "
+        "(every byte still streamed, no hashing or writing counted)",
+    ]
+
+
 def trtops_pull(remote, cache_dir: Path, jobs: int,
                 phases: list[dict[str, float]] | None = None, fsync: bool = False) -> tuple[float, int]:
     """Seconds and engine bytes for select_for_pull + pull_entries into an empty cache; the
@@ -175,15 +220,28 @@ def trtops_pull(remote, cache_dir: Path, jobs: int,
     # Older trtops (to compare against): no timings.
     timings = sync.PullTimings() if hasattr(sync, "PullTimings") else None
     extra = {"timings": timings} if timings is not None else {}
-    started = time.perf_counter()
-    selection = sync.select_for_pull(remote, platform, jobs=jobs, **extra)
-    outcomes = sync.pull_entries(remote, local, selection.selected, jobs=jobs, progress=False,
-                                 **extra, **({"fsync": True} if fsync else {}))
-    seconds = time.perf_counter() - started
+    sent = itertools.count()
+    events = remote.client.meta.events
+
+    def count(**_: object) -> None:
+        next(sent)
+
+    events.register("before-send.s3", count)
+    try:
+        started = time.perf_counter()
+        selection = sync.select_for_pull(remote, platform, jobs=jobs, **extra)
+        outcomes = sync.pull_entries(remote, local, selection.selected, jobs=jobs,
+                                     progress=False, **extra,
+                                     **({"fsync": True} if fsync else {}))
+        seconds = time.perf_counter() - started
+    finally:
+        events.unregister("before-send.s3", count)
+    requests = next(sent)
     assert all(o.status == "fetched" for o in outcomes), outcomes
     engine_bytes = sum(int(c.meta["engine_size"]) for c in selection.selected)
     if timings is not None and phases is not None:
-        phases.append({"total": seconds, **timings.walls,
+        phases.append({"total": seconds, "requests_per_entry": (requests - 1) / len(outcomes),
+                       **timings.walls,
                        **{f"thread_{k}": v for k, v in timings.seconds.items()}})
     return seconds, engine_bytes
 
@@ -351,6 +409,7 @@ def main() -> int:
                     shutil.rmtree(workdir / leftover, ignore_errors=True)
                 os.sync()
         cli_seconds = cli_pull(url, workdir / "cli-node", args.jobs)
+        request_cost = {n: small_get_cost(remote, keys, n) for n in (1, 16)}
     finally:
         server.terminate()
         server.wait(10)
@@ -383,6 +442,8 @@ def main() -> int:
         f"{fsync_bw / sync_bw:.0%}",
         f"pull / plain GETs: {ratio:.0%} (target >= 70%: {'PASS' if ratio >= 0.7 else 'FAIL'})",
         *phase_lines(phases, args.jobs),
+        *ceiling_lines(request_cost, statistics.median(sec for sec, _ in runs["get"]),
+                       args.engines, pull_requests(phases)),
     ]
     print("\n".join(lines))
     if args.results:
