@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -37,6 +38,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from trtops.errors import CacheError
+
+log = logging.getLogger(__name__)
 
 JOURNAL_DIR = "unsynced"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -169,6 +174,26 @@ def recover(store: Any, *, now: float | None = None, current_boot: str | None = 
         return result
     current_boot = current_boot or boot_id()
     now = time.time() if now is None else now
+    try:
+        _retire(store, directory, names, now, current_boot, result)
+    except (OSError, CacheError) as exc:
+        # A reader without write access (a serving account on a shared cache) cannot
+        # retire journals; the next command of the cache's owner does. What it reads is
+        # still checked against its sha256 before use.
+        log.debug("left the pull journals in %s alone: %s", directory, exc)
+        return result
+    if result.removed:
+        print(f"trtops: the machine restarted while {len(result.removed)} pulled cache "
+              f"entr{'y was' if len(result.removed) == 1 else 'ies were'} still being written "
+              f"to disk; removed the damaged one(s): "
+              f"{', '.join(key[:12] for key in result.removed)} (pull them again)",
+              file=warn or sys.stderr)
+    return result
+
+
+def _retire(store: Any, directory: Path, names: list[str], now: float,
+            current_boot: str | None, result: Recovery) -> None:
+    """Retire (or keep) each journal in ``names`` under the store's journal lock."""
     with store.lock(JOURNAL_DIR):
         for name in names:
             path = directory / name
@@ -201,13 +226,6 @@ def recover(store: Any, *, now: float | None = None, current_boot: str | None = 
                 _fsync_path(Path(store.root), directory=True)
             with contextlib.suppress(OSError):
                 path.unlink()
-    if result.removed:
-        print(f"trtops: the machine restarted while {len(result.removed)} pulled cache "
-              f"entr{'y was' if len(result.removed) == 1 else 'ies were'} still being written "
-              f"to disk; removed the damaged one(s): "
-              f"{', '.join(key[:12] for key in result.removed)} (pull them again)",
-              file=warn or sys.stderr)
-    return result
 
 
 def _other_process_alive(pid: Any) -> bool:
@@ -235,5 +253,13 @@ def _fsync_entry(entry_dir: Path) -> None:
     _fsync_path(entry_dir.parent, directory=True)
 
 
-__all__ = ["BOOT_ID_PATH", "JOURNAL_DIR", "Recovery", "SETTLE_SECONDS", "begin", "boot_id",
-           "entry_intact", "recover"]
+__all__ = [
+    "BOOT_ID_PATH",
+    "JOURNAL_DIR",
+    "SETTLE_SECONDS",
+    "Recovery",
+    "begin",
+    "boot_id",
+    "entry_intact",
+    "recover",
+]

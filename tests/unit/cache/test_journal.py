@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -100,6 +101,18 @@ def test_an_old_journal_of_a_pull_still_running_stays(store):
         puller.wait()
     assert journal.recover(store, current_boot=BOOT, now=later).settled == 1
     assert journals(store) == []
+
+
+def test_a_reader_that_cannot_lock_the_cache_leaves_the_journals_alone(store):
+    """A serving account with read-only access: the lock file cannot be created (EACCES;
+    root, which runs the tests, is never refused, so the lock directory is a file here)."""
+    key = add_entry(store, "readonly")
+    journal.begin(store.root, [key], OTHER_BOOT)
+    locks = store.root / "locks"
+    shutil.rmtree(locks, ignore_errors=True)
+    locks.write_text("not a directory")
+    assert journal.recover(store, current_boot=BOOT) == journal.Recovery()
+    assert len(journals(store)) == 1 and store.has_entry(key)
 
 
 def test_after_a_reboot_damaged_entries_are_removed_and_intact_ones_kept(store):
