@@ -433,10 +433,9 @@ def _publish_staged(local: Any, staged: _Staged, timings: PullTimings | None = N
     """Make the local entry of staged files (create-only, atomic); consumes the staging."""
     started = time.perf_counter()
     try:
-        if staged.adopt and not staged.durable:
-            local.adopt_entry(staged.key, staged.directory, dict(staged.meta), durable=False)
-        elif staged.adopt:
-            local.adopt_entry(staged.key, staged.directory, dict(staged.meta))
+        if staged.adopt:
+            local.adopt_entry(staged.key, staged.directory, dict(staged.meta),
+                              durable=staged.durable)
         elif staged.move:
             local.put_entry(staged.key, staged.files, dict(staged.meta), move=True)
         else:
