@@ -81,7 +81,7 @@ def worker_trtops(model: str, precision: str, cache_in: str | None, cache_out: s
             "engine_bytes": result.engine_bytes, "gaps": gaps(result.log_text)}
 
 
-_STAMP = re.compile(r"^\[\s*([0-9.]+)s\]\s*(.*)$")
+LOG_STAMP = re.compile(r"^\[\s*([0-9.]+)s\]\s*(.*)$")
 
 
 def gaps(log_text: str, threshold: float = 0.3) -> list[tuple[float, str]]:
@@ -89,7 +89,7 @@ def gaps(log_text: str, threshold: float = 0.3) -> list[tuple[float, str]]:
     out = []
     previous = None
     for line in log_text.splitlines():
-        match = _STAMP.match(line)
+        match = LOG_STAMP.match(line)
         if not match:
             continue
         stamp = float(match.group(1))

@@ -47,6 +47,21 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, fsync: bool = Fal
         raise
 
 
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file, or a directory's names (what makes a rename durable), to disk; a
+    no-op where that is refused (some network filesystems refuse it for directories)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_copy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
     """Copy ``src`` over ``dest`` atomically (folders created as needed)."""
     dest = Path(dest)

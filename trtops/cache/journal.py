@@ -27,7 +27,6 @@ Loaders emitted into ``--dest`` check the engine's sha256 before deserializing i
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from trtops.errors import CacheError
+from trtops.fingerprint import sha256_file
+from trtops.fsutil import atomic_write, fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 # Linux writes dirty pages back after dirty_expire_centisecs (30 s by default); past twice
 # that, the fsyncs that retire a journal find nothing left to write.
 SETTLE_SECONDS = 60.0
-_HASH_CHUNK = 1 << 20
 
 
 def boot_id(path: str = BOOT_ID_PATH) -> str | None:
@@ -59,19 +59,6 @@ def boot_id(path: str = BOOT_ID_PATH) -> str | None:
     except OSError:
         return None
     return value or None
-
-
-def _fsync_path(path: str | os.PathLike[str], directory: bool = False) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories
-    finally:
-        os.close(fd)
 
 
 def begin(root: Path, keys: Iterable[str], boot: str) -> Path:
@@ -88,14 +75,10 @@ def begin(root: Path, keys: Iterable[str], boot: str) -> Path:
     record = {"format": 1, "boot_id": boot, "created": time.time(), "pid": os.getpid(),
               "keys": sorted(set(keys))}
     final = directory / f"{uuid.uuid4().hex}.json"
-    temporary = directory / f".{final.name}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(record, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, final)
-    _fsync_path(directory, directory=True)
-    _fsync_path(root, directory=True)
+    # The temporary name starts with a dot: recover() never reads a half-written journal.
+    atomic_write(final, json.dumps(record).encode(), fsync=True)
+    fsync_path(directory)
+    fsync_path(root)
     return final
 
 
@@ -110,16 +93,10 @@ class Recovery:
 
 
 def _file_sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb", buffering=0) as handle:
-            buffer = bytearray(_HASH_CHUNK)
-            view = memoryview(buffer)
-            while count := handle.readinto(buffer):
-                digest.update(view[:count])
+        return sha256_file(path)[0]
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def entry_intact(entry_dir: Path) -> bool:
@@ -223,7 +200,7 @@ def _retire(store: Any, directory: Path, names: list[str], now: float,
                     if not entry_intact(entry):
                         store.delete_entry(key)
                         result.removed.append(key)
-                _fsync_path(Path(store.root), directory=True)
+                fsync_path(Path(store.root))
             with contextlib.suppress(OSError):
                 path.unlink()
 
@@ -248,9 +225,9 @@ def _fsync_entry(entry_dir: Path) -> None:
     except OSError:
         return
     for name in names:
-        _fsync_path(entry_dir / name)
-    _fsync_path(entry_dir, directory=True)
-    _fsync_path(entry_dir.parent, directory=True)
+        fsync_path(entry_dir / name)
+    fsync_path(entry_dir)
+    fsync_path(entry_dir.parent)
 
 
 __all__ = [

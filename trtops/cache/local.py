@@ -38,7 +38,7 @@ from trtops.cache.store import (
     PutResult,
 )
 from trtops.errors import CacheError
-from trtops.fsutil import atomic_write
+from trtops.fsutil import atomic_write, fsync_path
 
 _COPY_CHUNK = 1 << 20
 
@@ -73,20 +73,6 @@ def write_error(exc: OSError, what: str) -> CacheError:
         hint = "nothing partial was kept; fix the cause and run the command again"
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
     return CacheError(f"cannot write {what}: {reason}{where}", hint=hint)
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes a rename durable; not supported everywhere (e.g. some network filesystems).
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
@@ -310,7 +296,7 @@ class LocalStore:
                     else:
                         _copy_file(Path(source), staging / name)
                 _write_bytes(staging / META_FILE, _json_bytes(meta))
-                _fsync_dir(staging)
+                fsync_path(staging)
                 final = self.entry_dir(key)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 if final.exists():
@@ -318,7 +304,7 @@ class LocalStore:
                     # it was never visible, so it can go.
                     self._discard(final)
                 os.rename(staging, final)
-                _fsync_dir(final.parent)
+                fsync_path(final.parent)
             except BaseException as exc:
                 shutil.rmtree(staging, ignore_errors=True)
                 if _is_write_failure(exc):
@@ -396,7 +382,7 @@ class LocalStore:
             # meta.json and the names in the directory.
             _write_bytes(staging / META_FILE, _json_bytes(meta), fsync=durable)
             if durable:
-                _fsync_dir(staging)
+                fsync_path(staging)
             final = self.entry_dir(key)
             with self.lock(f"entry-{key}"):
                 if self.has_entry(key):
@@ -408,7 +394,7 @@ class LocalStore:
                     self._discard(final)
                 os.rename(staging, final)
             if durable:
-                _fsync_dir(final.parent)
+                fsync_path(final.parent)
         except BaseException as exc:
             if _is_write_failure(exc):
                 raise write_error(exc, f"cache entry {key[:12]} in {self.root}") from exc
