@@ -7,7 +7,7 @@ cache, so builds in one process would warm each other):
    with the same settings trtops uses (precision flags; TF32 off for fp32 and on otherwise,
    TensorRT's default, which Polygraphy would otherwise clear; detailed profiling
    verbosity), timed around the call; also ``polygraphy convert`` wall time.
-2. trtops cold: ``trtops.build.builder.build_engine`` with no timing cache.
+2. trtops cold: ``trtops.trt.builder.build_engine`` with no timing cache.
    With ``--pairs N``, N cold builds of each, in the order P T T P P T ... (medians
    reported), so that clock or thermal drift does not favour either.
 3. trtops warm: the same with the timing cache the cold build produced.
@@ -64,8 +64,8 @@ def worker_polygraphy(model: str, precision: str) -> dict:
 
 
 def worker_trtops(model: str, precision: str, cache_in: str | None, cache_out: str | None) -> dict:
-    from trtops.build.builder import BuildRequest, build_engine
-    from trtops.build.specs import make_engine_spec
+    from trtops.trt.builder import BuildRequest, build_engine
+    from trtops.trt.specs import make_engine_spec
 
     profiles = [{"input": ((1, 3, 32, 32), (4, 3, 32, 32), (8, 3, 32, 32))}] if "tiny_cnn" in model else []
     spec = make_engine_spec(model, precision, profiles=profiles)

@@ -127,7 +127,7 @@ def main() -> int:
     t0 = time.monotonic()
 
     sys.path.insert(0, str(REPO))
-    from trtops.platform import detect_platform
+    from trtops.keys.platform import detect_platform
 
     platform = detect_platform()
     if len(platform.gpus) < 2:

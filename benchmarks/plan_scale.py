@@ -118,9 +118,9 @@ def main() -> int:
 
     from trtops.cache.local import LocalStore, publish_entry
     from trtops.cache.store import ENGINE_FILE
-    from trtops.fingerprint import DigestMemo, RACY_NS, default_workers, digest_models
+    from trtops.keys.fingerprint import DigestMemo, RACY_NS, default_workers, digest_models
     from trtops.plan import load_specs, make_plan
-    from trtops.platform import Platform
+    from trtops.keys.platform import Platform
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-plan-scale-"))
     root = work / "project"

@@ -101,7 +101,7 @@ def publish(local, count: int, size: int) -> list[str]:
     import hashlib
 
     from trtops.cache.local import publish_entry
-    from trtops.fingerprint import gpu_signature, key_components, key_of
+    from trtops.keys.fingerprint import gpu_signature, key_components, key_of
 
     keys = []
     for index in range(count):
@@ -212,7 +212,7 @@ def trtops_pull(remote, cache_dir: Path, jobs: int,
     pull's phase timings are appended to ``phases``. ``fsync``: as ``trtops pull --fsync``."""
     from trtops.cache import sync
     from trtops.cache.local import LocalStore
-    from trtops.platform import GpuInfo, Platform
+    from trtops.keys.platform import GpuInfo, Platform
 
     shutil.rmtree(cache_dir, ignore_errors=True)
     local = LocalStore(cache_dir)

@@ -40,7 +40,7 @@ def _names(variable: str) -> set[str]:
 
 class FakeToolchain:
     def platform(self) -> Any:
-        from trtops.platform import GpuInfo, Platform
+        from trtops.keys.platform import GpuInfo, Platform
 
         name = os.environ.get("TRTOPS_FAKE_GPU", "NVIDIA H200")
         cc = os.environ.get("TRTOPS_FAKE_CC", "9.0")
@@ -53,7 +53,7 @@ class FakeToolchain:
         import onnx
         from onnx import numpy_helper
 
-        from trtops.build.builder import BuildResult
+        from trtops.trt.builder import BuildResult
         from trtops.engine_io import EngineIO, ProfileShapes, TensorIO
         from trtops.errors import BuildError
 
@@ -117,7 +117,7 @@ class FakeToolchain:
                precision: str) -> Any:
         from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
 
-        from trtops.verify.gate import input_sets_for, verify_with_runners
+        from trtops.gate.gate import input_sets_for, verify_with_runners
 
         sets, info = input_sets_for(io, accuracy)
         return verify_with_runners(

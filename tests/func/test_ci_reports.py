@@ -239,7 +239,7 @@ FAKE_H100 = {
 }
 
 needs_apply = pytest.mark.skipif(
-    importlib.util.find_spec("trtops.apply") is None
+    importlib.util.find_spec("trtops.ops.apply") is None
     or not (REPO / "tests" / "doubles.py").is_file(),
     reason="trtops apply or the toolchain test double is not available",
 )
@@ -406,7 +406,7 @@ def test_apply_exit_70_internal_error(project: Path, tmp_path: Path) -> None:
 
 
 def test_exit_5_apply_without_tensorrt(project: Path) -> None:
-    if importlib.util.find_spec("trtops.apply") is None:
+    if importlib.util.find_spec("trtops.ops.apply") is None:
         pytest.skip("trtops apply is not available")
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here")

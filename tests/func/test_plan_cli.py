@@ -18,7 +18,7 @@ from trtops.cache.local import LocalStore, publish_entry
 from trtops.cache.store import ENGINE_FILE
 from trtops.cli import main
 from trtops.plan import Plan, check_plan_current
-from trtops.platform import load_platform_file
+from trtops.keys.platform import load_platform_file
 
 H100_FLAGS = ["--tensorrt", "10.13.3.9", "--gpu", "NVIDIA H100 80GB HBM3", "--compute-capability", "9.0"]
 

@@ -13,7 +13,7 @@ from helpers import make_conv_model
 from trtops.cache.local import LocalStore, publish_entry
 from trtops.cache.store import BUILD_LOG_FILE, ENGINE_FILE
 from trtops.cli import main
-from trtops.fingerprint import EngineKey, key_components, sha256_json
+from trtops.keys.fingerprint import EngineKey, key_components, sha256_json
 from trtops.plan import Plan
 
 H100_FLAGS = ["--tensorrt", "10.13.3.9", "--gpu", "NVIDIA H100 80GB HBM3", "--compute-capability", "9.0"]

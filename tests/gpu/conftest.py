@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config, items):
 def trt():
     """The tensorrt module; skips without TensorRT or a GPU."""
     module = pytest.importorskip("tensorrt", reason="TensorRT is not installed")
-    from trtops.build.cuda_mem import gpu_count
+    from trtops.trt.cuda_mem import gpu_count
 
     if gpu_count() < 1:
         pytest.skip("no CUDA GPU visible (or neither cuda-python nor pycuda is installed)")
@@ -34,7 +34,7 @@ def trt():
 
 @pytest.fixture(scope="session")
 def trt_version(trt) -> tuple[int, ...]:
-    from trtops.build.trt_compat import version_tuple
+    from trtops.trt.trt_compat import version_tuple
 
     return version_tuple(trt)
 

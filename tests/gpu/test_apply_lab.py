@@ -52,7 +52,7 @@ def engines(result: subprocess.CompletedProcess) -> dict[str, dict]:
 
 
 def test_platform_detection_sees_the_gpu_and_tensorrt(trt):
-    from trtops.platform import detect_platform
+    from trtops.keys.platform import detect_platform
 
     platform = detect_platform(sm_count=True)
     print(platform.describe())

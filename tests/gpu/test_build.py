@@ -9,10 +9,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from trtops.build.builder import BuildRequest, build_engine
-from trtops.build.runtime import run_engine
-from trtops.build.specs import make_engine_spec, profile
-from trtops.build.trt_compat import has_precision_flags
+from trtops.trt.builder import BuildRequest, build_engine
+from trtops.trt.runtime import run_engine
+from trtops.trt.specs import make_engine_spec, profile
+from trtops.trt.trt_compat import has_precision_flags
 from trtops.errors import BuildError
 from trtops.spec import CalibrationSpec
 
@@ -184,7 +184,7 @@ def test_version_compatible_fails_cleanly_or_works(tmp_path, trt_version, models
 
 
 def test_timing_cache_round_trip(tmp_path, models):
-    from trtops.build.timing import merge_timing_caches
+    from trtops.trt.timing import merge_timing_caches
 
     first = build(tmp_path, models["tiny_cnn"], profiles=[BATCH], name="first")
     assert first.timing_cache
@@ -265,7 +265,7 @@ def test_bf16_by_generation(tmp_path, trt, trt_version, models, ort_run):
 
 
 def test_strongly_typed_fp16(tmp_path, trt, models, ort_run):
-    from trtops.build.trt_compat import strongly_typed_mode
+    from trtops.trt.trt_compat import strongly_typed_mode
 
     if strongly_typed_mode(trt) == "no":
         with pytest.raises(BuildError, match="strongly typed"):

@@ -332,10 +332,10 @@ def test_altered_engine_is_refused(tiny, tmp_path):
 def test_loader_from_the_builder_io(tmp_path):
     """The builder's EngineIO (meta.json ``io``) and the loader agree on the engine."""
     try:
-        from trtops.build.builder import BuildRequest, build_engine
-        from trtops.build.specs import make_engine_spec, profile
+        from trtops.trt.builder import BuildRequest, build_engine
+        from trtops.trt.specs import make_engine_spec, profile
     except ImportError as exc:  # pragma: no cover - builder not present
-        pytest.skip(f"trtops.build is not available: {exc}")
+        pytest.skip(f"trtops.trt is not available: {exc}")
     onnx = examples.make_two_inputs(tmp_path / "two_inputs.onnx")
     ranges = profile(image=([1, 3, 16, 16], [2, 3, 32, 32], [4, 3, 64, 64]),
                      scale=([1, 8], [2, 8], [4, 8]))

@@ -41,7 +41,7 @@ def ray_gpu_cluster(trt, tmp_path):
     from ray.cluster_utils import Cluster
 
     from trtops.executors.ray_executor import node_resources
-    from trtops.platform import detect_platform
+    from trtops.keys.platform import detect_platform
 
     platform = detect_platform(refresh=True)
     resources = node_resources(platform)

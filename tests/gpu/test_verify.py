@@ -2,7 +2,7 @@
 
 Engines are built in a fixture directly with TensorRT (the builder module is exercised by
 its own tests), from the small real ONNX models of tests/helpers.py, and verified with
-:func:`trtops.verify.verify_engine` against ONNX Runtime with trtops' default tolerances:
+:func:`trtops.gate.verify_engine` against ONNX Runtime with trtops' default tolerances:
 
 - fp32 / fp16 / int8 (explicit Q/DQ, and calibrated) engines pass at every profile's
   min/opt/max shape, including a second optimization profile;
@@ -20,7 +20,7 @@ from helpers import make_conv_model, make_qdq_model
 
 from trtops.engine_io import EngineIO, ProfileShapes, TensorIO
 from trtops.spec import AccuracySpec, ToleranceSpec
-from trtops.verify import verify_engine
+from trtops.gate import verify_engine
 
 pytestmark = pytest.mark.gpu
 
@@ -201,7 +201,7 @@ def test_reverify_a_cached_engine_after_tightening_tolerances(logger, models, tm
     """`trtops verify`'s core: fetch the engine from the cache, re-check, rewrite accuracy.json."""
     pytest.importorskip("trtops.cache.local")
     from trtops.cache import open_store
-    from trtops.verify import verify_cached_engine
+    from trtops.gate import verify_cached_engine
 
     engine = build_engine(logger, models["conv"], tmp_path / "engine.plan", "fp16", force_fp16=True)
     store = open_store(tmp_path / "cache")

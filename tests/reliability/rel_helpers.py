@@ -26,7 +26,7 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRTOPS_", "GITHUB_"))}
     env.update({
         "TRTOPS_TEST_TOOLCHAIN": "doubles:FakeToolchain",
-        "PYTHONPATH": os.pathsep.join([str(TESTS), str(RELIABILITY)]),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), str(RELIABILITY), os.environ.get("PYTHONPATH", "")]),
         "CI": "true",
     })
     env.update(extra)

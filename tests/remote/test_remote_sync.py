@@ -33,7 +33,7 @@ from trtops.cache.sync import (
 )
 from trtops.cli import main
 from trtops.errors import CacheError
-from trtops.platform import GpuInfo, Platform
+from trtops.keys.platform import GpuInfo, Platform
 
 MiB = 1 << 20
 A100 = ("NVIDIA A100-SXM4-80GB", "8.0")

@@ -28,7 +28,7 @@ SECURITY = Path(__file__).resolve().parent
 
 def run(project: Path, *args: str, log: Path | None = None):
     env = {"TRTOPS_TEST_TOOLCHAIN": "security_doubles:RecordingToolchain",
-           "PYTHONPATH": os.pathsep.join([str(TESTS), str(SECURITY)])}
+           "PYTHONPATH": os.pathsep.join([str(TESTS), str(SECURITY), os.environ.get("PYTHONPATH", "")])}
     if log is not None:
         env["TRTOPS_FAKE_VERIFY_LOG"] = str(log)
     return trtops(project, *args, env=env)

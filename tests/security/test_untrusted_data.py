@@ -59,7 +59,7 @@ def test_the_payloads_would_run_if_unpickled(tmp_path: Path) -> None:
                          ids=["npz-object-array", "raw-pickle-named-npz", "npy-dir"])
 def test_accuracy_data_with_pickles_is_refused(make, tmp_path: Path) -> None:
     from trtops.errors import InputError
-    from trtops.verify.inputs import load_user_inputs
+    from trtops.gate.inputs import load_user_inputs
 
     target = tmp_path / ("data" if make is pickled_npy_dir else "data.npz")
     make(target, tmp_path)
@@ -71,7 +71,7 @@ def test_accuracy_data_with_pickles_is_refused(make, tmp_path: Path) -> None:
 @pytest.mark.parametrize("make", [pickled_npz, raw_pickle, pickled_npy_dir],
                          ids=["npz-object-array", "raw-pickle-named-npz", "npy-dir"])
 def test_calibration_data_with_pickles_is_refused(make, tmp_path: Path) -> None:
-    from trtops.build.calibration import (
+    from trtops.trt.calibration import (
         CalibrationDataError,
         NetworkInput,
         load_calibration_data,
@@ -85,7 +85,7 @@ def test_calibration_data_with_pickles_is_refused(make, tmp_path: Path) -> None:
 
 
 def test_calibration_data_that_is_a_broken_zip_is_a_clear_error(tmp_path: Path) -> None:
-    from trtops.build.calibration import (
+    from trtops.trt.calibration import (
         CalibrationDataError,
         NetworkInput,
         load_calibration_data,

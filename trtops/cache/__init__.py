@@ -7,7 +7,6 @@ register in :data:`BACKENDS` (scheme -> "module:factory", imported only when use
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 from typing import TYPE_CHECKING, Any
@@ -82,14 +81,6 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None) -> EntryStore:
     return getattr(module, factory)(url)
 
 
-def add_cache_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cache DIR_OR_URL`` (default ``$TRTOPS_CACHE`` or ./cache) to a command."""
-    parser.add_argument(
-        "--cache", metavar="DIR", default=None,
-        help=f"engine cache directory (default: ${CACHE_ENV} or ./{DEFAULT_CACHE})",
-    )
-
-
 _LAZY = {
     "LocalStore": "trtops.cache.local",
     "publish_entry": "trtops.cache.local",
@@ -108,7 +99,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BACKENDS", "CACHE_ENV", "DEFAULT_CACHE", "LocalStore", "add_cache_argument",
+    "BACKENDS", "CACHE_ENV", "DEFAULT_CACHE", "LocalStore",
     "default_cache_url", "ensure_ref", "entry_state", "is_remote", "open_store", "publish_entry",
     "read_accuracy", "record_ref",
 ]

@@ -1,9 +1,9 @@
 """Which cached engines can run on a machine: pure functions over ``meta.json`` and a
-:class:`trtops.platform.Platform`.
+:class:`trtops.keys.platform.Platform`.
 
 TensorRT plans are not portable by default: a plan runs only with the TensorRT version
 that built it, on GPUs of the same model. Two build options relax that, and the key keeps
-track of them (see :mod:`trtops.fingerprint`):
+track of them (see :mod:`trtops.keys.fingerprint`):
 
 - hardware compatibility: ``ampere_plus`` plans (key GPU component ``ampere_plus``) run on
   every GPU of compute capability >= 8.0; ``same_compute_capability`` plans (``cc8.9``) run
@@ -135,7 +135,7 @@ def gpu_reason(meta: Mapping[str, Any], name: str, compute_capability: str) -> s
     Returns:
         A reason for humans, or None.
     """
-    from trtops.fingerprint import gpu_signature
+    from trtops.keys.fingerprint import gpu_signature
 
     signature = str(_components(meta).get("gpu") or "")
     kind = hardware_compatibility(meta)
@@ -182,7 +182,7 @@ def runnable_here(meta: Mapping[str, Any], platform: Any) -> str | None:
 
     Args:
         meta: An entry's meta.json (``components``, ``tensorrt_version``, ``gpu``).
-        platform: A :class:`trtops.platform.Platform` (or a dict in its JSON form).
+        platform: A :class:`trtops.keys.platform.Platform` (or a dict in its JSON form).
 
     Returns:
         None when runnable, else one reason for humans (the TensorRT reason first, else

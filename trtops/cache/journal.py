@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from trtops.errors import CacheError
-from trtops.fingerprint import sha256_file
+from trtops.keys.fingerprint import sha256_file
 from trtops.fsutil import atomic_write, fsync_path
 
 log = logging.getLogger(__name__)

@@ -602,7 +602,7 @@ def file_digest(source: Path | bytes | bytearray | memoryview) -> tuple[str, int
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         return hashlib.sha256(data).hexdigest(), len(data)
-    from trtops.fingerprint import sha256_file
+    from trtops.keys.fingerprint import sha256_file
 
     return sha256_file(source)
 
@@ -642,7 +642,7 @@ def record_ref(store: EntryStore, spec_id: str, engine_key: Any) -> dict:
     Args:
         store: Any store.
         spec_id: ``manifest/model/precision/target``.
-        engine_key: A :class:`trtops.fingerprint.EngineKey`.
+        engine_key: A :class:`trtops.keys.fingerprint.EngineKey`.
 
     Returns:
         The record written.
@@ -661,7 +661,7 @@ def ensure_ref(store: EntryStore, spec_id: str, engine_key: Any) -> bool:
     Args:
         store: Any store.
         spec_id: ``manifest/model/precision/target``.
-        engine_key: A :class:`trtops.fingerprint.EngineKey`.
+        engine_key: A :class:`trtops.keys.fingerprint.EngineKey`.
 
     Returns:
         True when the ref was written.
@@ -693,7 +693,7 @@ def publish_entry(
 
     Args:
         store: Any store.
-        engine_key: The :class:`trtops.fingerprint.EngineKey` from the plan action.
+        engine_key: The :class:`trtops.keys.fingerprint.EngineKey` from the plan action.
         spec_id: ``manifest/model/precision/target``.
         files: At least ``engine.plan``; also build.log, layers.json, calibration.cache...
         accuracy: Initial accuracy.json content (``{"state": "accepted"|"rejected", ...}``);

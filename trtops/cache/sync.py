@@ -44,7 +44,7 @@ Progress = Callable[[int], None]
 
 
 def _sha256(path: Path) -> str:
-    from trtops.fingerprint import sha256_file
+    from trtops.keys.fingerprint import sha256_file
 
     return sha256_file(path)[0]
 
@@ -101,7 +101,7 @@ def meta_problem(key: str, meta: Any) -> str | None:
     Returns:
         A reason, or None.
     """
-    from trtops.fingerprint import key_of
+    from trtops.keys.fingerprint import key_of
 
     if not isinstance(meta, Mapping):
         return "meta.json is not a JSON object"
@@ -500,7 +500,7 @@ def fetch_timing_cache(remote: Any, local: Any, tensorrt: str, gpu_signature: st
         remote: The remote store.
         local: The local store.
         tensorrt: Full TensorRT version.
-        gpu_signature: GPU signature (see :func:`trtops.fingerprint.gpu_signature`).
+        gpu_signature: GPU signature (see :func:`trtops.keys.fingerprint.gpu_signature`).
         merge: ``merge(local_bytes, remote_bytes) -> bytes`` (the builder's TensorRT-based
             combine); without it an existing local cache is kept as is.
 
@@ -770,7 +770,7 @@ class Candidate:
     @property
     def variant(self) -> str:
         """Identity of the engine apart from TensorRT and GPU: model, build, plugins."""
-        from trtops.fingerprint import sha256_json
+        from trtops.keys.fingerprint import sha256_json
 
         components = self.meta.get("components") or {}
         return sha256_json({name: components.get(name)
@@ -811,7 +811,7 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
 
     Args:
         remote: The remote store.
-        platform: The machine (:class:`trtops.platform.Platform`).
+        platform: The machine (:class:`trtops.keys.platform.Platform`).
         spec_ids: Only these logical engines (``manifest/model/precision/target``).
         every: Select every qualifying entry, not one per logical engine.
         jobs: Parallel metadata reads (at least :data:`METADATA_JOBS` unless 1: each is

@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PATHS = ["manifests"]
+from trtops.commands.args import manifest_paths
+
 DEFAULT_EMIT_DIR = "out"
 
 
 def register(subparsers: Any) -> None:
-    from trtops.cache import add_cache_argument
-    from trtops.report import add_output_arguments
+    from trtops.commands.args import add_cache_argument, add_output_arguments
 
     parser = subparsers.add_parser(
         "apply",
@@ -90,12 +90,12 @@ def _restrict(plan: Any, targets: list[str] | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtops.apply import default_toolchain
     from trtops.cache import open_store
+    from trtops.ops.apply import default_toolchain
     from trtops.report import check_report_path
 
     check_report_path(args.junit)
-    paths = args.paths or DEFAULT_PATHS
+    paths = manifest_paths(args)
     store = open_store(args.cache)
     toolchain = default_toolchain()
     executor = _executor(args, toolchain)
@@ -120,8 +120,8 @@ def _executor(args: argparse.Namespace, toolchain: Any) -> Any:
 
 
 def _run(args: argparse.Namespace, paths: list[str], store: Any, toolchain: Any, executor: Any) -> int:
-    from trtops.apply import ApplyOptions, apply_plan
     from trtops.cache import open_store
+    from trtops.ops.apply import ApplyOptions, apply_plan
     from trtops.plan import Plan, check_plan_current, make_plan
     from trtops.report import render_result
 
@@ -166,6 +166,6 @@ def _platform(toolchain: Any) -> Any:
     describe = getattr(toolchain, "platform", None)
     if callable(describe):
         return describe()
-    from trtops.platform import detect_platform
+    from trtops.keys.platform import detect_platform
 
     return detect_platform()

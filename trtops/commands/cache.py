@@ -15,7 +15,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from trtops.cache import add_cache_argument
+    from trtops.commands.args import add_cache_argument
 
     parser = subparsers.add_parser(
         "cache",
@@ -56,7 +56,7 @@ def check_entry(store: Any, key: str) -> str | None:
     """
     from trtops.cache.store import ENGINE_FILE
     from trtops.errors import CacheError
-    from trtops.fingerprint import key_of
+    from trtops.keys.fingerprint import key_of
 
     try:
         meta = store.read_meta(key)
@@ -88,7 +88,7 @@ def check_entry(store: Any, key: str) -> str | None:
 
 
 def _digest(store: Any, key: str, name: str) -> tuple[str, int] | None:
-    from trtops.fingerprint import sha256_file
+    from trtops.keys.fingerprint import sha256_file
 
     entry_dir = getattr(store, "entry_dir", None)
     if entry_dir is not None:  # local: stream the file instead of reading it into memory
@@ -107,7 +107,7 @@ def _digest(store: Any, key: str, name: str) -> tuple[str, int] | None:
 
 def run_verify(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
-    from trtops.fingerprint import default_workers
+    from trtops.keys.fingerprint import default_workers
 
     store = open_store(args.cache)
     keys = list(store.list_keys())

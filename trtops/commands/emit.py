@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-DEFAULT_PATHS = ["manifests"]
+from trtops.commands.args import manifest_paths
 
 
 def register(subparsers: Any) -> None:
-    from trtops.cache import add_cache_argument
+    from trtops.commands.args import add_cache_argument
     from trtops.emit.python_loader import ENGINE_REFS
 
     parser = subparsers.add_parser(
@@ -80,7 +79,7 @@ def collect_items(args: argparse.Namespace, store: Any) -> tuple[list[Any], list
     override = parse_loaders(args.loaders) if args.loaders else None
     notes: list[str] = []
     items: list[EmitItem] = []
-    paths = args.paths or [p for p in DEFAULT_PATHS if os.path.isdir(p)]
+    paths = manifest_paths(args, only_existing=True)
     if paths:
         from trtops.plan import load_specs
 

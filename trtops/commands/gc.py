@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
 
-DEFAULT_PATHS = ["manifests"]
+from trtops.commands.args import manifest_paths
+
 PARTIAL_GRACE_SECONDS = 3600.0
 
 
 def register(subparsers: Any) -> None:
-    from trtops.cache import add_cache_argument
-    from trtops.platform import add_platform_arguments
+    from trtops.commands.args import add_cache_argument, add_platform_arguments
 
     parser = subparsers.add_parser(
         "gc",
@@ -41,7 +40,14 @@ def register(subparsers: Any) -> None:
 
 def current_keys(paths: list[str], store: Any, platform: Any) -> set[str]:
     """Keys of the manifests' engines buildable on ``platform`` (hashing through the memo)."""
-    from trtops.plan import compute_digests, load_specs, match_target, memo_for, save_memo, spec_key
+    from trtops.plan import (
+        compute_digests,
+        load_specs,
+        match_target,
+        memo_for,
+        save_memo,
+        spec_key,
+    )
 
     specs = load_specs(paths, check_models=False, cache_dir=getattr(store, "root", None))
     memo = memo_for(store)
@@ -69,11 +75,11 @@ def _entry_size(store: Any, key: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
     from trtops.errors import TrtopsError
+    from trtops.keys.platform import platform_from_args
     from trtops.plan import format_bytes
-    from trtops.platform import platform_from_args
 
     store = open_store(args.cache)
-    paths = args.paths or [p for p in DEFAULT_PATHS if os.path.isdir(p)]
+    paths = manifest_paths(args, only_existing=True)
     keep_current: set[str] = set()
     warning = None
     if paths:

@@ -15,7 +15,7 @@ _PACKAGES = ("onnx", "onnxruntime", "polygraphy", "pycuda", "cuda-python", "nvid
 
 
 def register(subparsers: Any) -> None:
-    from trtops.platform import add_platform_arguments
+    from trtops.commands.args import add_platform_arguments
 
     parser = subparsers.add_parser(
         "info",
@@ -48,7 +48,7 @@ def _gib(value: int | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from trtops import __version__
-    from trtops.platform import platform_from_args
+    from trtops.keys.platform import platform_from_args
 
     platform = platform_from_args(args, sm_count=True)
     data = platform.to_json()

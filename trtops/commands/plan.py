@@ -12,12 +12,11 @@ import json
 import sys
 from typing import Any
 
-DEFAULT_PATHS = ["manifests"]
+from trtops.commands.args import manifest_paths
 
 
 def register(subparsers: Any) -> None:
-    from trtops.cache import add_cache_argument
-    from trtops.platform import add_platform_arguments
+    from trtops.commands.args import add_cache_argument, add_platform_arguments
 
     parser = subparsers.add_parser(
         "plan",
@@ -64,10 +63,10 @@ def print_plan(plan: Any, *, show_all: bool = False) -> None:
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
     from trtops.errors import ExitCode
+    from trtops.keys.platform import platform_from_args
     from trtops.plan import make_plan
-    from trtops.platform import platform_from_args
 
-    paths = args.paths or DEFAULT_PATHS
+    paths = manifest_paths(args)
     store = open_store(args.cache)
     platform = platform_from_args(args)
     plan = make_plan(paths, store, platform)

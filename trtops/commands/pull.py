@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trtops.commands.push import add_jobs_argument, add_remote_argument, remote_url
+from trtops.commands.args import add_jobs_argument, add_remote_argument, remote_url
 
 
 def register(subparsers: Any) -> None:
-    from trtops.cache import add_cache_argument
+    from trtops.commands.args import add_cache_argument
 
     parser = subparsers.add_parser(
         "pull",
@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
 
 def _platform(args: argparse.Namespace) -> Any:
     from trtops.errors import EnvironmentMissing
-    from trtops.platform import platform_from_args
+    from trtops.keys.platform import platform_from_args
 
     flags = argparse.Namespace(
         platform=args.platform,

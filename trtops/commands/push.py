@@ -10,44 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-REMOTE_ENV = "TRTOPS_REMOTE"
-
-
-def add_remote_argument(parser: argparse.ArgumentParser) -> None:
-    """``--remote URL`` (default ``$TRTOPS_REMOTE``)."""
-    parser.add_argument(
-        "--remote", metavar="URL", default=None,
-        help=f"remote cache, e.g. s3://bucket/prefix?endpoint_url=http://host:9000 "
-        f"(default: ${REMOTE_ENV})",
-    )
-
-
-def remote_url(args: argparse.Namespace) -> str:
-    """The remote URL from --remote or the environment.
-
-    Raises:
-        InputError: when neither gives one.
-    """
-    from trtops.errors import InputError
-
-    url = getattr(args, "remote", None) or os.environ.get(REMOTE_ENV)
-    if not url:
-        raise InputError("no remote cache given",
-                         hint=f"pass --remote s3://bucket/prefix or set {REMOTE_ENV}")
-    return url
-
-
-def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
-                        help="entries transferred in parallel (default 8)")
+from trtops.commands.args import remote_url
 
 
 def register(subparsers: Any) -> None:
-    from trtops.cache import add_cache_argument
+    from trtops.commands.args import (
+        add_cache_argument,
+        add_jobs_argument,
+        add_remote_argument,
+    )
 
     parser = subparsers.add_parser(
         "push",

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
 
-DEFAULT_PATHS = ["manifests"]
+from trtops.commands.args import manifest_paths
 
 
 def register(subparsers: Any) -> None:
-    from trtops.cache import add_cache_argument
+    from trtops.commands.args import add_cache_argument
 
     parser = subparsers.add_parser(
         "status",
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.plan import format_bytes, load_specs
 
     store = open_store(args.cache)
-    paths = args.paths or [p for p in DEFAULT_PATHS if os.path.isdir(p)]
+    paths = manifest_paths(args, only_existing=True)
     spec_ids = None
     if paths:
         cache_dir = getattr(store, "root", None)

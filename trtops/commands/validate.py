@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-DEFAULT_PATHS = ["manifests"]
+from trtops.commands.args import manifest_paths
 
 
 def register(subparsers: Any) -> None:
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-model-checks", action="store_true",
                         help="skip checks that read model and data files (ONNX graphs, "
                         "calibration/accuracy data); schema and references are still checked")
-    from trtops.cache import add_cache_argument  # light: backends load lazily
+    from trtops.commands.args import add_cache_argument
 
     add_cache_argument(parser)  # url sources already downloaded there are checked too
     parser.set_defaults(handler=run)
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.manifest.expand import expand
     from trtops.manifest.load import collect
 
-    paths = args.paths or DEFAULT_PATHS
+    paths = manifest_paths(args)
     from trtops.cache import default_cache_url, is_remote
 
     cache = getattr(args, "cache", None) or default_cache_url()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from trtops.commands.args import manifest_paths
+
 
 def register(subparsers: Any) -> None:
-    from trtops.cache import add_cache_argument
-    from trtops.report import add_output_arguments
+    from trtops.commands.args import add_cache_argument, add_output_arguments
 
     parser = subparsers.add_parser(
         "verify",
@@ -25,15 +26,15 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtops.apply import default_toolchain
     from trtops.cache import open_store
-    from trtops.commands.apply import DEFAULT_PATHS, _platform
+    from trtops.commands.apply import _platform
+    from trtops.ops.apply import default_toolchain
+    from trtops.ops.verify import reverify_plan
     from trtops.plan import make_plan
     from trtops.report import check_report_path, render_result
-    from trtops.reverify import reverify_plan
 
     check_report_path(args.junit)
     store = open_store(args.cache)
     toolchain = default_toolchain()
-    plan = make_plan(args.paths or DEFAULT_PATHS, store, _platform(toolchain))
+    plan = make_plan(manifest_paths(args), store, _platform(toolchain))
     return render_result(reverify_plan(plan, store, toolchain), args)

@@ -63,7 +63,7 @@ def parse_gpus(text: str) -> str | tuple[int, ...]:
 
 def visible_device(gpu: Any, environ: dict | None = None) -> str:
     """The ``CUDA_VISIBLE_DEVICES`` value that makes ``gpu`` (a
-    :class:`~trtops.platform.GpuInfo` of this process) the only device of a child.
+    :class:`~trtops.keys.platform.GpuInfo` of this process) the only device of a child.
 
     Indices are relative to this process's own ``CUDA_VISIBLE_DEVICES`` when it is set (its
     entry is reused); otherwise the GPU's UUID names it, which holds whatever
@@ -107,7 +107,7 @@ def _worker_main(visible: str, conn: Any, toolchain_blob: bytes | None, fault_pa
     if toolchain_blob is not None:
         toolchain = pickle.loads(toolchain_blob)
     else:
-        from trtops.apply import default_toolchain
+        from trtops.ops.apply import default_toolchain
 
         toolchain = default_toolchain()
     while True:
@@ -304,7 +304,7 @@ class GpuExecutor:
     Args:
         gpus: ``"all"`` or CUDA indices (as :func:`parse_gpus` returns).
         toolchain: Passed to workers when it pickles (test doubles); else each worker uses
-            :func:`trtops.apply.default_toolchain`.
+            :func:`trtops.ops.apply.default_toolchain`.
     """
 
     name = "gpus"
@@ -360,7 +360,7 @@ class GpuExecutor:
         Returns:
             (slots, {action id: why it cannot run on the selected GPUs}).
         """
-        from trtops.fingerprint import gpu_signature
+        from trtops.keys.fingerprint import gpu_signature
 
         self._selected = self._select(plan.platform)
         blob = _pickled(self.toolchain or toolchain)
@@ -383,7 +383,7 @@ class GpuExecutor:
     def merge_timing(self, tensorrt: str, signature: str, base: bytes | None,
                      pieces: Sequence[bytes]) -> bytes | None:
         """Merge timing caches in a worker whose GPU has ``signature`` (None: none can)."""
-        from trtops.fingerprint import gpu_signature
+        from trtops.keys.fingerprint import gpu_signature
 
         for worker, gpu in zip(self.workers, self._selected):
             if gpu_signature(gpu.name, gpu.compute_capability) == signature:

@@ -169,7 +169,7 @@ class JobOutput:
 def error_from_exception(exc: BaseException) -> JobError:
     """Describe an exception raised by a build or check as a picklable :class:`JobError`
     (the same status and message apply would give it in process)."""
-    from trtops import apply
+    from trtops.ops import apply
 
     if isinstance(exc, OSError) and exc.errno in apply._DISK_FULL:
         # A full disk in the worker is no bug in trtops (apply says the same in process).
@@ -219,13 +219,13 @@ def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = Non
 
     Args:
         job: What to build.
-        toolchain: Builder and verifier (:class:`trtops.apply.Toolchain`).
+        toolchain: Builder and verifier (:class:`trtops.ops.apply.Toolchain`).
         progress: Called with phase names ("checking accuracy").
 
     Returns:
         The output; ``engine_path`` points into ``job.workdir``.
     """
-    from trtops.build.builder import BuildRequest
+    from trtops.trt.builder import BuildRequest
 
     spec = job.spec
     output = JobOutput()

@@ -72,15 +72,15 @@ def node_resources(platform: Any = None) -> dict[str, int]:
     """The custom resources this machine's GPUs give a Ray node: ``{resource: count}``.
 
     Args:
-        platform: Default: :func:`trtops.platform.detect_platform`.
+        platform: Default: :func:`trtops.keys.platform.detect_platform`.
 
     Returns:
         One entry per GPU model (for ``ray start --resources``).
     """
-    from trtops.fingerprint import gpu_signature
+    from trtops.keys.fingerprint import gpu_signature
 
     if platform is None:
-        from trtops.platform import detect_platform
+        from trtops.keys.platform import detect_platform
 
         platform = detect_platform()
     counts: Counter[str] = Counter()
@@ -132,8 +132,8 @@ def _probe_task() -> dict:
     # Older Ray empties CUDA_VISIBLE_DEVICES for tasks without GPUs: NVML must see them all.
     if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
         os.environ.pop("CUDA_VISIBLE_DEVICES")
-    from trtops.apply import default_toolchain
-    from trtops.platform import detect_platform
+    from trtops.ops.apply import default_toolchain
+    from trtops.keys.platform import detect_platform
 
     toolchain = default_toolchain()
     describe = getattr(toolchain, "platform", None)
@@ -147,8 +147,8 @@ def _pin_gpu(signature: str) -> None:
     if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
         os.environ.pop("CUDA_VISIBLE_DEVICES")
     from trtops.executors.gpus import visible_device
-    from trtops.fingerprint import gpu_signature
-    from trtops.platform import detect_platform
+    from trtops.keys.fingerprint import gpu_signature
+    from trtops.keys.platform import detect_platform
 
     for gpu in detect_platform(refresh=True).gpus:
         if gpu_signature(gpu.name, gpu.compute_capability) == signature:
@@ -158,7 +158,7 @@ def _pin_gpu(signature: str) -> None:
 
 def _merge_task(signature: str, base: bytes | None, pieces: Sequence[bytes]) -> bytes | None:
     _pin_gpu(signature)
-    from trtops.apply import default_toolchain
+    from trtops.ops.apply import default_toolchain
 
     return merge_pieces(default_toolchain(), base, pieces)
 
@@ -207,7 +207,7 @@ def _build_task(job: BuildJob, bundle: dict | None) -> JobOutput:
             job.spec = _relocate(job.spec, _materialize(bundle, root / "inputs"))
         job.workdir = str(root / "build")
         os.makedirs(job.workdir)
-        from trtops.apply import default_toolchain
+        from trtops.ops.apply import default_toolchain
 
         output = run_build_job(job, default_toolchain())
         if output.engine_path and os.path.isfile(output.engine_path):
@@ -243,7 +243,7 @@ def make_bundle(spec: Any) -> dict | None:
     Returns:
         ``{"model": (name, {relative: bytes}), "calibration": ..., "accuracy": ...}``.
     """
-    from trtops.fingerprint import external_data_locations
+    from trtops.keys.fingerprint import external_data_locations
 
     model = Path(spec.source.path)
     try:
@@ -401,8 +401,8 @@ class RayExecutor:
         Raises:
             EnvironmentMissing: no node offers a ``trtops_gpu:*`` resource, or probes fail.
         """
-        from trtops.fingerprint import gpu_signature
-        from trtops.platform import GpuInfo, Platform
+        from trtops.keys.fingerprint import gpu_signature
+        from trtops.keys.platform import GpuInfo, Platform
 
         ray = self.connect()
         nodes: dict[str, list[str]] = {}  # node id -> signatures it offers

@@ -290,7 +290,7 @@ def _npz_names(path: Path) -> set[str] | None:
 def _data_files(path: Path) -> tuple[list[Path], list[list[Path]]]:
     """(.npz files, groups of .npy files) of data given as a file or a directory: a
     directory holds one set of .npy files, or .npz files and sub-directories of .npy files
-    (one set each; see :func:`trtops.verify.inputs.load_user_inputs`)."""
+    (one set each; see :func:`trtops.gate.inputs.load_user_inputs`)."""
     if not path.is_dir():
         return [path], []
     entries = sorted(path.iterdir())

@@ -11,8 +11,8 @@ from trtops.cache.compat import (
     preference,
     runnable_here,
 )
-from trtops.fingerprint import gpu_signature, tensorrt_component
-from trtops.platform import GpuInfo, Platform
+from trtops.keys.fingerprint import gpu_signature, tensorrt_component
+from trtops.keys.platform import GpuInfo, Platform
 
 H100 = ("NVIDIA H100 80GB HBM3", "9.0")
 H200 = ("NVIDIA H200", "9.0")

@@ -15,7 +15,7 @@ import pytest
 from trtops.cache import journal, open_store
 from trtops.cache.local import LocalStore, publish_entry
 from trtops.cache.store import BUILD_LOG_FILE, ENGINE_FILE, META_FILE
-from trtops.fingerprint import EngineKey, key_components, sha256_json
+from trtops.keys.fingerprint import EngineKey, key_components, sha256_json
 
 BOOT = "11111111-2222-3333-4444-555555555555"
 OTHER_BOOT = "99999999-8888-7777-6666-555555555555"

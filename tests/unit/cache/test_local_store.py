@@ -27,7 +27,7 @@ from trtops.cache.local import (  # noqa: E402
 )
 from trtops.cache.store import ACCURACY_FILE, BUILD_LOG_FILE, ENGINE_FILE, META_FILE, EntryStore  # noqa: E402
 from trtops.errors import CacheError, InputError  # noqa: E402
-from trtops.fingerprint import EngineKey, key_components, sha256_json  # noqa: E402
+from trtops.keys.fingerprint import EngineKey, key_components, sha256_json  # noqa: E402
 
 
 class TestLocalStoreContract(StoreContract):

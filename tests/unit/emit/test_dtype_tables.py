@@ -1,7 +1,7 @@
 """The emitted loader stands alone (no trtops import), so it carries its own copy of the
 TensorRT dtype table: it must stay equal to the builder's."""
 
-from trtops.build.trt_compat import DTYPE_NAMES
+from trtops.trt.trt_compat import DTYPE_NAMES
 from trtops.emit import runtime_template
 
 

@@ -11,7 +11,7 @@ from emit_fakes import affine_engine, engine_bytes, engine_io_json, import_file
 
 from trtops.cache.local import LocalStore, publish_entry
 from trtops.cli import main
-from trtops.fingerprint import EngineKey
+from trtops.keys.fingerprint import EngineKey
 
 
 def _publish(store: LocalStore, spec_id: str, state: str | None, cc: str = "9.0",

@@ -28,7 +28,7 @@ from trtops.executors.jobs import (
     run_build_job,
 )
 from trtops.outcome import EngineOutcome
-from trtops.platform import GpuInfo, Platform
+from trtops.keys.platform import GpuInfo, Platform
 
 # --------------------------------------------------------------------------- flags
 
@@ -183,7 +183,7 @@ def fake():
 
 
 def _spec(tmp_path: Path):
-    from trtops.build.specs import make_engine_spec
+    from trtops.trt.specs import make_engine_spec
 
     model = make_conv_model(tmp_path / "models" / "conv.onnx")
     return make_engine_spec(model, "fp32", profiles=[{"input": ((1, 3, 8, 8), (2, 3, 16, 16), (4, 3, 32, 32))}])
@@ -229,7 +229,7 @@ def test_run_build_job_reports_failures_as_data(tmp_path, fake, monkeypatch):
 
 
 def test_job_failure_statuses_map_to_apply_statuses():
-    from trtops.apply import failure_status
+    from trtops.ops.apply import failure_status
 
     for status in ("build_failed", "accuracy_failed", "environment", "invalid", "error"):
         assert failure_status(JobFailure(JobError(status, "m"))) == status
@@ -251,7 +251,7 @@ def test_ray_resources_name_gpu_signatures():
 def test_ray_inputs_are_shipped_with_external_data_and_relocated(tmp_path):
     import numpy as np
 
-    from trtops.build.specs import make_engine_spec
+    from trtops.trt.specs import make_engine_spec
     from trtops.executors.ray_executor import _materialize, _relocate, make_bundle
     from trtops.spec import CalibrationSpec
 

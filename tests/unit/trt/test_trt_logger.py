@@ -1,0 +1,87 @@
+"""LogCapture routing, the spec helper, and the no-heavy-imports rule for trtops.trt."""
+
+import subprocess
+import sys
+
+from trtops.trt import logger as trt_logger
+from trtops.trt.logger import LogCapture
+from trtops.trt.specs import make_engine_spec, profile
+
+
+def test_capture_routes_and_echoes():
+    echoed = []
+    with LogCapture(echo=echoed.append) as outer:
+        trt_logger._dispatch(2, "a warning")
+        trt_logger._dispatch(3, "some info")
+        trt_logger._dispatch(4, "verbose noise")
+        trt_logger._dispatch(1, "an error")
+        outer.info("trtops progress")
+    trt_logger._dispatch(1, "after exit")
+    text = outer.text
+    assert "[TRT] [W] a warning" in text and "[TRT] [I] some info" in text and "[E] an error" in text
+    assert "verbose noise" not in text and "after exit" not in text
+    assert list(outer.errors) == ["an error"]
+    assert [line.split("] ", 2)[-1] for line in echoed] == ["[W] a warning", "[E] an error", "[I] trtops progress"]
+    assert outer.tail(1).endswith("trtops progress")
+
+
+def test_broken_echo_does_not_break():
+    def boom(_):
+        raise RuntimeError("no")
+
+    with LogCapture(echo=boom) as capture:
+        trt_logger._dispatch(1, "error")
+    assert "error" in capture.text
+
+
+def test_stream_gets_every_kept_line_as_it_happens():
+    import io
+
+    stream = io.StringIO()
+    with LogCapture(min_severity=3, stream=stream) as capture:
+        trt_logger._dispatch(3, "parsing")
+        assert stream.getvalue().endswith("[TRT] [I] parsing\n")  # before the build ends
+        trt_logger._dispatch(4, "verbose noise")
+        capture.info("building")
+    assert stream.getvalue().count("\n") == 2 and "verbose noise" not in stream.getvalue()
+    stream.close()
+    with LogCapture(stream=stream) as capture:  # a closed stream does not break the build
+        trt_logger._dispatch(1, "error")
+    assert "error" in capture.text
+
+
+def test_line_limit():
+    with LogCapture(max_lines=3) as capture:
+        for i in range(10):
+            trt_logger._dispatch(3, f"m{i}")
+    assert capture.text.count("\n") == 3 and "m9" in capture.text and "m6" not in capture.text
+
+
+def test_make_engine_spec_normalizes(tmp_path):
+    spec = make_engine_spec(
+        tmp_path / "m.onnx",
+        "fp16",
+        profiles=[profile(b=([1], [2], [3]), a=([1, 2], [1, 2], [1, 2]))],
+        tactic_sources=["jit_convolutions", "cudnn"],
+    )
+    assert [r.name for r in spec.build.profiles[0]] == ["a", "b"]
+    assert spec.build.tactic_sources == ("cudnn", "jit_convolutions")
+    assert spec.id == "direct/m/fp16/local"
+    assert spec.source.path == str(tmp_path / "m.onnx")
+
+
+def test_build_modules_import_nothing_heavy():
+    modules = [
+        "trtops.trt", "trtops.trt.builder", "trtops.trt.support", "trtops.trt.features",
+        "trtops.trt.prepare", "trtops.trt.calibration", "trtops.trt.timing", "trtops.trt.runtime",
+        "trtops.trt.inspect", "trtops.trt.trt_compat", "trtops.trt.cuda_mem", "trtops.trt.logger",
+        "trtops.trt.network_checks", "trtops.trt.onnx_info", "trtops.trt.specs",
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "heavy = [m for m in ('tensorrt', 'onnxruntime', 'pycuda', 'cuda', 'polygraphy', 'onnx') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

@@ -1,0 +1,98 @@
+"""Argument groups shared by several commands (one definition each).
+
+Every command module registers its parser with these helpers, so an option means the same
+thing, with the same default and help, wherever it appears. Nothing heavy is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from trtops.names import DEFAULT_MANIFEST_PATHS
+
+REMOTE_ENV = "TRTOPS_REMOTE"
+
+
+def add_paths_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The positional ``PATH...`` of manifest files or directories."""
+    parser.add_argument("paths", nargs="*", metavar="PATH", help=help)
+
+
+def manifest_paths(args: argparse.Namespace, *, only_existing: bool = False) -> list[str]:
+    """The manifest paths a command works on: its ``PATH...`` or the default folder.
+
+    Args:
+        args: parsed arguments with ``paths``.
+        only_existing: drop default folders that do not exist (commands that also work
+            without manifests, e.g. ``status`` and ``gc``).
+    """
+    if args.paths:
+        return list(args.paths)
+    if only_existing:
+        return [p for p in DEFAULT_MANIFEST_PATHS if os.path.isdir(p)]
+    return list(DEFAULT_MANIFEST_PATHS)
+
+
+def add_cache_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cache DIR_OR_URL`` (default ``$TRTOPS_CACHE`` or ./cache) to a command."""
+    from trtops.cache import CACHE_ENV, DEFAULT_CACHE
+
+    parser.add_argument(
+        "--cache", metavar="DIR", default=None,
+        help=f"engine cache directory (default: ${CACHE_ENV} or ./{DEFAULT_CACHE})",
+    )
+
+
+def add_remote_argument(parser: argparse.ArgumentParser) -> None:
+    """``--remote URL`` (default ``$TRTOPS_REMOTE``)."""
+    parser.add_argument(
+        "--remote", metavar="URL", default=None,
+        help=f"remote cache, e.g. s3://bucket/prefix?endpoint_url=http://host:9000 "
+        f"(default: ${REMOTE_ENV})",
+    )
+
+
+def remote_url(args: argparse.Namespace) -> str:
+    """The remote URL from --remote or the environment.
+
+    Raises:
+        InputError: when neither gives one.
+    """
+    from trtops.errors import InputError
+
+    url = getattr(args, "remote", None) or os.environ.get(REMOTE_ENV)
+    if not url:
+        raise InputError("no remote cache given",
+                         hint=f"pass --remote s3://bucket/prefix or set {REMOTE_ENV}")
+    return url
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
+    """``-j N``: entries transferred in parallel."""
+    parser.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
+                        help="entries transferred in parallel (default 8)")
+
+
+def add_platform_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --platform / --tensorrt / --gpu / --compute-capability to a command."""
+    group = parser.add_argument_group("target platform (default: this machine)")
+    group.add_argument("--platform", metavar="FILE",
+                       help="plan for the machine described in FILE (from `trtops info --json -o FILE`)")
+    group.add_argument("--tensorrt", metavar="VERSION",
+                       help="plan for this TensorRT version, e.g. 10.13.3.9")
+    group.add_argument("--gpu", metavar="NAME",
+                       help="plan for one GPU with this product name, e.g. 'NVIDIA L4' "
+                       "(needs --compute-capability)")
+    group.add_argument("--compute-capability", metavar="X.Y", dest="compute_capability",
+                       help="compute capability of --gpu, e.g. 8.9")
+
+
+def add_output_arguments(parser: Any, *, junit: bool = True) -> None:
+    """Add ``--json`` (and ``--junit FILE``) to a command's argparse parser."""
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout (logs stay on stderr)")
+    if junit:
+        parser.add_argument("--junit", metavar="FILE", default=None,
+                            help="write a JUnit XML report (one test case per engine)")

@@ -1,0 +1,606 @@
+"""Execute a plan: build what is missing, check its accuracy, publish, emit, push.
+
+For every pending action (one build per engine key)::
+
+    remote hit? ── yes ─► fetch (sha256-verified) ───────────────────────────┐
+        │ no                                                                 │
+    [lease] ─► timing cache ─► build (TensorRT) ─► verify (Polygraphy) ─► publish ─► push
+                                                                             │
+    refs ◄───────────────────────────────────────────────────────────────────┘ ─► emit
+
+Engines that fail their accuracy check are published as *rejected*: the planner then knows
+not to rebuild them blindly, and nothing downstream (push, pull, emit) ever serves them.
+A failed build leaves nothing in the cache: work happens in a private temporary directory
+and the entry appears atomically, meta.json last.
+
+The TensorRT- and Polygraphy-facing steps go through a :class:`Toolchain`, so that CPU tests
+can exercise this orchestration with a test double (``TRTOPS_TEST_TOOLCHAIN``) while
+everything else stays real.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from trtops.cache.store import BUILD_LOG_FILE, CALIBRATION_FILE, ENGINE_FILE, LAYERS_FILE
+from trtops.errors import (
+    AccuracyError,
+    BuildError,
+    CacheError,
+    EnvironmentMissing,
+    ExitCode,
+    RemoteError,
+    TrtopsError,
+)
+from trtops.outcome import EngineOutcome, RunResult
+from trtops.plan import Action, Plan
+
+TOOLCHAIN_ENV = "TRTOPS_TEST_TOOLCHAIN"
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+BUILD_LOCK_TIMEOUT = 6 * 3600.0  # seconds; a big model's INT8 build can take an hour
+_NOT_ATTEMPTED = "not attempted: an earlier engine failed (use --keep-going to continue past failures)"
+
+
+class Toolchain(Protocol):
+    """The steps of apply that need TensorRT, a GPU or Polygraphy."""
+
+    def build(self, request: Any) -> Any:
+        """Build one engine (:class:`trtops.trt.builder.BuildRequest` → ``BuildResult``)."""
+
+    def verify(self, engine_path: Path, model_path: Path, io: Any, accuracy: Any, *,
+               precision: str) -> Any:
+        """Compare an engine with its ONNX model → :class:`trtops.gate.AccuracyReport`."""
+
+    def merge_timing_caches(self, base: bytes | None, new: bytes) -> bytes:
+        """Combine two serialized timing caches of one TensorRT version and GPU."""
+
+
+class TensorRTToolchain:
+    """The real toolchain: TensorRT builds, Polygraphy checks. Imports them lazily."""
+
+    def build(self, request: Any) -> Any:
+        from trtops.trt.builder import build_engine
+
+        return build_engine(request)
+
+    def verify(self, engine_path: Path, model_path: Path, io: Any, accuracy: Any, *,
+               precision: str) -> Any:
+        from trtops.gate import verify_engine
+
+        return verify_engine(engine_path, model_path, io, accuracy, precision=precision)
+
+    def merge_timing_caches(self, base: bytes | None, new: bytes) -> bytes:
+        from trtops.trt.timing import merge_timing_caches
+
+        return merge_timing_caches(base, new)
+
+    def platform(self) -> Any:
+        from trtops.keys.platform import detect_platform
+
+        return detect_platform()
+
+
+def default_toolchain() -> Toolchain:
+    """The TensorRT toolchain, or the test double named by ``TRTOPS_TEST_TOOLCHAIN``
+    (``module:attribute``; for trtops' own CPU tests only)."""
+    target = os.environ.get(TOOLCHAIN_ENV)
+    if not target:
+        return TensorRTToolchain()
+    module_name, _, attribute = target.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute or "toolchain")
+    if isinstance(factory, type) or not hasattr(factory, "build"):
+        return factory()  # a class or a factory function
+    return factory
+
+
+@dataclass
+class ApplyOptions:
+    """How apply runs (see ``trtops apply --help``)."""
+
+    keep_going: bool = False
+    emit_dest: Path | None = None  # where loaders go; None: don't emit
+    engine_ref: str = "copy"
+    remote: Any = None  # an EntryStore to fetch from and push to
+    lease_ttl: float | None = None  # seconds; None: no build lease
+    owner: str | None = None  # lease owner label
+    log_dir: Path | None = None  # also write each build log here (CI artifacts)
+    # Where builds run (trtops.executors): None or the local executor: here, one after the
+    # other; a parallel one (--gpus, --executor ray): its workers build, this process
+    # publishes. The caller owns it (and closes it).
+    executor: Any = None
+
+
+@dataclass
+class _Context:
+    plan: Plan
+    store: Any
+    toolchain: Toolchain
+    options: ApplyOptions
+    progress: Any
+    built: dict[str, EngineOutcome] = field(default_factory=dict)  # engine key -> outcome
+    stop: bool = False
+    # parallel executors: outcomes of the builds they ran (action id -> outcome), keys they
+    # could not build (key -> outcome), and timing caches waiting to be merged
+    prebuilt: dict[str, EngineOutcome] = field(default_factory=dict)
+    unbuilt: dict[str, EngineOutcome] = field(default_factory=dict)
+    ledger: Any = None
+
+
+def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
+               options: ApplyOptions | None = None,
+               progress_factory: Callable[[int, str], Any] | None = None) -> RunResult:
+    """Run a plan against a cache.
+
+    Args:
+        plan: From :func:`trtops.plan.make_plan` (or a saved plan checked with
+            :func:`trtops.plan.check_plan_current`).
+        store: The local cache.
+        toolchain: Builder and verifier (default: TensorRT + Polygraphy).
+        options: Keep-going, emit, remote, lease.
+        progress_factory: ``(total, title) -> Progress`` (default: the console's).
+
+    Returns:
+        One outcome per action; ``exit_code()`` follows the exit-code contract.
+    """
+    from trtops import console
+
+    started = time.monotonic()
+    options = options or ApplyOptions()
+    toolchain = toolchain or default_toolchain()
+    make_progress = progress_factory or console.progress
+    result = RunResult("apply")
+    with make_progress(len(plan.unique_builds()), "apply") as progress:
+        ctx = _Context(plan, store, toolchain, options, progress)
+        if getattr(options.executor, "parallel", False):
+            _run_parallel(ctx)
+        for action in plan.actions:
+            done = ctx.prebuilt.pop(action.id, None)
+            if done is not None:
+                # Run by a parallel executor: reported as it happened, even when an engine
+                # earlier in plan order failed meanwhile.
+                outcome = done
+                if done.status == "skipped":
+                    ctx.unbuilt[action.key.key] = done
+                else:
+                    ctx.built[action.key.key] = done
+            elif ctx.stop:
+                result.outcomes.append(_outcome(action, "skipped", _NOT_ATTEMPTED))
+                continue
+            elif action.pending and action.key.key in ctx.unbuilt:
+                first = ctx.unbuilt[action.key.key]
+                outcome = _outcome(action, "skipped", f"same engine as {first.id}: {first.message}")
+            else:
+                outcome = _run_action(ctx, action)
+            result.outcomes.append(outcome)
+            if outcome.failed and not options.keep_going:
+                ctx.stop = True
+    if options.emit_dest is not None:
+        _emit(ctx, result)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+# --------------------------------------------------------------------------- one action
+
+
+def _outcome(action: Action, status: str, message: str = "", **fields: Any) -> EngineOutcome:
+    spec = action.spec
+    return EngineOutcome(
+        id=spec.id, manifest=spec.manifest, line=spec.line, model=spec.model,
+        precision=spec.precision, target=spec.target.name, action=action.kind, status=status,
+        key=action.key.key if action.key else None, message=message, **fields,
+    )
+
+
+def accuracy_summary(accuracy: dict) -> dict:
+    """The fields of an accuracy.json an outcome reports."""
+    return {k: accuracy.get(k) for k in ("state", "passed", "summary", "worst") if k in accuracy}
+
+
+def _accuracy_summary(store: Any, key: str) -> dict | None:
+    from trtops.cache.local import read_accuracy
+
+    accuracy = read_accuracy(store, key)
+    if not accuracy:
+        return None
+    return accuracy_summary(accuracy)
+
+
+def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
+    from trtops.cache.local import ensure_ref, record_ref
+
+    if action.kind == "skip":
+        missing = _missing_runtime(ctx.plan.platform)
+        if missing:
+            # Nothing can be built on this machine at all: that is an environment
+            # problem (exit 5), not a target meant for another CI job.
+            return _outcome(action, "environment", f"{action.reason} ({missing})")
+        return _outcome(action, "skipped", action.reason)
+    if action.kind == "rejected":
+        return _outcome(action, "rejected", action.reason,
+                        accuracy=_accuracy_summary(ctx.store, action.key.key))
+    if action.kind == "reuse":
+        ensure_ref(ctx.store, action.id, action.key)
+        return _outcome(action, "reused", action.reason,
+                        accuracy=_accuracy_summary(ctx.store, action.key.key))
+    # build / rebuild; specs sharing a key are built once
+    earlier = ctx.built.get(action.key.key)
+    if earlier is not None:
+        if not earlier.failed:
+            record_ref(ctx.store, action.id, action.key)
+        return _outcome(action, earlier.status, f"same engine as {earlier.id}",
+                        accuracy=earlier.accuracy, engine_bytes=earlier.engine_bytes)
+    outcome = _build_action(ctx, action)
+    ctx.built[action.key.key] = outcome
+    return outcome
+
+
+def _build_action(ctx: _Context, action: Action, runner: Any = None) -> EngineOutcome:
+    item = f"{action.spec.model}/{action.spec.precision}/{action.spec.target.name}"
+    progress = ctx.progress
+    started = time.monotonic()
+    if ctx.options.remote is not None:
+        progress.start(item, "checking the remote cache")
+        try:
+            fetched = _fetch_from_remote(ctx, action)
+        except CacheError as exc:
+            if isinstance(exc, RemoteError):
+                raise  # the remote is unreachable: stop here, as for any remote failure
+            # A damaged or hostile remote entry (sha256 mismatch, bad meta.json) fails this
+            # engine only; the others go on.
+            failed = _outcome(action, failure_status(exc), failure_text(exc),
+                              seconds=time.monotonic() - started)
+            progress.finish(item, failed.status.replace("_", " "), seconds=failed.seconds)
+            return failed
+        if fetched is not None:
+            progress.finish(item, fetched.status)
+            return fetched
+        progress.update(item, "building")
+    else:
+        progress.start(item, "building")
+    lease = _acquire_lease(ctx, action)
+    try:
+        if lease == "other-built":
+            # Another shard built it while we waited for its lease.
+            fetched = _fetch_from_remote(ctx, action)
+            if fetched is not None:
+                progress.finish(item, fetched.status)
+                return fetched
+            lease = None
+        # Concurrent applies on one cache (CI jobs sharing a runner's disk, a fleet
+        # node's cron): one process builds each engine, the others wait and reuse it.
+        with ctx.store.lock(f"build-{action.key.key}", timeout=BUILD_LOCK_TIMEOUT):
+            outcome = _built_meanwhile(ctx, action)
+            if outcome is None and lease is None:
+                outcome = _build_verify_publish(ctx, action, item, runner)
+            elif outcome is None:
+                from trtops.cache.lease import LeaseKeeper
+
+                with LeaseKeeper(lease):
+                    outcome = _build_verify_publish(ctx, action, item, runner)
+    except TrtopsError as exc:
+        outcome = _outcome(action, failure_status(exc), failure_text(exc),
+                           details=getattr(exc, "details", "") or "")
+    except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            # A full disk while building (the toolchain's own writes) is no bug in trtops.
+            from trtops.cache.local import write_error
+
+            error = write_error(exc, f"the build files of {action.id}")
+            outcome = _outcome(action, failure_status(error), failure_text(error))
+        else:
+            outcome = _outcome(action, "error", f"{type(exc).__name__}: {exc}",
+                               details=traceback.format_exc())
+    finally:
+        if lease not in (None, "other-built"):
+            lease.release()
+    outcome.seconds = time.monotonic() - started
+    progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
+    return outcome
+
+
+def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
+    """The entry another process published while this one waited for the build lock."""
+    from trtops.cache.local import entry_state, record_ref
+
+    if not ctx.store.has_entry(action.key.key):
+        return None
+    state = entry_state(ctx.store, action.key.key)
+    record_ref(ctx.store, action.id, action.key)
+    status = "reused" if state == "accepted" else "rejected"
+    return _outcome(action, status, "built meanwhile by another trtops process",
+                    accuracy=_accuracy_summary(ctx.store, action.key.key))
+
+
+def _missing_runtime(platform: Any) -> str | None:
+    if not getattr(platform, "tensorrt", None):
+        return "TensorRT is not installed here: pip install 'trtops[trt]'"
+    if not getattr(platform, "gpus", None):
+        return "no NVIDIA GPU is visible here"
+    return None
+
+
+def failure_status(exc: TrtopsError) -> str:
+    """The outcome status of an engine whose build, check or publish raised ``exc``."""
+    status = getattr(exc, "outcome_status", None)  # a failure reported by a build worker
+    if isinstance(status, str):
+        return status
+    if isinstance(exc, EnvironmentMissing):
+        return "environment"
+    if isinstance(exc, AccuracyError):
+        return "accuracy_failed"
+    if isinstance(exc, BuildError):
+        return "build_failed"
+    if exc.exit_code == ExitCode.USER_ERROR:
+        return "invalid"  # bad calibration or accuracy data, for instance
+    return "build_failed"
+
+
+def failure_text(exc: TrtopsError) -> str:
+    """An outcome's message for ``exc``: its message, then its hint in parentheses."""
+    return exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+
+
+def _acquire_lease(ctx: _Context, action: Action) -> Any:
+    if ctx.options.lease_ttl is None or ctx.options.remote is None:
+        return None
+    from trtops.cache.lease import claim_build, default_owner
+
+    owner = ctx.options.owner or default_owner()
+    claim = claim_build(ctx.options.remote, action.key.key, owner, ctx.options.lease_ttl)
+    return claim if claim is not None else "other-built"
+
+
+def _fetch_from_remote(ctx: _Context, action: Action) -> EngineOutcome | None:
+    from trtops.cache.local import entry_state, record_ref
+    from trtops.cache.sync import fetch_entry
+
+    remote = ctx.options.remote
+    meta = remote.read_meta(action.key.key)
+    if meta is None:
+        return None
+    state = entry_state(remote, action.key.key)
+    if state != "accepted":
+        return None  # rejected or unverified engines are never pulled
+    started = time.monotonic()
+    fetch_entry(remote, ctx.store, action.key.key, meta=meta)
+    record_ref(ctx.store, action.id, action.key)
+    return _outcome(action, "downloaded", f"fetched from {remote.url}",
+                    seconds=time.monotonic() - started,
+                    accuracy=_accuracy_summary(ctx.store, action.key.key),
+                    engine_bytes=meta.get("engine_size"))
+
+
+def _build_verify_publish(ctx: _Context, action: Action, item: str,
+                          runner: Any = None) -> EngineOutcome:
+    """Build and check (``runner``: a worker of an executor, or this process), then
+    publish here: the worker side is :func:`trtops.executors.jobs.run_build_job`."""
+    from trtops.cache.local import publish_entry
+    from trtops.executors.base import default_staging
+    from trtops.executors.jobs import BuildJob, LocalRunner
+
+    spec = action.spec
+    store = ctx.store
+    tensorrt = action.tensorrt or ""
+    signature = action.timing_signature or ""
+    shared_timing = spec.timing_cache == "shared" and bool(tensorrt and signature)
+    timing = None
+    if spec.timing_cache != "off" and tensorrt and signature:
+        timing = store.read_timing_cache(tensorrt, signature)
+        if timing is None and ctx.options.remote is not None:
+            timing = ctx.options.remote.read_timing_cache(tensorrt, signature)
+    pieces = ctx.ledger.take(tensorrt, signature) if ctx.ledger is not None and shared_timing else ()
+    staging_root = default_staging(store)
+    staging_root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="build-", dir=staging_root))
+    try:
+        job = BuildJob(spec=spec, key=action.key.key, workdir=str(workdir), timing_cache=timing,
+                       timing_pieces=pieces, gpu_index=action.gpu_index, signature=signature or None)
+        runner = runner or LocalRunner(ctx.toolchain)
+        built = runner.run(job, lambda text: ctx.progress.update(item, text))
+        _save_log(ctx, spec.id, built.log_text)
+        if built.timing_cache and shared_timing:
+            _merge_timing(ctx, tensorrt, signature, built.timing_cache, snapshot=timing)
+        elif pieces:
+            ctx.ledger.give_back(tensorrt, signature, pieces)
+        built.raise_failure()
+
+        log_text = built.log_text
+        if built.worker:
+            log_text = _worker_line(built.worker) + "\n" + log_text
+        files: dict[str, Path | bytes] = {ENGINE_FILE: built.engine_source(),
+                                          BUILD_LOG_FILE: log_text.encode()}
+        if built.layers:
+            files[LAYERS_FILE] = json.dumps(built.layers, indent=1).encode()
+        if built.calibration_cache:
+            files[CALIBRATION_FILE] = built.calibration_cache
+        platform_gpu = _build_gpu(ctx.plan, action)
+        put, meta = publish_entry(
+            store, action.key, spec.id, files, accuracy=built.accuracy,
+            build_seconds=round(built.build_seconds, 3), device_memory=built.device_memory,
+            io_tensors=built.io["tensors"], tensorrt_version=built.tensorrt_version,
+            gpu=platform_gpu,
+            extra={"io": built.io, "precision": spec.precision,
+                   "target": spec.target.name,
+                   "hardware_compatibility": spec.build.hardware_compatibility,
+                   "version_compatible": spec.build.version_compatible},
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    summary = _accuracy_summary(store, action.key.key)
+    if built.accuracy_passed is False:
+        return _outcome(action, "accuracy_failed", built.accuracy_summary,
+                        details=built.accuracy_details, accuracy=summary,
+                        engine_bytes=built.engine_bytes)
+    if ctx.options.remote is not None and built.accuracy is not None:
+        ctx.progress.update(item, "pushing")
+        from trtops.cache.sync import push_entry
+
+        push_entry(store, ctx.options.remote, action.key.key)
+        if built.timing_cache and shared_timing:
+            if ctx.ledger is None:
+                _push_timing(ctx, tensorrt, signature)
+            else:
+                ctx.ledger.touch(tensorrt, signature)  # pushed once, after the last build
+    message = action.reason if put.created else f"{action.reason} (an identical engine was already cached)"
+    return _outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
+
+
+def _worker_line(worker: dict) -> str:
+    """The build log's first line for engines built by an executor's worker."""
+    where = ", ".join(f"{k}={v}" for k, v in worker.items() if v not in (None, "", {}))
+    return f"[trtops] built by a worker: {where}"
+
+
+def _build_gpu(plan: Plan, action: Action) -> dict | None:
+    gpus = getattr(plan.platform, "gpus", None) or []
+    index = action.gpu_index
+    for gpu in gpus:
+        if getattr(gpu, "index", None) == index:
+            return {"name": gpu.name, "compute_capability": gpu.compute_capability}
+    return None
+
+
+def _merge_timing(ctx: _Context, tensorrt: str, signature: str, new: bytes,
+                  snapshot: bytes | None = None) -> None:
+    from trtops.cache.local import timing_lock_name
+
+    store = ctx.store
+    with store.lock(timing_lock_name(tensorrt, signature)):
+        current = store.read_timing_cache(tensorrt, signature)
+        if ctx.ledger is not None:
+            # Parallel builds: ``new`` holds the snapshot the build started from plus what it
+            # timed. Merging needs TensorRT, which this process may lack: when another build
+            # wrote meanwhile, the next build of this GPU merges ``new`` in its worker.
+            if current and current != snapshot:
+                ctx.ledger.defer(tensorrt, signature, new)
+            else:
+                store.write_timing_cache(tensorrt, signature, new)
+            return
+        merged = ctx.toolchain.merge_timing_caches(current, new) if current else new
+        store.write_timing_cache(tensorrt, signature, merged)
+
+
+def _push_timing(ctx: _Context, tensorrt: str, signature: str) -> None:
+    from trtops.cache.sync import push_timing_cache
+
+    push_timing_cache(ctx.store, ctx.options.remote, tensorrt, signature,
+                      merge=ctx.toolchain.merge_timing_caches)
+
+
+def _save_log(ctx: _Context, spec_id: str, text: str) -> None:
+    if ctx.options.log_dir is None or not text:
+        return
+    ctx.options.log_dir.mkdir(parents=True, exist_ok=True)
+    (ctx.options.log_dir / (spec_id.replace("/", "__") + ".log")).write_text(text)
+
+
+# --------------------------------------------------------------------------- parallel executors
+
+
+def _run_parallel(ctx: _Context) -> None:
+    """Build every pending engine with the options' parallel executor: its slots take
+    actions from one queue and each runs :func:`_build_action` with the slot's runner
+    (workers build and check; this process publishes). Outcomes go to ``ctx.prebuilt``."""
+    from trtops.executors.base import TimingLedger, default_staging, run_slots
+
+    executor = ctx.options.executor
+    builds = ctx.plan.unique_builds()
+    if not builds:
+        return
+    ctx.ledger = TimingLedger()
+    slots, unschedulable = executor.prepare(ctx.plan, builds, toolchain=ctx.toolchain,
+                                            staging=default_staging(ctx.store))
+    for action in builds:
+        if action.id in unschedulable:
+            ctx.prebuilt[action.id] = _outcome(action, "skipped", unschedulable[action.id])
+
+    def work(action: Action, slot: Any) -> EngineOutcome:
+        try:
+            return _build_action(ctx, action, runner=slot.runner)
+        except TrtopsError as exc:
+            return _outcome(action, failure_status(exc), failure_text(exc))
+        except Exception as exc:  # noqa: BLE001 - a thread must never lose an engine's result
+            return _outcome(action, "error", f"{type(exc).__name__}: {exc}",
+                            details=traceback.format_exc())
+
+    queue = [a for a in builds if a.id not in unschedulable]
+    done, left = run_slots(slots, queue, work, keep_going=ctx.options.keep_going)
+    ctx.prebuilt.update(done)
+    stopped = not ctx.options.keep_going and any(o.failed for o in done.values())
+    for action in left:
+        why = _NOT_ATTEMPTED if stopped else f"not attempted: no {executor.name} worker can build it"
+        ctx.prebuilt[action.id] = _outcome(action, "skipped", why)
+    _finish_timing(ctx, executor)
+
+
+def _finish_timing(ctx: _Context, executor: Any) -> None:
+    """Merge timing caches that parallel builds left aside (in a worker that has TensorRT)
+    and push the shared ones once. Timing caches only save time: failures are ignored."""
+    from trtops.cache.local import timing_lock_name
+
+    store = ctx.store
+    for tensorrt, signature, pieces in ctx.ledger.leftovers():
+        try:
+            with store.lock(timing_lock_name(tensorrt, signature)):
+                current = store.read_timing_cache(tensorrt, signature)
+                merged = executor.merge_timing(tensorrt, signature, current, pieces)
+                if merged:
+                    store.write_timing_cache(tensorrt, signature, merged)
+        except Exception:  # noqa: BLE001
+            pass
+    if ctx.options.remote is None:
+        return
+    from trtops.cache.sync import push_timing_cache
+
+    for tensorrt, signature in sorted(ctx.ledger.touched):
+        def merge(base: bytes, new: bytes, tensorrt: str = tensorrt, signature: str = signature) -> bytes:
+            merged = executor.merge_timing(tensorrt, signature, base, [new])
+            return merged if merged else base
+
+        try:
+            push_timing_cache(store, ctx.options.remote, tensorrt, signature, merge=merge)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def _emit(ctx: _Context, result: RunResult) -> None:
+    """Write loaders for every accepted engine of this run whose model asks for them."""
+    from trtops.emit.emitter import EmitItem, emit_entries
+
+    by_id = {a.id: a for a in ctx.plan.actions}
+    items = []
+    for outcome in result.outcomes:
+        action = by_id.get(outcome.id)
+        if (action is None or not action.spec.loaders or outcome.key is None
+                or outcome.status not in ("built", "reused", "downloaded")):
+            continue
+        if (outcome.accuracy or {}).get("state") != "accepted":
+            continue
+        items.append(EmitItem(outcome.id, outcome.key, tuple(action.spec.loaders)))
+    if not items:
+        return
+    report = emit_entries(ctx.store, items, ctx.options.emit_dest, engine_ref=ctx.options.engine_ref)
+    for skipped in report.skipped:
+        for outcome in result.outcomes:
+            if outcome.id == skipped["engine"]:
+                outcome.message += f"; loaders not written: {skipped['reason']}"
+
+
+def pending_ids(actions: Sequence[Action]) -> list[str]:
+    return [a.id for a in actions if a.pending]
