@@ -71,7 +71,12 @@ class AccuracySpec:
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Everything that changes the bytes of the engine, normalized (defaults filled)."""
+    """Everything that changes the bytes of the engine, normalized (defaults filled).
+
+    The engine key is computed from these fields by
+    :func:`trtops.keys.engine_key.build_component`; a new field registers its default in
+    ``BUILD_KEY_DEFAULTS`` there so existing keys do not change.
+    """
 
     precision: str
     profiles: tuple[tuple[InputRange, ...], ...]  # inputs sorted by name within each profile
@@ -82,17 +87,9 @@ class BuildConfig:
     hardware_compatibility: str
     version_compatible: bool
     calibration: CalibrationSpec | None
-
-    def canonical(self) -> dict[str, Any]:
-        """JSON-ready dict for the engine key (paths replaced by digests elsewhere)."""
-        data = asdict(self)
-        if self.calibration is not None:
-            data["calibration"] = {
-                "batch_size": self.calibration.batch_size,
-                "algorithm": self.calibration.algorithm,
-                "max_batches": self.calibration.max_batches,
-            }
-        return data
+    # A strongly typed network (TensorRT >= 10; 11 builds nothing else). Off by default, and
+    # then left out of the engine key (trtops.keys.engine_key.BUILD_KEY_DEFAULTS).
+    strongly_typed: bool = False
 
 
 @dataclass(frozen=True)

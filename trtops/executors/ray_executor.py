@@ -243,7 +243,7 @@ def make_bundle(spec: Any) -> dict | None:
     Returns:
         ``{"model": (name, {relative: bytes}), "calibration": ..., "accuracy": ...}``.
     """
-    from trtops.keys.fingerprint import external_data_locations
+    from trtops.onnx_facts import external_data_locations
 
     model = Path(spec.source.path)
     try:

@@ -141,7 +141,7 @@ class Platform:
     def digest(self) -> str:
         """What a saved plan depends on: TensorRT version and each GPU's name and compute
         capability (not memory or driver, which do not change engines)."""
-        from trtops.keys.fingerprint import sha256_json
+        from trtops.keys.canonical import sha256_json
 
         return sha256_json(
             {"tensorrt": self.tensorrt, "gpus": [[g.name, g.compute_capability] for g in self.gpus]}

@@ -12,20 +12,17 @@ import difflib
 import os
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from trtops.cache.layout import check_segment
+from trtops.capabilities import quantization_problem
 from trtops.errors import InputError, Problem, SourceLocation
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource
+from trtops.onnx_facts import Dim, GraphError, GraphInfo, read_graph
 
 ALLOW_OUTSIDE_ENV = "TRTOPS_ALLOW_OUTSIDE_SOURCES"
-_QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
-
-Dim = int | str | None  # static size, symbolic name, unknown
 
 
 # --------------------------------------------------------------------------- helpers
@@ -87,88 +84,7 @@ def check_path(lm: LoadedManifest, relative: str, field_path: tuple[Any, ...],
 
 
 # --------------------------------------------------------------------------- ONNX graphs
-
-
-@dataclass(frozen=True)
-class GraphInfo:
-    """What the checks need from an ONNX graph."""
-
-    inputs: dict[str, tuple[Dim, ...] | None]  # None: unknown rank
-    outputs: tuple[str, ...]
-    has_qdq: bool
-    external_data: tuple[str, ...]  # locations of external weight files, as written
-
-    def dynamic_inputs(self) -> dict[str, tuple[Dim, ...] | None]:
-        return {name: dims for name, dims in self.inputs.items()
-                if dims is None or any(not isinstance(d, int) for d in dims)}
-
-
-class GraphError(Exception):
-    """The file could not be read as an ONNX model."""
-
-
-def _dims(value_info: Any) -> tuple[Dim, ...] | None:
-    tensor = value_info.type.tensor_type if value_info.type.HasField("tensor_type") else None
-    if tensor is None or not tensor.HasField("shape"):
-        return None
-    dims: list[Dim] = []
-    for dim in tensor.shape.dim:
-        if dim.HasField("dim_value") and dim.dim_value >= 0:
-            dims.append(int(dim.dim_value))
-        elif dim.HasField("dim_param") and dim.dim_param:
-            dims.append(dim.dim_param)
-        else:
-            dims.append(None)
-    return tuple(dims)
-
-
-def _has_qdq(graph: Any, depth: int = 0) -> bool:
-    if depth > 16:
-        return False
-    for node in graph.node:
-        if node.op_type in _QDQ_OPS:
-            return True
-        for attribute in node.attribute:
-            if attribute.HasField("g") and _has_qdq(attribute.g, depth + 1):
-                return True
-            if any(_has_qdq(g, depth + 1) for g in attribute.graphs):
-                return True
-    return False
-
-
-@lru_cache(maxsize=64)
-def _read_graph_cached(path: str, size: int, mtime_ns: int) -> GraphInfo:
-    del size, mtime_ns  # part of the cache key only
-    import onnx  # heavy: only when a model is checked
-
-    try:
-        model = onnx.load(path, load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
-        raise GraphError(f"cannot read it as an ONNX model ({type(exc).__name__}: {exc})") from None
-    graph = model.graph
-    if not graph.node and not graph.input and not graph.output:
-        raise GraphError("it is not an ONNX model (no graph)")
-    initializers = {t.name for t in graph.initializer}
-    inputs = {vi.name: _dims(vi) for vi in graph.input if vi.name not in initializers}
-    external: list[str] = []
-    for tensor in graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            for entry in tensor.external_data:
-                if entry.key == "location" and entry.value not in external:
-                    external.append(entry.value)
-    has_qdq = _has_qdq(graph) or any(
-        node.op_type in _QDQ_OPS for function in model.functions for node in function.node)
-    return GraphInfo(inputs, tuple(o.name for o in graph.output), has_qdq, tuple(external))
-
-
-def read_graph(path: Path) -> GraphInfo:
-    """Read inputs, outputs and Q/DQ presence of an ONNX model without its external weights.
-
-    Raises:
-        GraphError: the file is not a readable ONNX model.
-    """
-    stat = path.stat()
-    return _read_graph_cached(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+# (read by trtops.onnx_facts.read_graph: structure only, memoized)
 
 
 def _show(dims: tuple[Dim, ...] | None) -> str:
@@ -230,18 +146,16 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
                 f"model {model.name!r} has dynamic input{'s' if len(missing) > 1 else ''} "
                 f"{shapes} but no profiles",
                 f"add profiles: - {{{missing[0]}: {{min: [...], opt: [...], max: [...]}}}}"))
-    if not graph.has_qdq:
-        if "int8" in model.precisions and model.calibration is None:
-            problems.append(_problem(
-                lm, at + ("precisions", model.precisions.index("int8")),
-                "int8 needs 'calibration' data: the model has no QuantizeLinear/"
-                "DequantizeLinear nodes", "add calibration: {data: calib.npz}, or use a Q/DQ "
-                "(explicitly quantized) model", value=True))
-        if "fp8" in model.precisions:
-            problems.append(_problem(
-                lm, at + ("precisions", model.precisions.index("fp8")),
-                "fp8 needs an explicitly quantized model (QuantizeLinear/DequantizeLinear "
-                "nodes); TensorRT has no fp8 calibration", value=True))
+    # What every TensorRT release refuses (the capability table); release- and GPU-specific
+    # refusals come from `trtops plan`, which knows the platform.
+    strongly_typed = (model.strongly_typed if model.strongly_typed is not None
+                      else bool(lm.manifest.defaults.strongly_typed))
+    for p_index, precision in enumerate(model.precisions):
+        problem = quantization_problem(precision, model_has_qdq=graph.has_qdq,
+                                       has_calibration=model.calibration is not None,
+                                       strongly_typed=strongly_typed)
+        if problem:
+            problems.append(_problem(lm, at + ("precisions", p_index), problem, value=True))
     ranges = model.accuracy.inputs.ranges if model.accuracy.inputs is not None else {}
     for name in ranges:
         if name not in graph.inputs:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trtops.capabilities import PRECISIONS
 from trtops.errors import ManifestError, Problem
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import (
@@ -34,16 +35,11 @@ from trtops.spec import (
     ToleranceSpec,
 )
 
-# Tolerance used when the manifest gives none for a precision. fp32/tf32 are compared
-# element-wise and tightly; reduced precisions by the median error, which tolerates the few
-# outliers that rounding produces in large outputs but still catches a broken engine.
+# Tolerance used when the manifest gives none for a precision: the capability table's
+# defaults (trtops.capabilities.PRECISIONS says why they are what they are).
 DEFAULT_TOLERANCES: dict[str, ToleranceSpec] = {
-    "fp32": ToleranceSpec(atol=1e-4, rtol=1e-3, stat="elemwise"),
-    "tf32": ToleranceSpec(atol=1e-3, rtol=1e-2, stat="elemwise"),
-    "fp16": ToleranceSpec(atol=1e-2, rtol=1e-2, stat="median"),
-    "bf16": ToleranceSpec(atol=5e-2, rtol=5e-2, stat="median"),
-    "int8": ToleranceSpec(atol=1e-1, rtol=1e-1, stat="median"),
-    "fp8": ToleranceSpec(atol=1e-1, rtol=1e-1, stat="median"),
+    name: ToleranceSpec(atol=rule.tolerance.atol, rtol=rule.tolerance.rtol, stat=rule.tolerance.stat)
+    for name, rule in PRECISIONS.items()
 }
 
 DEFAULT_CACHE_DIR = Path("cache")
@@ -149,7 +145,8 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
     specs = []
     for precision in model.precisions:
         calibration = None
-        if precision == "int8" and model.calibration is not None:
+        # Calibration data belongs to the precisions that can be calibrated (int8) only.
+        if PRECISIONS[precision].calibratable and model.calibration is not None:
             calibration = CalibrationSpec(
                 data=_absolute(base / model.calibration.data),
                 batch_size=model.calibration.batch_size,
@@ -177,6 +174,7 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
                 hardware_compatibility=target.hardware_compatibility,
                 version_compatible=target.version_compatible,
                 calibration=calibration,
+                strongly_typed=bool(_build_value(manifest, model, "strongly_typed")),
             )
             specs.append(EngineSpec(
                 manifest=str(lm.path),

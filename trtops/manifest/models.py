@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from trtops.capabilities import PRECISION_NAMES
+
 # \Z, not $: '$' also matches before a trailing newline, and names end up in generated code.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
@@ -41,8 +43,9 @@ def fail(message: str, *at: str | int) -> NoReturn:
     # The message goes through ctx so that braces in user values are never formatted.
     raise PydanticCustomError(ERROR_TYPE, "{message}", {"message": message, "at": tuple(at)})
 
-Precision = Literal["fp32", "tf32", "fp16", "bf16", "int8", "fp8"]
-PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+# The capability table (trtops.capabilities.PRECISIONS) is the one list of precisions.
+Precision = Literal[PRECISION_NAMES]  # type: ignore[valid-type]
+PRECISIONS: tuple[str, ...] = PRECISION_NAMES
 Statistic = Literal["elemwise", "max", "mean", "median", "quantile"]
 LoaderKind = Literal["python", "triton"]
 HardwareCompatibility = Literal["none", "ampere_plus", "same_compute_capability"]
@@ -263,6 +266,12 @@ class BuildOptions(StrictModel):
         description="'shared' (load before, merge after each build; default), 'read_only' "
         "(load, never write) or 'off'.",
     )
+    strongly_typed: bool | None = Field(
+        default=None,
+        description="Build a strongly typed network: every layer runs in the type its tensors "
+        "have (fp16/bf16 from a model cast, int8/fp8 from Q/DQ nodes) instead of precision "
+        "flags. Needs TensorRT >= 10; TensorRT 11 builds nothing else. Default false.",
+    )
 
     @field_validator("tactic_sources")
     @classmethod
@@ -284,6 +293,7 @@ BUILD_DEFAULTS: dict[str, Any] = {
     "tactic_sources": None,
     "max_aux_streams": None,
     "timing_cache": "shared",
+    "strongly_typed": False,
 }
 
 
@@ -534,7 +544,7 @@ class ModelSpec(BuildOptions):
         description="ONNX file: a path relative to the manifest file, or {url, sha256}."
     )
     precisions: list[Precision] = Field(
-        min_length=1, description="Precisions to build: fp32, tf32, fp16, bf16, int8, fp8."
+        min_length=1, description=f"Precisions to build: {', '.join(PRECISION_NAMES)}."
     )
     profiles: list[Profile] = Field(
         default_factory=list,

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from trtops import __version__
+from trtops.capabilities import PRECISIONS, reason_for_version
 from trtops.errors import InputError, PlanMismatch
 from trtops.keys.fingerprint import (
     BUILD_KEY_DEFAULTS,
@@ -51,6 +52,7 @@ from trtops.keys.fingerprint import (
     sha256_json,
 )
 from trtops.keys.platform import GpuInfo, Platform
+from trtops.onnx_facts import try_model_has_qdq
 from trtops.spec import EngineSpec
 
 PLAN_FORMAT = "trtops-plan"
@@ -59,15 +61,6 @@ PLAN_VERSION = 1
 ACTION_KINDS = ("build", "rebuild", "reuse", "skip", "rejected")
 PENDING_KINDS = ("build", "rebuild")
 
-# Precisions that need more than any GPU TensorRT 8.6+ supports: (minimum TensorRT major,
-# minimum compute capability). BF16 builder support came with TensorRT 9; FP8 tensor cores
-# with Ada/Hopper (8.9).
-PRECISION_REQUIREMENTS: dict[str, tuple[int, tuple[int, int]]] = {
-    "bf16": (9, (8, 0)),
-    "fp8": (9, (8, 9)),
-}
-# kSAME_COMPUTE_CAPABILITY exists from TensorRT 10.9 (see DESIGN.md).
-SAME_CC_MIN_TENSORRT = (10, 9)
 
 
 # --------------------------------------------------------------------------- data
@@ -420,13 +413,6 @@ class TargetMatch:
     problem: str | None = None
 
 
-@functools.lru_cache(maxsize=256)
-def _version_tuple(version: str) -> tuple[int, ...]:
-    from packaging.version import Version
-
-    return Version(version).release
-
-
 def describe_target(spec: EngineSpec) -> str:
     """'a GPU matching NVIDIA H100* (cc 9.0)' for messages."""
     target = spec.target
@@ -454,13 +440,25 @@ def _gpu_matches(spec: EngineSpec, gpu: GpuInfo) -> bool:
     return True
 
 
+def _model_has_qdq(spec: EngineSpec) -> bool | None:
+    """Q/DQ presence of the spec's model, only where the verdict depends on it (quantized
+    precisions): a structure-only read, memoized by (path, size, mtime). None when unknown."""
+    rule = PRECISIONS.get(spec.build.precision)
+    if rule is None or not rule.quantized:
+        return None
+    return try_model_has_qdq(spec.source.path)
+
+
 def match_target(spec: EngineSpec, platform: Platform) -> TargetMatch:
-    """Can ``spec`` be built on ``platform``, and on which GPU? (pure, no file access)
+    """Can ``spec`` be built on ``platform``, and on which GPU?
 
     Rules: the target's TensorRT specifier must contain the platform's version; the GPU
     is the first whose product name matches the target's glob (case-insensitive) and whose
-    compute capability equals the target's; ``gpu: any`` takes GPU 0. Hardware-compatible
-    and reduced-precision engines have further needs (see PRECISION_REQUIREMENTS).
+    compute capability equals the target's; ``gpu: any`` takes GPU 0. Then the builder's
+    own verdict (:func:`trtops.capabilities.unsupported_reason`) for that GPU and the
+    features known for the platform's TensorRT: precision, strong typing, compatibility
+    and tactic-source rules. For int8/fp8 it reads whether the model has Q/DQ nodes (a
+    structure-only, memoized read; an unreadable model is not held against the build).
 
     Args:
         spec: The engine spec.
@@ -486,27 +484,10 @@ def match_target(spec: EngineSpec, platform: Platform) -> TargetMatch:
         here = ", ".join(sorted({f"{g.name} (cc {g.compute_capability})" for g in platform.gpus}))
         return TargetMatch(None, None, version, f"needs {describe_target(spec)}; this platform has {here}")
     gpu = candidates[0]
-    cc = gpu.cc_tuple
-    release = _version_tuple(version)
+    problem = reason_for_version(spec.build, version, gpu.compute_capability, model_has_qdq=_model_has_qdq(spec))
+    if problem is not None:
+        return TargetMatch(None, None, version, problem)
     hardware = spec.build.hardware_compatibility
-    if hardware == "ampere_plus" and cc < (8, 0):
-        return TargetMatch(None, None, version,
-                           f"hardware_compatibility ampere_plus must be built on a GPU of compute "
-                           f"capability >= 8.0; {gpu.name} has {gpu.compute_capability}")
-    if hardware == "same_compute_capability" and release[:2] < SAME_CC_MIN_TENSORRT:
-        return TargetMatch(None, None, version,
-                           "hardware_compatibility same_compute_capability needs TensorRT >= "
-                           f"{'.'.join(map(str, SAME_CC_MIN_TENSORRT))}; this platform has {version}")
-    needs = PRECISION_REQUIREMENTS.get(spec.precision)
-    if needs is not None:
-        major, min_cc = needs
-        if release[0] < major:
-            return TargetMatch(None, None, version,
-                               f"{spec.precision} needs TensorRT >= {major}; this platform has {version}")
-        if cc < min_cc:
-            return TargetMatch(None, None, version,
-                               f"{spec.precision} needs a GPU of compute capability >= "
-                               f"{min_cc[0]}.{min_cc[1]}; {gpu.name} has {gpu.compute_capability}")
     signature = gpu_signature(gpu.name, gpu.compute_capability, hardware)
     return TargetMatch(gpu, signature, version)
 

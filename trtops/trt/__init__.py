@@ -3,11 +3,13 @@
 Public entry points:
 
 * :func:`trtops.trt.builder.build_engine` (``BuildRequest`` → ``BuildResult``);
-* :func:`trtops.trt.support.unsupported_reason` (pure; the planner's up-front check);
 * :func:`trtops.trt.timing.merge_timing_caches` (for the cache store, under its lock);
-* :func:`trtops.trt.onnx_info.model_has_qdq` (pure; feeds ``unsupported_reason``);
 * :func:`trtops.trt.prepare.prepare_model` (fp16/bf16 casting for strongly typed builds);
 * :func:`trtops.trt.runtime.run_engine` / :func:`~trtops.trt.runtime.engine_io`.
+
+What can be built where is not decided here: :mod:`trtops.capabilities` holds the table
+and the verdict the planner and :mod:`trtops.trt.builder` share;
+:func:`trtops.trt.trt_compat.detect_features` tells it what the installed TensorRT offers.
 
 Importing this package (or any of its modules) never imports tensorrt, onnx or CUDA
 bindings; they are imported by the functions that need them.

@@ -3,7 +3,8 @@
 TensorRT is driven directly (not through Polygraphy's ``CreateConfig``, which on 0.53 still
 sets precision flags TensorRT 11 removed). Every API difference between 8.6, 10.x and 11.x
 goes through :mod:`trtops.trt.trt_compat` (feature detection) and
-:func:`trtops.trt.features.choose_strategy` (how to build each precision).
+:mod:`trtops.capabilities` (the verdict the planner also gives, and how to build each
+precision).
 
 Flow: check the combination → (cast the model for strongly typed builds) → parse ONNX
 (errors name node and op) → check profiles → configure (workspace, optimization level,
@@ -20,7 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from trtops.trt.features import HARDWARE_LEVELS, TACTIC_SOURCES, Features, Strategy, Unsupported, choose_strategy
+from trtops.capabilities import (
+    HARDWARE_LEVELS,
+    TACTIC_SOURCES,
+    Features,
+    Strategy,
+    Unsupported,
+    choose_strategy,
+    lean_runtime_expected,
+    strongly_typed_request,
+    unsupported_reason,
+)
+from trtops.engine_io import EngineIO
+from trtops.errors import BuildError, EnvironmentMissing, TrtopsError
+from trtops.names import ENGINE_FILE
+from trtops.spec import EngineSpec
 from trtops.trt.logger import LogCapture, get_logger
 from trtops.trt.network_checks import (
     InputInfo,
@@ -29,7 +44,6 @@ from trtops.trt.network_checks import (
     parser_error_message,
     resolve_nodes,
 )
-from trtops.trt.support import reason_for_features
 from trtops.trt.trt_compat import (
     detect_features,
     device_memory_size,
@@ -40,11 +54,6 @@ from trtops.trt.trt_compat import (
     needs_explicit_batch_flag,
     version_text,
 )
-from trtops.engine_io import EngineIO
-from trtops.errors import BuildError, EnvironmentMissing, TrtopsError
-from trtops.spec import EngineSpec
-
-ENGINE_FILE = "engine.plan"
 
 _LEAN_RUNTIME_HINT = (
     "this TensorRT wheel has no lean runtime (the 8.6.0 pip wheel ships none), which version-compatible "
@@ -64,9 +73,9 @@ class BuildRequest:
         timing_cache: serialized timing cache for this TensorRT and GPU, or ``None``.
         calibration_cache: INT8 calibration cache of an earlier build, or ``None``.
         log: called with progress lines, warnings and errors while the build runs.
-        strongly_typed: force (True) or forbid (False) a strongly typed network; ``None``:
-            weak typing where the TensorRT still has precision flags (8.6, 10.x), strong
-            typing where it has not (11.x).
+
+    Strongly typed networks are asked for by the spec (``spec.build.strongly_typed``);
+    TensorRT 11 builds nothing else.
     """
 
     spec: EngineSpec
@@ -75,7 +84,6 @@ class BuildRequest:
     timing_cache: bytes | None = None
     calibration_cache: bytes | None = None
     log: Callable[[str], None] | None = None
-    strongly_typed: bool | None = None
 
 
 @dataclass
@@ -189,11 +197,11 @@ class _Build:
         workdir.mkdir(parents=True, exist_ok=True)
         log.info(f"building {self.spec.id} with TensorRT {version_text(trt)} from {model_path}")
 
-        from trtops.trt.onnx_info import model_has_qdq
+        from trtops.onnx_facts import model_has_qdq
 
         try:
             has_qdq = model_has_qdq(model_path)
-        except Exception as exc:  # protobuf DecodeError and friends
+        except Exception as exc:  # not a protobuf, unreadable
             raise self.fail(
                 f"{model_path} is not a readable ONNX model: {type(exc).__name__}: {exc}",
                 hint="re-export the model, or check that the file was fully downloaded",
@@ -306,9 +314,8 @@ class _Build:
         from trtops.trt.cuda_mem import current_compute_capability
 
         cc = current_compute_capability()
-        reason = reason_for_features(
-            self.spec, self.features, cc, model_has_qdq=has_qdq, strongly_typed=self.request.strongly_typed
-        )
+        # The planner's verdict, with what this TensorRT really offers.
+        reason = unsupported_reason(self.cfg, self.features, cc, model_has_qdq=has_qdq)
         if reason:
             raise self.fail(
                 f"cannot build {self.spec.id}: {reason}",
@@ -320,9 +327,9 @@ class _Build:
                 self.features,
                 model_has_qdq=has_qdq,
                 has_calibration=self.cfg.calibration is not None,
-                strongly_typed=self.request.strongly_typed,
+                strongly_typed=strongly_typed_request(self.cfg),
             )
-        except Unsupported as exc:  # pragma: no cover - reason_for_features already said so
+        except Unsupported as exc:  # pragma: no cover - unsupported_reason already said so
             raise self.fail(f"cannot build {self.spec.id}: {exc}") from exc
 
     def _network(self, builder: Any, strategy: Strategy) -> Any:
@@ -354,7 +361,7 @@ class _Build:
             return parser
         problems = [self._parser_problem(parser.get_error(i)) for i in range(count)]
         if any(p.node_index >= 0 and not (p.node_name and p.op_type) for p in problems):
-            from trtops.trt.onnx_info import graph_nodes
+            from trtops.onnx_facts import graph_nodes
 
             try:
                 problems = resolve_nodes(problems, graph_nodes(path))
@@ -467,6 +474,8 @@ class _Build:
             described.append(f"hardware compatibility {cfg.hardware_compatibility}")
         if cfg.version_compatible:
             described.append("version compatible")
+        if strategy.strongly_typed:
+            described.append("strongly typed")
         log.info("config: " + ", ".join(described))
 
     def _add_profiles(self, builder: Any, config: Any, network: Any) -> None:
@@ -486,7 +495,12 @@ class _Build:
         trt, cfg, log = self.trt, self.cfg, self.capture
         calibration = cfg.calibration
         assert calibration is not None
-        from trtops.trt.calibration import CalibrationDataError, NetworkInput, load_calibration_data, make_calibrator
+        from trtops.trt.calibration import (
+            CalibrationDataError,
+            NetworkInput,
+            load_calibration_data,
+            make_calibrator,
+        )
         from trtops.trt.cuda_mem import open_device_memory
 
         cache = self.request.calibration_cache
@@ -523,6 +537,6 @@ class _Build:
         message = f"TensorRT failed to build {self.spec.id}" + (f":\n{errors}" if errors else "")
         if cfg.version_compatible:
             text = "\n".join(self.capture.errors).lower()
-            if "lean" in text or not text or version_text(self.trt).startswith("8.6"):
+            if "lean" in text or not text or not lean_runtime_expected(self.features.version):
                 return self.fail(message, hint=_LEAN_RUNTIME_HINT)
         return self.fail(message, hint="see the build log; a larger workspace or another precision may help")

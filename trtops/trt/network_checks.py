@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from trtops.trt.onnx_info import NodeRef
+from trtops.onnx_facts import NodeRef
 from trtops.spec import InputRange
 
 
@@ -115,7 +115,7 @@ def resolve_nodes(problems: Sequence[ParserProblem], nodes: Sequence[NodeRef]) -
 
     Args:
         problems: parser problems as read from TensorRT.
-        nodes: the model's main-graph nodes (:func:`trtops.trt.onnx_info.graph_nodes`).
+        nodes: the model's main-graph nodes (:func:`trtops.onnx_facts.graph_nodes`).
 
     Returns:
         The problems, completed.

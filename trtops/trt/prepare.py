@@ -24,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-TARGETS = ("fp16", "bf16")
+from trtops.capabilities import CAST_TARGETS, PRECISIONS
+
+# The precisions strongly typed builds get by casting the model (the capability table says).
+TARGETS = CAST_TARGETS
 
 # Ops kept in float32 (their float inputs are cast back to float32 if needed).
 BLOCKED_OPS = frozenset({
@@ -236,7 +239,7 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None) -> tu
     TP = onnx.TensorProto
     if target not in TARGETS:
         raise PrepareError(f"cannot cast a model to {target!r}; expected one of {', '.join(TARGETS)}")
-    new_type = TP.FLOAT16 if target == "fp16" else TP.BFLOAT16
+    new_type = getattr(TP, str(PRECISIONS[target].cast_onnx_type))
     opset = max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=0)
     if target == "bf16" and opset < 13:
         raise PrepareError(f"casting to bf16 needs ONNX opset >= 13 (Cast to bfloat16); the model uses opset {opset}")

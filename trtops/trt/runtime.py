@@ -11,11 +11,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from trtops.trt.cuda_mem import open_device_memory
-from trtops.trt.logger import LogCapture, get_logger
-from trtops.trt.trt_compat import dims_tuple, dtype_name, has_name_based_io, import_tensorrt
 from trtops.engine_io import EngineIO, ProfileShapes, TensorIO
 from trtops.errors import BuildError, EnvironmentMissing
+from trtops.trt.cuda_mem import open_device_memory
+from trtops.trt.logger import LogCapture, get_logger
+from trtops.trt.trt_compat import (
+    dims_tuple,
+    dtype_name,
+    has_name_based_io,
+    import_tensorrt,
+)
 
 
 def deserialize_engine(trt: Any, plan: bytes, *, host_code_allowed: bool = False) -> Any:

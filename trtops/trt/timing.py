@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from trtops.errors import EnvironmentMissing
 from trtops.trt.logger import LogCapture, get_logger
 from trtops.trt.trt_compat import import_tensorrt
-from trtops.errors import EnvironmentMissing
 
 
 def _host_bytes(memory: Any) -> bytes:

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from trtops.trt.features import HARDWARE_LEVELS, PRECISION_FLAGS, TACTIC_SOURCES, Features, parse_version
+from trtops.capabilities import (
+    HARDWARE_LEVELS,
+    PRECISION_FLAGS,
+    PRECISIONS,
+    TACTIC_SOURCES,
+    Features,
+    parse_version,
+)
 from trtops.errors import EnvironmentMissing
 
 # TensorRT DataType member name → numpy dtype name (as trtops.engine_io documents them).
@@ -86,10 +93,6 @@ def needs_explicit_batch_flag(trt: Any) -> bool:
     return hasattr(trt.Builder, "max_batch_size") or version_tuple(trt) < (10,)
 
 
-def has_binding_api(trt: Any) -> bool:
-    return hasattr(trt.ICudaEngine, "get_binding_name")
-
-
 def has_name_based_io(trt: Any) -> bool:
     return hasattr(trt.ICudaEngine, "num_io_tensors") and hasattr(trt.ICudaEngine, "get_tensor_name")
 
@@ -112,7 +115,8 @@ def has_engine_inspector(trt: Any) -> bool:
 
 
 def detect_features(trt: Any) -> Features:
-    """What the imported TensorRT offers, as a :class:`~trtops.trt.features.Features`.
+    """What the imported TensorRT offers, as a :class:`~trtops.capabilities.Features`
+    (what :func:`trtops.capabilities.unsupported_reason` judges a build against).
 
     Args:
         trt: the imported module.
@@ -135,8 +139,9 @@ def detect_features(trt: Any) -> Features:
         version_compatible=has_builder_flag(trt, "VERSION_COMPATIBLE"),
         tactic_sources=sources,
         # The FP8 flag exists on 8.6 but only serves plugins; the ONNX parser imports FP8
-        # Q/DQ from 10.0 on.
-        fp8_qdq=hasattr(trt, "DataType") and hasattr(trt.DataType, "FP8") and version >= (10,),
+        # Q/DQ from the release the capability table names (10.0).
+        fp8_qdq=hasattr(trt, "DataType") and hasattr(trt.DataType, "FP8")
+        and version[:2] >= PRECISIONS["fp8"].min_tensorrt,
     )
 
 

@@ -1,4 +1,4 @@
-"""Fingerprints: canonical JSON, streamed digests and their memo, external data, keys."""
+"""Fingerprints (trtops.keys.*): canonical JSON, streamed digests and their memo, external data, keys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,11 @@ import pytest
 from helpers import make_conv_model
 
 from trtops.errors import InputError
-from trtops.keys import fingerprint as fp
+from trtops.keys import engine_key as engine_key_module
+from trtops.keys import memo as memo_module
+from trtops.keys import model_digest as md
 from trtops.keys.fingerprint import (
+    BUILD_KEY_DEFAULTS,
     DigestMemo,
     ModelDigest,
     build_component,
@@ -134,7 +137,7 @@ def test_memo_hit_skips_reading(tmp_path, monkeypatch):
     def no_reading(_path):
         raise AssertionError("the memo should have answered")
 
-    monkeypatch.setattr(fp, "sha256_file", no_reading)
+    monkeypatch.setattr(memo_module, "sha256_file", no_reading)
     reloaded = DigestMemo(tmp_path / "digests.json")  # from disk
     assert hash_files([str(path)], reloaded) == first
     assert not reloaded.dirty
@@ -169,8 +172,8 @@ def test_racy_files_are_hashed_again(tmp_path, monkeypatch):
     memo = DigestMemo(None)
     hash_files([str(path)], memo)
     calls = []
-    real = fp.sha256_file
-    monkeypatch.setattr(fp, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = memo_module.sha256_file
+    monkeypatch.setattr(memo_module, "sha256_file", lambda p: calls.append(p) or real(p))
     hash_files([str(path)], memo)
     assert calls == [str(path)]
 
@@ -323,8 +326,8 @@ def test_warm_model_digest_only_stats(tmp_path, monkeypatch):
     memo = DigestMemo(tmp_path / "digests.json")
     first = digest_models([str(path)], memo)
     memo.save()
-    monkeypatch.setattr(fp, "sha256_file", lambda p: pytest.fail(f"read {p}"))
-    monkeypatch.setattr(fp, "external_data_locations", lambda p: pytest.fail(f"scanned {p}"))
+    monkeypatch.setattr(memo_module, "sha256_file", lambda p: pytest.fail(f"read {p}"))
+    monkeypatch.setattr(md, "external_data_locations", lambda p: pytest.fail(f"scanned {p}"))
     assert digest_models([str(path)], DigestMemo(tmp_path / "digests.json")) == first
 
 
@@ -395,29 +398,47 @@ def test_key_ignores_what_does_not_change_the_engine():
 CALIBRATION = CalibrationSpec(data="/m/calib.npz", batch_size=8, algorithm="entropy", max_batches=None)
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        "workspace", "optimization_level", "profiles", "tactic_sources", "aux_streams",
-        "hardware_compatibility", "version_compatible", "precision", "calibration",
-    ],
-)
-def test_every_build_option_changes_the_key(change):
+# How to change each BuildConfig field away from make_spec()'s value. The test below walks
+# the dataclass's fields, so a new field fails until it is listed here.
+BUILD_CHANGES = {
+    "workspace": lambda b: replace(b, workspace=128 << 20),
+    "builder_optimization_level": lambda b: replace(b, builder_optimization_level=5),
+    "profiles": lambda b: replace(b, profiles=((InputRange("input", (1, 3, 32, 32), (8, 3, 64, 64), (32, 3, 128, 128)),),)),
+    "tactic_sources": lambda b: replace(b, tactic_sources=("cublas",)),
+    "max_aux_streams": lambda b: replace(b, max_aux_streams=2),
+    "hardware_compatibility": lambda b: replace(b, hardware_compatibility="ampere_plus"),
+    "version_compatible": lambda b: replace(b, version_compatible=True),
+    "precision": lambda b: replace(b, precision="fp32"),
+    "calibration": lambda b: replace(b, precision="int8", calibration=CALIBRATION),
+    "strongly_typed": lambda b: replace(b, strongly_typed=True),
+}
+# Fields whose unset value is None (always left out of the key) or that have no default.
+UNSET_IS_NONE = {"workspace", "tactic_sources", "max_aux_streams", "calibration"}
+REQUIRED = {"precision", "profiles"}
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(BuildConfig)])
+def test_every_build_option_changes_the_key(name):
+    assert name in BUILD_CHANGES, (
+        f"BuildConfig.{name} is new: add how to change it to BUILD_CHANGES, and register its "
+        "default in BUILD_KEY_DEFAULTS so that existing keys do not change"
+    )
     spec = make_spec()
-    build = spec.build
-    changed = {
-        "workspace": replace(build, workspace=128 << 20),
-        "optimization_level": replace(build, builder_optimization_level=5),
-        "profiles": replace(build, profiles=((InputRange("input", (1, 3, 32, 32), (8, 3, 64, 64), (32, 3, 128, 128)),),)),
-        "tactic_sources": replace(build, tactic_sources=("cublas",)),
-        "aux_streams": replace(build, max_aux_streams=2),
-        "hardware_compatibility": replace(build, hardware_compatibility="ampere_plus"),
-        "version_compatible": replace(build, version_compatible=True),
-        "precision": replace(build, precision="fp32"),
-        "calibration": replace(build, precision="int8", calibration=CALIBRATION),
-    }[change]
+    changed = BUILD_CHANGES[name](spec.build)
     kwargs = {"calibration_digest": "c" * 64} if changed.calibration else {}
     assert key_of(make_spec(changed), **kwargs) != key_of(spec)
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(BuildConfig)])
+def test_every_build_option_default_is_registered(name):
+    """A new option with a registered default keeps every existing key."""
+    assert name in BUILD_KEY_DEFAULTS or name in UNSET_IS_NONE or name in REQUIRED, (
+        f"register the default of BuildConfig.{name} in BUILD_KEY_DEFAULTS"
+    )
+    default = next(f.default for f in fields(BuildConfig) if f.name == name)
+    if default is not MISSING:
+        assert BUILD_KEY_DEFAULTS.get(name) == default
+        assert name not in build_component(replace(make_spec().build, **{name: default}))
 
 
 def test_other_components_change_the_key():
@@ -444,4 +465,4 @@ def test_key_components_are_kept():
     assert set(key.components) == {"schema", "model_digest", "build", "tensorrt", "gpu", "plugins"}
     assert key.components["model_digest"] == MODEL.digest
     assert key.model == MODEL.details()
-    assert fp.key_of(key.components) == key.key
+    assert engine_key_module.key_of(key.components) == key.key

@@ -235,7 +235,7 @@ CASES = [
     Case("external-weights-missing", HEADER + CONV.replace("source: models/conv.onnx", "source: models/ext.onnx  # <-"),
          "external weights file 'ext.onnx.data' is missing", setup=_external_without_data),
     Case("int8-without-calibration", HEADER + CONV.replace("precisions: [fp16]", "precisions: [fp16, int8]  # <-"),
-         "int8 needs 'calibration'", field="models[0].precisions[1]"),
+         "int8 needs calibration data", field="models[0].precisions[1]"),
     Case("fp8-without-qdq", HEADER + CONV.replace("precisions: [fp16]", "precisions: [fp8]  # <-"),
          "fp8 needs an explicitly quantized model"),
     Case("profile-input-not-in-graph", HEADER + CONV.replace("      - input:", "      - inptu:").replace(

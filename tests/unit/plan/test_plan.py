@@ -129,7 +129,7 @@ def test_gpu_any_takes_gpu_zero():
         (make_spec(tgt=target(gpu=None, cc="8.0")), TRT10,
          "needs a GPU of compute capability 8.0; this platform has NVIDIA H100 80GB HBM3 (cc 9.0), NVIDIA L4 (cc 8.9)"),
         (make_spec(tgt=target(gpu="any", hw="ampere_plus")), Platform("10.13.3.9", (T4,)),
-         "hardware_compatibility ampere_plus must be built on a GPU of compute capability >= 8.0; Tesla T4 has 7.5"),
+         "hardware_compatibility ampere_plus must be built on a GPU of compute capability >= 8.0 (Ampere); this GPU has 7.5"),
         (make_spec(tgt=target(gpu="any", trt="", hw="same_compute_capability")), Platform("8.6.0", (H100,)),
          "same_compute_capability needs TensorRT >= 10.9"),
         (make_spec("bf16", tgt=target(gpu="any", trt="")), Platform("8.6.0", (H100,)), "bf16 needs TensorRT >= 9"),

@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from trtops.trt.calibration import CalibrationDataError, NetworkInput, load_calibration_data
+from trtops.trt.calibration import (
+    CalibrationDataError,
+    NetworkInput,
+    load_calibration_data,
+)
 
 IMAGE = NetworkInput("input", (-1, 3, 8, 8), "float32")
 

@@ -72,10 +72,10 @@ def test_make_engine_spec_normalizes(tmp_path):
 
 def test_build_modules_import_nothing_heavy():
     modules = [
-        "trtops.trt", "trtops.trt.builder", "trtops.trt.support", "trtops.trt.features",
+        "trtops.trt", "trtops.trt.builder", "trtops.capabilities", "trtops.onnx_facts",
         "trtops.trt.prepare", "trtops.trt.calibration", "trtops.trt.timing", "trtops.trt.runtime",
         "trtops.trt.inspect", "trtops.trt.trt_compat", "trtops.trt.cuda_mem", "trtops.trt.logger",
-        "trtops.trt.network_checks", "trtops.trt.onnx_info", "trtops.trt.specs",
+        "trtops.trt.network_checks", "trtops.trt.specs",
     ]
     code = (
         "import importlib, sys\n"

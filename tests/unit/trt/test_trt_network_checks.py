@@ -3,6 +3,9 @@
 import onnx
 from onnx import TensorProto, helper
 
+from trtops.examples import models as examples
+from trtops.onnx_facts import graph_nodes, model_has_qdq, read_graph
+from trtops.spec import InputRange
 from trtops.trt.network_checks import (
     InputInfo,
     ParserProblem,
@@ -10,9 +13,6 @@ from trtops.trt.network_checks import (
     parser_error_message,
     resolve_nodes,
 )
-from trtops.trt.onnx_info import graph_inputs, graph_nodes, model_has_qdq
-from trtops.examples import models as examples
-from trtops.spec import InputRange
 
 IMAGE = InputInfo("input", (-1, 3, 32, 32))
 SCALE = InputInfo("scale", (-1, 8))
@@ -93,5 +93,5 @@ def test_onnx_info(tmp_path):
     assert model_has_qdq(examples.make_qdq(tmp_path / "q.onnx"))
     tiny = examples.make_tiny_cnn(tmp_path / "t.onnx")
     assert not model_has_qdq(tiny)
-    ((name, dims),) = graph_inputs(tiny)
+    ((name, dims),) = read_graph(tiny).inputs.items()
     assert name == "input" and dims[1:] == (3, 32, 32) and isinstance(dims[0], str)

@@ -7,6 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from trtops.examples import models as examples
 from trtops.trt.prepare import (
     PrepareError,
     bfloat16_bits_to_float32,
@@ -15,7 +16,6 @@ from trtops.trt.prepare import (
     infer_types,
     prepare_model,
 )
-from trtops.examples import models as examples
 
 ort = pytest.importorskip("onnxruntime")
 
