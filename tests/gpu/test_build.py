@@ -11,12 +11,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from trtops.errors import BuildError
+from trtops.spec import CalibrationSpec
 from trtops.trt.builder import BuildRequest, build_engine
 from trtops.trt.runtime import run_engine
 from trtops.trt.specs import make_engine_spec, profile
 from trtops.trt.trt_compat import has_precision_flags
-from trtops.errors import BuildError
-from trtops.spec import CalibrationSpec
 
 pytestmark = pytest.mark.gpu
 
