@@ -434,7 +434,7 @@ class S3Store:
             held); a crashed holder blocks others for at most this long.
     """
 
-    #: fetch_file accepts ``expected_sha256`` and ``progress`` (see :mod:`trtops.cache.sync`).
+    #: fetch_file accepts ``expected_sha256`` and ``progress`` (see :mod:`trtops.cache.transfer`).
     verified_fetch = True
     #: fetch_file also accepts ``timings`` (seconds per phase of each download).
     fetch_timings = True
@@ -1115,8 +1115,8 @@ class S3Store:
         Returns:
             PutResult(created, identical): identical compares the existing engine's sha256.
         """
+        from trtops.cache.entries import file_digest, json_bytes
         from trtops.cache.lease import hold_lock
-        from trtops.cache.local import _json_bytes, file_digest
 
         layout.check_key(key)
         if META_FILE in files:
@@ -1154,7 +1154,7 @@ class S3Store:
                     hint="the upload stalled longer than the lease lifetime; push again",
                 )
             # Same bytes as a local cache writes (aws s3 sync in either direction stays valid).
-            body = _json_bytes(meta)
+            body = json_bytes(meta)
             if self._put_bytes(self._entry(key, META_FILE), body, create_only=True) is None:
                 existing = self._existing_meta(key)
                 return PutResult(created=False,
