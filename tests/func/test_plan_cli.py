@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from helpers import make_conv_model
-from trtops.cache.local import LocalStore, publish_entry
+from trtops.cache.entries import publish_entry
+from trtops.cache.local import LocalStore
 from trtops.cache.store import ENGINE_FILE
 from trtops.cli import main
 from trtops.plan import Plan, check_plan_current

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from helpers import make_conv_model
-from trtops.cache.local import LocalStore, publish_entry
+from trtops.cache.entries import publish_entry
+from trtops.cache.local import LocalStore
 from trtops.cache.store import BUILD_LOG_FILE, ENGINE_FILE
 from trtops.cli import main
 from trtops.keys.fingerprint import EngineKey, key_components, sha256_json
@@ -87,7 +88,7 @@ def test_status_lists_engines(project, capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["ENGINE", "KEY", "STATE", "SIZE", "AGE", "ACCURACY"]
-    assert re.search(rf"demo/conv/fp32/h100 +{fp32.key.key[:12]} +accepted +1.27KiB +\d+s +median abs err 2e-3", out)
+    assert re.search(rf"demo/conv/fp32/h100 +{fp32.key.key[:12]} +accepted +1.27 KiB +\d+s +median abs err 2e-3", out)
     assert re.search(rf"demo/conv/fp16/h100 +{fp16.key.key[:12]} +rejected ", out)
     assert re.search(r"demo/conv/tf32/h100 +- +not built", out)
     code, out, _ = run(capsys, "status", "demo.yaml", "--json")

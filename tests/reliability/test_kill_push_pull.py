@@ -56,7 +56,7 @@ def seed_cache(root: Path) -> tuple[LocalStore, list[str]]:
 
 def remote_report(url: str) -> tuple[list[str], list[str]]:
     """(complete keys, problems) of a remote: each listed entry re-hashed against meta.json."""
-    from trtops.commands.cache import check_entry
+    from trtops.cache.entries import check_entry
 
     store = open_s3_store(url)
     keys = list(store.list_keys())

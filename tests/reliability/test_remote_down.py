@@ -17,7 +17,7 @@ from remote_helpers import BUCKET, add_entry
 
 from trtops.cache.local import LocalStore
 from trtops.cache.s3 import open_s3_store
-from trtops.commands.cache import check_entry
+from trtops.cache.entries import check_entry
 
 MiB = 1 << 20
 

@@ -260,7 +260,7 @@ def add_entry(local: Any, name: str, *, size: int = 1 << 16, state: str = "accep
               spec_id: str | None = None, created_at: str | None = None,
               io: dict | None = None) -> tuple[FakeKey, bytes]:
     """Publish an entry into ``local`` the way apply does (returns its key and engine)."""
-    from trtops.cache.local import publish_entry
+    from trtops.cache.entries import publish_entry
 
     key = engine_key(name, gpu, tensorrt, hardware_compatibility, version_compatible)
     engine = engine_bytes(size, seed)
@@ -322,7 +322,7 @@ def push_worker(local_root: str, remote_url: str, key: str, ready: Any, go: Any,
     try:
         from trtops.cache.local import LocalStore
         from trtops.cache.s3 import open_s3_store
-        from trtops.cache.sync import push_entry
+        from trtops.cache.transfer import push_entry
 
         local, remote = LocalStore(local_root), open_s3_store(remote_url)
         _ = remote.client  # connect before the start signal: the race is about the writes

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "cache"))
 
 from contract import StoreContract
+from transport_contract import TransportContract
 
 from trtops.cache.s3 import open_s3_store
 
@@ -28,3 +29,9 @@ class TestS3StoreContract(StoreContract):
     def make_partial_entry(self, store, key):
         store.upload_file(f"engines/{key[:2]}/{key}/engine.plan", b"half-copied engine",
                           create_only=False)
+
+
+class TestS3TransportContract(TransportContract):
+    @pytest.fixture
+    def transport(self, s3_store):
+        return s3_store  # an S3Store is its S3Transport plus the entries

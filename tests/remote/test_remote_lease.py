@@ -15,7 +15,7 @@ from trtops.cache.lease import (
     hold_lock,
     read_lease,
 )
-from trtops.cache.sync import push_entry
+from trtops.cache.transfer import push_entry
 from trtops.errors import CacheError
 
 

@@ -141,10 +141,10 @@ def test_multipart_upload_and_parallel_ranged_download(s3_url, tmp_path, s3_endp
 def test_streamed_download_with_the_hashing_thread(s3_store, tmp_path, monkeypatch):
     """The many-core path (hash and write on a helper thread) on any machine: the bytes,
     the digest check, and nothing left behind when the digest does not match."""
-    from trtops.cache import s3 as s3_module
+    from trtops.cache import file_sink, s3_transport
 
-    monkeypatch.setattr(s3_module, "PIPELINE_MIN_CPUS", 1)
-    monkeypatch.setattr(s3_module, "WRITEBACK_BYTES", MiB)
+    monkeypatch.setattr(s3_transport, "PIPELINE_MIN_CPUS", 1)
+    monkeypatch.setattr(file_sink, "WRITEBACK_BYTES", MiB)
     key = engine_key("sink-thread").key
     engine = engine_bytes(6 * MiB + 123, seed=5)
     assert s3_store.put_entry(key, {"engine.plan": engine}, _meta(key, engine)).created

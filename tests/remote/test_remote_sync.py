@@ -23,14 +23,8 @@ from remote_helpers import (
 from trtops.cache import journal
 from trtops.cache.local import LocalStore
 from trtops.cache.s3 import open_s3_store
-from trtops.cache.sync import (
-    fetch_entry,
-    fetch_timing_cache,
-    pull_entries,
-    push_entry,
-    push_timing_cache,
-    select_for_pull,
-)
+from trtops.cache.transfer import fetch_entry, fetch_timing_cache, push_entry, push_timing_cache
+from trtops.ops.pull import pull_entries, select_for_pull
 from trtops.cli import main
 from trtops.errors import CacheError
 from trtops.keys.platform import GpuInfo, Platform

@@ -160,7 +160,7 @@ def test_pull_of_swapped_engine_bytes_fails_cleanly(tmp_path: Path,
 @pytest.mark.parametrize("change", SKIPPED[:-2], ids=[c.__name__ for c in SKIPPED[:-2]])
 def test_fetch_refuses_a_hostile_entry(change: Tamper, tmp_path: Path) -> None:
     """What `apply --remote` does on a cache hit: the same refusal, as a CacheError."""
-    from trtops.cache.sync import fetch_entry
+    from trtops.cache.transfer import fetch_entry
 
     remote, _, bad = build_remote(tmp_path / "remote")
     tamper(remote, bad, change)
@@ -207,7 +207,7 @@ def test_s3_listing_ignores_hostile_object_names(tmp_path: Path, s3_url: str, s3
     from remote_helpers import BUCKET, s3_client
 
     from trtops.cache.s3 import open_s3_store
-    from trtops.cache.sync import push_entry
+    from trtops.cache.transfer import push_entry
 
     seed = LocalStore(tmp_path / "seed")
     good = add_entry(seed, "good", io=IO, spec_id="m/good/fp16/lab", size=4096)[0].key

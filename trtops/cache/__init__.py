@@ -1,5 +1,7 @@
 """Engine caches: the store protocol (:mod:`.store`), the layout shared by all backends
-(:mod:`.layout`), the local filesystem store (:mod:`.local`) and remote backends.
+(:mod:`.layout`), the local filesystem store (:mod:`.local`) and remote backends, the entry
+logic written once above any store (:mod:`.entries`) and moving entries between two stores
+(:mod:`.transfer`).
 
 :func:`open_store` is the one place that turns a location into a store; remote backends
 register in :data:`BACKENDS` (scheme -> "module:factory", imported only when used).
@@ -83,11 +85,11 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None) -> EntryStore:
 
 _LAZY = {
     "LocalStore": "trtops.cache.local",
-    "publish_entry": "trtops.cache.local",
-    "record_ref": "trtops.cache.local",
-    "ensure_ref": "trtops.cache.local",
-    "entry_state": "trtops.cache.local",
-    "read_accuracy": "trtops.cache.local",
+    "publish_entry": "trtops.cache.entries",
+    "record_ref": "trtops.cache.entries",
+    "ensure_ref": "trtops.cache.entries",
+    "entry_state": "trtops.cache.entries",
+    "read_accuracy": "trtops.cache.entries",
 }
 
 

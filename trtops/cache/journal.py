@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from trtops.errors import CacheError
-from trtops.keys.fingerprint import sha256_file
 from trtops.fsutil import atomic_write, fsync_path
+from trtops.keys.fingerprint import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ def _file_sha256(path: Path) -> str | None:
 def entry_intact(entry_dir: Path) -> bool:
     """True when meta.json parses and every file it lists has the recorded sha256 (and the
     engine is among them)."""
+    from trtops.cache.entries import expected_digests
     from trtops.cache.store import ENGINE_FILE, META_FILE
-    from trtops.cache.sync import expected_digests
 
     try:
         meta = json.loads((entry_dir / META_FILE).read_bytes())

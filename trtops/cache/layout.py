@@ -41,6 +41,7 @@ from typing import Any
 
 from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, META_FILE
 from trtops.errors import CacheError, InputError
+from trtops.names import KEY_RE
 
 META_FORMAT = 1
 
@@ -56,7 +57,6 @@ MUTABLE_FILES = (ACCURACY_FILE,)
 
 STATES = ("accepted", "rejected", "unverified")
 
-KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+@=-]{0,127}$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 

@@ -20,7 +20,6 @@ and choose a ttl far above their skew (minutes, not seconds).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -30,96 +29,26 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from trtops.cache import layout
+from trtops.cache.transport import ObjectTransport
 from trtops.errors import CacheError
 
 LEASES_DIR = "leases"
 
 
-class _Objects(Protocol):
-    """Conditional object operations a lease needs (S3Store implements them)."""
-
-    def create_object(self, relative: str, data: bytes) -> str | None: ...
-    def read_object(self, relative: str) -> tuple[bytes, str] | None: ...
-    def replace_object(self, relative: str, data: bytes, if_match: str) -> str | None: ...
-    def delete_object(self, relative: str, if_match: str | None = None) -> bool: ...
-
-
-class _FileObjects:
-    """The same operations on a local directory: a file lock per object makes each
-    read-compare-write atomic among processes on one machine (and on NFS with working
-    locks); the 'etag' is the sha256 of the content."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def _path(self, relative: str) -> Path:
-        return self.root / relative
-
-    @contextlib.contextmanager
-    def _locked(self, relative: str) -> Iterator[Path]:
-        from filelock import FileLock
-
-        path = self._path(relative)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".guard", timeout=60):
-            yield path
-
-    @staticmethod
-    def _etag(data: bytes) -> str:
-        return hashlib.sha256(data).hexdigest()
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-
-    def _read(self, path: Path) -> bytes | None:
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def create_object(self, relative: str, data: bytes) -> str | None:
-        with self._locked(relative) as path:
-            if path.exists():
-                return None
-            self._write(path, data)
-            return self._etag(data)
-
-    def read_object(self, relative: str) -> tuple[bytes, str] | None:
-        data = self._read(self._path(relative))
-        return None if data is None else (data, self._etag(data))
-
-    def replace_object(self, relative: str, data: bytes, if_match: str) -> str | None:
-        with self._locked(relative) as path:
-            current = self._read(path)
-            if current is None or self._etag(current) != if_match:
-                return None
-            self._write(path, data)
-            return self._etag(data)
-
-    def delete_object(self, relative: str, if_match: str | None = None) -> bool:
-        with self._locked(relative) as path:
-            current = self._read(path)
-            if current is None:
-                return if_match is None
-            if if_match is not None and self._etag(current) != if_match:
-                return False
-            path.unlink()
-            return True
-
-
-def _objects(store: Any) -> _Objects:
+def _objects(store: Any) -> ObjectTransport:
+    """The conditional object operations of a store: its own (S3), or a
+    :class:`~trtops.cache.dir_transport.DirTransport` on its directory."""
     if all(hasattr(store, name) for name in ("create_object", "read_object", "replace_object",
                                              "delete_object")):
         return store
     root = getattr(store, "root", None)
     if root is not None:
-        return _FileObjects(Path(root))
+        from trtops.cache.dir_transport import DirTransport
+
+        return DirTransport(Path(root))
     raise TypeError(f"{type(store).__name__} supports no leases (needs conditional writes "
                     "or a local root directory)")
 

@@ -1,4 +1,4 @@
-"""The local filesystem engine cache, plus store-independent helpers used by apply.
+"""The local filesystem engine cache.
 
 Atomicity: an entry is staged in ``<cache>/tmp/`` (same filesystem), every file fsynced,
 ``meta.json`` written last, then the staging directory is renamed to
@@ -7,11 +7,9 @@ no entry or a complete one; the per-key file lock makes concurrent writers of on
 (several processes building the same engine) leave exactly one entry. Refs, timing caches
 and ``accuracy.json`` are replaced with temp file + ``os.replace``.
 
-Helpers for any :class:`~trtops.cache.store.EntryStore` (local or remote):
-:func:`publish_entry` (put an engine, its meta and files, then point the ref at it),
-:func:`record_ref`, :func:`ensure_ref`, :func:`entry_state`, :func:`read_accuracy`, :func:`file_digest`,
-:func:`timing_lock_name`, :func:`write_error` (local write failures such as a full disk become
-a :class:`~trtops.errors.CacheError`, never a traceback).
+:func:`write_error` turns local write failures (a full disk, a read-only directory) into a
+:class:`~trtops.errors.CacheError`, never a traceback. The entry logic that works on any
+store (publishing, refs, states) is :mod:`trtops.cache.entries`.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -30,22 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from trtops.cache import layout
-from trtops.cache.store import (
-    ACCURACY_FILE,
-    ENGINE_FILE,
-    META_FILE,
-    EntryStore,
-    PutResult,
-)
+from trtops.cache.entries import file_digest, json_bytes, load_json
+from trtops.cache.store import META_FILE, PutResult
 from trtops.errors import CacheError
 from trtops.fsutil import atomic_write, fsync_path
+from trtops.names import DISK_FULL_ERRNOS, ENGINE_FILE
 
 _COPY_CHUNK = 1 << 20
 
 
-_NO_SPACE = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 # Write failures of the machine, not of trtops: reported as CacheError (others propagate).
-_WRITE_ERRNOS = _NO_SPACE | {errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+_WRITE_ERRNOS = DISK_FULL_ERRNOS | {errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def _is_write_failure(exc: BaseException) -> bool:
@@ -64,7 +56,7 @@ def write_error(exc: OSError, what: str) -> CacheError:
         A :class:`CacheError` (exit code 1) to raise ``from exc``.
     """
     reason = exc.strerror or str(exc)
-    if exc.errno in _NO_SPACE:
+    if exc.errno in DISK_FULL_ERRNOS:
         hint = ("nothing partial was kept; free disk space (or raise the quota or file size "
                 "limit) and run the command again")
     elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -75,7 +67,8 @@ def write_error(exc: OSError, what: str) -> CacheError:
     return CacheError(f"cannot write {what}: {reason}{where}", hint=hint)
 
 
-def _write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
+def write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Write a new file (no temp name: for staging directories nobody else reads)."""
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -112,16 +105,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise write_error(exc, str(path)) from exc
 
 
-def _json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _load_json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise CacheError(f"{what} is not valid JSON ({exc})",
-                         hint="run `trtops cache verify` to find damaged entries") from None
 
 
 class LocalStore:
@@ -183,7 +168,7 @@ class LocalStore:
         data = self.read_file(key, META_FILE)
         if data is None:
             return None
-        meta = _load_json(data, f"meta.json of entry {key}")
+        meta = load_json(data, f"meta.json of entry {key}")
         if not isinstance(meta, dict):
             raise CacheError(f"meta.json of entry {key} is not an object",
                              hint="run `trtops cache verify --delete` to drop damaged entries")
@@ -290,12 +275,12 @@ class LocalStore:
             try:
                 for name, source in files.items():
                     if isinstance(source, (bytes, bytearray, memoryview)):
-                        _write_bytes(staging / name, bytes(source))
+                        write_bytes(staging / name, bytes(source))
                     elif move:  # already verified and fsynced by the caller
                         os.replace(source, staging / name)
                     else:
                         _copy_file(Path(source), staging / name)
-                _write_bytes(staging / META_FILE, _json_bytes(meta))
+                write_bytes(staging / META_FILE, json_bytes(meta))
                 fsync_path(staging)
                 final = self.entry_dir(key)
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -341,7 +326,7 @@ class LocalStore:
         and atomically, without copying its files.
 
         The files in it must be complete, verified and fsynced (this is how
-        :func:`trtops.cache.sync.fetch_entry` downloads them). Then meta.json is written
+        :func:`trtops.cache.transfer.fetch_entry` downloads them). Then meta.json is written
         and fsynced, the directory fsynced, renamed to ``engines/<k[:2]>/<key>`` under the
         entry lock, and its parent fsynced. The staging directory is consumed whatever
         happens: it becomes the entry, or it is removed.
@@ -380,7 +365,7 @@ class LocalStore:
                 return PutResult(created=False, identical=self._same_engine(key, files, meta))
             # All of it is durable before the rename can be: the files (by the caller),
             # meta.json and the names in the directory.
-            _write_bytes(staging / META_FILE, _json_bytes(meta), fsync=durable)
+            write_bytes(staging / META_FILE, json_bytes(meta), fsync=durable)
             if durable:
                 fsync_path(staging)
             final = self.entry_dir(key)
@@ -454,17 +439,12 @@ class LocalStore:
             data = (self.root / layout.ref_path(ref)).read_bytes()
         except FileNotFoundError:
             return None
-        record = _load_json(data, f"ref {ref}")
+        record = load_json(data, f"ref {ref}")
         return record if isinstance(record, dict) else None
 
     def write_ref(self, ref: str, data: dict) -> None:
         """Atomically write a ref record."""
-        _atomic_write(self.root / layout.ref_path(ref), _json_bytes(data))
-
-    def delete_ref(self, ref: str) -> None:
-        """Remove a ref (missing refs are ignored)."""
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / layout.ref_path(ref)).unlink()
+        _atomic_write(self.root / layout.ref_path(ref), json_bytes(data))
 
     def list_refs(self) -> Iterator[tuple[str, dict]]:
         """All refs with their records, sorted by name (unreadable ones are skipped)."""
@@ -589,149 +569,15 @@ class _FileLockContext:
             self._lock = None
 
 
-# --------------------------------------------------------------------------- helpers for any store
 
 
-def timing_lock_name(tensorrt: str, gpu_signature: str) -> str:
-    """The store lock to hold while merging a timing cache (read, merge, write)."""
-    return f"timing-{tensorrt}-{gpu_signature}"
 
 
-def file_digest(source: Path | bytes | bytearray | memoryview) -> tuple[str, int]:
-    """(sha256, size) of a path or bytes."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        return hashlib.sha256(data).hexdigest(), len(data)
-    from trtops.keys.fingerprint import sha256_file
-
-    return sha256_file(source)
 
 
-def read_accuracy(store: EntryStore, key: str) -> dict | None:
-    """The entry's parsed accuracy.json, or None (not checked yet, or no entry).
-
-    Raises:
-        CacheError: when the file is not valid JSON.
-    """
-    data = store.read_file(key, ACCURACY_FILE)
-    if data is None:
-        return None
-    parsed = _load_json(data, f"accuracy.json of entry {key}")
-    return parsed if isinstance(parsed, dict) else None
 
 
-def entry_state(store: EntryStore, key: str) -> str | None:
-    """State of an entry.
-
-    Args:
-        store: Any store.
-        key: Engine key.
-
-    Returns:
-        'accepted', 'rejected', 'unverified' (no accuracy.json yet), or None when there is
-        no complete entry.
-    """
-    if not store.has_entry(key):
-        return None
-    return layout.state_from_accuracy(read_accuracy(store, key))
 
 
-def record_ref(store: EntryStore, spec_id: str, engine_key: Any) -> dict:
-    """Point the ref of a logical engine at a key (after building or reusing it).
-
-    Args:
-        store: Any store.
-        spec_id: ``manifest/model/precision/target``.
-        engine_key: A :class:`trtops.keys.fingerprint.EngineKey`.
-
-    Returns:
-        The record written.
-    """
-    record = layout.make_ref_record(
-        key=engine_key.key, spec_id=spec_id, components=engine_key.components, model=engine_key.model
-    )
-    store.write_ref(spec_id, record)
-    return record
 
 
-def ensure_ref(store: EntryStore, spec_id: str, engine_key: Any) -> bool:
-    """Point a ref at a key unless it already does (for 'reuse' actions: a no-op apply
-    should not rewrite a thousand refs).
-
-    Args:
-        store: Any store.
-        spec_id: ``manifest/model/precision/target``.
-        engine_key: A :class:`trtops.keys.fingerprint.EngineKey`.
-
-    Returns:
-        True when the ref was written.
-    """
-    try:
-        current = store.read_ref(spec_id)
-    except CacheError:
-        current = None  # a damaged ref is simply replaced
-    if current and current.get("key") == engine_key.key and current.get("components") == engine_key.components:
-        return False
-    record_ref(store, spec_id, engine_key)
-    return True
-
-
-def publish_entry(
-    store: EntryStore,
-    engine_key: Any,
-    spec_id: str,
-    files: Mapping[str, Path | bytes],
-    *,
-    accuracy: Mapping[str, Any] | None = None,
-    write_ref: bool = True,
-    lock_timeout: float = 600.0,
-    **meta_fields: Any,
-) -> tuple[PutResult, dict]:
-    """Publish a built engine: hash its files, write meta.json, put the entry create-only,
-    then point the spec's ref at it. Holds the store's ``publish`` lock so ``trtops gc``
-    never sees a new entry before its ref.
-
-    Args:
-        store: Any store.
-        engine_key: The :class:`trtops.keys.fingerprint.EngineKey` from the plan action.
-        spec_id: ``manifest/model/precision/target``.
-        files: At least ``engine.plan``; also build.log, layers.json, calibration.cache...
-        accuracy: Initial accuracy.json content (``{"state": "accepted"|"rejected", ...}``);
-            None leaves the entry 'unverified'.
-        write_ref: Point the ref at the entry (default).
-        lock_timeout: Seconds to wait for the publish lock.
-        **meta_fields: Builder facts for meta.json: build_seconds, device_memory,
-            io_tensors, tensorrt_version, gpu, extra (see :func:`layout.make_meta`).
-
-    Returns:
-        (put result, the meta written or, when the entry already existed, the existing meta).
-    """
-    if ENGINE_FILE not in files:
-        raise ValueError("publish_entry needs engine.plan")
-    payload: dict[str, Path | bytes] = dict(files)
-    if accuracy is not None:
-        layout.state_from_accuracy(accuracy)
-        payload[ACCURACY_FILE] = _json_bytes(dict(accuracy))
-    digests = {
-        name: file_digest(source)
-        for name, source in payload.items()
-        if name not in layout.MUTABLE_FILES
-    }
-    engine_sha, engine_size = digests[ENGINE_FILE]
-    meta = layout.make_meta(
-        key=engine_key.key,
-        spec_id=spec_id,
-        components=engine_key.components,
-        model=engine_key.model,
-        engine_sha256=engine_sha,
-        engine_size=engine_size,
-        files={name: {"sha256": sha, "size": size} for name, (sha, size) in digests.items()},
-        **meta_fields,
-    )
-    with store.lock("publish", timeout=lock_timeout):
-        result = store.put_entry(engine_key.key, payload, meta)
-        if not result.created:
-            meta = store.read_meta(engine_key.key) or meta
-        if write_ref:
-            record_ref(store, spec_id, engine_key)
-    return result, meta

@@ -10,7 +10,7 @@ replaced later (``trtops verify`` with new tolerances), atomically.
 planner can explain what changed. *Timing caches* are keyed by TensorRT version and GPU
 signature and merged by the builder.
 
-Every backend passes the contract suite in ``tests/cache/test_store_contract.py``.
+Every backend passes the contract suite in ``tests/unit/cache/contract.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-ENGINE_FILE = "engine.plan"
+from trtops.names import ENGINE_FILE
+
 META_FILE = "meta.json"
 ACCURACY_FILE = "accuracy.json"
 BUILD_LOG_FILE = "build.log"

@@ -159,7 +159,7 @@ def emit_entries(store: Any, items: Iterable[EmitItem], dest: str | Path, *,
     """
     from trtops.cache import layout
     from trtops.cache.compat import hardware_compatibility, is_version_compatible
-    from trtops.cache.local import read_accuracy
+    from trtops.cache.entries import read_accuracy
 
     if engine_ref not in ENGINE_REFS:
         raise InputError(f"unknown engine reference {engine_ref!r}",

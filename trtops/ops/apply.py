@@ -209,7 +209,7 @@ def accuracy_summary(accuracy: dict) -> dict:
 
 
 def _accuracy_summary(store: Any, key: str) -> dict | None:
-    from trtops.cache.local import read_accuracy
+    from trtops.cache.entries import read_accuracy
 
     accuracy = read_accuracy(store, key)
     if not accuracy:
@@ -218,7 +218,7 @@ def _accuracy_summary(store: Any, key: str) -> dict | None:
 
 
 def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
-    from trtops.cache.local import ensure_ref, record_ref
+    from trtops.cache.entries import ensure_ref, record_ref
 
     if action.kind == "skip":
         missing = _missing_runtime(ctx.plan.platform)
@@ -312,7 +312,7 @@ def _build_action(ctx: _Context, action: Action, runner: Any = None) -> EngineOu
 
 def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
     """The entry another process published while this one waited for the build lock."""
-    from trtops.cache.local import entry_state, record_ref
+    from trtops.cache.entries import entry_state, record_ref
 
     if not ctx.store.has_entry(action.key.key):
         return None
@@ -363,8 +363,8 @@ def _acquire_lease(ctx: _Context, action: Action) -> Any:
 
 
 def _fetch_from_remote(ctx: _Context, action: Action) -> EngineOutcome | None:
-    from trtops.cache.local import entry_state, record_ref
-    from trtops.cache.sync import fetch_entry
+    from trtops.cache.entries import entry_state, record_ref
+    from trtops.cache.transfer import fetch_entry
 
     remote = ctx.options.remote
     meta = remote.read_meta(action.key.key)
@@ -386,7 +386,7 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str,
                           runner: Any = None) -> EngineOutcome:
     """Build and check (``runner``: a worker of an executor, or this process), then
     publish here: the worker side is :func:`trtops.executors.jobs.run_build_job`."""
-    from trtops.cache.local import publish_entry
+    from trtops.cache.entries import publish_entry
     from trtops.executors.base import default_staging
     from trtops.executors.jobs import BuildJob, LocalRunner
 
@@ -446,7 +446,7 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str,
                         engine_bytes=built.engine_bytes)
     if ctx.options.remote is not None and built.accuracy is not None:
         ctx.progress.update(item, "pushing")
-        from trtops.cache.sync import push_entry
+        from trtops.cache.transfer import push_entry
 
         push_entry(store, ctx.options.remote, action.key.key)
         if built.timing_cache and shared_timing:
@@ -475,7 +475,7 @@ def _build_gpu(plan: Plan, action: Action) -> dict | None:
 
 def _merge_timing(ctx: _Context, tensorrt: str, signature: str, new: bytes,
                   snapshot: bytes | None = None) -> None:
-    from trtops.cache.local import timing_lock_name
+    from trtops.cache.entries import timing_lock_name
 
     store = ctx.store
     with store.lock(timing_lock_name(tensorrt, signature)):
@@ -494,7 +494,7 @@ def _merge_timing(ctx: _Context, tensorrt: str, signature: str, new: bytes,
 
 
 def _push_timing(ctx: _Context, tensorrt: str, signature: str) -> None:
-    from trtops.cache.sync import push_timing_cache
+    from trtops.cache.transfer import push_timing_cache
 
     push_timing_cache(ctx.store, ctx.options.remote, tensorrt, signature,
                       merge=ctx.toolchain.merge_timing_caches)
@@ -549,7 +549,7 @@ def _run_parallel(ctx: _Context) -> None:
 def _finish_timing(ctx: _Context, executor: Any) -> None:
     """Merge timing caches that parallel builds left aside (in a worker that has TensorRT)
     and push the shared ones once. Timing caches only save time: failures are ignored."""
-    from trtops.cache.local import timing_lock_name
+    from trtops.cache.entries import timing_lock_name
 
     store = ctx.store
     for tensorrt, signature, pieces in ctx.ledger.leftovers():
@@ -563,7 +563,7 @@ def _finish_timing(ctx: _Context, executor: Any) -> None:
             pass
     if ctx.options.remote is None:
         return
-    from trtops.cache.sync import push_timing_cache
+    from trtops.cache.transfer import push_timing_cache
 
     for tensorrt, signature in sorted(ctx.ledger.touched):
         def merge(base: bytes, new: bytes, tensorrt: str = tensorrt, signature: str = signature) -> bytes:

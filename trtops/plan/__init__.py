@@ -201,7 +201,7 @@ class CacheView:
             The view.
         """
         from trtops.cache import layout
-        from trtops.cache.local import read_accuracy
+        from trtops.cache.entries import read_accuracy
 
         view = cls(url=store.url)
         wanted_meta = set(meta_for)

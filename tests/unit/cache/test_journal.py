@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from trtops.cache import journal, open_store
-from trtops.cache.local import LocalStore, publish_entry
+from trtops.cache.entries import publish_entry
+from trtops.cache.local import LocalStore
 from trtops.cache.store import BUILD_LOG_FILE, ENGINE_FILE, META_FILE
 from trtops.keys.fingerprint import EngineKey, key_components, sha256_json
 

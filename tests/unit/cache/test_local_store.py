@@ -17,15 +17,15 @@ from contract import StoreContract, key_of, meta_for  # noqa: E402
 
 from trtops.cache import BACKENDS, default_cache_url, open_store  # noqa: E402
 from trtops.cache import layout  # noqa: E402
-from trtops.cache.local import (  # noqa: E402
-    LocalStore,
+from trtops.cache.entries import (  # noqa: E402
     ensure_ref,
     entry_state,
     publish_entry,
     read_accuracy,
     record_ref,
 )
-from trtops.cache.store import ACCURACY_FILE, BUILD_LOG_FILE, ENGINE_FILE, META_FILE, EntryStore  # noqa: E402
+from trtops.cache.local import LocalStore  # noqa: E402
+from trtops.cache.store import ACCURACY_FILE, BUILD_LOG_FILE, ENGINE_FILE, META_FILE  # noqa: E402
 from trtops.errors import CacheError, InputError  # noqa: E402
 from trtops.keys.fingerprint import EngineKey, key_components, sha256_json  # noqa: E402
 
@@ -53,10 +53,6 @@ def engine_key(label: str = "k") -> EngineKey:
     return EngineKey(key=sha256_json(components), components=components,
                      model={"digest": components["model_digest"], "onnx_sha256": "0" * 64,
                             "external_data": {}, "size": 10})
-
-
-def test_implements_protocol(store):
-    assert isinstance(store, EntryStore)
 
 
 def test_layout_on_disk(store):

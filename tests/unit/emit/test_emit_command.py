@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from emit_fakes import affine_engine, engine_bytes, engine_io_json, import_file
 
-from trtops.cache.local import LocalStore, publish_entry
+from trtops.cache.entries import publish_entry
+from trtops.cache.local import LocalStore
 from trtops.cli import main
 from trtops.keys.fingerprint import EngineKey
 

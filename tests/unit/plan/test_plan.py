@@ -11,7 +11,8 @@ from dataclasses import replace
 import pytest
 
 from helpers import make_conv_model
-from trtops.cache.local import LocalStore, publish_entry
+from trtops.cache.entries import publish_entry
+from trtops.cache.local import LocalStore
 from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
 from trtops.errors import InputError, PlanMismatch
 from trtops.keys.fingerprint import DigestMemo, ModelDigest, digest_models

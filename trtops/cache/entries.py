@@ -1,0 +1,440 @@
+"""Entry logic written once above any store (local directory or remote object store).
+
+What an entry's ``meta.json`` promises (file digests, sizes, the files to copy) and whether
+a remote's can be trusted; an entry's state from ``accuracy.json``; checking an entry
+against its ``meta.json``; refs; publishing a built engine; merging timing caches under
+the store's lock. Every function takes a :class:`~trtops.cache.store.EntryStore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from trtops.cache import layout
+from trtops.cache.store import (
+    ACCURACY_FILE,
+    ENTRY_FILES,
+    META_FILE,
+    EntryStore,
+    PutResult,
+)
+from trtops.errors import CacheError, InputError
+from trtops.names import ENGINE_FILE, is_identifier, is_sha256
+
+
+def json_bytes(data: Any) -> bytes:
+    """The one JSON encoding of stored metadata (meta.json, accuracy.json, refs)."""
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def load_json(data: bytes, what: str) -> Any:
+    """Parse stored JSON; a damaged file is a :class:`CacheError` naming ``what``."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise CacheError(f"{what} is not valid JSON ({exc})",
+                         hint="run `trtops cache verify` to find damaged entries") from None
+
+
+# --------------------------------------------------------------------------- meta.json facts
+
+
+def expected_digests(meta: Mapping[str, Any]) -> dict[str, str]:
+    """sha256 of each immutable file of an entry as recorded in its meta.json.
+
+    Args:
+        meta: The entry's meta.json.
+
+    Returns:
+        File name -> sha256 (always engine.plan when meta records it).
+    """
+    out: dict[str, str] = {}
+    files = meta.get("files")
+    if isinstance(files, Mapping):
+        for name, info in files.items():
+            if isinstance(info, Mapping) and isinstance(info.get("sha256"), str):
+                out[str(name)] = info["sha256"]
+    if isinstance(meta.get("engine_sha256"), str):
+        out[ENGINE_FILE] = meta["engine_sha256"]
+    return out
+
+
+def meta_problem(key: str, meta: Any) -> str | None:
+    """Why a remote entry's meta.json must not be trusted, or None when it is sound.
+
+    A remote is shared: its meta.json decides which files are fetched, under which names,
+    verified against which digests, and which loader names ``pull --dest`` writes. So it
+    must be an object that names this key, whose key components hash to the key, whose
+    engine sha256 is a digest, whose file names are plain names (no ``..``, no ``/``) and
+    whose spec id is ``manifest/model/precision/target`` of safe segments.
+
+    Args:
+        key: The entry's key (from its location in the store).
+        meta: The parsed meta.json.
+
+    Returns:
+        A reason, or None.
+    """
+    from trtops.keys.fingerprint import key_of
+
+    if not isinstance(meta, Mapping):
+        return "meta.json is not a JSON object"
+    if meta.get("key") not in (None, key):
+        return f"meta.json names another key ({str(meta.get('key'))[:70]!r})"
+    components = meta.get("components")
+    if components is not None:
+        try:
+            if not isinstance(components, Mapping) or key_of(dict(components)) != key:
+                return "meta.json components do not hash to the entry key"
+        except (TypeError, ValueError):
+            return "meta.json components do not hash to the entry key"
+    if not (isinstance(meta.get("engine_sha256"), str)
+            and is_sha256(meta["engine_sha256"])):
+        return "meta.json has no valid engine_sha256 (the engine could not be verified)"
+    files = meta.get("files")
+    if files is not None:
+        if not isinstance(files, Mapping):
+            return "meta.json 'files' is not an object"
+        for name, info in files.items():
+            try:
+                layout.check_file_name(name)
+            except ValueError:
+                return f"meta.json lists a file name that is not allowed: {str(name)[:80]!r}"
+            if not isinstance(info, Mapping):
+                return f"meta.json describes {name!r} badly"
+    spec_id = meta.get("spec_id")
+    if spec_id is not None:
+        try:
+            segments = layout.ref_segments(spec_id)
+        except InputError:
+            segments = []
+        # model, precision and target become module and directory names in `pull --dest`
+        if len(segments) != 4 or not all(is_identifier(s) for s in segments[1:]):
+            return (f"meta.json spec_id {str(spec_id)[:80]!r} is not "
+                    "manifest/model/precision/target")
+    return None
+
+
+def check_meta(remote: Any, key: str, meta: Any) -> None:
+    """Raise :class:`CacheError` when a remote entry's meta.json must not be trusted."""
+    problem = meta_problem(key, meta)
+    if problem:
+        raise CacheError(f"refusing remote entry {key[:12]} in {remote.url}: {problem}",
+                         hint="the remote entry is damaged or was not written by trtops; "
+                              "delete it there and push it again")
+
+
+def entry_file_names(meta: Mapping[str, Any]) -> list[str]:
+    """Files to copy for an entry: those meta.json lists, the engine, accuracy.json."""
+    files = meta.get("files")
+    names = set(files) if isinstance(files, Mapping) else set(ENTRY_FILES)
+    names |= {ENGINE_FILE, ACCURACY_FILE}
+    names.discard(META_FILE)
+    return sorted(names, key=lambda n: (n != ENGINE_FILE, n))  # the big one first
+
+
+def entry_size(meta: Mapping[str, Any]) -> int:
+    """Bytes of an entry's immutable files according to meta.json (for progress totals)."""
+    files = meta.get("files")
+    if isinstance(files, Mapping):
+        total = sum(int(info.get("size") or 0) for info in files.values()
+                    if isinstance(info, Mapping))
+        if total:
+            return total
+    return int(meta.get("engine_size") or 0)
+
+
+def recorded_size(store: EntryStore, key: str) -> int:
+    """Bytes of an entry according to its meta.json; 0 when it cannot be read (a damaged
+    entry is still counted, e.g. by gc, as nothing rather than failing)."""
+    try:
+        meta = store.read_meta(key)
+    except Exception:  # noqa: BLE001 - a damaged entry still gets removed
+        return 0
+    return entry_size(meta) if isinstance(meta, Mapping) else 0
+
+
+def check_entry(store: Any, key: str) -> str | None:
+    """Why an entry is corrupt, or None when every file matches meta.json.
+
+    Args:
+        store: The cache.
+        key: A complete entry's key.
+
+    Returns:
+        A reason, or None.
+    """
+    from trtops.keys.fingerprint import key_of
+
+    try:
+        meta = store.read_meta(key)
+    except CacheError as exc:
+        return exc.message
+    if meta is None:
+        return "meta.json vanished"
+    if meta.get("key") not in (None, key):
+        return f"meta.json names key {meta.get('key')}"
+    components = meta.get("components")
+    if isinstance(components, dict) and components and key_of(components) != key:
+        return "meta.json components do not hash to the entry key"
+    expected = {ENGINE_FILE: {"sha256": meta.get("engine_sha256"), "size": meta.get("engine_size")}}
+    for name, info in (meta.get("files") or {}).items():
+        if isinstance(info, dict) and name not in expected:
+            expected[name] = info
+    if not expected[ENGINE_FILE]["sha256"]:
+        return "meta.json has no engine_sha256"
+    for name, info in expected.items():
+        digest = _digest(store, key, name)
+        if digest is None:
+            return f"{name} is missing"
+        sha, size = digest
+        if info.get("size") is not None and int(info["size"]) != size:
+            return f"{name} has {size} bytes, meta.json says {info['size']}"
+        if info.get("sha256") and info["sha256"] != sha:
+            return f"{name} sha256 is {sha[:12]}..., meta.json says {str(info['sha256'])[:12]}..."
+    return None
+
+
+def _digest(store: Any, key: str, name: str) -> tuple[str, int] | None:
+    from trtops.keys.fingerprint import sha256_file
+
+    entry_dir = getattr(store, "entry_dir", None)
+    if entry_dir is not None:  # local: stream the file instead of reading it into memory
+        path = entry_dir(key) / name
+        try:
+            return sha256_file(path)
+        except FileNotFoundError:
+            return None
+    data = store.read_file(key, name)
+    if data is None:
+        return None
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def read_accuracy(store: EntryStore, key: str) -> dict | None:
+    """The entry's parsed accuracy.json, or None (not checked yet, or no entry).
+
+    Raises:
+        CacheError: when the file is not valid JSON.
+    """
+    return parse_accuracy(store.read_file(key, ACCURACY_FILE), key)
+
+
+def parse_accuracy(data: bytes | None, key: str) -> dict | None:
+    """accuracy.json bytes (as read from a store) parsed; None when absent or not an object.
+
+    Raises:
+        CacheError: when the file is not valid JSON.
+    """
+    if data is None:
+        return None
+    parsed = load_json(data, f"accuracy.json of entry {key}")
+    return parsed if isinstance(parsed, dict) else None
+
+
+def entry_state(store: EntryStore, key: str) -> str | None:
+    """State of an entry.
+
+    Args:
+        store: Any store.
+        key: Engine key.
+
+    Returns:
+        'accepted', 'rejected', 'unverified' (no accuracy.json yet), or None when there is
+        no complete entry.
+    """
+    if not store.has_entry(key):
+        return None
+    return state_of_accuracy(store.read_file(key, ACCURACY_FILE), key)
+
+
+def state_of_accuracy(data: bytes | None, key: str) -> str:
+    """The state accuracy.json bytes (as read from a store; None: absent) give an entry:
+    'unverified' without the file.
+
+    Raises:
+        CacheError: when the file is not valid JSON or names an unknown state.
+    """
+    return layout.state_from_accuracy(parse_accuracy(data, key))
+
+
+# --------------------------------------------------------------------------- refs and publishing
+
+
+def record_ref(store: EntryStore, spec_id: str, engine_key: Any) -> dict:
+    """Point the ref of a logical engine at a key (after building or reusing it).
+
+    Args:
+        store: Any store.
+        spec_id: ``manifest/model/precision/target``.
+        engine_key: A :class:`trtops.keys.fingerprint.EngineKey`.
+
+    Returns:
+        The record written.
+    """
+    record = layout.make_ref_record(
+        key=engine_key.key, spec_id=spec_id, components=engine_key.components, model=engine_key.model
+    )
+    store.write_ref(spec_id, record)
+    return record
+
+
+def ensure_ref(store: EntryStore, spec_id: str, engine_key: Any) -> bool:
+    """Point a ref at a key unless it already does (for 'reuse' actions: a no-op apply
+    should not rewrite a thousand refs).
+
+    Args:
+        store: Any store.
+        spec_id: ``manifest/model/precision/target``.
+        engine_key: A :class:`trtops.keys.fingerprint.EngineKey`.
+
+    Returns:
+        True when the ref was written.
+    """
+    try:
+        current = store.read_ref(spec_id)
+    except CacheError:
+        current = None  # a damaged ref is simply replaced
+    if current and current.get("key") == engine_key.key and current.get("components") == engine_key.components:
+        return False
+    record_ref(store, spec_id, engine_key)
+    return True
+
+
+def file_digest(source: Path | bytes | bytearray | memoryview) -> tuple[str, int]:
+    """(sha256, size) of a path or bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return hashlib.sha256(data).hexdigest(), len(data)
+    from trtops.keys.fingerprint import sha256_file
+
+    return sha256_file(source)
+
+
+def publish_entry(
+    store: EntryStore,
+    engine_key: Any,
+    spec_id: str,
+    files: Mapping[str, Path | bytes],
+    *,
+    accuracy: Mapping[str, Any] | None = None,
+    write_ref: bool = True,
+    lock_timeout: float = 600.0,
+    **meta_fields: Any,
+) -> tuple[PutResult, dict]:
+    """Publish a built engine: hash its files, write meta.json, put the entry create-only,
+    then point the spec's ref at it. Holds the store's ``publish`` lock so ``trtops gc``
+    never sees a new entry before its ref.
+
+    Args:
+        store: Any store.
+        engine_key: The :class:`trtops.keys.fingerprint.EngineKey` from the plan action.
+        spec_id: ``manifest/model/precision/target``.
+        files: At least ``engine.plan``; also build.log, layers.json, calibration.cache...
+        accuracy: Initial accuracy.json content (``{"state": "accepted"|"rejected", ...}``);
+            None leaves the entry 'unverified'.
+        write_ref: Point the ref at the entry (default).
+        lock_timeout: Seconds to wait for the publish lock.
+        **meta_fields: Builder facts for meta.json: build_seconds, device_memory,
+            io_tensors, tensorrt_version, gpu, extra (see :func:`layout.make_meta`).
+
+    Returns:
+        (put result, the meta written or, when the entry already existed, the existing meta).
+    """
+    if ENGINE_FILE not in files:
+        raise ValueError("publish_entry needs engine.plan")
+    payload: dict[str, Path | bytes] = dict(files)
+    if accuracy is not None:
+        layout.state_from_accuracy(accuracy)
+        payload[ACCURACY_FILE] = json_bytes(dict(accuracy))
+    digests = {
+        name: file_digest(source)
+        for name, source in payload.items()
+        if name not in layout.MUTABLE_FILES
+    }
+    engine_sha, engine_size = digests[ENGINE_FILE]
+    meta = layout.make_meta(
+        key=engine_key.key,
+        spec_id=spec_id,
+        components=engine_key.components,
+        model=engine_key.model,
+        engine_sha256=engine_sha,
+        engine_size=engine_size,
+        files={name: {"sha256": sha, "size": size} for name, (sha, size) in digests.items()},
+        **meta_fields,
+    )
+    with store.lock("publish", timeout=lock_timeout):
+        result = store.put_entry(engine_key.key, payload, meta)
+        if not result.created:
+            meta = store.read_meta(engine_key.key) or meta
+        if write_ref:
+            record_ref(store, spec_id, engine_key)
+    return result, meta
+
+
+# --------------------------------------------------------------------------- timing caches
+
+
+def timing_lock_name(tensorrt: str, gpu_signature: str) -> str:
+    """The store lock to hold while merging a timing cache (read, merge, write)."""
+    return f"timing-{tensorrt}-{gpu_signature}"
+
+
+def merge_timing_cache_into(store: Any, tensorrt: str, gpu_signature: str, data: bytes | None,
+                            merge: Callable[[bytes, bytes], bytes] | None = None, *,
+                            lock_timeout: float = 120.0) -> bool:
+    """Bring serialized timing-cache bytes into a store's timing cache, under the store's
+    lock (read, merge, write), so concurrent builders never lose each other's timings.
+
+    Args:
+        store: The store whose timing cache receives ``data``.
+        tensorrt: Full TensorRT version.
+        gpu_signature: GPU signature.
+        data: The timing cache to bring in (nothing happens when empty).
+        merge: ``merge(current, data) -> bytes`` (TensorRT's combine); without it an
+            existing cache is never overwritten.
+        lock_timeout: Seconds to wait for the store's lock.
+
+    Returns:
+        True when the store's timing cache changed.
+    """
+    if not data:
+        return False
+    with store.lock(timing_lock_name(tensorrt, gpu_signature), timeout=lock_timeout):
+        current = store.read_timing_cache(tensorrt, gpu_signature)
+        if current == data:
+            return False
+        if current is None:
+            store.write_timing_cache(tensorrt, gpu_signature, data)
+            return True
+        if merge is None:
+            return False
+        merged = merge(current, data)
+        if merged == current:
+            return False
+        store.write_timing_cache(tensorrt, gpu_signature, merged)
+        return True
+
+
+def list_timing_caches(store: Any) -> list[tuple[str, str]]:
+    """(tensorrt, gpu_signature) of a local store's timing caches (empty for others)."""
+    root = getattr(store, "root", None)
+    if root is None:
+        return []
+    base = Path(root) / layout.TIMING_DIR
+    found = []
+    for path in sorted(base.glob("*/*.cache")):
+        tensorrt, signature = path.parent.name, path.name[: -len(".cache")]
+        try:
+            layout.timing_path(tensorrt, signature)
+        except Exception:  # noqa: BLE001 - stray files are not ours
+            continue
+        found.append((tensorrt, signature))
+    return found

@@ -1,0 +1,80 @@
+"""Byte progress of transfers over many entries (push, pull): a bar in a terminal, a line
+per finished entry elsewhere."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class TransferProgress:
+    """Byte progress over many entries, safe from worker threads.
+
+    In a terminal: one rich bar with size, speed and time left, and a line per finished
+    entry. Elsewhere (CI, pipes): only a line per finished entry, so logs stay readable.
+    """
+
+    def __init__(self, total_bytes: int, total_items: int, title: str, *,
+                 interactive: bool | None = None, quiet: bool = False) -> None:
+        from trtops import console
+
+        self.total_bytes = max(0, int(total_bytes))
+        self.total_items = max(0, int(total_items))
+        self.title = title
+        self.quiet = quiet
+        self.interactive = not quiet and (console.is_interactive() if interactive is None
+                                          else interactive)
+        self._lock = threading.Lock()
+        self._done_items = 0
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> TransferProgress:
+        if self.interactive and self.total_items:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
+            )
+
+            from trtops import console
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), TimeRemainingColumn(), console=console.err(),
+                transient=True,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.title, total=self.total_bytes or None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def advance(self, count: int) -> None:
+        """``count`` more bytes moved (the callback given to transfers)."""
+        if self._bar is not None:
+            self._bar.update(self._task, advance=count)
+
+    def item_done(self, label: str, message: str) -> None:
+        """An entry finished; prints ``[i/n] label: message``."""
+        if self.quiet:
+            return
+        with self._lock:
+            self._done_items += 1
+            width = len(str(self.total_items)) or 1
+            line = f"[{self._done_items:>{width}}/{self.total_items}] {label}: {message}"
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            import sys
+
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
