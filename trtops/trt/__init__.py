@@ -7,7 +7,7 @@ Public entry points:
 * :func:`trtops.trt.timing.merge_timing_caches` (for the cache store, under its lock);
 * :func:`trtops.trt.onnx_info.model_has_qdq` (pure; feeds ``unsupported_reason``);
 * :func:`trtops.trt.prepare.prepare_model` (fp16/bf16 casting for strongly typed builds);
-* :func:`trtops.trt.runtime.run_engine` / :func:`~trtops.trt.runtime.engine_io`.
+* :func:`trtops.trt.runtime.engine_io` (engines run through the emitted loader's runtime).
 
 Importing this package (or any of its modules) never imports tensorrt, onnx or CUDA
 bindings; they are imported by the functions that need them.
