@@ -4,7 +4,13 @@ stands alone, carries a copy generated from it."""
 import ast
 
 from trtops import dtypes
-from trtops.emit.assemble import DTYPES_BEGIN, DTYPES_END, dtype_block, part_source, runtime_source
+from trtops.emit.assemble import (
+    DTYPES_BEGIN,
+    DTYPES_END,
+    dtype_block,
+    part_source,
+    runtime_source,
+)
 from trtops.emit.runtime import dtypes as runtime_dtypes
 from trtops.trt.trt_compat import DTYPE_NAMES
 
