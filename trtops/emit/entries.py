@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -57,6 +58,13 @@ class Rejected:
     key: str
     reason: str
     exit_code: ExitCode
+
+
+def name_part(text: str) -> str:
+    """``text`` made usable inside an identifier (e.g. a manifest name put in front of a
+    module or model name that two manifests share)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", text) or "m"
+    return name if not name[0].isdigit() else f"m_{name}"
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

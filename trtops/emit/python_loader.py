@@ -28,7 +28,7 @@ from typing import Any
 from trtops import __version__
 from trtops.dtypes import PYTHON_LOADER_TYPES
 from trtops.emit.assemble import runtime_source
-from trtops.emit.entries import Entry, file_sha256
+from trtops.emit.entries import Entry, file_sha256, name_part
 from trtops.emit.registry import (
     ENGINE_REFS,
     EmitOptions,
@@ -458,11 +458,6 @@ def write_loader(dest_dir: str | os.PathLike[str], io: EngineIO,
     return EmittedLoader(module_path, copied, env_var)
 
 
-def _identifier(text: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]", "_", text) or "m"
-    return name if not name[0].isdigit() else f"m_{name}"
-
-
 class PythonLoader:
     """The ``python`` loader: one standalone module (and its engine reference) per engine,
     ``<dest>/<model>_<precision>_<target>.py``."""
@@ -485,7 +480,7 @@ class PythonLoader:
             manifest, model, precision, target = entry.engine
             module = module_name_for(model, precision, target)
             if counts[module] > 1:
-                module = module_name_for(_identifier(manifest) + "_" + model, precision,
+                module = module_name_for(name_part(manifest) + "_" + model, precision,
                                          target)
             gpu = entry.gpu
             info = LoaderInfo(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trtops.dtypes import TRITON_TYPES
-from trtops.emit.entries import Entry, file_sha256
+from trtops.emit.entries import Entry, file_sha256, name_part
 from trtops.emit.registry import EmitOptions, LoaderOutput, Refused, Written
 from trtops.engine_io import EngineIO
 from trtops.errors import InputError, TrtopsError
@@ -288,11 +288,6 @@ def write_model(repo: str | os.PathLike[str], name: str, variants: list[TritonVa
     return TritonModel(directory, config_path, files, batch)
 
 
-def _model_name_part(text: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]", "_", text) or "m"
-    return name if not name[0].isdigit() else f"m_{name}"
-
-
 class TritonLoader:
     """The ``triton`` loader: one Triton model per model and precision,
     ``<dest>/<model>_<precision>/`` (with one plan per compute capability when several
@@ -317,7 +312,7 @@ class TritonLoader:
             manifest, model, precision = group
             name = f"{model}_{precision}"
             if name in names and names[name] != group:
-                name = f"{_model_name_part(manifest)}_{name}"
+                name = f"{name_part(manifest)}_{name}"
             names[name] = group
             variants = [TritonVariant(entry.engine_file, entry.io,
                                       entry.gpu.get("compute_capability"),
