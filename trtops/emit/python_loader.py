@@ -1,8 +1,9 @@
 """Emit a standalone Python loader module for one engine.
 
 The module is the standalone runtime (the parts of :mod:`trtops.emit.runtime`, assembled
-by :mod:`trtops.emit.assemble`) copied verbatim, with two parts replaced: the module docstring (an engine-specific header, built only from validated
-identifiers and whitelisted tensor names, followed by the runtime's own documentation)
+by :mod:`trtops.emit.assemble`) copied verbatim, with two parts replaced: the module
+docstring (an engine-specific header, built only from validated identifiers and
+whitelisted tensor names, followed by the runtime's own documentation)
 and the ``METADATA`` block (the engine's I/O, profiles and file reference as a Python
 literal). Every string in the literal is written as an ASCII-only, double-quoted literal
 with escapes, and the literal is checked to evaluate back to the same data, so no user

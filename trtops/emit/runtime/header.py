@@ -53,6 +53,9 @@ An :class:`Engine` is thread-safe: calls are serialized, as they share buffers, 
 execution contexts. Use one Engine per thread to run calls concurrently.
 """
 
+# This part goes first: its docstring above is the emitted module's documentation (after the
+# engine-specific header `trtops emit` writes), and METADATA below is the block it fills in.
+
 from __future__ import annotations
 
 import os
