@@ -239,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorrt as trt
 
-    from trtops.emit import runtime_template
     from trtops.emit.python_loader import LoaderInfo, write_loader
+    from trtops.emit.runtime.trt_io import io_from_engine
     from trtops.engine_io import EngineIO
     from trtops.examples.models import make_tiny_cnn
 
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = build_plan(trt, onnx, args.fp16, max(8, args.batch))
         (root / "engine.plan").write_bytes(plan)
         engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
-        io = EngineIO.from_json(runtime_template.io_from_engine(trt, engine).to_json())
+        io = EngineIO.from_json(io_from_engine(trt, engine).to_json())
         del engine
         precision = "fp16" if args.fp16 else "fp32"
         emitted = write_loader(root / "loaders", io, root / "engine.plan",

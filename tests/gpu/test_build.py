@@ -9,12 +9,12 @@ import dataclasses
 import numpy as np
 import onnx
 import pytest
+from gpu_loader import run_engine
 from onnx import TensorProto, helper
 
 from trtops.errors import BuildError
 from trtops.spec import CalibrationSpec
 from trtops.trt.builder import BuildRequest, build_engine
-from trtops.trt.runtime import run_engine
 from trtops.trt.specs import make_engine_spec, profile
 from trtops.trt.trt_compat import has_precision_flags
 
@@ -82,14 +82,14 @@ def test_fp32_dynamic_batch(tmp_path, trt, models, ort_run):
         assert result.layers is not None and "Layers" in result.layers
 
     feeds = {"input": images(3)}
-    got = run_engine(result.engine_path, feeds)["logits"]
+    got = run_engine(result, feeds)["logits"]
     assert_close(ort_run(models["tiny_cnn"], feeds)["logits"], got, atol=1e-3, rtol=1e-3)
 
 
 def test_fp16(tmp_path, models, ort_run):
     result = build(tmp_path, models["tiny_cnn"], "fp16", profiles=[BATCH])
     feeds = {"input": images(5, seed=1)}
-    got = run_engine(result.engine_path, feeds)["logits"]
+    got = run_engine(result, feeds)["logits"]
     assert_close(ort_run(models["tiny_cnn"], feeds)["logits"], got, atol=5e-2, rtol=5e-2)
 
 
@@ -97,7 +97,7 @@ def test_fp16_dynamic_spatial_with_resize(tmp_path, models, ort_run):
     seg = profile(input=([1, 3, 16, 16], [1, 3, 64, 80], [2, 3, 128, 128]))
     result = build(tmp_path, models["tiny_seg"], "fp16", profiles=[seg])
     feeds = {"input": images(1, seed=2, h=45, w=77)}
-    got = run_engine(result.engine_path, feeds)["out"]
+    got = run_engine(result, feeds)["out"]
     assert_close(ort_run(models["tiny_seg"], feeds)["out"], got, atol=5e-2, rtol=5e-2)
 
 
@@ -110,7 +110,7 @@ def test_int8_calibrated(tmp_path, trt, models, calibration_npz, ort_run, algori
     assert result.calibration_cache and isinstance(result.calibration_cache, bytes)
     assert "calibration batch 1/4" in result.log_text
     feeds = {"input": images(4, seed=3)}
-    got = run_engine(result.engine_path, feeds)["logits"]
+    got = run_engine(result, feeds)["logits"]
     assert_roughly(ort_run(models["tiny_cnn"], feeds)["logits"], got)
 
     # The stored cache spares the calibration on the next build.
@@ -137,7 +137,7 @@ def test_int8_qdq_model(tmp_path, models, ort_run):
     result = build(tmp_path, models["qdq"], "int8", profiles=[BATCH])
     assert result.calibration_cache is None
     feeds = {"input": images(2, seed=4)}
-    got = run_engine(result.engine_path, feeds)["logits"]
+    got = run_engine(result, feeds)["logits"]
     assert_roughly(ort_run(models["qdq"], feeds)["logits"], got)
 
 
@@ -150,7 +150,7 @@ def test_two_profiles(tmp_path, models, ort_run):
     assert result.io.profiles[0].get("scale") == ((1, 8), (1, 8), (2, 8))
     rng = np.random.default_rng(5)
     feeds = {"image": rng.random((5, 3, 70, 66), dtype=np.float32), "scale": rng.random((5, 8), dtype=np.float32)}
-    got = run_engine(result.engine_path, feeds, profile=1)
+    got = run_engine(result, feeds, profile=1)
     expected = ort_run(models["two_inputs"], feeds)
     for name in ("embedding", "mask"):
         assert_close(expected[name], got[name], atol=1e-3, rtol=1e-3)
@@ -160,14 +160,14 @@ def test_external_data_model(tmp_path, models, ort_run):
     mlp = profile(input=([1, 64], [4, 64], [16, 64]))
     result = build(tmp_path, models["external"], profiles=[mlp])
     feeds = {"input": np.random.default_rng(6).random((7, 64), dtype=np.float32)}
-    assert_close(ort_run(models["external"], feeds)["output"], run_engine(result.engine_path, feeds)["output"],
+    assert_close(ort_run(models["external"], feeds)["output"], run_engine(result, feeds)["output"],
                  atol=1e-3, rtol=1e-3)
 
 
 def test_ampere_plus_hardware_compatible(tmp_path, models, ort_run):
     result = build(tmp_path, models["tiny_cnn"], profiles=[BATCH], hardware_compatibility="ampere_plus")
     feeds = {"input": images(2, seed=7)}
-    assert_close(ort_run(models["tiny_cnn"], feeds)["logits"], run_engine(result.engine_path, feeds)["logits"],
+    assert_close(ort_run(models["tiny_cnn"], feeds)["logits"], run_engine(result, feeds)["logits"],
                  atol=1e-3, rtol=1e-3)
 
 
@@ -183,7 +183,7 @@ def test_version_compatible_as_the_capability_table_predicts(tmp_path, trt_versi
         return
     result = build(tmp_path, models["tiny_cnn"], profiles=[BATCH], version_compatible=True)
     feeds = {"input": images(2, seed=8)}
-    out = run_engine(result.engine_path, feeds, host_code_allowed=True)["logits"]
+    out = run_engine(result, feeds, version_compatible=True)["logits"]
     assert out.shape == (2, 10)
 
 
@@ -264,7 +264,7 @@ def test_bf16_by_generation(tmp_path, trt, trt_version, models, ort_run):
         return
     result = build(tmp_path, models["tiny_cnn"], "bf16", profiles=[BATCH])
     feeds = {"input": images(2, seed=9)}
-    got = run_engine(result.engine_path, feeds)["logits"]
+    got = run_engine(result, feeds)["logits"]
     assert_close(ort_run(models["tiny_cnn"], feeds)["logits"], got, atol=1e-1, rtol=1e-1)
 
 
@@ -280,7 +280,7 @@ def test_strongly_typed_fp16(tmp_path, trt, models, ort_run):
     (inp,) = result.io.inputs
     assert inp.dtype == "float32"  # the prepared model keeps its I/O types
     feeds = {"input": images(3, seed=10)}
-    got = run_engine(result.engine_path, feeds)["logits"]
+    got = run_engine(result, feeds)["logits"]
     assert_close(ort_run(models["tiny_cnn"], feeds)["logits"], got, atol=5e-2, rtol=5e-2)
 
 

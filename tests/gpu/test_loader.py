@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trtops.emit import runtime_template
 from trtops.emit.python_loader import LoaderInfo, write_loader
+from trtops.emit.runtime.trt_io import io_from_engine
 from trtops.engine_io import EngineIO
 from trtops.examples import models as examples
 
@@ -82,7 +82,7 @@ def build_plan(onnx_path: Path, profiles: list[dict[str, tuple]]) -> bytes:
 def engine_io_of(plan: bytes) -> EngineIO:
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
     engine = runtime.deserialize_cuda_engine(plan)
-    io = runtime_template.io_from_engine(trt, engine)
+    io = io_from_engine(trt, engine)
     del engine
     return EngineIO.from_json(io.to_json())
 

@@ -1,8 +1,9 @@
 """Emit a standalone Python loader module for one engine.
 
-The module is :mod:`trtops.emit.runtime_template` copied verbatim, with two parts
-replaced: the module docstring (an engine-specific header, built only from validated
-identifiers and whitelisted tensor names, followed by the template's own documentation)
+The module is the standalone runtime (the parts of :mod:`trtops.emit.runtime`, assembled
+by :mod:`trtops.emit.assemble`) copied verbatim, with two parts replaced: the module
+docstring (an engine-specific header, built only from validated identifiers and
+whitelisted tensor names, followed by the runtime's own documentation)
 and the ``METADATA`` block (the engine's I/O, profiles and file reference as a Python
 literal). Every string in the literal is written as an ASCII-only, double-quoted literal
 with escapes, and the literal is checked to evaluate back to the same data, so no user
@@ -20,29 +21,35 @@ import keyword
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trtops import __version__
+from trtops.dtypes import PYTHON_LOADER_TYPES
+from trtops.emit.assemble import runtime_source
+from trtops.emit.entries import Entry, file_sha256, name_part
+from trtops.emit.registry import (
+    ENGINE_REFS,
+    EmitOptions,
+    LoaderOutput,
+    Refused,
+    Written,
+)
 from trtops.engine_io import EngineIO
-from trtops.errors import InputError, InternalError
+from trtops.errors import InputError, InternalError, TrtopsError
 from trtops.fsutil import atomic_copy, atomic_write
+from trtops.names import IDENTIFIER_RE, SHA256_RE
 
-TEMPLATE_PATH = Path(__file__).with_name("runtime_template.py")
 BEGIN_MARKER = "# --- trtops:metadata:begin ---"
 END_MARKER = "# --- trtops:metadata:end ---"
-ENGINE_REFS = ("copy", "relative", "env", "key", "absolute")
 FORMAT_VERSION = 1
 LINE_WIDTH = 88  # ruff format's default, so emitted modules pass `ruff format --check`
 
-IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Tensor names that may appear in the docstring as they are; any other name is shown as
 # "<input 2>" there (the metadata literal carries every name, escaped).
 _DOC_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
-DTYPES = ("float32", "float16", "bfloat16", "int8", "uint8", "int32", "int64", "bool",
-          "float8_e4m3fn")
 
 
 @dataclass(frozen=True)
@@ -212,10 +219,10 @@ def _validate_io(io: EngineIO) -> dict[str, Any]:
     for tensor in data["tensors"]:
         if tensor["mode"] not in ("input", "output"):
             raise InputError(f"tensor {tensor['name']!r} has mode {tensor['mode']!r}")
-        if tensor["dtype"] not in DTYPES:
+        if tensor["dtype"] not in PYTHON_LOADER_TYPES:
             raise InputError(
                 f"tensor {tensor['name']!r} has dtype {tensor['dtype']!r}, which the Python "
-                "loader does not support", hint=f"supported: {', '.join(DTYPES)}")
+                "loader does not support", hint=f"supported: {', '.join(PYTHON_LOADER_TYPES)}")
         if any(not isinstance(d, int) or d < -1 for d in tensor["shape"]):
             raise InputError(f"tensor {tensor['name']!r} has an invalid shape {tensor['shape']}")
     inputs = {t["name"]: t for t in data["tensors"] if t["mode"] == "input"}
@@ -361,8 +368,7 @@ def render_loader(io: EngineIO, ref: EngineRef, info: LoaderInfo) -> str:
         "io": io_data,
     })
 
-    template = TEMPLATE_PATH.read_text(encoding="utf-8")
-    source = _assemble(template, _header(info, io_data, ref, env_var), metadata)
+    source = _assemble(runtime_source(), _header(info, io_data, ref, env_var), metadata)
     try:
         compile(source, f"{info.module}.py", "exec")
     except SyntaxError as exc:  # pragma: no cover - would be a bug in this module
@@ -370,20 +376,20 @@ def render_loader(io: EngineIO, ref: EngineRef, info: LoaderInfo) -> str:
     return source
 
 
-def _assemble(template: str, header: str, metadata: dict[str, Any]) -> str:
-    tree = ast.parse(template)
+def _assemble(runtime: str, header: str, metadata: dict[str, Any]) -> str:
+    tree = ast.parse(runtime)
     first = tree.body[0]
     if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
             and isinstance(first.value.value, str)):
-        raise InternalError("the runtime template has no module docstring")
-    lines = template.splitlines(keepends=True)
+        raise InternalError("the runtime has no module docstring")
+    lines = runtime.splitlines(keepends=True)
     doc = first.value.value
     if '"""' in doc or "\\" in doc:
-        raise InternalError("the runtime template's docstring must not contain quotes or "
+        raise InternalError("the runtime's docstring must not contain quotes or "
                             "backslashes")
     rest = "".join(lines[first.end_lineno:])
     if rest.count(BEGIN_MARKER) != 1 or rest.count(END_MARKER) != 1:
-        raise InternalError("the runtime template must hold one metadata block")
+        raise InternalError("the runtime must hold one metadata block")
     before, _, tail = rest.partition(BEGIN_MARKER + "\n")
     _, _, after = tail.partition(END_MARKER + "\n")
     literal = format_literal(metadata, 0, len("METADATA: dict[str, Any] = "))
@@ -396,16 +402,6 @@ def _assemble(template: str, header: str, metadata: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 
 
 def write_loader(dest_dir: str | os.PathLike[str], io: EngineIO,
@@ -432,12 +428,12 @@ def write_loader(dest_dir: str | os.PathLike[str], io: EngineIO,
     if not engine_path.is_file():
         raise InputError(f"engine file {engine_path} does not exist")
     module = check_identifier(info.module, "module name")
-    digest = sha256 or _sha256_file(engine_path)
+    digest = sha256 or file_sha256(engine_path)
     env_var = env_var_for(module)
     copied = None
     if engine_ref == "copy":
         copied = dest / f"{module}.plan"
-        if not (copied.is_file() and _sha256_file(copied) == digest):
+        if not (copied.is_file() and file_sha256(copied) == digest):
             atomic_copy(engine_path, copied)
         ref = EngineRef("copy", digest, path=copied.name, env=env_var, key=info.key)
     elif engine_ref == "relative":
@@ -461,3 +457,49 @@ def write_loader(dest_dir: str | os.PathLike[str], io: EngineIO,
     module_path = dest / f"{module}.py"
     atomic_write(module_path, source.encode("ascii"))
     return EmittedLoader(module_path, copied, env_var)
+
+
+class PythonLoader:
+    """The ``python`` loader: one standalone module (and its engine reference) per engine,
+    ``<dest>/<model>_<precision>_<target>.py``."""
+
+    name = "python"
+
+    def emit(self, entries: Sequence[Entry], dest: Path,
+             options: EmitOptions) -> LoaderOutput:
+        """Write a module per entry; a name two manifests share gets the manifest's name
+        in front (``<manifest>_<model>_<precision>_<target>``)."""
+        from trtops.cache.compat import is_version_compatible
+
+        output = LoaderOutput()
+        counts: dict[str, int] = {}
+        for entry in entries:
+            name = module_name_for(entry.engine.model, entry.engine.precision,
+                                   entry.engine.target)
+            counts[name] = counts.get(name, 0) + 1
+        for entry in entries:
+            manifest, model, precision, target = entry.engine
+            module = module_name_for(model, precision, target)
+            if counts[module] > 1:
+                module = module_name_for(name_part(manifest) + "_" + model, precision,
+                                         target)
+            gpu = entry.gpu
+            info = LoaderInfo(
+                module=module, model=model, precision=precision, target=target,
+                key=entry.key, tensorrt=entry.meta.get("tensorrt_version"),
+                gpu=gpu.get("name"), compute_capability=gpu.get("compute_capability"),
+                version_compatible=is_version_compatible(entry.meta))
+            try:
+                emitted = write_loader(dest, entry.io, entry.engine_file, info,
+                                       engine_ref=options.engine_ref, sha256=entry.sha256,
+                                       cache_dir=options.cache_dir)
+            except TrtopsError as exc:
+                output.refused.append(Refused(entry.spec_id, entry.key,
+                                              f"python loader: {exc.message}",
+                                              exc.exit_code))
+            else:
+                output.written.append(Written(entry.spec_id, entry.key, emitted.module_path))
+        return output
+
+
+LOADER = PythonLoader()

@@ -18,30 +18,23 @@ outside printable ASCII), so no name can change the structure of the file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trtops.dtypes import TRITON_TYPES
+from trtops.emit.entries import Entry, file_sha256, name_part
+from trtops.emit.registry import EmitOptions, LoaderOutput, Refused, Written
 from trtops.engine_io import EngineIO
-from trtops.errors import InputError
+from trtops.errors import InputError, TrtopsError
 from trtops.fsutil import atomic_copy, atomic_write
+from trtops.names import is_identifier
 
 PLATFORM = "tensorrt_plan"
 CONFIG_FILE = "config.pbtxt"
 DEFAULT_FILENAME = "model.plan"
-TRITON_DTYPES = {
-    "bool": "TYPE_BOOL",
-    "uint8": "TYPE_UINT8",
-    "int8": "TYPE_INT8",
-    "int32": "TYPE_INT32",
-    "int64": "TYPE_INT64",
-    "float16": "TYPE_FP16",
-    "float32": "TYPE_FP32",
-    "bfloat16": "TYPE_BF16",
-}
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CC_RE = re.compile(r"[0-9]{1,2}\.[0-9]")
 
 
@@ -153,7 +146,7 @@ def render_config(name: str, io: EngineIO, *, batch_size: int, options: TritonOp
     Returns:
         The file's text.
     """
-    if not _NAME_RE.fullmatch(name):
+    if not is_identifier(name):
         raise InputError(f"Triton model name {name!r} is not a safe identifier",
                          hint="use letters, digits and '_', at most 64 characters")
     batching = batch_size > 0
@@ -162,12 +155,12 @@ def render_config(name: str, io: EngineIO, *, batch_size: int, options: TritonOp
     for kind, tensors in (("input", io.inputs), ("output", io.outputs)):
         lines.append(f"{kind} [")
         for index, spec in enumerate(tensors):
-            dtype = TRITON_DTYPES.get(spec.dtype)
+            dtype = TRITON_TYPES.get(spec.dtype)
             if dtype is None:
                 raise InputError(
                     f"{kind} {spec.name!r} has dtype {spec.dtype}, which Triton's TensorRT "
                     "backend does not support",
-                    hint=f"supported: {', '.join(TRITON_DTYPES)}")
+                    hint=f"supported: {', '.join(TRITON_TYPES)}")
             dims, scalar = _dims(spec.shape, batching)
             lines.append("  {")
             lines.append(f"    name: {pb_str(spec.name)}")
@@ -211,17 +204,9 @@ def _plan_name(cc: str) -> str:
     return f"model_sm{cc.replace('.', '')}.plan"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _copy_if_changed(src: Path, dest: Path) -> None:
     if dest.is_file() and dest.stat().st_size == src.stat().st_size and \
-            _sha256(dest) == _sha256(src):
+            file_sha256(dest) == file_sha256(src):
         return
     atomic_copy(src, dest)
 
@@ -301,3 +286,51 @@ def write_model(repo: str | os.PathLike[str], name: str, variants: list[TritonVa
     config_path = directory / CONFIG_FILE
     _write_text(config_path, config)
     return TritonModel(directory, config_path, files, batch)
+
+
+class TritonLoader:
+    """The ``triton`` loader: one Triton model per model and precision,
+    ``<dest>/<model>_<precision>/`` (with one plan per compute capability when several
+    targets were built)."""
+
+    name = "triton"
+
+    def emit(self, entries: Sequence[Entry], dest: Path,
+             options: EmitOptions) -> LoaderOutput:
+        """Write one model per (manifest, model, precision); a model name two manifests
+        share gets the manifest's name in front."""
+        from trtops.cache.compat import hardware_compatibility
+
+        settings = options.settings.get(self.name)
+        output = LoaderOutput()
+        groups: dict[tuple[str, str, str], list[Entry]] = {}
+        for entry in entries:
+            manifest, model, precision, _ = entry.engine
+            groups.setdefault((manifest, model, precision), []).append(entry)
+        names: dict[str, tuple[str, str, str]] = {}
+        for group, members in groups.items():
+            manifest, model, precision = group
+            name = f"{model}_{precision}"
+            if name in names and names[name] != group:
+                name = f"{name_part(manifest)}_{name}"
+            names[name] = group
+            variants = [TritonVariant(entry.engine_file, entry.io,
+                                      entry.gpu.get("compute_capability"),
+                                      hardware_compatibility(entry.meta) == "ampere_plus",
+                                      label=entry.engine.target)
+                        for entry in members]
+            try:
+                written = write_model(dest, name, variants, settings)
+            except TrtopsError as exc:
+                for entry in members:
+                    output.refused.append(Refused(
+                        entry.spec_id, entry.key,
+                        f"triton: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""),
+                        exc.exit_code))
+                continue
+            for entry in members:
+                output.written.append(Written(entry.spec_id, entry.key, written.directory))
+        return output
+
+
+LOADER = TritonLoader()

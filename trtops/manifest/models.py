@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from trtops.capabilities import PRECISION_NAMES
+from trtops.emit.registry import LOADER_NAMES
 
 # \Z, not $: '$' also matches before a trailing newline, and names end up in generated code.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -47,7 +48,8 @@ def fail(message: str, *at: str | int) -> NoReturn:
 Precision = Literal[PRECISION_NAMES]  # type: ignore[valid-type]
 PRECISIONS: tuple[str, ...] = PRECISION_NAMES
 Statistic = Literal["elemwise", "max", "mean", "median", "quantile"]
-LoaderKind = Literal["python", "triton"]
+# The loader registry is the one list of loader names.
+LoaderKind = Literal[LOADER_NAMES]  # type: ignore[valid-type]
 HardwareCompatibility = Literal["none", "ampere_plus", "same_compute_capability"]
 TacticSource = Literal["cublas", "cublas_lt", "cudnn", "edge_mask_convolutions", "jit_convolutions"]
 TimingCachePolicy = Literal["shared", "read_only", "off"]
@@ -555,7 +557,7 @@ class ModelSpec(BuildOptions):
     )
     accuracy: Accuracy = Field(default_factory=Accuracy, description="Accuracy gate settings.")
     loaders: list[LoaderKind] = Field(
-        default_factory=list, description="Loaders to emit: 'python', 'triton'."
+        default_factory=list, description="Loaders to emit: " + ", ".join(map(repr, LOADER_NAMES)) + "."
     )
     targets: list[Identifier] | None = Field(
         default=None, description="Names of targets to build for (default: all targets)."

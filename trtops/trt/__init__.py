@@ -5,7 +5,7 @@ Public entry points:
 * :func:`trtops.trt.builder.build_engine` (``BuildRequest`` → ``BuildResult``);
 * :func:`trtops.trt.timing.merge_timing_caches` (for the cache store, under its lock);
 * :func:`trtops.trt.prepare.prepare_model` (fp16/bf16 casting for strongly typed builds);
-* :func:`trtops.trt.runtime.run_engine` / :func:`~trtops.trt.runtime.engine_io`.
+* :func:`trtops.trt.runtime.engine_io` (engines run through the emitted loader's runtime).
 
 What can be built where is not decided here: :mod:`trtops.capabilities` holds the table
 and the verdict the planner and :mod:`trtops.trt.builder` share;

@@ -17,21 +17,10 @@ from trtops.capabilities import (
     parse_version,
 )
 from trtops.errors import EnvironmentMissing
+from trtops.dtypes import TRT_TO_NUMPY
 
-# TensorRT DataType member name → numpy dtype name (as trtops.engine_io documents them).
-DTYPE_NAMES = {
-    "FLOAT": "float32",
-    "HALF": "float16",
-    "BF16": "bfloat16",
-    "INT8": "int8",
-    "UINT8": "uint8",
-    "INT32": "int32",
-    "INT64": "int64",
-    "BOOL": "bool",
-    "FP8": "float8_e4m3fn",
-    "INT4": "int4",
-    "FP4": "float4_e2m1fn",
-}
+# TensorRT DataType member name → numpy dtype name: the one table, shared with the loaders.
+DTYPE_NAMES = TRT_TO_NUMPY
 
 
 def import_tensorrt() -> Any:

@@ -130,3 +130,13 @@ def test_nothing_to_emit(tmp_path, cache, capsys):
     assert "no engines to emit" in capsys.readouterr().err
     assert main(["emit", "--cache", str(cache.root), "--dest", str(tmp_path),
                  "--loaders", "onnx"]) == 1
+
+
+def test_engine_names_two_manifests_share_get_the_manifest_in_front(tmp_path, cache):
+    _publish(cache, "a/tiny/fp16/h100", "accepted")
+    _publish(cache, "b-2/tiny/fp16/h100", "accepted")
+    assert _emit(tmp_path, cache, "--loaders", "python,triton") == 0
+    python = sorted(p.name for p in (tmp_path / "out" / "python").glob("*.py"))
+    assert python == ["a_tiny_fp16_h100.py", "b_2_tiny_fp16_h100.py"]
+    triton = sorted(p.name for p in (tmp_path / "out" / "triton").iterdir())
+    assert triton == ["b_2_tiny_fp16", "tiny_fp16"]

@@ -22,6 +22,7 @@ from emit_fakes import (
 )
 
 from trtops.emit import python_loader
+from trtops.emit.assemble import runtime_source
 from trtops.emit.python_loader import (
     EngineRef,
     LoaderInfo,
@@ -112,8 +113,8 @@ def test_rendered_module_compiles_and_carries_the_io(tmp_path: Path):
     assert "engine.infer(image=..., scale=...)" in ast.get_docstring(tree)
 
 
-def test_the_template_is_copied_verbatim_outside_header_and_metadata():
-    template = python_loader.TEMPLATE_PATH.read_text()
+def test_the_runtime_is_copied_verbatim_outside_header_and_metadata():
+    template = runtime_source()
     source = _render(EngineIO.from_json(engine_io_json(affine_engine())))
     body = template[template.index("from __future__"):]
     emitted = source[source.index("from __future__"):]
@@ -133,8 +134,8 @@ def test_hostile_tensor_names_are_data_never_code(tmp_path: Path, monkeypatch):
     for name in HOSTILE:
         if name != "x" * 400:
             assert name not in docstring
-    # No statement besides the template's own: the names added no code.
-    template_tree = ast.parse(python_loader.TEMPLATE_PATH.read_text())
+    # No statement besides the runtime's own: the names added no code.
+    template_tree = ast.parse(runtime_source())
     assert [type(n).__name__ for n in tree.body] == [type(n).__name__ for n in template_tree.body]
     path = tmp_path / "fake_fp16_lab.py"
     path.write_text(source, encoding="ascii")
