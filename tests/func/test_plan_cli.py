@@ -96,7 +96,7 @@ def test_rebuild_reasons(project, capsys):
 
     (project / "demo.yaml").write_text(MANIFEST.replace("workspace: 64MiB", "workspace: 128MiB"))
     _, out, _ = run(capsys, "plan", "demo.yaml", *H100_FLAGS)
-    assert "build config changed: workspace 64MiB → 128MiB" in out
+    assert "build config changed: workspace 64 MiB → 128 MiB" in out
     assert out.count("~ rebuild") == 2
 
     (project / "demo.yaml").write_text(MANIFEST)

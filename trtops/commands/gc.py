@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
     from trtops.errors import TrtopsError
     from trtops.keys.platform import platform_from_args
-    from trtops.plan import format_bytes
+    from trtops.names import format_bytes
 
     store = open_store(args.cache)
     paths = manifest_paths(args, only_existing=True)

@@ -91,7 +91,8 @@ def collect_rows(store: Any, spec_ids: list[str] | None = None) -> tuple[list[di
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
-    from trtops.plan import format_bytes, load_specs
+    from trtops.names import format_bytes
+    from trtops.plan import load_specs
 
     store = open_store(args.cache)
     paths = manifest_paths(args, only_existing=True)
