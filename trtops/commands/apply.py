@@ -91,7 +91,7 @@ def _restrict(plan: Any, targets: list[str] | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
-    from trtops.ops.apply import default_toolchain
+    from trtops.ops.toolchain import default_toolchain
     from trtops.report import check_report_path
 
     check_report_path(args.junit)

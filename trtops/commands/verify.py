@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
     from trtops.commands.apply import _platform
-    from trtops.ops.apply import default_toolchain
+    from trtops.ops.toolchain import default_toolchain
     from trtops.ops.verify import reverify_plan
     from trtops.plan import make_plan
     from trtops.report import check_report_path, render_result
