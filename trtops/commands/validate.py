@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.manifest.expand import expand
-    from trtops.manifest.load import collect
+    from trtops.manifest.collect import collect
 
     paths = manifest_paths(args)
     from trtops.cache import default_cache_url, is_remote

@@ -61,8 +61,8 @@ def load_specs(
     Raises:
         ManifestError: for problems in the manifests.
     """
+    from trtops.manifest.collect import load_paths
     from trtops.manifest.expand import expand
-    from trtops.manifest.load import load_paths
 
     loaded = load_paths(list(paths), check_models=check_models, cache_dir=cache_dir)
     return expand(loaded, cache_dir=cache_dir)
@@ -175,19 +175,24 @@ def make_plan(
         ManifestError: for problems in the manifests.
         InputError: for missing model or data files.
     """
+    from trtops.manifest.collect import check_model_files, load_paths
+    from trtops.manifest.expand import expand
+
     if cache_dir is None and hasattr(store, "root"):
         cache_dir = store.root
-    specs = load_specs(paths, check_models=False, cache_dir=cache_dir)
+    # Parsed once; the checks that read model files run on the same manifests when needed.
+    loaded = load_paths(list(paths), check_models=False, cache_dir=cache_dir)
+    specs = expand(loaded, cache_dir=cache_dir)
     try:
         result = make_plan_for_specs(specs, store, platform, memo=memo,
                                      manifests=[str(p) for p in paths], workers=workers)
     except InputError:
         # A model or data file is missing or unreadable: the checks that read files say
         # which manifest line names it (file:line); raise their ManifestError if they can.
-        load_specs(paths, check_models=True, cache_dir=cache_dir)
+        check_model_files(loaded, cache_dir=cache_dir)
         raise
     if result.pending:
-        load_specs(paths, check_models=True, cache_dir=cache_dir)
+        check_model_files(loaded, cache_dir=cache_dir)
     return result
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import make_conv_model
 from trtops.manifest import expand
-from trtops.manifest.load import collect
+from trtops.manifest.collect import collect
 
 SEED_MANIFEST = """\
 version: 1
