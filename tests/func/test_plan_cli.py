@@ -12,13 +12,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from helpers import make_conv_model
+
 from trtops.cache.local import LocalStore, publish_entry
 from trtops.cache.store import ENGINE_FILE
 from trtops.cli import main
-from trtops.plan import Plan, check_plan_current
 from trtops.keys.platform import load_platform_file
+from trtops.plan import Plan, check_plan_current
 
 H100_FLAGS = ["--tensorrt", "10.13.3.9", "--gpu", "NVIDIA H100 80GB HBM3", "--compute-capability", "9.0"]
 

@@ -433,6 +433,13 @@ def _save_log(ctx: _Context, spec_id: str, text: str) -> None:
 # --------------------------------------------------------------------------- executors
 
 
+def _fails_unbuilt(ctx: _Context, action: Action) -> bool:
+    """True when ``action``'s outcome is a failure that needs no build (see _run_action)."""
+    if action.kind == "rejected":
+        return True
+    return action.kind == "skip" and _missing_runtime(ctx.plan.platform) is not None
+
+
 def _local_executor(toolchain: Toolchain) -> Any:
     from trtops.executors.local import LocalExecutor
 
@@ -448,6 +455,14 @@ def _run_builds(ctx: _Context, executor: Any) -> None:
     from trtops.executors.base import TimingLedger, default_staging, run_slots
 
     builds = ctx.plan.unique_builds()
+    if not ctx.options.keep_going:
+        # An action that fails without building (a rejected engine, a skip for want of
+        # TensorRT or a GPU) stops the run where it stands in plan order: builds after it
+        # are not attempted.
+        first_failure = next((i for i, a in enumerate(ctx.plan.actions) if _fails_unbuilt(ctx, a)), None)
+        if first_failure is not None:
+            before = {a.id for a in ctx.plan.actions[:first_failure]}
+            builds = [a for a in builds if a.id in before]
     if not builds:
         return
     if executor.parallel:

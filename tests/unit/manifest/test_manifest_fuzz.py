@@ -6,8 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
-
 from helpers import make_conv_model
+
 from trtops.manifest import expand
 from trtops.manifest.collect import collect
 

@@ -9,12 +9,13 @@ import time
 from dataclasses import replace
 
 import pytest
-
 from helpers import make_conv_model
+
 from trtops.cache.local import LocalStore, publish_entry
 from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
 from trtops.errors import InputError, PlanMismatch
 from trtops.keys.fingerprint import DigestMemo, ModelDigest, digest_models
+from trtops.keys.platform import GpuInfo, Platform
 from trtops.plan import (
     CacheView,
     EntryView,
@@ -28,7 +29,6 @@ from trtops.plan import (
     spec_from_json,
     spec_key,
 )
-from trtops.keys.platform import GpuInfo, Platform
 from trtops.spec import (
     AccuracySpec,
     BuildConfig,
