@@ -10,9 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from apply_helpers import make_project
 from doubles import FakeToolchain
+
 from trtops.cache.local import LocalStore
 from trtops.executors.base import Slot, run_slots
 from trtops.executors.local import LocalExecutor
