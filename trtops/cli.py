@@ -42,13 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"trtops.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"trtops.commands.{name}":
-                continue  # command not implemented yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"trtops.commands.{name}").register(subparsers)
     return parser
 
 

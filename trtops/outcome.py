@@ -1,12 +1,19 @@
 """Per-engine results of a command (apply, verify, pull), the input of every report format
-(terminal summary, --json, --junit, GitHub step summary and annotations)."""
+(terminal summary, --json, --junit, GitHub step summary and annotations), and how a failure
+becomes an outcome status (the one mapping, in this process or from a build worker)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from trtops.errors import ExitCode
+from trtops.errors import (
+    AccuracyError,
+    BuildError,
+    EnvironmentMissing,
+    ExitCode,
+    TrtopsError,
+)
 
 # status -> exit code contributed (see the README's exit-code table)
 STATUS_EXIT = {
@@ -81,3 +88,24 @@ class RunResult:
             "counts": counts,
             "engines": [o.to_json() for o in self.outcomes],
         }
+
+
+def failure_status(exc: TrtopsError) -> str:
+    """The outcome status of an engine whose build, check or publish raised ``exc``."""
+    status = getattr(exc, "outcome_status", None)  # a failure reported by a build worker
+    if isinstance(status, str):
+        return status
+    if isinstance(exc, EnvironmentMissing):
+        return "environment"
+    if isinstance(exc, AccuracyError):
+        return "accuracy_failed"
+    if isinstance(exc, BuildError):
+        return "build_failed"
+    if exc.exit_code == ExitCode.USER_ERROR:
+        return "invalid"  # bad calibration or accuracy data, for instance
+    return "build_failed"
+
+
+def failure_text(exc: TrtopsError) -> str:
+    """An outcome's message for ``exc``: its message, then its hint in parentheses."""
+    return exc.message + (f" (hint: {exc.hint})" if exc.hint else "")

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from apply_helpers import PLATFORM, builds, make_project, trtops
 from helpers import make_conv_model
 

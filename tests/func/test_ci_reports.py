@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from junitparser import Error, Failure, JUnitXml, Skipped
-
 from helpers import make_conv_model, write_manifest
+from junitparser import Error, Failure, JUnitXml, Skipped
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[")
@@ -305,7 +304,7 @@ def test_apply_reports_in_github_actions(project: Path) -> None:
     assert len(rows) == 5
     assert any(row.startswith(f"| `detector/fp16/h100` | vision:{LINES['detector']} | build | "
                               "❌ build failed |") for row in rows)
-    assert f"- ❌ `segmenter/fp16/h100` `output` @ profile0/" in summary
+    assert "- ❌ `segmenter/fp16/h100` `output` @ profile0/" in summary
     assert "- ✅ `classifier/fp32/h100` `output`" in summary
     assert "<details><summary><code>detector/fp16/h100</code>: build failed</summary>" in summary
 

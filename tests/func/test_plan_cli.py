@@ -12,14 +12,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from helpers import make_conv_model
+
 from trtops.cache.entries import publish_entry
 from trtops.cache.local import LocalStore
 from trtops.cache.store import ENGINE_FILE
 from trtops.cli import main
-from trtops.plan import Plan, check_plan_current
 from trtops.keys.platform import load_platform_file
+from trtops.plan import Plan, check_plan_current
 
 H100_FLAGS = ["--tensorrt", "10.13.3.9", "--gpu", "NVIDIA H100 80GB HBM3", "--compute-capability", "9.0"]
 
@@ -97,7 +97,7 @@ def test_rebuild_reasons(project, capsys):
 
     (project / "demo.yaml").write_text(MANIFEST.replace("workspace: 64MiB", "workspace: 128MiB"))
     _, out, _ = run(capsys, "plan", "demo.yaml", *H100_FLAGS)
-    assert "build config changed: workspace 64MiB → 128MiB" in out
+    assert "build config changed: workspace 64 MiB → 128 MiB" in out
     assert out.count("~ rebuild") == 2
 
     (project / "demo.yaml").write_text(MANIFEST)

@@ -122,7 +122,7 @@ def test_committed_schema_file_is_current():
     import json
     from pathlib import Path
 
-    from trtops.commands.schema import manifest_json_schema
+    from trtops.ops.schema import manifest_json_schema
 
     committed = Path(__file__).resolve().parents[2] / "trtops-manifest.schema.json"
     assert json.loads(committed.read_text()) == manifest_json_schema(), (

@@ -8,8 +8,8 @@ import re
 import time
 
 import pytest
-
 from helpers import make_conv_model
+
 from trtops.cache.entries import publish_entry
 from trtops.cache.local import LocalStore
 from trtops.cache.store import BUILD_LOG_FILE, ENGINE_FILE

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import make_conv_model, write_manifest
 
 GOOD = """

@@ -157,18 +157,22 @@ def _project(lab: Path, name: str, text: str) -> Path:
     return root
 
 
-def test_version_compatible_build_is_a_clear_build_error_or_works(lab, trt):
+def test_version_compatible_build_fails_clearly_on_8_and_works_on_10(lab, trt_version):
     root = _project(lab, "vc", VERSION_COMPATIBLE)
     result = trtops(root, "apply", "--json")
     engine = engines(result)["vc/tiny_cnn/fp16/portable"]
     print(engine["status"], engine["message"])
     assert "Traceback" not in result.stderr
-    if result.returncode == 3:
+    if trt_version < (10,):
+        # TensorRT 8.6's wheel carries no lean runtime: its version-compatible builds end
+        # in "Invalid Engine", which trtops reports as a clear build failure (exit 3).
+        assert result.returncode == 3, result.stdout[-2000:]
         assert engine["status"] == "build_failed"
         assert "lean runtime" in engine["message"] or "version-compatible" in engine["message"]
         assert not list((root / "cache" / "engines").rglob("meta.json"))
     else:
-        assert result.returncode == 0 and engine["status"] == "built"
+        assert result.returncode == 0, result.stdout[-2000:]
+        assert engine["status"] == "built"
 
 
 def test_too_tight_tolerance_is_rejected_and_nothing_is_emitted(lab):

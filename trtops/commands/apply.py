@@ -72,100 +72,42 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _is_plan_file(paths: list[str]) -> bool:
-    return len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file()
-
-
-def _restrict(plan: Any, targets: list[str] | None) -> None:
-    from trtops.errors import InputError
-
-    if not targets:
-        return
-    known = {a.spec.target.name for a in plan.actions}
-    unknown = [t for t in targets if t not in known]
-    if unknown:
-        raise InputError(f"--target {unknown[0]!r} is not a target of these manifests",
-                         hint=f"targets: {', '.join(sorted(known)) or 'none'}")
-    plan.actions = [a for a in plan.actions if a.spec.target.name in targets]
-
-
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
-    from trtops.ops.apply import default_toolchain
-    from trtops.report import check_report_path
+    from trtops.executors import make_executor
+    from trtops.ops.apply import ApplyOptions, apply_plan
+    from trtops.ops.plan import executor_platform, plan_or_load, restrict_targets
+    from trtops.ops.toolchain import default_toolchain
+    from trtops.report import check_report_path, render_result
 
     check_report_path(args.junit)
-    paths = manifest_paths(args)
-    store = open_store(args.cache)
-    toolchain = default_toolchain()
-    executor = _executor(args, toolchain)
-    try:
-        return _run(args, paths, store, toolchain, executor)
-    finally:
-        if executor is not None:
-            executor.close()
-
-
-def _executor(args: argparse.Namespace, toolchain: Any) -> Any:
-    """The executor --executor/--gpus/--address ask for (None: the default, in process)."""
-    name = getattr(args, "executor", None)
-    gpus = getattr(args, "gpus", None)
-    address = getattr(args, "address", None)
-    timeout = getattr(args, "ray_timeout", None)
-    if name is None and gpus is None and address is None and timeout is None:
-        return None
-    from trtops.executors import make_executor
-
-    return make_executor(name, gpus=gpus, address=address, ray_timeout=timeout, toolchain=toolchain)
-
-
-def _run(args: argparse.Namespace, paths: list[str], store: Any, toolchain: Any, executor: Any) -> int:
-    from trtops.cache import open_store
-    from trtops.ops.apply import ApplyOptions, apply_plan
-    from trtops.plan import Plan, check_plan_current, make_plan
-    from trtops.report import render_result
-
-    # A Ray cluster is planned for as a whole (its GPU models, its TensorRT); --gpus uses
-    # this machine's GPUs, which the detected platform already lists.
-    platform = executor.platform(toolchain) if executor is not None else None
-    if platform is None:
-        platform = _platform(toolchain)
-    check = getattr(executor, "check_platform", None)
-    if check is not None:
-        check(platform)  # --gpus 3 on a 2-GPU machine: refused even with nothing to build
-    if _is_plan_file(paths):
-        plan = Plan.load(paths[0])
-        check_plan_current(plan, store, platform)
-    else:
-        plan = make_plan(paths, store, platform)
-    _restrict(plan, args.targets)
-    remote = open_store(args.remote) if args.remote else None
-    if args.lock and remote is None:
+    if args.lock and not args.remote:
         from trtops.errors import InputError
 
         raise InputError("--lock needs --remote", hint="leases live in the shared cache")
-    options = ApplyOptions(
-        keep_going=args.keep_going,
-        emit_dest=None if args.no_emit else Path(args.emit_dir),
-        engine_ref=args.engine_ref,
-        remote=remote,
-        lease_ttl=args.lock_ttl if args.lock else None,
-        log_dir=Path(args.log_dir) if args.log_dir else None,
-        executor=executor,
-    )
-    if plan.pending and not args.json:
-        where = f" ({executor.describe()})" if executor is not None and executor.parallel else ""
-        print(f"apply: {len(plan.unique_builds())} engine(s) to build on "
-              f"{platform.describe()}{where}", file=sys.stderr)
-    result = apply_plan(plan, store, toolchain=toolchain, options=options)
+    paths = manifest_paths(args)
+    store = open_store(args.cache)
+    toolchain = default_toolchain()
+    executor = make_executor(args.executor, gpus=args.gpus, address=args.address,
+                             ray_timeout=args.ray_timeout, toolchain=toolchain)
+    try:
+        platform = executor_platform(executor, toolchain)
+        plan = plan_or_load(paths, store, platform)
+        restrict_targets(plan, args.targets)
+        options = ApplyOptions(
+            keep_going=args.keep_going,
+            emit_dest=None if args.no_emit else Path(args.emit_dir),
+            engine_ref=args.engine_ref,
+            remote=open_store(args.remote) if args.remote else None,
+            lease_ttl=args.lock_ttl if args.lock else None,
+            log_dir=Path(args.log_dir) if args.log_dir else None,
+            executor=executor,
+        )
+        if plan.pending and not args.json:
+            where = f" ({executor.describe()})" if executor.parallel else ""
+            print(f"apply: {len(plan.unique_builds())} engine(s) to build on "
+                  f"{platform.describe()}{where}", file=sys.stderr)
+        result = apply_plan(plan, store, toolchain=toolchain, options=options)
+    finally:
+        executor.close()
     return render_result(result, args)
-
-
-def _platform(toolchain: Any) -> Any:
-    """This machine; a test toolchain may stand in for it (CPU tests of orchestration)."""
-    describe = getattr(toolchain, "platform", None)
-    if callable(describe):
-        return describe()
-    from trtops.keys.platform import detect_platform
-
-    return detect_platform()

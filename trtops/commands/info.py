@@ -11,8 +11,6 @@ import json
 import sys
 from typing import Any
 
-_PACKAGES = ("onnx", "onnxruntime", "polygraphy", "pycuda", "cuda-python", "nvidia-ml-py")
-
 
 def register(subparsers: Any) -> None:
     from trtops.commands.args import add_platform_arguments
@@ -30,34 +28,16 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _package_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def _gib(value: int | None) -> str:
-    return f"{value / (1 << 30):.1f} GiB" if value else "?"
-
-
 def run(args: argparse.Namespace) -> int:
     from trtops import __version__
     from trtops.keys.platform import platform_from_args
+    from trtops.names import format_bytes
+    from trtops.ops.info import package_versions, write_platform_file
 
     platform = platform_from_args(args, sm_count=True)
     data = platform.to_json()
     if args.out:
-        from pathlib import Path
-
-        path = Path(args.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        write_platform_file(platform, args.out)
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -73,14 +53,15 @@ def run(args: argparse.Namespace) -> int:
     if platform.gpus:
         for gpu in platform.gpus:
             sms = f", {gpu.sm_count} SMs" if gpu.sm_count else ""
-            print(f"GPU {gpu.index:<7} {gpu.name} (cc {gpu.compute_capability}, {_gib(gpu.memory_bytes)}{sms})")
+            memory = format_bytes(gpu.memory_bytes) if gpu.memory_bytes else "?"
+            print(f"GPU {gpu.index:<7} {gpu.name} (cc {gpu.compute_capability}, {memory}{sms})")
     else:
         print("GPUs        none")
     if platform.source != "detected":
         print(f"source      {platform.source}")
     for note in platform.notes:
         print(f"note        {note}")
-    packages = ", ".join(f"{n} {v}" for n, v in _package_versions().items() if v)
+    packages = ", ".join(f"{n} {v}" for n, v in package_versions().items() if v)
     if packages:
         print(f"packages    {packages}")
     if args.out:

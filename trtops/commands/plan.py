@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "matrix", False):
         from trtops.report import matrix_from_plan
 
-        sys.stdout.write(json.dumps(matrix_from_plan(plan.to_json()), separators=(",", ":")) + "\n")
+        sys.stdout.write(json.dumps(matrix_from_plan(plan), separators=(",", ":")) + "\n")
         return int(ExitCode.CHANGES_PENDING if args.detailed_exitcode and plan.pending else ExitCode.OK)
     if args.json:
         json.dump(plan.to_json(), sys.stdout, indent=1)
@@ -88,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
 
     code = ExitCode.CHANGES_PENDING if args.detailed_exitcode and plan.pending else ExitCode.OK
     # In GitHub Actions: step summary and annotations (rejected engines); no-op elsewhere.
-    emit_ci_reports(result_from_plan(plan.to_json()), exit_code=int(code))
+    emit_ci_reports(result_from_plan(plan), exit_code=int(code))
     return int(code)

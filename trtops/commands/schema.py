@@ -12,27 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SCHEMA_ID = "urn:trtops:manifest:v1"
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-
-def manifest_json_schema() -> dict[str, Any]:
-    """JSON Schema (2020-12) of manifest version 1, with a description on every field."""
-    from trtops.manifest.models import Manifest
-
-    schema = Manifest.model_json_schema()
-    head = {
-        "$schema": SCHEMA_DIALECT,
-        "$id": SCHEMA_ID,
-        "title": "trtops manifest",
-        "description": "Declares TensorRT engines to build: targets (GPU and TensorRT "
-        "version) and ONNX models with precisions, profiles and accuracy gates. "
-        "Check with `trtops validate`.",
-    }
-    schema.pop("title", None)
-    schema.pop("description", None)
-    return {**head, **schema}
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -47,6 +26,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.errors import InputError
+    from trtops.ops.schema import manifest_json_schema
 
     text = json.dumps(manifest_json_schema(), indent=2, sort_keys=False) + "\n"
     if args.output and args.output != "-":

@@ -31,32 +31,21 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
 def run(args: argparse.Namespace) -> int:
-    from trtops.manifest.expand import expand
-    from trtops.manifest.load import collect
+    from trtops.ops.validate import validate
 
-    paths = manifest_paths(args)
-    from trtops.cache import default_cache_url, is_remote
-
-    cache = getattr(args, "cache", None) or default_cache_url()
-    # Url sources are only checked when downloaded into a local cache: never the network.
-    cache_dir = None if is_remote(cache) else cache.removeprefix("file://")
-    loaded, problems, files = collect(paths, check_models=not args.no_model_checks,
-                                      cache_dir=cache_dir)
-    by_file = {str(m.path): m for m in loaded}
-    for file in files:
-        manifest = by_file.get(str(file))
-        if manifest is None:
-            continue
-        engines = len(expand([manifest], cache_dir=cache_dir))
-        models = len(manifest.manifest.models)
-        print(f"ok: {file} ({models} model{'s' if models != 1 else ''}, "
-              f"{engines} engine{'s' if engines != 1 else ''})")
-    if not problems:
+    result = validate(manifest_paths(args), check_models=not args.no_model_checks,
+                      cache=getattr(args, "cache", None))
+    for valid in result.valid:
+        print(f"ok: {valid.path} ({_plural(valid.models, 'model')}, {_plural(valid.engines, 'engine')})")
+    if not result.problems:
         return 0
-    for problem in problems:
+    for problem in result.problems:
         print(problem.render(), file=sys.stderr)
-    bad_files = len({p.location.file for p in problems})
-    print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {bad_files} "
-          f"file{'s' if bad_files != 1 else ''}", file=sys.stderr)
+    print(f"{_plural(len(result.problems), 'problem')} in {_plural(result.bad_files, 'file')}",
+          file=sys.stderr)
     return 1

@@ -15,16 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-
-class Runner(Protocol):
-    """Runs one :class:`~trtops.executors.jobs.BuildJob` somewhere and waits for it."""
-
-    label: str
-
-    def run(self, job: Any, progress: Callable[[str], None] | None = None) -> Any:
-        """Build and check the job; returns a :class:`~trtops.executors.jobs.JobOutput`."""
+from typing import Any
 
 
 def default_staging(store: Any) -> Path:
@@ -37,12 +28,13 @@ def default_staging(store: Any) -> Path:
 class Slot:
     """One place a build can run at a time."""
 
-    label: str  # "GPU 1 (NVIDIA H200)", "Ray trtops_gpu:cc9.0-nvidia-h200 #2"
-    signature: str  # GPU signature the slot builds for
-    runner: Any  # a Runner
+    label: str  # "GPU 1 (NVIDIA H200)", "Ray trtops_gpu:cc9.0-nvidia-h200 #2", "in process"
+    signature: str | None  # GPU signature the slot builds for; None: any (the plan's GPU)
+    runner: Any  # has run(job, progress) -> JobOutput (e.g. jobs.LocalRunner)
 
     def accepts(self, action: Any) -> bool:
-        return action.timing_signature == self.signature
+        """True when this slot can build ``action`` (its GPU signature matches)."""
+        return self.signature is None or action.timing_signature == self.signature
 
 
 def run_slots(slots: Sequence[Slot], actions: Sequence[Any],
@@ -53,17 +45,22 @@ def run_slots(slots: Sequence[Slot], actions: Sequence[Any],
     Args:
         slots: Where builds can run.
         actions: Actions to build (one per engine key).
-        work: Returns the action's :class:`~trtops.outcome.EngineOutcome`; must not raise.
+        work: Returns the action's :class:`~trtops.outcome.EngineOutcome`. An exception
+            it raises (a failure that ends the whole run, such as an unreachable remote)
+            stops every slot taking new actions and is raised again here.
         keep_going: When False, no new action starts after one has failed.
 
     Returns:
         (outcomes by action id, actions never started: after a failure, or because no slot
         accepts them).
+
+    A single slot runs in the caller's thread: in-process builds keep the main thread
+    (CUDA contexts, Ctrl-C) and their exceptions propagate as they are.
     """
     lock = threading.Lock()
     queue = list(actions)
     outcomes: dict[str, Any] = {}
-    state = {"stop": False}
+    state: dict[str, Any] = {"stop": False, "raised": None}
 
     def take(slot: Slot) -> Any:
         with lock:
@@ -85,12 +82,27 @@ def run_slots(slots: Sequence[Slot], actions: Sequence[Any],
                 if outcome.failed and not keep_going:
                     state["stop"] = True
 
-    threads = [threading.Thread(target=loop, args=(slot,), name=f"trtops-{slot.label}", daemon=True)
+    if len(slots) == 1:
+        loop(slots[0])
+        return outcomes, queue
+
+    def guarded(slot: Slot) -> None:
+        try:
+            loop(slot)
+        except BaseException as exc:  # noqa: BLE001 - raised again by the caller's thread
+            with lock:
+                state["stop"] = True
+                if state["raised"] is None:
+                    state["raised"] = exc
+
+    threads = [threading.Thread(target=guarded, args=(slot,), name=f"trtops-{slot.label}", daemon=True)
                for slot in slots]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if state["raised"] is not None:
+        raise state["raised"]
     return outcomes, queue
 
 

@@ -107,7 +107,7 @@ def _worker_main(visible: str, conn: Any, toolchain_blob: bytes | None, fault_pa
     if toolchain_blob is not None:
         toolchain = pickle.loads(toolchain_blob)
     else:
-        from trtops.ops.apply import default_toolchain
+        from trtops.ops.toolchain import default_toolchain
 
         toolchain = default_toolchain()
     while True:

@@ -7,8 +7,8 @@ cache and a crashed worker cannot leave half an entry behind.
 
 :class:`BuildJob` and :class:`JobOutput` are plain picklable data: they cross a
 multiprocessing pipe (``--gpus``) or Ray's object store (``--executor ray``) unchanged. The
-in-process executor runs the same function and keeps the original exception, so the default
-path reports failures exactly as before.
+in-process executor runs the same function and keeps the original exception, so in-process
+builds report failures with the original error.
 """
 
 from __future__ import annotations
@@ -23,17 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from trtops.errors import BuildError, ExitCode, TrtopsError
+from trtops.names import DISK_FULL_ERRNOS
+from trtops.outcome import STATUS_EXIT, failure_status
 
 Progress = Callable[[str], None]
-
-# outcome status -> exit code, for failures that come back from another process
-_STATUS_CODES = {
-    "build_failed": ExitCode.BUILD_FAILED,
-    "accuracy_failed": ExitCode.ACCURACY_FAILED,
-    "environment": ExitCode.ENVIRONMENT,
-    "invalid": ExitCode.USER_ERROR,
-    "error": ExitCode.INTERNAL,
-}
 
 
 @dataclass
@@ -91,7 +84,7 @@ class JobFailure(TrtopsError):
         super().__init__(error.message, error.hint)
         self.outcome_status = error.status
         self.details = error.details
-        self.exit_code = _STATUS_CODES.get(error.status, ExitCode.BUILD_FAILED)
+        self.exit_code = STATUS_EXIT.get(error.status, ExitCode.BUILD_FAILED)
 
 
 @dataclass
@@ -169,15 +162,13 @@ class JobOutput:
 def error_from_exception(exc: BaseException) -> JobError:
     """Describe an exception raised by a build or check as a picklable :class:`JobError`
     (the same status and message apply would give it in process)."""
-    from trtops.ops import apply
-
-    if isinstance(exc, OSError) and exc.errno in apply._DISK_FULL:
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         # A full disk in the worker is no bug in trtops (apply says the same in process).
         from trtops.cache.local import write_error
 
         exc = write_error(exc, "the build files")
     if isinstance(exc, TrtopsError):
-        return JobError(apply.failure_status(exc), exc.message, exc.hint,
+        return JobError(failure_status(exc), exc.message, exc.hint,
                         getattr(exc, "details", "") or "")
     return JobError("error", f"{type(exc).__name__}: {exc}",
                     details="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
@@ -219,7 +210,7 @@ def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = Non
 
     Args:
         job: What to build.
-        toolchain: Builder and verifier (:class:`trtops.ops.apply.Toolchain`).
+        toolchain: Builder and verifier (:class:`trtops.ops.toolchain.Toolchain`).
         progress: Called with phase names ("checking accuracy").
 
     Returns:
@@ -279,7 +270,7 @@ def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = Non
 
 
 class LocalRunner:
-    """Runs jobs in this process (the default executor's runner)."""
+    """Runs jobs in this process (the local executor's runner)."""
 
     label = "in process"
 

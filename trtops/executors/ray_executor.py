@@ -132,8 +132,8 @@ def _probe_task() -> dict:
     # Older Ray empties CUDA_VISIBLE_DEVICES for tasks without GPUs: NVML must see them all.
     if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
         os.environ.pop("CUDA_VISIBLE_DEVICES")
-    from trtops.ops.apply import default_toolchain
     from trtops.keys.platform import detect_platform
+    from trtops.ops.toolchain import default_toolchain
 
     toolchain = default_toolchain()
     describe = getattr(toolchain, "platform", None)
@@ -158,7 +158,7 @@ def _pin_gpu(signature: str) -> None:
 
 def _merge_task(signature: str, base: bytes | None, pieces: Sequence[bytes]) -> bytes | None:
     _pin_gpu(signature)
-    from trtops.ops.apply import default_toolchain
+    from trtops.ops.toolchain import default_toolchain
 
     return merge_pieces(default_toolchain(), base, pieces)
 
@@ -207,7 +207,7 @@ def _build_task(job: BuildJob, bundle: dict | None) -> JobOutput:
             job.spec = _relocate(job.spec, _materialize(bundle, root / "inputs"))
         job.workdir = str(root / "build")
         os.makedirs(job.workdir)
-        from trtops.ops.apply import default_toolchain
+        from trtops.ops.toolchain import default_toolchain
 
         output = run_build_job(job, default_toolchain())
         if output.engine_path and os.path.isfile(output.engine_path):

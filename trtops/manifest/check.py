@@ -8,7 +8,6 @@ profiles and precisions. ``onnx`` is imported only here, inside functions.
 
 from __future__ import annotations
 
-import difflib
 import os
 import zipfile
 from collections.abc import Sequence
@@ -21,16 +20,12 @@ from trtops.errors import InputError, Problem, SourceLocation
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource
 from trtops.onnx_facts import Dim, GraphError, GraphInfo, read_graph
+from trtops.suggest import did_you_mean
 
 ALLOW_OUTSIDE_ENV = "TRTOPS_ALLOW_OUTSIDE_SOURCES"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _did_you_mean(word: str, options: Sequence[str]) -> str:
-    matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean {matches[0]!r}?" if matches else ""
 
 
 def _problem(lm: LoadedManifest, path: tuple[Any, ...], message: str, hint: str | None = None,
@@ -105,7 +100,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
             where = at + ("profiles", p_index, name)
             if name not in graph.inputs:
                 problems.append(_problem(
-                    lm, where, f"the model has no input {name!r}{_did_you_mean(name, names)}",
+                    lm, where, f"the model has no input {name!r}{did_you_mean(name, names)}",
                     f"inputs of the model: {', '.join(names) or 'none'}"))
                 continue
             dims = graph.inputs[name]
@@ -161,7 +156,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
         if name not in graph.inputs:
             problems.append(_problem(
                 lm, at + ("accuracy", "inputs", "ranges", name),
-                f"the model has no input {name!r}{_did_you_mean(name, names)}",
+                f"the model has no input {name!r}{did_you_mean(name, names)}",
                 f"inputs of the model: {', '.join(names) or 'none'}"))
     outputs = list(graph.outputs)
     for precision, tolerance in model.accuracy.tolerances.items():
@@ -169,7 +164,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
             if name not in outputs:
                 problems.append(_problem(
                     lm, at + ("accuracy", "tolerances", precision, "outputs", name),
-                    f"the model has no output {name!r}{_did_you_mean(name, outputs)}",
+                    f"the model has no output {name!r}{did_you_mean(name, outputs)}",
                     f"outputs of the model: {', '.join(outputs) or 'none'}"))
     return problems
 
@@ -313,7 +308,7 @@ def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_mode
         if target not in lm.manifest.targets:
             problems.append(_problem(
                 lm, at + ("targets", t_index),
-                f"unknown target {target!r}{_did_you_mean(target, targets)}",
+                f"unknown target {target!r}{did_you_mean(target, targets)}",
                 f"targets defined in this file: {', '.join(targets)}", value=True))
     for precision in model.accuracy.tolerances:
         if precision not in model.precisions:

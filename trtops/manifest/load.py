@@ -10,7 +10,6 @@ here. All problems of all files are collected and raised at once as one
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import types
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from trtops.errors import ManifestError, Problem, SourceLocation
 from trtops.manifest.models import ERROR_TYPE, SOURCE_TAGS, Manifest
+from trtops.suggest import closest
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: a manifest is a few KiB; anything bigger is a mistake or hostile
 MAX_ALIAS_EXPANSIONS = 1000  # counted on every use of an alias, nested uses included
@@ -450,17 +450,6 @@ def _model_at(path: FieldPath, data: Any) -> type[BaseModel] | None:
     return None
 
 
-def _did_you_mean(word: Any, options: Iterable[str]) -> str | None:
-    if not isinstance(word, str):
-        return None
-    options = list(options)
-    lowered = {o.lower(): o for o in options}
-    if word.lower() in lowered:
-        return lowered[word.lower()]
-    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -493,7 +482,7 @@ def _humanize(error: dict[str, Any], field_path: FieldPath, data: Any) -> tuple[
     if kind == "extra_forbidden":
         model = _model_at(field_path[:-1], data)
         allowed = sorted(model.model_fields) if model is not None else []
-        guess = _did_you_mean(last, allowed)
+        guess = closest(last, allowed)
         message = f"unknown key {last!r}"
         if guess:
             message += f"; did you mean {guess!r}?"
@@ -505,7 +494,7 @@ def _humanize(error: dict[str, Any], field_path: FieldPath, data: Any) -> tuple[
             return (f"unsupported manifest version {_short(value)}",
                     "this trtops reads 'version: 1' manifests")
         message = f"expected one of {', '.join(options)}; got {_short(value)}" if options else error["msg"]
-        guess = _did_you_mean(value, options)
+        guess = closest(value, options)
         hint = f"did you mean {guess!r}?" if guess else None
         if isinstance(value, bool):
             hint = "YAML reads unquoted yes/no/on/off as booleans; quote the word"
@@ -640,60 +629,3 @@ def load_file(path: Path) -> tuple[LoadedManifest | None, list[Problem]]:
     except ValidationError as exc:
         return None, validation_problems(exc, data, file, index)
     return LoadedManifest(path=path, name=path.stem, manifest=manifest, _index=index), []
-
-
-def collect(
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    check_models: bool = True,
-    cache_dir: str | os.PathLike[str] | None = None,
-) -> tuple[list[LoadedManifest], list[Problem], list[Path]]:
-    """Load and check manifests without raising.
-
-    Returns:
-        (manifests without problems of their own, all problems sorted by place, files read)
-    """
-    from trtops.manifest import check  # local: check imports this module
-
-    files, problems = find_manifest_files(paths)
-    loaded: list[LoadedManifest] = []
-    for path in files:
-        manifest, found = load_file(path)
-        problems.extend(found)
-        if manifest is not None:
-            loaded.append(manifest)
-    for manifest in loaded:
-        problems.extend(check.check_manifest(manifest, check_models=check_models, cache_dir=cache_dir))
-    problems.extend(check.check_across(loaded))
-    bad = {p.location.file for p in problems}
-    good = [m for m in loaded if str(m.path) not in bad]
-    problems.sort(key=lambda p: (p.location.file, p.location.line or 0, p.location.column or 0))
-    return good, problems, files
-
-
-def load_paths(
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    check_models: bool = True,
-    cache_dir: str | os.PathLike[str] | None = None,
-) -> list[LoadedManifest]:
-    """Load, validate and cross-check manifest files.
-
-    Args:
-        paths: manifest files, or directories whose ``*.yaml``/``*.yml`` files are read
-            (sorted, not recursive).
-        check_models: also check what needs files on disk: sources exist, ONNX graphs
-            agree with profiles, calibration/accuracy data exist.
-        cache_dir: cache holding url sources (``<cache>/sources/<sha256>.onnx``); default
-            ``cache``. Url sources not yet downloaded are not checked.
-
-    Returns:
-        One :class:`LoadedManifest` per file, in path order.
-
-    Raises:
-        ManifestError: with every problem of every file.
-    """
-    loaded, problems, _ = collect(paths, check_models=check_models, cache_dir=cache_dir)
-    if problems:
-        raise ManifestError(problems)
-    return loaded

@@ -13,95 +13,45 @@ not to rebuild them blindly, and nothing downstream (push, pull, emit) ever serv
 A failed build leaves nothing in the cache: work happens in a private temporary directory
 and the entry appears atomically, meta.json last.
 
-The TensorRT- and Polygraphy-facing steps go through a :class:`Toolchain`, so that CPU tests
-can exercise this orchestration with a test double (``TRTOPS_TEST_TOOLCHAIN``) while
-everything else stays real.
+The TensorRT- and Polygraphy-facing steps go through a :class:`~trtops.ops.toolchain.Toolchain`,
+so that CPU tests can exercise this orchestration with a test double
+(``TRTOPS_TEST_TOOLCHAIN``) while everything else stays real. Builds always go through an
+executor (:mod:`trtops.executors`): the in-process one by default, one slot running here.
 """
 
 from __future__ import annotations
 
-import errno
-import importlib
 import json
-import os
 import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from trtops.cache.store import BUILD_LOG_FILE, CALIBRATION_FILE, ENGINE_FILE, LAYERS_FILE
+from trtops.cache.store import (
+    BUILD_LOG_FILE,
+    CALIBRATION_FILE,
+    ENGINE_FILE,
+    LAYERS_FILE,
+)
 from trtops.errors import (
-    AccuracyError,
-    BuildError,
     CacheError,
-    EnvironmentMissing,
-    ExitCode,
     RemoteError,
     TrtopsError,
 )
-from trtops.outcome import EngineOutcome, RunResult
+from trtops.names import DISK_FULL_ERRNOS
+from trtops.ops.toolchain import (
+    Toolchain,
+    default_toolchain,
+)
+from trtops.outcome import EngineOutcome, RunResult, failure_status, failure_text
 from trtops.plan import Action, Plan
 
-TOOLCHAIN_ENV = "TRTOPS_TEST_TOOLCHAIN"
-_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 BUILD_LOCK_TIMEOUT = 6 * 3600.0  # seconds; a big model's INT8 build can take an hour
 _NOT_ATTEMPTED = "not attempted: an earlier engine failed (use --keep-going to continue past failures)"
-
-
-class Toolchain(Protocol):
-    """The steps of apply that need TensorRT, a GPU or Polygraphy."""
-
-    def build(self, request: Any) -> Any:
-        """Build one engine (:class:`trtops.trt.builder.BuildRequest` → ``BuildResult``)."""
-
-    def verify(self, engine_path: Path, model_path: Path, io: Any, accuracy: Any, *,
-               precision: str) -> Any:
-        """Compare an engine with its ONNX model → :class:`trtops.gate.AccuracyReport`."""
-
-    def merge_timing_caches(self, base: bytes | None, new: bytes) -> bytes:
-        """Combine two serialized timing caches of one TensorRT version and GPU."""
-
-
-class TensorRTToolchain:
-    """The real toolchain: TensorRT builds, Polygraphy checks. Imports them lazily."""
-
-    def build(self, request: Any) -> Any:
-        from trtops.trt.builder import build_engine
-
-        return build_engine(request)
-
-    def verify(self, engine_path: Path, model_path: Path, io: Any, accuracy: Any, *,
-               precision: str) -> Any:
-        from trtops.gate import verify_engine
-
-        return verify_engine(engine_path, model_path, io, accuracy, precision=precision)
-
-    def merge_timing_caches(self, base: bytes | None, new: bytes) -> bytes:
-        from trtops.trt.timing import merge_timing_caches
-
-        return merge_timing_caches(base, new)
-
-    def platform(self) -> Any:
-        from trtops.keys.platform import detect_platform
-
-        return detect_platform()
-
-
-def default_toolchain() -> Toolchain:
-    """The TensorRT toolchain, or the test double named by ``TRTOPS_TEST_TOOLCHAIN``
-    (``module:attribute``; for trtops' own CPU tests only)."""
-    target = os.environ.get(TOOLCHAIN_ENV)
-    if not target:
-        return TensorRTToolchain()
-    module_name, _, attribute = target.partition(":")
-    factory = getattr(importlib.import_module(module_name), attribute or "toolchain")
-    if isinstance(factory, type) or not hasattr(factory, "build"):
-        return factory()  # a class or a factory function
-    return factory
 
 
 @dataclass
@@ -115,8 +65,8 @@ class ApplyOptions:
     lease_ttl: float | None = None  # seconds; None: no build lease
     owner: str | None = None  # lease owner label
     log_dir: Path | None = None  # also write each build log here (CI artifacts)
-    # Where builds run (trtops.executors): None or the local executor: here, one after the
-    # other; a parallel one (--gpus, --executor ray): its workers build, this process
+    # Where builds run (trtops.executors); None: the local executor (here, one after the
+    # other). Parallel ones (--gpus, --executor ray): their workers build, this process
     # publishes. The caller owns it (and closes it).
     executor: Any = None
 
@@ -130,8 +80,8 @@ class _Context:
     progress: Any
     built: dict[str, EngineOutcome] = field(default_factory=dict)  # engine key -> outcome
     stop: bool = False
-    # parallel executors: outcomes of the builds they ran (action id -> outcome), keys they
-    # could not build (key -> outcome), and timing caches waiting to be merged
+    # outcomes of the builds the executor ran (action id -> outcome), keys it could not
+    # build (key -> outcome), and (parallel executors) timing caches waiting to be merged
     prebuilt: dict[str, EngineOutcome] = field(default_factory=dict)
     unbuilt: dict[str, EngineOutcome] = field(default_factory=dict)
     ledger: Any = None
@@ -162,13 +112,12 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
     result = RunResult("apply")
     with make_progress(len(plan.unique_builds()), "apply") as progress:
         ctx = _Context(plan, store, toolchain, options, progress)
-        if getattr(options.executor, "parallel", False):
-            _run_parallel(ctx)
+        _run_builds(ctx, options.executor or _local_executor(toolchain))
         for action in plan.actions:
             done = ctx.prebuilt.pop(action.id, None)
             if done is not None:
-                # Run by a parallel executor: reported as it happened, even when an engine
-                # earlier in plan order failed meanwhile.
+                # Run by the executor: reported as it happened, even when an engine earlier
+                # in plan order failed meanwhile (parallel executors).
                 outcome = done
                 if done.status == "skipped":
                     ctx.unbuilt[action.key.key] = done
@@ -234,19 +183,16 @@ def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
         ensure_ref(ctx.store, action.id, action.key)
         return _outcome(action, "reused", action.reason,
                         accuracy=_accuracy_summary(ctx.store, action.key.key))
-    # build / rebuild; specs sharing a key are built once
-    earlier = ctx.built.get(action.key.key)
-    if earlier is not None:
-        if not earlier.failed:
-            record_ref(ctx.store, action.id, action.key)
-        return _outcome(action, earlier.status, f"same engine as {earlier.id}",
-                        accuracy=earlier.accuracy, engine_bytes=earlier.engine_bytes)
-    outcome = _build_action(ctx, action)
-    ctx.built[action.key.key] = outcome
-    return outcome
+    # build / rebuild: the executor built the first action of each key; the others share it
+    earlier = ctx.built[action.key.key]
+    if not earlier.failed:
+        record_ref(ctx.store, action.id, action.key)
+    return _outcome(action, earlier.status, f"same engine as {earlier.id}",
+                    accuracy=earlier.accuracy, engine_bytes=earlier.engine_bytes)
 
 
-def _build_action(ctx: _Context, action: Action, runner: Any = None) -> EngineOutcome:
+def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
+    """Fetch, or build and check with ``runner`` (an executor slot's), then publish."""
     item = f"{action.spec.model}/{action.spec.precision}/{action.spec.target.name}"
     progress = ctx.progress
     started = time.monotonic()
@@ -293,7 +239,7 @@ def _build_action(ctx: _Context, action: Action, runner: Any = None) -> EngineOu
         outcome = _outcome(action, failure_status(exc), failure_text(exc),
                            details=getattr(exc, "details", "") or "")
     except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
-        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
             # A full disk while building (the toolchain's own writes) is no bug in trtops.
             from trtops.cache.local import write_error
 
@@ -331,27 +277,6 @@ def _missing_runtime(platform: Any) -> str | None:
     return None
 
 
-def failure_status(exc: TrtopsError) -> str:
-    """The outcome status of an engine whose build, check or publish raised ``exc``."""
-    status = getattr(exc, "outcome_status", None)  # a failure reported by a build worker
-    if isinstance(status, str):
-        return status
-    if isinstance(exc, EnvironmentMissing):
-        return "environment"
-    if isinstance(exc, AccuracyError):
-        return "accuracy_failed"
-    if isinstance(exc, BuildError):
-        return "build_failed"
-    if exc.exit_code == ExitCode.USER_ERROR:
-        return "invalid"  # bad calibration or accuracy data, for instance
-    return "build_failed"
-
-
-def failure_text(exc: TrtopsError) -> str:
-    """An outcome's message for ``exc``: its message, then its hint in parentheses."""
-    return exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-
-
 def _acquire_lease(ctx: _Context, action: Action) -> Any:
     if ctx.options.lease_ttl is None or ctx.options.remote is None:
         return None
@@ -382,13 +307,12 @@ def _fetch_from_remote(ctx: _Context, action: Action) -> EngineOutcome | None:
                     engine_bytes=meta.get("engine_size"))
 
 
-def _build_verify_publish(ctx: _Context, action: Action, item: str,
-                          runner: Any = None) -> EngineOutcome:
-    """Build and check (``runner``: a worker of an executor, or this process), then
+def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any) -> EngineOutcome:
+    """Build and check (``runner``: an executor slot's, in this process or a worker), then
     publish here: the worker side is :func:`trtops.executors.jobs.run_build_job`."""
     from trtops.cache.entries import publish_entry
     from trtops.executors.base import default_staging
-    from trtops.executors.jobs import BuildJob, LocalRunner
+    from trtops.executors.jobs import BuildJob
 
     spec = action.spec
     store = ctx.store
@@ -407,7 +331,6 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str,
     try:
         job = BuildJob(spec=spec, key=action.key.key, workdir=str(workdir), timing_cache=timing,
                        timing_pieces=pieces, gpu_index=action.gpu_index, signature=signature or None)
-        runner = runner or LocalRunner(ctx.toolchain)
         built = runner.run(job, lambda text: ctx.progress.update(item, text))
         _save_log(ctx, spec.id, built.log_text)
         if built.timing_cache and shared_timing:
@@ -507,20 +430,44 @@ def _save_log(ctx: _Context, spec_id: str, text: str) -> None:
     (ctx.options.log_dir / (spec_id.replace("/", "__") + ".log")).write_text(text)
 
 
-# --------------------------------------------------------------------------- parallel executors
+# --------------------------------------------------------------------------- executors
 
 
-def _run_parallel(ctx: _Context) -> None:
-    """Build every pending engine with the options' parallel executor: its slots take
-    actions from one queue and each runs :func:`_build_action` with the slot's runner
-    (workers build and check; this process publishes). Outcomes go to ``ctx.prebuilt``."""
+def _fails_unbuilt(ctx: _Context, action: Action) -> bool:
+    """True when ``action``'s outcome is a failure that needs no build (see _run_action)."""
+    if action.kind == "rejected":
+        return True
+    return action.kind == "skip" and _missing_runtime(ctx.plan.platform) is not None
+
+
+def _local_executor(toolchain: Toolchain) -> Any:
+    from trtops.executors.local import LocalExecutor
+
+    return LocalExecutor(toolchain)
+
+
+def _run_builds(ctx: _Context, executor: Any) -> None:
+    """Build every pending engine (one per key) with the executor: its slots take actions
+    from one queue and each runs :func:`_build_action` with the slot's runner (the build
+    and check run there; this process publishes). Outcomes go to ``ctx.prebuilt``.
+
+    An unreachable remote ends the run: its :class:`RemoteError` is raised here."""
     from trtops.executors.base import TimingLedger, default_staging, run_slots
 
-    executor = ctx.options.executor
     builds = ctx.plan.unique_builds()
+    if not ctx.options.keep_going:
+        # An action that fails without building (a rejected engine, a skip for want of
+        # TensorRT or a GPU) stops the run where it stands in plan order: builds after it
+        # are not attempted.
+        first_failure = next((i for i, a in enumerate(ctx.plan.actions) if _fails_unbuilt(ctx, a)), None)
+        if first_failure is not None:
+            before = {a.id for a in ctx.plan.actions[:first_failure]}
+            builds = [a for a in builds if a.id in before]
     if not builds:
         return
-    ctx.ledger = TimingLedger()
+    if executor.parallel:
+        # Concurrent builds of one GPU model must not lose each other's timing caches.
+        ctx.ledger = TimingLedger()
     slots, unschedulable = executor.prepare(ctx.plan, builds, toolchain=ctx.toolchain,
                                             staging=default_staging(ctx.store))
     for action in builds:
@@ -529,7 +476,9 @@ def _run_parallel(ctx: _Context) -> None:
 
     def work(action: Action, slot: Any) -> EngineOutcome:
         try:
-            return _build_action(ctx, action, runner=slot.runner)
+            return _build_action(ctx, action, slot.runner)
+        except RemoteError:
+            raise  # the remote is unreachable: stop the run (run_slots raises it again)
         except TrtopsError as exc:
             return _outcome(action, failure_status(exc), failure_text(exc))
         except Exception as exc:  # noqa: BLE001 - a thread must never lose an engine's result
@@ -543,7 +492,8 @@ def _run_parallel(ctx: _Context) -> None:
     for action in left:
         why = _NOT_ATTEMPTED if stopped else f"not attempted: no {executor.name} worker can build it"
         ctx.prebuilt[action.id] = _outcome(action, "skipped", why)
-    _finish_timing(ctx, executor)
+    if ctx.ledger is not None:
+        _finish_timing(ctx, executor)
 
 
 def _finish_timing(ctx: _Context, executor: Any) -> None:
@@ -601,6 +551,3 @@ def _emit(ctx: _Context, result: RunResult) -> None:
             if outcome.id == skipped["engine"]:
                 outcome.message += f"; loaders not written: {skipped['reason']}"
 
-
-def pending_ids(actions: Sequence[Action]) -> list[str]:
-    return [a.id for a in actions if a.pending]

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trtops.ops.apply import _outcome, accuracy_summary, failure_status, failure_text
 from trtops.errors import CacheError, TrtopsError
+from trtops.ops.apply import _outcome, accuracy_summary, failure_status, failure_text
 from trtops.outcome import EngineOutcome, RunResult
 from trtops.plan import Action, Plan
 
@@ -25,7 +25,7 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
     Args:
         plan: A plan of the manifests (its keys name the cached engines).
         store: The local cache.
-        toolchain: See :class:`trtops.ops.apply.Toolchain` (TensorRT + Polygraphy).
+        toolchain: See :class:`trtops.ops.toolchain.Toolchain` (TensorRT + Polygraphy).
 
     Returns:
         One outcome per engine: verified (accepted), accuracy_failed (rejected now),

@@ -129,10 +129,6 @@ def test_device_array_is_validated_from_its_interface(mixed):
 # --------------------------------------------------------------------------- running
 
 
-def _reference_affine(x):
-    return {"y": x * 2 + 1, "total": x.sum(axis=1)}
-
-
 @pytest.fixture
 def affine(emit_fake, monkeypatch):
     module, _ = emit_fake(affine_engine())

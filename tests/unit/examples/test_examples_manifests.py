@@ -71,7 +71,7 @@ def test_generated_files_are_what_the_manifests_name():
 def test_full_check_against_the_generated_models(tmp_path: Path):
     """Copy lab.yaml, make its models next to it, and run every check that reads files
     (profiles against the graph's inputs, Q/DQ, calibration arrays, external data)."""
-    load = pytest.importorskip("trtops.manifest.load")
+    collect = pytest.importorskip("trtops.manifest.collect")
     root = tmp_path / "manifests"
     root.mkdir()
     shutil.copy(MANIFESTS / "lab.yaml", root / "lab.yaml")
@@ -79,19 +79,19 @@ def test_full_check_against_the_generated_models(tmp_path: Path):
 
     assert cli.main(["--dest", str(root / "models"), "-q", "--only", "tiny_cnn", "two_inputs",
                      "tiny_qdq", "tiny_seg", "tiny_external", "tiny_cnn_calib"]) == 0
-    _, problems, _ = load.collect([root], check_models=True, cache_dir=tmp_path / "cache")
+    _, problems, _ = collect.collect([root], check_models=True, cache_dir=tmp_path / "cache")
     assert [p.render() for p in problems] == []
 
 
 def test_full_check_of_the_seed_scenarios(tmp_path: Path):
-    load = pytest.importorskip("trtops.manifest.load")
+    collect = pytest.importorskip("trtops.manifest.collect")
     root = tmp_path / "manifests"
     root.mkdir()
     shutil.copy(MANIFESTS / "vision.yaml", root / "vision.yaml")
     from trtops.examples import cli
 
     assert cli.main(["--dest", str(root / "models"), "-q", "--only", "resnet50", "fcn_resnet"]) == 0
-    _, problems, _ = load.collect([root], check_models=True, cache_dir=tmp_path / "cache")
+    _, problems, _ = collect.collect([root], check_models=True, cache_dir=tmp_path / "cache")
     assert [p.render() for p in problems] == []
 
 

@@ -27,8 +27,8 @@ from trtops.executors.jobs import (
     JobOutput,
     run_build_job,
 )
-from trtops.outcome import EngineOutcome
 from trtops.keys.platform import GpuInfo, Platform
+from trtops.outcome import EngineOutcome
 
 # --------------------------------------------------------------------------- flags
 
@@ -229,7 +229,7 @@ def test_run_build_job_reports_failures_as_data(tmp_path, fake, monkeypatch):
 
 
 def test_job_failure_statuses_map_to_apply_statuses():
-    from trtops.ops.apply import failure_status
+    from trtops.outcome import failure_status
 
     for status in ("build_failed", "accuracy_failed", "environment", "invalid", "error"):
         assert failure_status(JobFailure(JobError(status, "m"))) == status
@@ -251,9 +251,9 @@ def test_ray_resources_name_gpu_signatures():
 def test_ray_inputs_are_shipped_with_external_data_and_relocated(tmp_path):
     import numpy as np
 
-    from trtops.trt.specs import make_engine_spec
     from trtops.executors.ray_executor import _materialize, _relocate, make_bundle
     from trtops.spec import CalibrationSpec
+    from trtops.trt.specs import make_engine_spec
 
     model = make_conv_model(tmp_path / "src" / "heavy.onnx", external_data=True)
     calibration = tmp_path / "calib"

@@ -6,10 +6,10 @@ import random
 from pathlib import Path
 
 import pytest
-
 from helpers import make_conv_model
+
 from trtops.manifest import expand
-from trtops.manifest.load import collect
+from trtops.manifest.collect import collect
 
 SEED_MANIFEST = """\
 version: 1

@@ -9,20 +9,20 @@ import time
 from dataclasses import replace
 
 import pytest
-
 from helpers import make_conv_model
+
 from trtops.cache.entries import publish_entry
 from trtops.cache.local import LocalStore
 from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
 from trtops.errors import InputError, PlanMismatch
 from trtops.keys.fingerprint import DigestMemo, ModelDigest, digest_models
+from trtops.keys.platform import GpuInfo, Platform
 from trtops.plan import (
     CacheView,
     EntryView,
     Plan,
     check_plan_current,
     explain_changes,
-    format_bytes,
     make_plan_for_specs,
     match_target,
     plan,
@@ -30,7 +30,6 @@ from trtops.plan import (
     spec_from_json,
     spec_key,
 )
-from trtops.keys.platform import GpuInfo, Platform
 from trtops.spec import (
     AccuracySpec,
     BuildConfig,
@@ -237,8 +236,8 @@ def test_rebuild_reason_gpu():
 @pytest.mark.parametrize(
     "change, expected",
     [
-        ({"workspace": 128 << 20}, "build config changed: workspace 64MiB → 128MiB"),
-        ({"workspace": None}, "build config changed: workspace 64MiB → default"),
+        ({"workspace": 128 << 20}, "build config changed: workspace 64 MiB → 128 MiB"),
+        ({"workspace": None}, "build config changed: workspace 64 MiB → default"),
         ({"builder_optimization_level": 5}, "build config changed: builder_optimization_level 3 → 5"),
         ({"max_aux_streams": 2}, "build config changed: max_aux_streams default → 2"),
         ({"tactic_sources": ("cublas", "cudnn")}, 'build config changed: tactic_sources default → ["cublas","cudnn"]'),
@@ -264,7 +263,7 @@ def test_rebuild_reason_several_components():
     new = {MODEL_PATH: ModelDigest.of("a" * 64, [("conv.onnx.data", "c" * 64)])}
     reason = _rebuild_reason(make_spec(tgt=target(trt="")), make_spec(tgt=target(trt=""), workspace=1 << 30),
                              new_platform=Platform("10.14.1.48", (H100,)), new_digests=new)
-    assert reason == ("model weights changed (conv.onnx.data); build config changed: workspace 64MiB → 1GiB; "
+    assert reason == ("model weights changed (conv.onnx.data); build config changed: workspace 64 MiB → 1 GiB; "
                       "TensorRT 10.13.3.9 → 10.14.1.48")
 
 
@@ -283,7 +282,7 @@ def test_ref_without_components_is_explained_from_the_old_entry(tmp_path):
     store.write_ref(make_spec().id, {"key": old.key})
     view = CacheView.load(store, [], [make_spec().id])
     action = plan([make_spec(workspace=1 << 30)], view, TRT10, DIGESTS).actions[0]
-    assert action.reason == "build config changed: workspace 64MiB → 1GiB"
+    assert action.reason == "build config changed: workspace 64 MiB → 1 GiB"
 
 
 def test_explain_changes_schema_and_plugins():
@@ -384,11 +383,6 @@ def test_render_lines():
     assert "(1 up to date, not listed; --all lists them)" in text
     assert "Plan: 1 to build, 0 to rebuild, 1 to reuse, 1 skipped, 0 rejected." in text
     assert "= reuse    demo/conv/fp32/h100" in "\n".join(line for _, line in render_lines(result, show_all=True))
-
-
-def test_format_bytes():
-    assert [format_bytes(v) for v in (None, 512, 64 << 20, 1536 << 20, 4 << 30)] == \
-        ["default", "512B", "64MiB", "1.5GiB", "4GiB"]
 
 
 # --------------------------------------------------------------------------- with a real store and files

@@ -13,7 +13,11 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 
 from trtops import report
 from trtops.errors import ExitCode, InputError
+from trtops.keys.fingerprint import EngineKey
+from trtops.keys.platform import Platform
 from trtops.outcome import STATUS_EXIT, EngineOutcome, RunResult
+from trtops.plan import Action, Plan, load_specs
+from trtops.report.junit import MAX_DETAILS_CHARS
 
 
 def outcome(model: str, status: str, *, precision: str = "fp16", target: str = "lab",
@@ -159,12 +163,12 @@ def test_check_report_path(tmp_path):
 
 
 def test_junit_huge_details_keep_the_tail(tmp_path):
-    details = "x" * (report.MAX_DETAILS_CHARS + 10) + "\nTHE REAL ERROR"
+    details = "x" * (MAX_DETAILS_CHARS + 10) + "\nTHE REAL ERROR"
     result = RunResult("apply", [outcome("a", "build_failed", details=details)])
     suite = next(iter(JUnitXml.fromfile(str(report.write_junit(result, tmp_path / "j.xml")))))
     text = next(iter(suite)).result[0].text
     assert text.endswith("THE REAL ERROR")
-    assert len(text) < report.MAX_DETAILS_CHARS + 100
+    assert len(text) < MAX_DETAILS_CHARS + 100
 
 
 # --------------------------------------------------------------------------- annotations
@@ -226,7 +230,7 @@ def test_step_summary_table_and_accuracy(mixed):
     assert "| Engine | Manifest | Action | Status | Time | Size | Details |" in lines
     row = next(line for line in lines if line.startswith("| `bert/fp16/lab`"))
     assert "vision:21" in row and "❌ build failed" in row
-    assert "| 25.0 MiB |" in next(line for line in lines if line.startswith("| `resnet50/fp16/lab`"))
+    assert "| 25 MiB |" in next(line for line in lines if line.startswith("| `resnet50/fp16/lab`"))
     acc = lines.index("#### Accuracy (worst output per engine)")
     # failing engine first, with its worst output
     assert lines[acc + 2].startswith("- ❌ `yolo/fp16/lab` `boxes`: stat median, abs 0.2, atol 0.01")
@@ -273,7 +277,7 @@ def test_step_summary_accuracy_mapping_forms():
 
 
 def test_step_summary_caps_rows_but_keeps_failures(monkeypatch):
-    monkeypatch.setattr(report, "MAX_SUMMARY_ROWS", 3)
+    monkeypatch.setattr(report.github, "MAX_SUMMARY_ROWS", 3)
     outcomes = [outcome(f"m{i}", "built") for i in range(5)] + [outcome("bad", "build_failed")]
     text = report.github_step_summary(RunResult("apply", outcomes))
     assert "| `bad/fp16/lab`" in text
@@ -365,14 +369,12 @@ def test_formatting_helpers():
     assert report.format_seconds(5) == "5.0s"
     assert report.format_seconds(125) == "2m05s"
     assert report.format_seconds(3700) == "1h01m"
-    assert report.format_bytes(512) == "512 B"
-    assert report.format_bytes(3 * 2**30) == "3.0 GiB"
 
 
 # --------------------------------------------------------------------------- matrix
 
 
-def test_matrix_from_plan_groups_pending_work_by_target():
+def test_matrix_from_document_groups_pending_work_by_target():
     plan = {"actions": [
         {"kind": "build", "id": "vision/resnet/fp16/h100",
          "spec": {"manifest_name": "vision", "target": {"name": "h100", "gpu": "NVIDIA H100*"}}},
@@ -384,51 +386,86 @@ def test_matrix_from_plan_groups_pending_work_by_target():
         {"kind": "build", "id": "vision/resnet/fp16/lab"},
         {"kind": "rejected", "target": "h100"},
     ]}
-    assert report.matrix_from_plan(plan) == [
+    assert report.matrix_from_document(plan) == [
         {"target": "h100", "engines": 2, "manifests": ["vision", "ocr"]},
         {"target": "l4", "engines": 1, "manifests": []},
         {"target": "lab", "engines": 1, "manifests": ["vision"]},
     ]
 
 
-def test_matrix_from_plan_empty_and_result_document():
-    assert report.matrix_from_plan({"actions": []}) == []
-    assert report.matrix_from_plan([]) == []
+def test_matrix_from_document_empty_and_result_document():
+    assert report.matrix_from_document({"actions": []}) == []
+    assert report.matrix_from_document([]) == []
     doc = RunResult("plan", [outcome("a", "pending", action="build", target="h100"),
                              outcome("b", "pending", action="reuse")]).to_json()
-    assert [m["target"] for m in report.matrix_from_plan(doc)] == ["h100"]
+    assert [m["target"] for m in report.matrix_from_document(doc)] == ["h100"]
 
 
 # --------------------------------------------------------------------------- plans
 
+PLAN_MANIFEST = """\
+version: 1
+targets:
+  lab: {gpu: any}
+  h100: {gpu: "NVIDIA H100*"}
+models:
+"""
+MODEL = """\
+  - name: {name}
+    source: {{path: model.onnx}}
+    precisions: [fp16]
+    targets: [{target}]
+"""
 
-def plan_action(kind, model, target="lab", line=7, reason="why"):
-    return {"kind": kind, "id": f"vision/{model}/fp16/{target}", "reason": reason,
-            "key": None if kind == "skip" else "k" * 64,
-            "spec": {"manifest": "manifests/vision.yaml", "manifest_name": "vision",
-                     "model": model, "precision": "fp16", "line": line,
-                     "target": {"name": target, "gpu": "any"}}}
+
+def make_test_plan(tmp_path: Path, kinds: list[tuple[str, str, str]]) -> Plan:
+    """A real plan over real specs (from a real manifest): one action per (kind, model,
+    target); its reason is the kind's."""
+    from helpers import write_manifest
+
+    text = PLAN_MANIFEST + "".join(MODEL.format(name=model, target=target) for _, model, target in kinds)
+    (tmp_path / "model.onnx").write_bytes(b"not read")
+    manifest = write_manifest(tmp_path, text, name="vision.yaml")
+    specs = load_specs([manifest])
+    actions = [Action(kind=kind, spec=spec, reason=f"why {kind}",
+                      key=None if kind == "skip" else EngineKey("k" * 64, {}, {}))
+               for (kind, _, _), spec in zip(kinds, specs)]
+    return Plan(actions=actions, platform=Platform(tensorrt=None, gpus=()), cache_url="/c",
+                cache_digest="")
 
 
-def test_result_from_plan_statuses_and_locations():
-    plan = {"actions": [plan_action("build", "a", reason="not built yet"),
-                        plan_action("rebuild", "b", reason="model weights changed"),
-                        plan_action("reuse", "c"), plan_action("skip", "d"),
-                        plan_action("rejected", "e", line=30, reason="failed accuracy")]}
+def test_matrix_from_plan_groups_pending_work_by_target(tmp_path):
+    plan = make_test_plan(tmp_path, [("build", "a", "h100"), ("reuse", "b", "lab"),
+                                     ("rebuild", "c", "h100"), ("skip", "d", "lab"),
+                                     ("build", "e", "lab"), ("rejected", "f", "h100")])
+    assert report.matrix_from_plan(plan) == [
+        {"target": "h100", "engines": 2, "manifests": ["vision"]},
+        {"target": "lab", "engines": 1, "manifests": ["vision"]},
+    ]
+    assert report.matrix_from_plan(plan.actions[1:2]) == []
+    # a saved plan reads back to the same matrix
+    assert report.matrix_from_document(plan.to_json()) == report.matrix_from_plan(plan)
+
+
+def test_result_from_plan_statuses_and_locations(tmp_path):
+    plan = make_test_plan(tmp_path, [("build", "a", "lab"), ("rebuild", "b", "lab"),
+                                     ("reuse", "c", "lab"), ("skip", "d", "lab"),
+                                     ("rejected", "e", "lab")])
     result = report.result_from_plan(plan)
     assert result.command == "plan"
     assert [o.status for o in result.outcomes] == ["pending", "pending", "reused", "skipped",
                                                    "rejected"]
     first = result.outcomes[0]
-    assert (first.id, first.manifest, first.line, first.model, first.target, first.action,
-            first.message) == ("vision/a/fp16/lab", "manifests/vision.yaml", 7, "a", "lab",
-                               "build", "not built yet")
-    [annotation] = report.github_annotations(result, relative_to=os.getcwd())
-    assert annotation.startswith("::error file=manifests/vision.yaml,line=30,")
+    assert (first.id, first.manifest, first.model, first.target, first.action,
+            first.message, first.key) == ("vision/a/fp16/lab", str(tmp_path / "vision.yaml"), "a",
+                                          "lab", "build", "why build", "k" * 64)
+    assert first.line == 6 and result.outcomes[4].line == 22
+    [annotation] = report.github_annotations(result, relative_to=str(tmp_path))
+    assert annotation.startswith("::error file=vision.yaml,line=22,")
 
 
-def test_plan_summary_uses_the_given_exit_code():
-    result = report.result_from_plan({"actions": [plan_action("build", "a")]})
+def test_plan_summary_uses_the_given_exit_code(tmp_path):
+    result = report.result_from_plan(make_test_plan(tmp_path, [("build", "a", "lab")]))
     text = report.github_step_summary(result, exit_code=2)
     assert text.startswith("### 🕓 plan: 1 pending (exit 2,")
     assert report.github_step_summary(result).startswith("### ✅ plan: 1 pending (exit 0,")
