@@ -155,9 +155,10 @@ def make_plan(
 ) -> Plan:
     """Plan manifests against a cache and platform (what ``trtops plan`` and ``apply`` run).
 
-    When something is to be built, the manifests are checked once more against their model
-    files (profiles vs. graph inputs, data files), so a plan never promises a build that
-    cannot start; a plan with nothing pending skips that (it is the slow part).
+    The manifests are checked against their model files (profiles vs. graph inputs, Q/DQ
+    vs. precisions, data files) for every engine, skipped ones included, so a broken model
+    is exit 1 on any platform and a plan never promises a build that cannot start. Graphs
+    are read without weights.
 
     Args:
         paths: Manifest files or directories.
@@ -180,20 +181,14 @@ def make_plan(
 
     if cache_dir is None and hasattr(store, "root"):
         cache_dir = store.root
-    # Parsed once; the checks that read model files run on the same manifests when needed.
+    # Parsed once. The checks that read model files run for every engine, skipped ones
+    # included: a broken model is an error whatever the platform (and the capability
+    # verdict may skip exactly the engine whose model is wrong, e.g. fp8 without Q/DQ).
     loaded = load_paths(list(paths), check_models=False, cache_dir=cache_dir)
+    check_model_files(loaded, cache_dir=cache_dir)
     specs = expand(loaded, cache_dir=cache_dir)
-    try:
-        result = make_plan_for_specs(specs, store, platform, memo=memo,
-                                     manifests=[str(p) for p in paths], workers=workers)
-    except InputError:
-        # A model or data file is missing or unreadable: the checks that read files say
-        # which manifest line names it (file:line); raise their ManifestError if they can.
-        check_model_files(loaded, cache_dir=cache_dir)
-        raise
-    if result.pending:
-        check_model_files(loaded, cache_dir=cache_dir)
-    return result
+    return make_plan_for_specs(specs, store, platform, memo=memo,
+                               manifests=[str(p) for p in paths], workers=workers)
 
 
 def check_plan_current(plan: Plan, store: Any, platform: Platform, *, memo: DigestMemo | None = None) -> None:
