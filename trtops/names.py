@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from trtops.errors import InputError
 
+# \Z, not $: '$' also matches before a trailing newline, and names end up in generated code.
 IDENTIFIER_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
 IDENTIFIER_RE = re.compile(rf"^{IDENTIFIER_PATTERN}\Z")
 SHA256_PATTERN = r"[0-9a-f]{64}"

@@ -29,10 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from trtops.capabilities import PRECISION_NAMES
 from trtops.emit.registry import LOADER_NAMES
-
-# \Z, not $: '$' also matches before a trailing newline, and names end up in generated code.
-IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
+from trtops.names import IDENTIFIER_RE, SHA256_RE
 
 # Error type of problems raised with :func:`fail`; ``ctx["at"]`` is the path of the offending
 # value relative to the validated field/model, so that load.py can point at its exact line.
