@@ -56,11 +56,18 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def _imports(path: Path, modules: set[str]) -> list[Import]:
-    """The trtops-internal and external modules ``path`` imports (``if TYPE_CHECKING`` skipped:
-    it never runs). ``from pkg import name`` counts as importing ``pkg.name`` when that is a
-    module, else ``pkg``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    """The modules the file ``path`` of trtops imports (see :func:`_imports_in`)."""
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    return _imports_in(path.read_text(encoding="utf-8"), package, modules)
+
+
+def _imports_in(source: str, package: str, modules: set[str]) -> list[Import]:
+    """The modules ``source`` (a module of ``package``) imports, trtops' own and others.
+
+    ``if TYPE_CHECKING:`` blocks are skipped (they never run). ``from pkg import name``
+    counts as importing ``pkg.name`` when that is one of ``modules``, else ``pkg``.
+    """
+    tree = ast.parse(source)
     found: list[Import] = []
 
     def visit(node: ast.AST, module_level: bool) -> None:
@@ -195,6 +202,28 @@ def test_only_the_trt_package_imports_tensorrt():
         if imp.module.split(".")[0] in ("tensorrt", "tensorrt_bindings")
     ]
     assert not offenders, f"only trtops/trt may import tensorrt: {offenders}"
+
+
+def test_import_reader_resolves_relative_imports_and_tells_lazy_from_module_level():
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "import trtops.names\n"
+        "from . import jobs\n"
+        "from ..errors import BuildError\n"
+        "if TYPE_CHECKING:\n"
+        "    import tensorrt\n"
+        "class C:\n"
+        "    import json\n"
+        "def f():\n"
+        "    from trtops.ops import apply\n"
+        "    import tensorrt as trt\n"
+    )
+    modules = {"trtops.names", "trtops.errors", "trtops.executors.jobs", "trtops.ops.apply", "trtops.ops"}
+    found = [(i.module, i.module_level) for i in _imports_in(source, "trtops.executors", modules)]
+    assert found == [
+        ("typing", True), ("trtops.names", True), ("trtops.executors.jobs", True), ("trtops.errors", True),
+        ("json", True), ("trtops.ops.apply", False), ("tensorrt", False),
+    ]
 
 
 def test_cycle_finder_finds_a_cycle_and_names_it():

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         DataType: type[tensorrt.DataType]
         IBuilderConfig: type[tensorrt.IBuilderConfig]
         ICudaEngine: type[tensorrt.ICudaEngine]
+        # Looked up by name (calibration.make_calibrator); listed so the check vouches for them.
         IInt8EntropyCalibrator2: type[tensorrt.IInt8EntropyCalibrator2]
         IInt8MinMaxCalibrator: type[tensorrt.IInt8MinMaxCalibrator]
         ILogger: type[tensorrt.ILogger]
