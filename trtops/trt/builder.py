@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from trtops.capabilities import (
     HARDWARE_LEVELS,
@@ -54,6 +54,11 @@ from trtops.trt.trt_compat import (
     needs_explicit_batch_flag,
     version_text,
 )
+
+if TYPE_CHECKING:
+    import tensorrt
+
+    from trtops.trt.api import TensorRT
 
 _LEAN_RUNTIME_HINT = (
     "this TensorRT wheel has no lean runtime (the 8.6.0 pip wheel ships none), which version-compatible "
@@ -157,7 +162,7 @@ def build_engine(request: BuildRequest) -> BuildResult:
 
 
 class _Build:
-    def __init__(self, trt: Any, request: BuildRequest, capture: LogCapture) -> None:
+    def __init__(self, trt: TensorRT, request: BuildRequest, capture: LogCapture) -> None:
         self.trt = trt
         self.request = request
         self.spec = request.spec
@@ -332,7 +337,7 @@ class _Build:
         except Unsupported as exc:  # pragma: no cover - unsupported_reason already said so
             raise self.fail(f"cannot build {self.spec.id}: {exc}") from exc
 
-    def _network(self, builder: Any, strategy: Strategy) -> Any:
+    def _network(self, builder: tensorrt.Builder, strategy: Strategy) -> tensorrt.INetworkDefinition:
         trt = self.trt
         flags = 0
         creation = trt.NetworkDefinitionCreationFlag
@@ -345,7 +350,7 @@ class _Build:
             raise self.fail("TensorRT could not create a network definition:\n" + self._trt_errors())
         return network
 
-    def _parse(self, network: Any, path: Path) -> Any:
+    def _parse(self, network: tensorrt.INetworkDefinition, path: Path) -> tensorrt.OnnxParser:
         trt, cfg = self.trt, self.cfg
         parser = trt.OnnxParser(network, self.logger)
         if cfg.version_compatible or cfg.hardware_compatibility != "none":
@@ -399,7 +404,7 @@ class _Build:
             op_type=call("node_operator") or None,
         )
 
-    def _inputs(self, network: Any) -> list[InputInfo]:
+    def _inputs(self, network: tensorrt.INetworkDefinition) -> list[InputInfo]:
         inputs = []
         for index in range(network.num_inputs):
             tensor = network.get_input(index)
@@ -413,7 +418,9 @@ class _Build:
             )
         return inputs
 
-    def _configure(self, trt: Any, builder: Any, config: Any, strategy: Strategy) -> None:
+    def _configure(
+        self, trt: TensorRT, builder: tensorrt.Builder, config: tensorrt.IBuilderConfig, strategy: Strategy
+    ) -> None:
         cfg, log = self.cfg, self.capture
         if cfg.workspace is not None:
             if hasattr(config, "set_memory_pool_limit"):
@@ -478,7 +485,9 @@ class _Build:
             described.append("strongly typed")
         log.info("config: " + ", ".join(described))
 
-    def _add_profiles(self, builder: Any, config: Any, network: Any) -> None:
+    def _add_profiles(
+        self, builder: tensorrt.Builder, config: tensorrt.IBuilderConfig, network: tensorrt.INetworkDefinition
+    ) -> None:
         for index, profile_spec in enumerate(self.cfg.profiles):
             profile = builder.create_optimization_profile()
             for shape_range in profile_spec:
@@ -491,7 +500,7 @@ class _Build:
                 + "; ".join(f"{r.name} {list(r.min)}/{list(r.opt)}/{list(r.max)}" for r in profile_spec)
             )
 
-    def _calibration(self, builder: Any, config: Any, inputs: list[InputInfo]) -> None:
+    def _calibration(self, builder: tensorrt.Builder, config: tensorrt.IBuilderConfig, inputs: list[InputInfo]) -> None:
         trt, cfg, log = self.trt, self.cfg, self.capture
         calibration = cfg.calibration
         assert calibration is not None

@@ -15,9 +15,12 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from trtops.trt.api import TensorRT
 
 ALGORITHMS = ("entropy", "minmax")
 
@@ -187,7 +190,7 @@ def load_calibration_data(
 
 
 def make_calibrator(
-    trt: Any,
+    trt: TensorRT,
     algorithm: str,
     batches: CalibrationBatches | None,
     cache: bytes | None,

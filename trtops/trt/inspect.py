@@ -9,12 +9,17 @@ JSON's ``Bindings`` key to ``I/O Tensors``; the parsed JSON is returned as Tenso
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtops.trt.trt_compat import has_engine_inspector
 
+if TYPE_CHECKING:
+    import tensorrt
 
-def layer_info(trt: Any, engine: Any) -> dict[str, Any] | None:
+    from trtops.trt.api import TensorRT
+
+
+def layer_info(trt: TensorRT, engine: tensorrt.ICudaEngine) -> dict[str, Any] | None:
     """The engine inspector's JSON, parsed, or ``None`` when this TensorRT cannot give it.
 
     Args:

@@ -14,7 +14,12 @@ import signal
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
+
+if TYPE_CHECKING:
+    import tensorrt
+
+    from trtops.trt.api import TensorRT
 
 _LOCK = threading.Lock()
 _SINKS: list["LogCapture"] = []
@@ -98,7 +103,7 @@ def _dispatch(severity: int, message: str) -> None:
         sink.add(severity, message)
 
 
-def get_logger(trt: Any) -> Any:
+def get_logger(trt: TensorRT) -> tensorrt.ILogger:
     """The process-wide TensorRT logger (created on first use, never released).
 
     Args:
@@ -112,7 +117,8 @@ def get_logger(trt: Any) -> Any:
         if _LOGGER is not None:
             return _LOGGER
 
-        class _TrtopsLogger(trt.ILogger):
+        # A class made from a module handed in at run time is beyond a type checker.
+        class _TrtopsLogger(trt.ILogger):  # type: ignore[name-defined]
             def __init__(self) -> None:
                 trt.ILogger.__init__(self)
 

@@ -40,9 +40,9 @@ def check_profiles(inputs: Sequence[InputInfo], profiles: Sequence[Sequence[Inpu
     """
     problems: list[str] = []
     by_name = {i.name: i for i in inputs}
-    for info in inputs:
-        if info.is_shape_tensor:
-            problems.append(f"input {info.name!r} is a shape tensor; trtops does not support shape-tensor inputs")
+    for tensor in inputs:
+        if tensor.is_shape_tensor:
+            problems.append(f"input {tensor.name!r} is a shape tensor; trtops does not support shape-tensor inputs")
     dynamic = [i for i in inputs if i.dynamic and not i.is_shape_tensor]
     if not profiles:
         if dynamic:

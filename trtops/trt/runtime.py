@@ -9,7 +9,7 @@ the only one from 10.0 on, and ``execute_async_v3``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trtops.engine_io import EngineIO, ProfileShapes, TensorIO
 from trtops.errors import BuildError, EnvironmentMissing
@@ -20,8 +20,15 @@ from trtops.trt.trt_compat import (
     has_name_based_io,
 )
 
+if TYPE_CHECKING:
+    import tensorrt
 
-def deserialize_engine(trt: Any, plan: bytes, *, host_code_allowed: bool = False) -> Any:
+    from trtops.trt.api import TensorRT
+
+
+def deserialize_engine(
+    trt: TensorRT, plan: bytes, *, host_code_allowed: bool = False
+) -> tuple[tensorrt.ICudaEngine, tensorrt.Runtime]:
     """Deserialize a plan with the process-wide logger.
 
     Args:
@@ -56,7 +63,7 @@ def deserialize_engine(trt: Any, plan: bytes, *, host_code_allowed: bool = False
     return engine, runtime
 
 
-def engine_io(trt: Any, engine: Any) -> EngineIO:
+def engine_io(trt: TensorRT, engine: tensorrt.ICudaEngine) -> EngineIO:
     """The engine's inputs, outputs and per-profile input shapes.
 
     Args:

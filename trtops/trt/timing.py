@@ -8,18 +8,23 @@ entries another build wrote in the meantime are kept.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from trtops.errors import EnvironmentMissing
 from trtops.trt.logger import LogCapture, get_logger
 from trtops.trt.trt_compat import import_tensorrt
+
+if TYPE_CHECKING:
+    import tensorrt
 
 
 def _host_bytes(memory: Any) -> bytes:
     return bytes(memoryview(memory))
 
 
-def attach_timing_cache(config: Any, data: bytes | None, warn: Callable[[str], None]) -> tuple[Any, bool]:
+def attach_timing_cache(
+    config: tensorrt.IBuilderConfig, data: bytes | None, warn: Callable[[str], None]
+) -> tuple[tensorrt.ITimingCache, bool]:
     """Create a timing cache from ``data`` (or empty) and attach it to ``config``.
 
     A cache TensorRT rejects (corrupt, other version, other GPU) is replaced by an empty one
@@ -50,7 +55,7 @@ def attach_timing_cache(config: Any, data: bytes | None, warn: Callable[[str], N
     return cache, False
 
 
-def serialize_timing_cache(config: Any) -> bytes | None:
+def serialize_timing_cache(config: tensorrt.IBuilderConfig) -> bytes | None:
     """The config's timing cache (the loaded one plus what the build timed), serialized."""
     try:
         cache = config.get_timing_cache()

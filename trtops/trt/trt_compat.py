@@ -6,7 +6,7 @@ where the *meaning* of a present attribute changed, e.g. FP8 Q/DQ import).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtops.capabilities import (
     HARDWARE_LEVELS,
@@ -16,14 +16,17 @@ from trtops.capabilities import (
     Features,
     parse_version,
 )
-from trtops.errors import EnvironmentMissing
 from trtops.dtypes import TRT_TO_NUMPY
+from trtops.errors import EnvironmentMissing
 
 # TensorRT DataType member name → numpy dtype name: the one table, shared with the loaders.
 DTYPE_NAMES = TRT_TO_NUMPY
 
+if TYPE_CHECKING:
+    from trtops.trt.api import TensorRT
 
-def import_tensorrt() -> Any:
+
+def import_tensorrt() -> TensorRT:
     """Import ``tensorrt``.
 
     Returns:
@@ -42,38 +45,38 @@ def import_tensorrt() -> Any:
     return trt
 
 
-def version_text(trt: Any) -> str:
+def version_text(trt: TensorRT) -> str:
     return str(getattr(trt, "__version__", "0.0.0"))
 
 
-def version_tuple(trt: Any) -> tuple[int, ...]:
+def version_tuple(trt: TensorRT) -> tuple[int, ...]:
     try:
         return parse_version(version_text(trt))
     except ValueError:
         return (0, 0)
 
 
-def has_builder_flag(trt: Any, name: str) -> bool:
+def has_builder_flag(trt: TensorRT, name: str) -> bool:
     return hasattr(trt, "BuilderFlag") and hasattr(trt.BuilderFlag, name)
 
 
-def has_precision_flags(trt: Any) -> bool:
+def has_precision_flags(trt: TensorRT) -> bool:
     """Weak typing is available (8.6/10.x); TensorRT 11 removed FP16/INT8/... flags."""
     return has_builder_flag(trt, "FP16")
 
 
-def has_strongly_typed_flag(trt: Any) -> bool:
+def has_strongly_typed_flag(trt: TensorRT) -> bool:
     return hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
 
 
-def strongly_typed_mode(trt: Any) -> str:
+def strongly_typed_mode(trt: TensorRT) -> str:
     """``"always"`` (no precision flags left), ``"optional"`` (STRONGLY_TYPED flag) or ``"no"``."""
     if not has_precision_flags(trt):
         return "always"
     return "optional" if has_strongly_typed_flag(trt) else "no"
 
 
-def needs_explicit_batch_flag(trt: Any) -> bool:
+def needs_explicit_batch_flag(trt: TensorRT) -> bool:
     """8.6 defaults to implicit batch; the builder still has ``max_batch_size`` there. On 10.x
     the flag is deprecated and ignored, and 11.x may drop it altogether."""
     flag = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)
@@ -82,16 +85,16 @@ def needs_explicit_batch_flag(trt: Any) -> bool:
     return hasattr(trt.Builder, "max_batch_size") or version_tuple(trt) < (10,)
 
 
-def has_name_based_io(trt: Any) -> bool:
+def has_name_based_io(trt: TensorRT) -> bool:
     return hasattr(trt.ICudaEngine, "num_io_tensors") and hasattr(trt.ICudaEngine, "get_tensor_name")
 
 
-def has_hardware_compat_level(trt: Any, name: str) -> bool:
+def has_hardware_compat_level(trt: TensorRT, name: str) -> bool:
     """``name`` is a HardwareCompatibilityLevel member (AMPERE_PLUS, SAME_COMPUTE_CAPABILITY)."""
     return hasattr(trt, "HardwareCompatibilityLevel") and hasattr(trt.HardwareCompatibilityLevel, name)
 
 
-def has_calibrators(trt: Any) -> bool:
+def has_calibrators(trt: TensorRT) -> bool:
     return (
         hasattr(trt, "IInt8EntropyCalibrator2")
         and hasattr(trt, "IInt8MinMaxCalibrator")
@@ -99,11 +102,11 @@ def has_calibrators(trt: Any) -> bool:
     )
 
 
-def has_engine_inspector(trt: Any) -> bool:
+def has_engine_inspector(trt: TensorRT) -> bool:
     return hasattr(trt.ICudaEngine, "create_engine_inspector") and hasattr(trt, "LayerInformationFormat")
 
 
-def detect_features(trt: Any) -> Features:
+def detect_features(trt: TensorRT) -> Features:
     """What the imported TensorRT offers, as a :class:`~trtops.capabilities.Features`
     (what :func:`trtops.capabilities.unsupported_reason` judges a build against).
 
@@ -159,5 +162,5 @@ def device_memory_size(engine: Any) -> int | None:
     return None
 
 
-def flag(trt: Any, name: str) -> Any:
+def flag(trt: TensorRT, name: str) -> Any:
     return getattr(trt.BuilderFlag, name)

@@ -6,8 +6,6 @@ test_apply_gpus.py and tests/ray."""
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -271,11 +269,3 @@ def test_ray_inputs_are_shipped_with_external_data_and_relocated(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         _materialize({"model": ("x.onnx", {"../escape": b""})}, tmp_path / "node2")
     assert make_bundle(replace(spec, source=replace(spec.source, path=str(tmp_path / "gone.onnx")))) is None
-
-
-def test_executors_import_neither_ray_nor_tensorrt():
-    code = ("import sys, trtops.executors, trtops.executors.gpus, trtops.executors.ray_executor, "
-            "trtops.executors.local, trtops.commands.apply; "
-            "print(sorted(m for m in ('ray', 'tensorrt', 'pycuda', 'polygraphy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
