@@ -134,7 +134,11 @@ def test_apply_without_tensorrt_is_an_environment_error(project):
     if "tensorrt" in sys.modules or _has_tensorrt():
         pytest.skip("TensorRT is installed here")
     assert result.returncode == 5, result.stdout + result.stderr
-    assert "TensorRT" in (result.stdout + result.stderr)
+    # One upfront error: no cascade of "not attempted" lines, no message said twice.
+    assert result.stderr.count("error:") == 1, result.stderr
+    assert "TensorRT is not installed here" in result.stderr
+    assert "not attempted" not in result.stdout + result.stderr
+    assert "not installed here) (" not in result.stdout + result.stderr
 
 
 def _has_tensorrt() -> bool:

@@ -22,6 +22,7 @@ import numpy as np
 from trtops.engine_io import EngineIO, TensorIO
 from trtops.errors import InputError
 from trtops.spec import AccuracySpec
+from trtops.textsafe import name_list
 
 POINTS = ("min", "opt", "max")
 _DEFAULT_FLOAT_RANGE = (0.0, 1.0)
@@ -69,7 +70,7 @@ def generate_input_sets(io: EngineIO, accuracy: AccuracySpec) -> list[InputSet]:
         if name not in names:
             raise InputError(
                 f"accuracy.inputs.ranges names '{name}', which is not an input of the engine",
-                hint=f"inputs are: {', '.join(sorted(names)) or '(none)'}",
+                hint=f"inputs are: {name_list(sorted(names), empty='(none)')}",
             )
         ranges[name] = (float(low), float(high))
     iterations = max(1, int(accuracy.iterations))
@@ -344,11 +345,11 @@ def match_inputs(io: EngineIO, sets: list[InputSet]) -> list[InputSet]:
         if missing or extra:
             parts = []
             if missing:
-                parts.append(f"missing {', '.join(missing)}")
+                parts.append(f"missing {name_list(missing)}")
             if extra:
-                parts.append(f"unknown {', '.join(extra)}")
+                parts.append(f"unknown {name_list(extra)}")
             raise InputError(f"{where}: inputs do not match the engine ({'; '.join(parts)})",
-                             hint=f"the engine's inputs are: {', '.join(names)}")
+                             hint=f"the engine's inputs are: {name_list(names)}")
         feeds = {t.name: _cast(where, t, np.asarray(input_set.feeds[t.name])) for t in inputs}
         shapes = {name: tuple(array.shape) for name, array in feeds.items()}
         profile = _profile_for(io, shapes)

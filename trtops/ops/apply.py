@@ -39,6 +39,7 @@ from trtops.cache.store import (
 )
 from trtops.errors import (
     CacheError,
+    EnvironmentMissing,
     RemoteError,
     TrtopsError,
 )
@@ -106,6 +107,7 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
     from trtops import console
 
     started = time.monotonic()
+    check_runtime(plan)
     options = options or ApplyOptions()
     toolchain = toolchain or default_toolchain()
     make_progress = progress_factory or console.progress
@@ -170,11 +172,6 @@ def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
     from trtops.cache.entries import ensure_ref, record_ref
 
     if action.kind == "skip":
-        missing = _missing_runtime(ctx.plan.platform)
-        if missing:
-            # Nothing can be built on this machine at all: that is an environment
-            # problem (exit 5), not a target meant for another CI job.
-            return _outcome(action, "environment", f"{action.reason} ({missing})")
         return _outcome(action, "skipped", action.reason)
     if action.kind == "rejected":
         return _outcome(action, "rejected", action.reason,
@@ -269,12 +266,31 @@ def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
                     accuracy=_accuracy_summary(ctx.store, action.key.key))
 
 
-def _missing_runtime(platform: Any) -> str | None:
+def check_runtime(plan: Plan) -> None:
+    """Refuse, once and before any work, a plan with engines to build on a machine that
+    cannot build any (no TensorRT, no GPU): an environment problem (exit 5), not one
+    failure per engine.
+
+    Raises:
+        EnvironmentMissing: TensorRT or a GPU is missing and the plan has engines to build
+            here (pending, or skipped since nothing can build here).
+    """
+    platform = plan.platform
     if not getattr(platform, "tensorrt", None):
-        return "TensorRT is not installed here: pip install 'trtops[trt]'"
-    if not getattr(platform, "gpus", None):
-        return "no NVIDIA GPU is visible here"
-    return None
+        missing = "TensorRT is not installed here"
+        hint = "pip install 'trtops[trt]' (TensorRT needs an NVIDIA GPU and driver)"
+    elif not getattr(platform, "gpus", None):
+        missing = "no NVIDIA GPU is visible here"
+        hint = "run apply on a machine with a GPU (`trtops info` shows what this one has)"
+    else:
+        return
+    needed = [a for a in plan.actions if a.pending or a.kind == "skip"]
+    if needed:
+        count = len({a.key.key if a.key else a.id for a in needed})
+        raise EnvironmentMissing(
+            f"{missing}: cannot build the {count} engine{'s' if count != 1 else ''} this plan needs",
+            hint=f"{hint}; `trtops plan` shows what apply would build, and engines built "
+            "elsewhere can be fetched with `trtops pull`")
 
 
 def _acquire_lease(ctx: _Context, action: Action) -> Any:
@@ -377,7 +393,13 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
                 _push_timing(ctx, tensorrt, signature)
             else:
                 ctx.ledger.touch(tensorrt, signature)  # pushed once, after the last build
-    message = action.reason if put.created else f"{action.reason} (an identical engine was already cached)"
+    # DETAILS of a built engine say how it turned out (the accuracy verdict); why it was
+    # built ("not built yet") is the plan's story, kept only for rebuilds ("model changed").
+    message = built.accuracy_summary or "accuracy not checked"
+    if action.kind != "build":
+        message = f"{action.reason}; {message}"
+    if not put.created:
+        message += " (an identical engine was already cached)"
     return _outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
 
 
@@ -435,9 +457,7 @@ def _save_log(ctx: _Context, spec_id: str, text: str) -> None:
 
 def _fails_unbuilt(ctx: _Context, action: Action) -> bool:
     """True when ``action``'s outcome is a failure that needs no build (see _run_action)."""
-    if action.kind == "rejected":
-        return True
-    return action.kind == "skip" and _missing_runtime(ctx.plan.platform) is not None
+    return action.kind == "rejected"
 
 
 def _local_executor(toolchain: Toolchain) -> Any:
