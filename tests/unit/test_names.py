@@ -58,3 +58,19 @@ def test_identifier_problems_say_what_is_wrong_and_suggest_a_fix(name: str, prob
 
 def test_identifiers_have_no_problem() -> None:
     assert identifier_problem("tiny_cnn") is None and suggest_identifier("tiny_cnn") is None
+
+
+def test_one_byte_size_format_everywhere() -> None:
+    """Sizes are printed by format_bytes only: no module spells out its own unit ladder."""
+    import re
+    from pathlib import Path
+
+    import trtops
+
+    root = Path(trtops.__file__).parent
+    ladder = re.compile(r"""["'](?:KiB|MiB|GiB|KB|MB|GB)["']""")
+    # The generated loaders' runtime parts are copied out of the package and import nothing.
+    own = [p for p in root.rglob("*.py")
+           if p.name != "names.py" and "runtime" not in p.relative_to(root).parts
+           and ladder.search(p.read_text(encoding="utf-8"))]
+    assert not own, own

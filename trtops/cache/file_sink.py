@@ -23,7 +23,7 @@ WRITEBACK_BYTES = 8 * MiB  # a file to be fsynced gets its writeback started thi
 
 
 def local_error(exc: OSError, relative: str) -> CacheError:
-    from trtops.cache.local import write_error
+    from trtops.fsutil import write_error
 
     return write_error(exc, f"the download of {relative}")
 

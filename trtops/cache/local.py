@@ -7,7 +7,7 @@ no entry or a complete one; the per-key file lock makes concurrent writers of on
 (several processes building the same engine) leave exactly one entry. Refs, timing caches
 and ``accuracy.json`` are replaced with temp file + ``os.replace``.
 
-:func:`write_error` turns local write failures (a full disk, a read-only directory) into a
+:func:`~trtops.fsutil.write_error` turns local write failures (a full disk, a read-only directory) into a
 :class:`~trtops.errors.CacheError`, never a traceback. The entry logic that works on any
 store (publishing, refs, states) is :mod:`trtops.cache.entries`.
 """
@@ -15,7 +15,6 @@ store (publishing, refs, states) is :mod:`trtops.cache.entries`.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
 import shutil
@@ -30,41 +29,18 @@ from trtops.cache import layout
 from trtops.cache.entries import file_digest, json_bytes, load_json
 from trtops.cache.store import META_FILE, PutResult
 from trtops.errors import CacheError
-from trtops.fsutil import atomic_write, fsync_path
-from trtops.names import DISK_FULL_ERRNOS, ENGINE_FILE
+from trtops.fsutil import WRITE_ERRNOS, atomic_write, fsync_path, write_error
+from trtops.names import ENGINE_FILE
 
 _COPY_CHUNK = 1 << 20
 
 
 # Write failures of the machine, not of trtops: reported as CacheError (others propagate).
-_WRITE_ERRNOS = DISK_FULL_ERRNOS | {errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+_WRITE_ERRNOS = WRITE_ERRNOS
 
 
 def _is_write_failure(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS
-
-
-def write_error(exc: OSError, what: str) -> CacheError:
-    """A user-facing error for a failed local write (disk full, file too large, quota,
-    read-only or unwritable directory), instead of a traceback.
-
-    Args:
-        exc: The OSError raised by the write.
-        what: What was being written, e.g. ``cache entry 3f2a... in /path/cache``.
-
-    Returns:
-        A :class:`CacheError` (exit code 1) to raise ``from exc``.
-    """
-    reason = exc.strerror or str(exc)
-    if exc.errno in DISK_FULL_ERRNOS:
-        hint = ("nothing partial was kept; free disk space (or raise the quota or file size "
-                "limit) and run the command again")
-    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        hint = "make the directory writable, or point --cache elsewhere"
-    else:
-        hint = "nothing partial was kept; fix the cause and run the command again"
-    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    return CacheError(f"cannot write {what}: {reason}{where}", hint=hint)
 
 
 def write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:

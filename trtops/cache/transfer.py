@@ -241,7 +241,8 @@ class Staged:
 
 
 def _write_staged(path: Path, data: bytes, fsync: bool) -> None:
-    from trtops.cache.local import write_bytes, write_error
+    from trtops.cache.local import write_bytes
+    from trtops.fsutil import write_error
 
     try:
         write_bytes(path, data, fsync=fsync)

@@ -92,4 +92,5 @@ def run(args: argparse.Namespace) -> int:
             print(terminal_safe(f"note: {note}", limit=None), file=sys.stderr)
         for row in report.skipped:
             print(terminal_safe(f"skipped {row['engine']}: {row['reason']}", limit=None), file=sys.stderr)
+        print(terminal_safe(report.summary(args.dest), limit=None), file=sys.stderr)
     return int(report.outcome.exit_code)

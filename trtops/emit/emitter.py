@@ -24,6 +24,7 @@ from trtops.emit.registry import (
     parse_loaders,
 )
 from trtops.errors import ExitCode, InputError, Outcome
+from trtops.fsutil import WRITE_ERRNOS, write_error
 
 __all__ = ["EmitItem", "EmitReport", "check_loaders", "emit_entries", "parse_loaders"]
 
@@ -46,6 +47,18 @@ class EmitReport:
     def to_json(self) -> dict[str, Any]:
         return {"written": self.written, "skipped": self.skipped,
                 "exit_code": int(self.outcome.exit_code)}
+
+    def summary(self, dest: str | Path) -> str:
+        """``emit: 2 loaders for 2 engines written to out; 3 engines skipped (exit 1)``."""
+        engines = len({row["engine"] for row in self.written})
+        skipped = len({row["engine"] for row in self.skipped})
+        return (f"emit: {_count(len(self.written), 'loader')} for {_count(engines, 'engine')} "
+                f"written to {dest}; {_count(skipped, 'engine')} skipped "
+                f"(exit {int(self.outcome.exit_code)})")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def emit_entries(store: Any, items: Iterable[EmitItem], dest: str | Path, *,
@@ -94,7 +107,14 @@ def emit_entries(store: Any, items: Iterable[EmitItem], dest: str | Path, *,
             wanted = [entry for entry in entries if name in entry.loaders]
             if not wanted:
                 continue
-            output = get_loader(name).emit(wanted, dest / name, options)
+            try:
+                output = get_loader(name).emit(wanted, dest / name, options)
+            except OSError as exc:
+                # A full disk or a read-only --dest is the machine's, not a bug: every file
+                # is written atomically, so what exists is whole; say what failed.
+                if exc.errno not in WRITE_ERRNOS:
+                    raise
+                raise write_error(exc, f"the {name} loaders in {dest}") from exc
             for refused in output.refused:
                 report.skip(refused.engine, refused.key, refused.reason, refused.exit_code)
             for written in output.written:

@@ -238,7 +238,7 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
     except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
             # A full disk while building (the toolchain's own writes) is no bug in trtops.
-            from trtops.cache.local import write_error
+            from trtops.fsutil import write_error
 
             error = write_error(exc, f"the build files of {action.id}")
             outcome = _outcome(action, failure_status(error), failure_text(error))

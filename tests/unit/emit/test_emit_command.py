@@ -123,6 +123,10 @@ def test_manifest_loaders_and_missing_builds(tmp_path, cache, capsys, monkeypatc
     assert "note: demo/other/fp32/h100: no loaders: in its manifest" in captured.err
     assert (tmp_path / "out" / "python" / "tiny_fp16_h100.py").is_file()
     assert not (tmp_path / "out" / "triton").exists()
+    # what was written, what was skipped and why, and the count: also when one failed
+    assert "python  demo/tiny/fp16/h100" in captured.out
+    assert captured.err.rstrip().endswith(
+        "emit: 1 loader for 1 engine written to " + str(tmp_path / "out") + "; 1 engine skipped (exit 1)")
 
 
 def test_nothing_to_emit(tmp_path, cache, capsys):
