@@ -153,3 +153,18 @@ def test_loaders_on_a_full_disk_are_a_clear_error(tmp_path: Path, s3_url: str) -
         assert _partial_files(project / folder) == []
     # with room, the same command writes them
     assert run_trtops(["emit", "--dest", "out-emit", "--target", "lab"], project, env).returncode == 0
+
+
+def test_the_cache_removed_during_apply_is_a_clear_error(tmp_path: Path) -> None:
+    """`rm -rf cache` while apply builds: exit 1 saying so, not an internal error; the next
+    apply rebuilds into a fresh cache."""
+    pytest.importorskip("onnxruntime")
+    project = make_project(tmp_path)
+    cache = project / "cache"
+    env = base_env(TRTOPS_TEST_TOOLCHAIN="disk_doubles:CacheDeletingToolchain",
+                   TRTOPS_FAKE_DELETE=str(cache))
+    removed = run_trtops(["apply", "--no-emit"], project, env)
+    assert_clear_failure(removed, "was removed while apply was running")
+    again = run_trtops(["apply", "--no-emit"], project, base_env())
+    assert again.returncode == 0, again.stderr
+    assert check_cache(LocalStore(cache)).ok

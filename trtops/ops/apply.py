@@ -236,12 +236,15 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
         outcome = _outcome(action, failure_status(exc), failure_text(exc),
                            details=getattr(exc, "details", "") or "")
     except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
+        vanished = _vanished_cache(ctx.store, exc)
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
             # A full disk while building (the toolchain's own writes) is no bug in trtops.
             from trtops.fsutil import write_error
 
             error = write_error(exc, f"the build files of {action.id}")
             outcome = _outcome(action, failure_status(error), failure_text(error))
+        elif vanished is not None:
+            outcome = _outcome(action, failure_status(vanished), failure_text(vanished))
         else:
             outcome = _outcome(action, "error", f"{type(exc).__name__}: {exc}",
                                details=traceback.format_exc())
@@ -251,6 +254,17 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
     outcome.seconds = time.monotonic() - started
     progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
     return outcome
+
+
+def _vanished_cache(store: Any, exc: BaseException) -> CacheError | None:
+    """The error to report when ``exc`` is a file gone because the local cache folder was
+    removed while apply ran (``rm -rf cache``, a cleanup job): the user's doing, not a bug."""
+    root = getattr(store, "root", None)
+    if not isinstance(exc, FileNotFoundError) or root is None or Path(root).is_dir():
+        return None
+    return CacheError(f"the cache {root} was removed while apply was running",
+                      hint="nothing half-written was kept; run `trtops apply` again (it "
+                      "rebuilds what is missing), and keep cleanup jobs away from a running apply")
 
 
 def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
