@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +22,9 @@ import numpy as np
 
 from trtops.engine_io import EngineIO, TensorIO
 from trtops.errors import InputError
+from trtops.names import format_bytes
 from trtops.spec import AccuracySpec
-from trtops.textsafe import name_list
+from trtops.textsafe import name_list, terminal_safe
 
 POINTS = ("min", "opt", "max")
 _DEFAULT_FLOAT_RANGE = (0.0, 1.0)
@@ -112,9 +114,36 @@ def _merge_points(points: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     return [("=".join(names), shapes) for names, shapes in merged]
 
 
+#: Most bytes one generated input set may take (all inputs of one shape point). Beyond it a
+#: model's static shape (or a profile's max) is refused before anything is allocated: the
+#: check would need several times that (float64 draws, ONNX Runtime, the engine's outputs).
+MAX_GENERATED_BYTES = 4 << 30
+
+
+def check_input_sizes(inputs: Sequence[TensorIO], shapes: dict[str, tuple[int, ...]],
+                      where: str, limit: int = MAX_GENERATED_BYTES) -> None:
+    """Refuse, before allocating, input shapes too large to generate and check.
+
+    Raises:
+        InputError: naming the largest input, its shape and size.
+    """
+    sizes = {t.name: math.prod(shapes[t.name]) * _numpy_dtype(t).itemsize for t in inputs}
+    total = sum(sizes.values())
+    if total <= limit:
+        return
+    name = max(sizes, key=lambda n: sizes[n])
+    raise InputError(
+        f"the accuracy check's inputs at {where} would take {format_bytes(total)} "
+        f"(input {terminal_safe(repr(name))} of shape {list(shapes[name])} alone is "
+        f"{format_bytes(sizes[name])}; at most {format_bytes(limit)} are generated)",
+        hint="give the model a profile with smaller shapes, check it with your own inputs "
+        "(accuracy.data), or turn the check off for it (accuracy: {enabled: false})")
+
+
 def _sets_for_points(inputs, ranges, seed, profile, points, iterations, label_prefix):
     sets = []
     for point_label, shapes in points:
+        check_input_sizes(inputs, shapes, f"{label_prefix}{point_label}")
         point_index = POINTS.index(point_label.split("=")[0]) if point_label != "static" else 0
         for iteration in range(iterations):
             rng = np.random.default_rng(np.random.SeedSequence([seed, profile, point_index, iteration]))
