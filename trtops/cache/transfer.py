@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtops.cache import layout
+import trtops.cache.layout as layout
 from trtops.cache.entries import (
     check_meta,
     entry_file_names,
