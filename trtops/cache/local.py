@@ -272,7 +272,7 @@ class LocalStore(ObjectEntries):
         """Retire the journals of earlier pulls that published entries without fsyncs;
         after a reboot, damaged entries are found and deleted (see
         :func:`trtops.cache.journal.recover`)."""
-        from trtops.cache import journal
+        import trtops.cache.journal as journal
 
         return journal.recover(self)
 
