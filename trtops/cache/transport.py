@@ -1,8 +1,9 @@
 """The object-store transport under every cache backend: named byte objects, nothing more.
 
 Names are relative ``/``-separated paths (``engines/ab/<key>/meta.json``). The entry logic
-(:mod:`trtops.cache.entries`, the stores' entry methods, leases) sits above this; a new
-backend implements these operations and passes ``tests/unit/cache/transport_contract.py``.
+(:class:`trtops.cache.entry_store.ObjectEntries`, :mod:`trtops.cache.entries`, leases) sits
+above this; a new backend implements these operations, passes
+``tests/unit/cache/transport_contract.py``, and is an ObjectEntries over them.
 
 Implementations: :class:`trtops.cache.dir_transport.DirTransport` (a directory: temp name
 + rename, fsynced) and :class:`trtops.cache.s3_transport.S3Transport` (S3: conditional

@@ -35,7 +35,13 @@ import pytest
 
 from trtops.cache import open_store
 from trtops.cache.entries import json_bytes
-from trtops.cache.store import ACCURACY_FILE, BUILD_LOG_FILE, ENGINE_FILE, META_FILE, PutResult
+from trtops.cache.store import (
+    ACCURACY_FILE,
+    BUILD_LOG_FILE,
+    ENGINE_FILE,
+    META_FILE,
+    PutResult,
+)
 from trtops.errors import CacheError, TrtopsError
 
 WRITERS = 8
