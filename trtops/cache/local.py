@@ -65,6 +65,7 @@ class LocalStore(ObjectEntries):
 
     @property
     def tmp_dir(self) -> Path:
+        """The staging area (``tmp/``, on the cache's filesystem so a rename publishes)."""
         return self.root / layout.TMP_DIR
 
     @property
