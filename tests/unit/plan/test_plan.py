@@ -32,13 +32,13 @@ from trtops.plan import (
 )
 from trtops.spec import (
     AccuracySpec,
-    BuildConfig,
     CalibrationSpec,
     EngineSpec,
     InputRange,
     ModelSource,
     TargetSpec,
     ToleranceSpec,
+    make_engine_spec,
 )
 
 H100 = GpuInfo(0, "NVIDIA H100 80GB HBM3", "9.0")
@@ -55,35 +55,21 @@ def target(name="h100", gpu="NVIDIA H100*", cc=None, trt=">=10.13,<10.14", hw="n
 
 
 def make_spec(precision="fp16", tgt: TargetSpec | None = None, model="conv", manifest="demo", **build) -> EngineSpec:
-    tgt = tgt or target()
-    config = BuildConfig(
-        precision=precision,
-        profiles=((InputRange("input", (1, 3, 32, 32), (8, 3, 64, 64), (16, 3, 128, 128)),),),
+    """A spec as a manifest would give; ``build`` overrides BuildConfig fields as they are."""
+    spec = make_engine_spec(
+        MODEL_PATH, precision,
+        profiles=[{"input": ((1, 3, 32, 32), (8, 3, 64, 64), (16, 3, 128, 128))}],
         workspace=64 << 20,
-        builder_optimization_level=3,
-        tactic_sources=None,
-        max_aux_streams=None,
-        hardware_compatibility=tgt.hardware_compatibility,
-        version_compatible=tgt.version_compatible,
-        calibration=None,
-    )
-    config = replace(config, **build)
-    return EngineSpec(
-        manifest=f"/m/{manifest}.yaml",
-        manifest_name=manifest,
-        model=model,
-        precision=precision,
-        target=tgt,
-        source=ModelSource(path=MODEL_PATH),
-        build=config,
+        target=tgt or target(),
+        name=model, manifest=f"/m/{manifest}.yaml", manifest_name=manifest,
         accuracy=AccuracySpec(True, "onnxruntime",
                               ToleranceSpec(1e-2, 1e-2, "median", None,
                                             (("mask", ToleranceSpec(5e-3, 0.0, "elemwise")),)),
                               7, (("input", 0.0, 1.0),), None, 2),
         loaders=("python", "triton"),
-        timing_cache="shared",
         line=12,
     )
+    return replace(spec, build=replace(spec.build, **build))
 
 
 def key_for(spec, platform=TRT10, digests=DIGESTS, data=None):

@@ -1,11 +1,10 @@
-"""LogCapture routing, the spec helper, and the no-heavy-imports rule for trtops.trt."""
+"""LogCapture routing and the no-heavy-imports rule for trtops.trt."""
 
 import subprocess
 import sys
 
 from trtops.trt import logger as trt_logger
 from trtops.trt.logger import LogCapture
-from trtops.trt.specs import make_engine_spec, profile
 
 
 def test_capture_routes_and_echoes():
@@ -57,25 +56,12 @@ def test_line_limit():
     assert capture.text.count("\n") == 3 and "m9" in capture.text and "m6" not in capture.text
 
 
-def test_make_engine_spec_normalizes(tmp_path):
-    spec = make_engine_spec(
-        tmp_path / "m.onnx",
-        "fp16",
-        profiles=[profile(b=([1], [2], [3]), a=([1, 2], [1, 2], [1, 2]))],
-        tactic_sources=["jit_convolutions", "cudnn"],
-    )
-    assert [r.name for r in spec.build.profiles[0]] == ["a", "b"]
-    assert spec.build.tactic_sources == ("cudnn", "jit_convolutions")
-    assert spec.id == "direct/m/fp16/local"
-    assert spec.source.path == str(tmp_path / "m.onnx")
-
-
 def test_build_modules_import_nothing_heavy():
     modules = [
         "trtops.trt", "trtops.trt.builder", "trtops.capabilities", "trtops.onnx_facts",
         "trtops.trt.prepare", "trtops.trt.calibration", "trtops.trt.timing", "trtops.trt.runtime",
         "trtops.trt.inspect", "trtops.trt.trt_compat", "trtops.trt.cuda_mem", "trtops.trt.logger",
-        "trtops.trt.network_checks", "trtops.trt.specs",
+        "trtops.trt.network_checks", "trtops.spec",
     ]
     code = (
         "import importlib, sys\n"
