@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from trtops.errors import CacheError, TrtopsError
-from trtops.ops.apply import _outcome, accuracy_summary, failure_status, failure_text
-from trtops.outcome import EngineOutcome, RunResult
+from trtops.outcome import (
+    EngineOutcome,
+    RunResult,
+    accuracy_summary,
+    action_outcome,
+    failure_status,
+    failure_text,
+)
 from trtops.plan import Action, Plan
 
 
@@ -41,11 +47,11 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
         for action in plan.actions:
             if action.kind not in ("reuse", "rejected"):
                 why = "not in the cache" if action.pending else action.reason
-                result.outcomes.append(_outcome(action, "skipped", why))
+                result.outcomes.append(action_outcome(action, "skipped", why))
                 continue
             if action.key.key in done:
                 earlier = done[action.key.key]
-                result.outcomes.append(_outcome(action, earlier.status, f"same engine as {earlier.id}",
+                result.outcomes.append(action_outcome(action, earlier.status, f"same engine as {earlier.id}",
                                                 accuracy=earlier.accuracy))
                 continue
             item = f"{action.spec.model}/{action.spec.precision}/{action.spec.target.name}"
@@ -86,8 +92,8 @@ def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
         store.replace_file(key, ACCURACY_FILE, report.to_bytes())
     except TrtopsError as exc:
         status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
-        return _outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
+        return action_outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
     accuracy = accuracy_summary(json.loads(report.to_bytes()))
     status = "verified" if report.passed else "accuracy_failed"
-    return _outcome(action, status, report.summary_lines(1)[0], accuracy=accuracy,
+    return action_outcome(action, status, report.summary_lines(1)[0], accuracy=accuracy,
                     details="\n".join(report.summary_lines(5)), seconds=time.monotonic() - started)
