@@ -29,6 +29,7 @@ from trtops.plan import (
     render_lines,
     spec_from_json,
     spec_key,
+    spec_keys,
 )
 from trtops.spec import (
     AccuracySpec,
@@ -399,6 +400,19 @@ def test_make_plan_for_specs_with_a_local_store(tmp_path):
     third = make_plan_for_specs([spec], store, TRT10)
     assert third.actions[0].kind == "rebuild"
     assert third.actions[0].reason == "model weights changed (conv.onnx.data)"
+
+
+def test_spec_keys_are_the_plans_keys(tmp_path):
+    model = _settled_model(tmp_path)
+    store = LocalStore(tmp_path / "cache")
+    here = replace(make_spec(), source=ModelSource(path=str(model)))
+    elsewhere = replace(make_spec(tgt=target(name="t4", gpu="Tesla*")), source=ModelSource(path=str(model)))
+    keyed = spec_keys([here, elsewhere], TRT10, DigestMemo(tmp_path / "digests.json"))
+    assert list(keyed.keys) == [here.id]  # the platform cannot build the other
+    assert (tmp_path / "digests.json").exists()
+    planned = make_plan_for_specs([here, elsewhere], store, TRT10)
+    assert [a.key for a in planned.actions] == [keyed.keys[here.id], None]
+    assert planned.digests == keyed.digests
 
 
 def test_check_plan_current(tmp_path):
