@@ -1,21 +1,13 @@
 """Atomic file writes: a temporary file in the destination's folder, then a rename, so a
-reader (or a crash) never sees half a file; and the one message for a failed local write
-(:func:`write_error`: a full disk, a read-only folder), for the cache and emitted loaders."""
+reader (or a crash) never sees half a file."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
-
-from trtops.errors import CacheError
-from trtops.names import DISK_FULL_ERRNOS
-
-#: Write failures of the machine, not of trtops (a full disk, a read-only folder, I/O).
-WRITE_ERRNOS = DISK_FULL_ERRNOS | {errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def _default_file_mode() -> int:
@@ -84,26 +76,3 @@ def atomic_copy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> No
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def write_error(exc: OSError, what: str) -> CacheError:
-    """A user-facing error for a failed local write (disk full, file too large, quota,
-    read-only or unwritable directory), instead of a traceback.
-
-    Args:
-        exc: The OSError raised by the write.
-        what: What was being written, e.g. ``cache entry 3f2a... in /path/cache``.
-
-    Returns:
-        A :class:`CacheError` (exit code 1) to raise ``from exc``.
-    """
-    reason = exc.strerror or str(exc)
-    if exc.errno in DISK_FULL_ERRNOS:
-        hint = ("nothing partial was kept; free disk space (or raise the quota or file size "
-                "limit) and run the command again")
-    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        hint = "make the directory writable, or point --cache elsewhere"
-    else:
-        hint = "nothing partial was kept; fix the cause and run the command again"
-    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    return CacheError(f"cannot write {what}: {reason}{where}", hint=hint)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trtops.cache.dir_transport import local_writes
 from trtops.emit.entries import EmitItem, EngineFiles, Entry, Rejected, validate
 from trtops.emit.registry import (
     ENGINE_REFS,
@@ -24,7 +25,6 @@ from trtops.emit.registry import (
     parse_loaders,
 )
 from trtops.errors import ExitCode, InputError, Outcome
-from trtops.fsutil import WRITE_ERRNOS, write_error
 
 __all__ = ["EmitItem", "EmitReport", "check_loaders", "emit_entries", "parse_loaders"]
 
@@ -107,14 +107,10 @@ def emit_entries(store: Any, items: Iterable[EmitItem], dest: str | Path, *,
             wanted = [entry for entry in entries if name in entry.loaders]
             if not wanted:
                 continue
-            try:
+            # A full disk or a read-only --dest is the machine's, not a bug: every file is
+            # written atomically, so what exists is whole; say what failed.
+            with local_writes(f"the {name} loaders in {dest}"):
                 output = get_loader(name).emit(wanted, dest / name, options)
-            except OSError as exc:
-                # A full disk or a read-only --dest is the machine's, not a bug: every file
-                # is written atomically, so what exists is whole; say what failed.
-                if exc.errno not in WRITE_ERRNOS:
-                    raise
-                raise write_error(exc, f"the {name} loaders in {dest}") from exc
             for refused in output.refused:
                 report.skip(refused.engine, refused.key, refused.reason, refused.exit_code)
             for written in output.written:

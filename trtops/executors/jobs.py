@@ -164,7 +164,7 @@ def error_from_exception(exc: BaseException) -> JobError:
     (the same status and message apply would give it in process)."""
     if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         # A full disk in the worker is no bug in trtops (apply says the same in process).
-        from trtops.fsutil import write_error
+        from trtops.cache.local import write_error
 
         exc = write_error(exc, "the build files")
     if isinstance(exc, TrtopsError):
