@@ -273,10 +273,10 @@ def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
                     accuracy=_accuracy_summary(ctx.store, action.key.key))
 
 
-def check_runtime(plan: Plan) -> None:
-    """Refuse, once and before any work, a plan with engines to build on a machine that
-    cannot build any (no TensorRT, no GPU): an environment problem (exit 5), not one
-    failure per engine.
+def check_runtime(plan: Plan, doing: str = "build") -> None:
+    """Refuse, once and before any work, a plan with engines to build (or check: ``doing``)
+    on a machine that cannot run TensorRT (none installed, no GPU): an environment problem
+    (exit 5), not one failure per engine. ``apply`` and ``verify`` ask it first.
 
     Raises:
         EnvironmentMissing: TensorRT or a GPU is missing and the plan has engines to build
@@ -291,11 +291,12 @@ def check_runtime(plan: Plan) -> None:
         hint = "run apply on a machine with a GPU (`trtops info` shows what this one has)"
     else:
         return
-    needed = [a for a in plan.actions if a.pending or a.kind == "skip"]
+    needed = [a for a in plan.actions
+              if a.pending or a.kind == "skip" or (doing != "build" and a.key is not None)]
     if needed:
         count = len({a.key.key if a.key else a.id for a in needed})
         raise EnvironmentMissing(
-            f"{missing}: cannot build the {count} engine{'s' if count != 1 else ''} this plan needs",
+            f"{missing}: cannot {doing} the {count} engine{'s' if count != 1 else ''} of this plan",
             hint=f"{hint}; `trtops plan` shows what apply would build, and engines built "
             "elsewhere can be fetched with `trtops pull`")
 
