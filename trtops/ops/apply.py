@@ -280,7 +280,9 @@ def check_runtime(plan: Plan, doing: str = "build") -> None:
 
     Raises:
         EnvironmentMissing: TensorRT or a GPU is missing and the plan has engines to build
-            here (pending, or skipped since nothing can build here).
+            here (pending, or skipped since nothing can build here). Its ``result`` holds
+            one outcome per engine (those that needed TensorRT: ``environment``) for the
+            reports scripts and CI read (``--json``, ``--junit``).
     """
     platform = plan.platform
     if not getattr(platform, "tensorrt", None):
@@ -295,10 +297,15 @@ def check_runtime(plan: Plan, doing: str = "build") -> None:
               if a.pending or a.kind == "skip" or (doing != "build" and a.key is not None)]
     if needed:
         count = len({a.key.key if a.key else a.id for a in needed})
-        raise EnvironmentMissing(
+        error = EnvironmentMissing(
             f"{missing}: cannot {doing} the {count} engine{'s' if count != 1 else ''} of this plan",
             hint=f"{hint}; `trtops plan` shows what apply would build, and engines built "
             "elsewhere can be fetched with `trtops pull`")
+        ids = {a.id for a in needed}
+        error.result = RunResult("apply" if doing == "build" else "verify", [  # type: ignore[attr-defined]
+            action_outcome(a, "environment", missing) if a.id in ids
+            else action_outcome(a, "skipped", a.reason) for a in plan.actions])
+        raise error
 
 
 def _acquire_lease(ctx: _Context, action: Action) -> Any:
