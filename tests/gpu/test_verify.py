@@ -20,8 +20,8 @@ import pytest
 from helpers import make_conv_model, make_qdq_model
 
 from trtops.engine_io import EngineIO, ProfileShapes, TensorIO
-from trtops.spec import AccuracySpec, ToleranceSpec
 from trtops.gate import verify_engine
+from trtops.spec import AccuracySpec, ToleranceSpec
 
 pytestmark = pytest.mark.gpu
 
