@@ -97,6 +97,8 @@ class ModelSource:
     path: str  # absolute path of the ONNX file (for url sources: where it is/will be cached)
     url: str | None = None
     sha256: str | None = None
+    allow_http: bool = False  # url sources: plain http allowed
+    max_size: int | None = None  # url sources: download cap in bytes (None: trtops.sources' default)
 
 
 @dataclass(frozen=True)

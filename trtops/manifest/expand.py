@@ -24,6 +24,7 @@ from trtops.manifest.models import (
     Target,
     Tolerance,
 )
+from trtops.sources import url_source_path
 from trtops.spec import (
     AccuracySpec,
     BuildConfig,
@@ -43,11 +44,6 @@ DEFAULT_TOLERANCES: dict[str, ToleranceSpec] = {
 }
 
 DEFAULT_CACHE_DIR = Path("cache")
-
-
-def url_source_path(cache_dir: str | os.PathLike[str], sha256: str) -> Path:
-    """Where a url source with this digest lives once downloaded: ``<cache>/sources/<sha>.onnx``."""
-    return Path(cache_dir) / "sources" / f"{sha256}.onnx"
 
 
 def _absolute(path: Path) -> str:
@@ -124,6 +120,8 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
             path=_absolute(url_source_path(cache_dir, model.source.sha256)),
             url=model.source.url,
             sha256=model.source.sha256,
+            allow_http=model.source.allow_http,
+            max_size=model.source.max_size,
         )
     target_names = list(model.targets) if model.targets is not None else list(manifest.targets)
     unknown = [t for t in target_names if t not in manifest.targets]

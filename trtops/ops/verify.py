@@ -62,6 +62,7 @@ def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
     from trtops.engine_io import EngineIO
     from trtops.keys.fingerprint import sha256_file
+    from trtops.sources import ensure_source
 
     started = time.monotonic()
     key = action.key.key
@@ -81,7 +82,8 @@ def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
             if digest != meta.get("engine_sha256"):
                 raise CacheError(f"engine {key[:12]} is corrupt (sha256 mismatch)",
                                  hint="run `trtops cache verify` and rebuild it with `trtops apply`")
-            report = toolchain.verify(engine, Path(spec.source.path), EngineIO.from_json(meta["io"]),
+            model = ensure_source(spec, Path(spec.source.path).parent.parent)
+            report = toolchain.verify(engine, model, EngineIO.from_json(meta["io"]),
                                       spec.accuracy, precision=spec.precision)
         store.replace_file(key, ACCURACY_FILE, report.to_bytes())
     except TrtopsError as exc:
