@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from trtops.errors import BuildError
+from trtops.spec import make_engine_spec, profile
 from trtops.trt.builder import BuildRequest, build_engine
-from trtops.trt.specs import make_engine_spec, profile
 
 pytestmark = pytest.mark.gpu
 

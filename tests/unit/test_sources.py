@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from trtops.errors import EnvironmentMissing, ExitCode, InputError
-from trtops.sources import address_problem, ensure_source, scheme_problem, url_source_path
+from trtops.sources import (
+    address_problem,
+    ensure_source,
+    scheme_problem,
+    url_source_path,
+)
 
 PAYLOAD = b"\x08\x07" + bytes(range(256)) * 400  # ~100 KB; the content is never parsed here
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
