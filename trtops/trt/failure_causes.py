@@ -139,8 +139,12 @@ def diagnose(errors: Sequence[str], *, warnings: Sequence[str] = (), parser_prob
             "condition depends only on an input that is constant where you deploy (a sample rate, a flag), "
             "bind that input to a constant in the model preparation (prepare: constants:) so the If is "
             "inlined; otherwise re-export the model without the data-dependent branch")
-    unsupported = [p for p in parser_problems if p.code.startswith("UNSUPPORTED") or _UNSUPPORTED.search(p.description)]
-    if unsupported or (parser_problems and _UNSUPPORTED.search(joined)):
+    if parser_problems:
+        # The parser stopped: a node it cannot import, unless what it says is about shapes.
+        unsupported = [p for p in parser_problems
+                       if p.code.startswith("UNSUPPORTED") or _UNSUPPORTED.search(p.description)]
+        if not unsupported and _SHAPES.search(joined):
+            return _shapes(texts, ctx)
         return _unsupported(unsupported or list(parser_problems), joined, ctx)
     all_text = joined + "\n" + "\n".join(warnings)
     impl = _NO_IMPL.search(joined)
@@ -155,11 +159,7 @@ def diagnose(errors: Sequence[str], *, warnings: Sequence[str] = (), parser_prob
             + (f"a larger workspace (now {_size(ctx.workspace)}), " if ctx.workspace else "")
             + "or another TensorRT version; `TRTOPS_TRT_LOG=verbose trtops apply` shows the tactics tried")
     if _SHAPES.search(joined):
-        return Diagnosis(
-            "shapes", _first_line(texts, _SHAPES) + _inputs_note(ctx),
-            "the model's shape arithmetic does not hold for some shape in the profiles: check min/opt/max "
-            "in 'profiles:' against what the model accepts (fixed axes, multiples of 32, equal H and W...); "
-            "`trtops validate` checks what it can before a build")
+        return _shapes(texts, ctx)
     if _TIMING.search(joined):
         return Diagnosis(
             "timing_cache", _first_line(texts, _TIMING),
@@ -195,6 +195,14 @@ def _named_dims(text: str, ctx: FailureContext) -> Diagnosis:
         "model (e.g. 'H' and 'W' instead of '?'; the model preparation stage renames colliding names), "
         "or give those axes the same min/opt/max in every profile. A larger workspace or another precision "
         "does not help")
+
+
+def _shapes(texts: Sequence[str], ctx: FailureContext) -> Diagnosis:
+    return Diagnosis(
+        "shapes", _first_line(texts, _SHAPES) + _inputs_note(ctx),
+        "the model's shape arithmetic does not hold for some shape in the profiles: check min/opt/max "
+        "in 'profiles:' against what the model accepts (fixed axes, multiples of 32, equal H and W...); "
+        "`trtops validate` checks what it can before a build")
 
 
 def _shared_dim_names(inputs: Mapping[str, tuple[Dim, ...] | None]) -> dict[str, list[tuple[str, int]]]:

@@ -115,6 +115,17 @@ def test_dynamic_axes_suggest_folding_constants():
 def test_parser_errors_that_are_shape_errors_are_shapes():
     problem = ParserProblem("INVALID_NODE", IF_SHAPES_86, 30, "/If", "If")
     assert diagnose([], parser_problems=[problem]).cause == "shapes"
+    broadcast = ParserProblem("INVALID_NODE", BROADCAST_86, 3, "/Add", "Add")
+    assert diagnose([], parser_problems=[broadcast]).cause == "shapes"
+
+
+def test_any_other_parser_error_is_a_node_it_cannot_import():
+    # e.g. TensorRT 8.6 on an attribute it does not handle: never "internal" (whose hint is
+    # about the builder), always the node with its op.
+    problem = ParserProblem("INVALID_NODE", "Assertion failed: mode == \"constant\" && value == 0.f", 7,
+                            "/pad", "Pad")
+    found = diagnose([], parser_problems=[problem], context=FailureContext(opsets={"": 11}))
+    assert found.cause == "unsupported_node" and "node '/pad' (op Pad, opset 11)" in found.detail
 
 
 def test_out_of_gpu_memory_says_lower_the_workspace():
