@@ -47,6 +47,7 @@ SLOW_TESTS = (
     "func/test_validate.py::test_problems_on_stderr_with_locations",
     "func/test_validate.py::test_semantic_problems_after_schema",
     "func/test_validate.py::test_url_sources_are_checked_once_in_the_cache",
+    "func/test_validate.py::test_plain_http_url_sources_need_allow_http",
     "security/test_adversarial_manifests.py::test_adversarial_manifest_is_refused[too-many-values-plan]",
     "security/test_adversarial_manifests.py::test_adversarial_manifest_is_refused[too-many-values-validate]",
     "security/test_generated_code.py::test_tensor_names_are_data_in_generated_loaders",
