@@ -245,6 +245,10 @@ def test_pull_locked_refuses_a_tampered_remote_engine(project, released, capsys)
     code, _, err = pull(capsys, H100, "--locked")
     assert code == 1
     assert "demo/conv/fp16/h100" in err and "not the locked one" in err
+    other = lock_file(project, H100_SIG)["engines"]["demo/conv/fp32/h100"]["key"]
+    remote.delete_entry(other)
+    code, _, err = pull(capsys, H100, "--locked")
+    assert code == 1 and f"demo/conv/fp32/h100 ({other[:12]}): not on the remote" in err
     assert not (project / "node" / "engines").exists() or not list(LocalStore(project / "node").list_keys())
 
 
