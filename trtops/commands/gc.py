@@ -52,9 +52,15 @@ def _local_locks(args: argparse.Namespace, paths: list[str]) -> list[Any]:
     """The lock beside the manifests (when there is one) for a local gc."""
     from trtops.lockfile import lock_path_for, read_lock
 
+    from trtops.errors import InputError
+
     if not paths and not args.lockfile:
         return []
-    lock = read_lock(lock_path_for(paths, args.lockfile), missing_ok=not args.lockfile)
+    try:
+        path = lock_path_for(paths, args.lockfile)
+    except InputError:
+        return []  # manifests of several directories and no --lockfile: no one lock
+    lock = read_lock(path, missing_ok=not args.lockfile)
     return [lock] if lock.sections else []
 
 
