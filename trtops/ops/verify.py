@@ -37,8 +37,10 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
         skipped (not in the cache or not runnable here).
     """
     from trtops import console
+    from trtops.ops.apply import check_runtime
 
     started = time.monotonic()
+    check_runtime(plan, "check")
     result = RunResult("verify")
     cached = [a for a in plan.actions if a.kind in ("reuse", "rejected")]
     done: dict[str, EngineOutcome] = {}
