@@ -50,9 +50,8 @@ def register(subparsers: Any) -> None:
 
 def _local_locks(args: argparse.Namespace, paths: list[str]) -> list[Any]:
     """The lock beside the manifests (when there is one) for a local gc."""
-    from trtops.lockfile import lock_path_for, read_lock
-
     from trtops.errors import InputError
+    from trtops.lockfile import lock_path_for, read_lock
 
     if not paths and not args.lockfile:
         return []
