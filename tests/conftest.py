@@ -40,6 +40,7 @@ SLOW_PATHS = (
     "unit/test_typecheck_trt.py",  # runs mypy over the TensorRT stubs
 )
 SLOW_TESTS = (
+    "func/test_lock.py::test_lock_round_trip_is_deterministic_and_complete",
     "func/test_plan_cli.py::test_plain_output_in_ci",
     "func/test_validate.py::test_hostile_input_exits_1_without_traceback",
     "func/test_validate.py::test_many_manifests_are_fast",

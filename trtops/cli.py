@@ -28,6 +28,7 @@ COMMANDS = (
     "emit",
     "push",
     "pull",
+    "lock",
     "gc",
     "cache",
 )

@@ -285,3 +285,35 @@ def test_url_source_offline_exits_5(tmp_path):
     assert result.returncode == 5, result.stderr
     assert "cannot download" in result.stderr and "Traceback" not in result.stderr
     assert not builds(project)
+
+
+def test_apply_records_what_it_built_in_an_existing_lock(project):
+    """The merge step of the release flow: keys locked as pending in the pull request,
+    apply on the GPU type fills in sha256, size and verdict; --no-lock-update leaves it."""
+    lock_dir = project / "manifests" / "trtops.lock"
+    assert trtops(project, "apply", "--no-emit").returncode == 0
+    assert not lock_dir.exists()  # no lock: apply creates none
+    (project / "cache").rename(project / "old-cache")
+    locked = trtops(project, "lock", *PLATFORM)
+    assert locked.returncode == 0, locked.stderr
+    [section] = list(lock_dir.iterdir())
+    assert section.name == "cc9.0-nvidia-h200-trt8.6.0.json"
+    assert {e["engine"] for e in json.loads(section.read_text())["engines"].values()} == {None}
+
+    unchanged = trtops(project, "apply", "--no-emit", "--no-lock-update")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert {e["engine"] for e in json.loads(section.read_text())["engines"].values()} == {None}
+    (project / "cache").rename(project / "cache-2")
+    applied = trtops(project, "apply", "--no-emit", "--json")
+    assert applied.returncode == 0, applied.stderr
+    engines = json.loads(section.read_text())["engines"]
+    built = {e["id"]: e["key"] for e in json.loads(applied.stdout)["engines"] if e["status"] == "built"}
+    assert sorted(engines) == sorted(built) == [
+        "demo/conv/fp16/lab", "demo/conv/fp32/lab", "demo/heavy/fp32/lab"]
+    for spec_id, entry in engines.items():
+        assert entry["key"] == built[spec_id] and entry["accuracy"]["state"] == "accepted"
+        meta = json.loads((project / "cache" / "engines" / entry["key"][:2] / entry["key"]
+                           / "meta.json").read_text())
+        assert entry["engine"] == {"sha256": meta["engine_sha256"], "size": meta["engine_size"]}
+    check = trtops(project, "plan", "--check-lock")
+    assert check.returncode == 0, check.stdout + check.stderr

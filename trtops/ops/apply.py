@@ -77,6 +77,9 @@ class ApplyOptions:
     # other). Parallel ones (--gpus, --executor ray): their workers build, this process
     # publishes. The caller owns it (and closes it).
     executor: Any = None
+    # The lock to record what this run built, reused or fetched in (an existing
+    # trtops.lock directory; None: leave any lock alone).
+    lock_path: Path | None = None
 
 
 @dataclass
@@ -146,6 +149,10 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
                 ctx.stop = True
     if options.emit_dest is not None:
         _emit(ctx, result)
+    if options.lock_path is not None:
+        from trtops.ops.lock import record_applied
+
+        record_applied(options.lock_path, plan, result, store)
     result.seconds = time.monotonic() - started
     return result
 
