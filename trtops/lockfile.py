@@ -231,7 +231,10 @@ def manifest_scope(specs: Iterable[Any]) -> set[str]:
 
 
 def in_scope(spec_id: str, scope: set[str] | None) -> bool:
-    return scope is None or spec_id.split("/", 1)[0] in scope
+    if scope is None:
+        return True
+    parsed = try_parse_engine_id(spec_id)
+    return parsed is not None and parsed.manifest in scope
 
 
 # --------------------------------------------------------------------------- reading

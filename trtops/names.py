@@ -24,6 +24,8 @@ SHA256_PATTERN = r"[0-9a-f]{64}"
 SHA256_RE = re.compile(rf"^{SHA256_PATTERN}\Z")
 #: Engine keys are sha256 digests of the canonical key document.
 KEY_RE = SHA256_RE
+#: What a user may type for a key: a unique prefix of at least 6 hex digits, or all 64.
+KEY_PREFIX_RE = re.compile(r"^[0-9a-f]{6,64}\Z")
 
 ENGINE_FILE = "engine.plan"
 
@@ -198,11 +200,6 @@ def _size_guess(value: object) -> str | None:
         prefix = lowered.upper()
         return f"{number}{prefix}iB or {number}{'k' if prefix == 'K' else prefix}B"
     return None
-
-
-def format_rate(bytes_per_second: float) -> str:
-    """Transfer speeds: ``format_bytes`` per second (``412.5 MiB/s``)."""
-    return f"{format_bytes(bytes_per_second)}/s"
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

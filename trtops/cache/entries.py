@@ -148,16 +148,6 @@ def entry_size(meta: Mapping[str, Any]) -> int:
     return int(meta.get("engine_size") or 0)
 
 
-def recorded_size(store: EntryStore, key: str) -> int:
-    """Bytes of an entry according to its meta.json; 0 when it cannot be read (a damaged
-    entry is still counted, e.g. by gc, as nothing rather than failing)."""
-    try:
-        meta = store.read_meta(key)
-    except Exception:  # noqa: BLE001 - a damaged entry still gets removed
-        return 0
-    return entry_size(meta) if isinstance(meta, Mapping) else 0
-
-
 def check_entry(store: Any, key: str) -> str | None:
     """Why an entry is corrupt, or None when every file matches meta.json.
 

@@ -9,7 +9,6 @@ TensorRT, `apply` does it).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,11 +24,10 @@ from trtops.cache.entries import (
 from trtops.cache.store import ACCURACY_FILE
 from trtops.cache.transfer import check_remote, push_entry, push_timing_cache
 from trtops.errors import CacheError, InputError, RemoteError
-from trtops.names import SHA256_RE, format_bytes
+from trtops.names import KEY_PREFIX_RE, SHA256_RE, format_bytes
 from trtops.ops.progress import TransferProgress
 
 DEFAULT_JOBS = 8
-_KEY_PREFIX_RE = re.compile(r"^[0-9a-f]{6,63}\Z")
 
 
 @dataclass
@@ -121,7 +119,7 @@ def resolve_keys(store: Any, given: list[str]) -> list[str]:
         if SHA256_RE.match(text):
             keys.append(text)
             continue
-        if not _KEY_PREFIX_RE.match(text):
+        if not KEY_PREFIX_RE.match(text):
             raise InputError(f"{text!r} is not an engine key",
                              hint="give a key or a prefix of at least 6 hex digits")
         if known is None:

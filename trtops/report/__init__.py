@@ -45,7 +45,6 @@ from trtops.report.output import (
 )
 from trtops.report.plans import (
     PLAN_STATUS,
-    matrix_from_document,
     matrix_from_plan,
     result_from_plan,
 )
@@ -56,7 +55,7 @@ __all__ = [
     "STATUS_LABELS", "accuracy_line", "annotation_path", "append_step_summary",
     "check_report_path", "dump_json", "emit_ci_reports", "escape_data", "escape_property",
     "format_seconds", "format_table", "github_annotations", "github_step_summary", "junit_xml",
-    "manifest_name", "matrix_from_document", "matrix_from_plan", "print_result", "render_result", "report_refusal",
+    "manifest_name", "matrix_from_plan", "print_result", "render_result", "report_refusal",
     "result_from_plan", "short_name", "status_label", "summary_line", "workflow_command",
     "write_junit",
 ]

@@ -403,35 +403,6 @@ def test_formatting_helpers():
 # --------------------------------------------------------------------------- matrix
 
 
-def test_matrix_from_document_groups_pending_work_by_target():
-    plan = {"actions": [
-        {"kind": "build", "id": "vision/resnet/fp16/h100",
-         "spec": {"manifest_name": "vision", "target": {"name": "h100", "gpu": "NVIDIA H100*"}}},
-        {"kind": "reuse", "spec": {"target": {"name": "l4"}}},
-        {"kind": "rebuild", "id": "ocr/det/fp16/h100",
-         "spec": {"manifest_name": "ocr", "target": {"name": "h100"}}},
-        {"kind": "skip", "target": "a100"},
-        {"action": "build", "target": "l4"},
-        {"kind": "build", "id": "vision/resnet/fp16/lab"},
-        {"kind": "rejected", "target": "h100"},
-    ]}
-    assert report.matrix_from_document(plan) == [
-        {"target": "h100", "engines": 2, "manifests": ["vision", "ocr"]},
-        {"target": "l4", "engines": 1, "manifests": []},
-        {"target": "lab", "engines": 1, "manifests": ["vision"]},
-    ]
-
-
-def test_matrix_from_document_empty_and_result_document():
-    assert report.matrix_from_document({"actions": []}) == []
-    assert report.matrix_from_document([]) == []
-    doc = RunResult("plan", [outcome("a", "pending", action="build", target="h100"),
-                             outcome("b", "pending", action="reuse")]).to_json()
-    assert [m["target"] for m in report.matrix_from_document(doc)] == ["h100"]
-
-
-# --------------------------------------------------------------------------- plans
-
 PLAN_MANIFEST = """\
 version: 1
 targets:
@@ -472,8 +443,6 @@ def test_matrix_from_plan_groups_pending_work_by_target(tmp_path):
         {"target": "lab", "engines": 1, "manifests": ["vision"]},
     ]
     assert report.matrix_from_plan(plan.actions[1:2]) == []
-    # a saved plan reads back to the same matrix
-    assert report.matrix_from_document(plan.to_json()) == report.matrix_from_plan(plan)
 
 
 def test_result_from_plan_statuses_and_locations(tmp_path):
