@@ -93,6 +93,32 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
+class BoundInput:
+    """A model input replaced by a constant during preparation (``prepare.constants``)."""
+
+    name: str
+    shape: tuple[int, ...]  # () for a scalar
+    values: tuple[int | float, ...]  # row-major; the input's own element type is used
+
+
+@dataclass(frozen=True)
+class PrepareSpec:
+    """What the preparation stage does to the model before TensorRT sees it
+    (:mod:`trtops.prepare`). ``None`` on an :class:`EngineSpec` means no preparation."""
+
+    fold_constants: bool = True
+    infer_shapes: bool = True
+    distinct_dims: bool = True
+    constants: tuple[BoundInput, ...] = ()  # sorted by name
+    opset: int | None = None
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.fold_constants or self.infer_shapes or self.distinct_dims
+                    or self.constants or self.opset)
+
+
+@dataclass(frozen=True)
 class ModelSource:
     path: str  # absolute path of the ONNX file (for url sources: where it is/will be cached)
     url: str | None = None
@@ -114,6 +140,8 @@ class EngineSpec:
     loaders: tuple[str, ...]
     timing_cache: str  # shared | read_only | off
     line: int | None = None  # line of the model in the manifest (annotations)
+    # Graph preparation before the build (trtops.prepare); None: the model as it is.
+    prepare: PrepareSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property

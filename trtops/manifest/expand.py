@@ -23,14 +23,17 @@ from trtops.manifest.models import (
     PathSource,
     Target,
     Tolerance,
+    constant_layout,
 )
 from trtops.spec import (
     AccuracySpec,
+    BoundInput,
     BuildConfig,
     CalibrationSpec,
     EngineSpec,
     InputRange,
     ModelSource,
+    PrepareSpec,
     TargetSpec,
     ToleranceSpec,
 )
@@ -92,6 +95,24 @@ def _build_value(manifest: Manifest, model: ModelSpec, name: str) -> Any:
     return value
 
 
+def _prepare_spec(options: Any) -> PrepareSpec | None:
+    """The manifest's ``prepare:`` as a spec; None when it asks for nothing."""
+    if options is None:
+        return None
+    bound = []
+    for name in sorted(options.constants):
+        shape, values = constant_layout(options.constants[name])
+        bound.append(BoundInput(name, shape, values))
+    spec = PrepareSpec(
+        fold_constants=options.fold_constants,
+        infer_shapes=options.infer_shapes,
+        distinct_dims=options.distinct_dims,
+        constants=tuple(bound),
+        opset=options.opset,
+    )
+    return None if spec.is_noop else spec
+
+
 def _target_spec(name: str, target: Target) -> TargetSpec:
     return TargetSpec(
         name=name,
@@ -142,6 +163,7 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
     )
     data = _absolute(base / accuracy.data) if accuracy.data is not None else None
     line = lm.location("models", index).line
+    prepare = _prepare_spec(_build_value(manifest, model, "prepare"))
     specs = []
     for precision in model.precisions:
         calibration = None
@@ -188,6 +210,7 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
                 loaders=tuple(sorted(model.loaders)),
                 timing_cache=_build_value(manifest, model, "timing_cache"),
                 line=line,
+                prepare=prepare,
             ))
     return specs
 
