@@ -335,3 +335,84 @@ def graph_nodes(path: str | Path) -> list[NodeRef]:
     """
     graph = _load_structure(str(path)).graph
     return [NodeRef(i, node.name, node.op_type) for i, node in enumerate(graph.node)]
+
+
+# --------------------------------------------------------------------------- ops and types
+# (what validate needs to tell what a TensorRT parser will refuse or narrow)
+
+
+@dataclass(frozen=True)
+class OpUse:
+    """One node as a parser sees it: op, domain, which inputs are build-time constants
+    (an initializer or a Constant node's output), attributes that restrict import."""
+
+    name: str
+    op_type: str
+    domain: str
+    constant_inputs: tuple[bool, ...]  # per input position ('' inputs count as constant)
+    outputs: int
+    ints: tuple[tuple[str, int], ...]  # integer attributes (layout, input_forget, sorted...)
+    strings: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class GraphOps:
+    """Ops of the main graph and its subgraphs, the default-domain opset and the element
+    types (``TensorProto`` names, ``FLOAT``...) of the real inputs and the outputs."""
+
+    opset: int
+    ops: tuple[OpUse, ...]
+    input_types: dict[str, str]
+    output_types: dict[str, str]
+
+
+def _op_uses(graph: Any, constants: set[str], into: list[OpUse]) -> None:
+    constants = constants | {t.name for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            constants |= set(node.output)
+        ints = tuple((a.name, int(a.i)) for a in node.attribute if a.type == 2)  # AttributeProto.INT
+        strings = tuple((a.name, a.s.decode("utf-8", "replace")) for a in node.attribute if a.type == 3)
+        into.append(OpUse(node.name, node.op_type, node.domain or "",
+                          tuple(not i or i in constants for i in node.input),
+                          len([o for o in node.output if o]), ints, strings))
+        for attr in node.attribute:
+            subs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+            for sub in subs:
+                _op_uses(sub, constants, into)
+
+
+def read_ops(path: str | os.PathLike[str]) -> GraphOps:
+    """The ops, opset and I/O element types of an ONNX model (external weights not read;
+    memoized by path, size and mtime).
+
+    Raises:
+        GraphError: the file is not a readable ONNX model.
+        OSError: the file cannot be stat'ed.
+    """
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    return _read_ops_cached(real, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _read_ops_cached(path: str, size: int, mtime_ns: int) -> GraphOps:
+    del size, mtime_ns  # part of the cache key only
+    import onnx
+
+    model = _load_structure(path)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    ops: list[OpUse] = []
+    _op_uses(model.graph, set(), ops)
+    initializers = {t.name for t in model.graph.initializer}
+
+    def type_name(value: Any) -> str:
+        elem = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
+        return onnx.TensorProto.DataType.Name(elem) if elem else "UNDEFINED"
+
+    return GraphOps(
+        opset=opset,
+        ops=tuple(ops),
+        input_types={v.name: type_name(v) for v in model.graph.input if v.name not in initializers},
+        output_types={v.name: type_name(v) for v in model.graph.output},
+    )
