@@ -8,13 +8,14 @@ copied to S3 with ``aws s3 sync`` is a valid remote cache and vice versa::
     timing/<tensorrt>/<gpu-signature>.cache                   timing caches
     locks/<name>.lock                                         (local only) file locks
     tmp/                                                      (local only) staging area
+    prepared/<digest>/model.onnx  report.json                 (local only) prepared models
     unsynced/<id>.json                                        (local only) pulls not yet on disk
     digests.json                                              (local only) model digest memo
 
 ``meta.json`` (immutable, written last; see :func:`make_meta`)::
 
     {"format": 1, "key": ..., "spec_id": "manifest/model/precision/target",
-     "components": {"schema", "model_digest", "build", "tensorrt", "gpu", "plugins"},
+     "components": {"schema", "model_digest", "build", "tensorrt", "gpu", "plugins"[, "prepare"]},
      "model": {"onnx_sha256", "external_data": {location: sha256}, "size"},
      "engine_sha256": ..., "engine_size": ..., "created_at": "2025-01-31T12:00:00Z",
      "build_seconds": ..., "device_memory": ..., "io_tensors": [...],
