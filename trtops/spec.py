@@ -241,7 +241,7 @@ def make_engine_spec(
     accuracy: AccuracySpec | None = None,
     loaders: Sequence[str] = (),
     line: int | None = None,
-    prepare: PrepareSpec | None = None,
+    prepare: PrepareSpec | None = BUILD_DEFAULTS["prepare"],
 ) -> EngineSpec:
     """The one place an :class:`EngineSpec` is assembled: defaults filled, settings normalized.
 
