@@ -121,6 +121,7 @@ def save_model(model: Any, path: Path) -> None:
     import onnx
 
     total = sum(len(t.raw_data) or t.ByteSize() for t in model.graph.initializer)
+    path.with_name(f"{path.name}.data").unlink(missing_ok=True)  # onnx appends to an existing one
     if total > _EXTERNAL_ABOVE:
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=f"{path.name}.data", size_threshold=1024)
