@@ -27,6 +27,7 @@ from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource
 from trtops.onnx_facts import Dim, GraphError, GraphInfo, read_graph, read_ops
 from trtops.suggest import did_you_mean
+from trtops.textsafe import name_list
 
 ALLOW_OUTSIDE_ENV = "TRTOPS_ALLOW_OUTSIDE_SOURCES"
 
@@ -107,7 +108,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
             if name not in graph.inputs:
                 problems.append(_problem(
                     lm, where, f"the model has no input {name!r}{did_you_mean(name, names)}",
-                    f"inputs of the model: {', '.join(names) or 'none'}"))
+                    f"inputs of the model: {name_list(names)}"))
                 continue
             dims = graph.inputs[name]
             if dims is None:
@@ -135,7 +136,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
     covered = set(model.profiles[0]) if model.profiles else set()
     missing = [name for name in sorted(dynamic) if name not in covered]
     if missing:
-        shapes = ", ".join(f"{n!r} {_show(dynamic[n])}" for n in missing)
+        shapes = name_list(f"{n!r} {_show(dynamic[n])}" for n in missing)
         if model.profiles:
             problems.append(_problem(
                 lm, at + ("profiles",),
@@ -164,7 +165,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
             problems.append(_problem(
                 lm, at + ("accuracy", "inputs", "ranges", name),
                 f"the model has no input {name!r}{did_you_mean(name, names)}",
-                f"inputs of the model: {', '.join(names) or 'none'}"))
+                f"inputs of the model: {name_list(names)}"))
     outputs = list(graph.outputs)
     for precision, tolerance in model.accuracy.tolerances.items():
         for name in tolerance.outputs:
@@ -172,7 +173,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
                 problems.append(_problem(
                     lm, at + ("accuracy", "tolerances", precision, "outputs", name),
                     f"the model has no output {name!r}{did_you_mean(name, outputs)}",
-                    f"outputs of the model: {', '.join(outputs) or 'none'}"))
+                    f"outputs of the model: {name_list(outputs)}"))
     return problems
 
 
@@ -301,8 +302,8 @@ def _check_data(lm: LoadedManifest, where: tuple[Any, ...], relative: str, what:
         missing = sorted(set(graph.inputs) - names)
         if missing:
             return [_problem(
-                lm, where, f"{what} {relative!r} has no array for input(s) {', '.join(missing)}",
-                f"name one array per model input: {', '.join(sorted(graph.inputs))}", value=True)]
+                lm, where, f"{what} {relative!r} has no array for input(s) {name_list(missing)}",
+                f"name one array per model input: {name_list(sorted(graph.inputs))}", value=True)]
     return []
 
 
@@ -341,12 +342,12 @@ def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_mode
                 "the path is relative to the manifest file", value=True))
             model_path = None
     elif isinstance(source, UrlSource):
-        from trtops.manifest.expand import url_source_path
+        from trtops.sources import cached_source
 
         where = at + ("source", "url")
-        cached = url_source_path(cache_dir, source.sha256)
-        # Not downloaded yet: nothing to check (validation must not touch the network).
-        model_path = cached if cached.is_file() else None
+        # Not downloaded yet, or a file there that is not the declared one (apply replaces
+        # it): nothing to check, and validation must not touch the network.
+        model_path = cached_source(source, cache_dir) if check_models else None
     if check_models and model_path is not None:
         try:
             graph = read_graph(model_path)

@@ -2,7 +2,8 @@
 
 The same stage ``apply`` runs before building (:mod:`trtops.prepare.runner`), so what this
 writes is what TensorRT will parse: by default into the cache's ``prepared/`` (where
-``apply`` then finds it), with ``--out DIR`` into ``DIR/<manifest>/<model>/``.
+``apply`` then finds it), with ``--out DIR`` into ``DIR/<manifest>/<model>/``. Url
+sources are downloaded first (:func:`trtops.sources.ensure_source`), as ``apply`` does.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def prepare_manifests(paths: Sequence[str], *, cache_root: str | os.PathLike[str
 
     Raises:
         ManifestError: manifest problems. PreparationFailed (exit 1): a step cannot do what
-        the manifest asks. EnvironmentMissing: folding without its tools.
+        the manifest asks. EnvironmentMissing: folding without its tools, or a url
+        source that cannot be downloaded.
     """
     from trtops.keys.memo import DigestMemo
     from trtops.keys.model_digest import digest_models
@@ -64,10 +66,10 @@ def prepare_manifests(paths: Sequence[str], *, cache_root: str | os.PathLike[str
             run.models.append(PreparedModel(spec.manifest_name, spec.model, None,
                                             skipped="no prepare: options (built as it is)"))
             continue
-        if not Path(spec.source.path).is_file():
-            run.models.append(PreparedModel(spec.manifest_name, spec.model, None,
-                                            skipped=f"source not downloaded yet ({spec.source.path})"))
-            continue
+        if spec.source.url:
+            from trtops.sources import ensure_source
+
+            ensure_source(spec, cache_root)  # downloaded (with a progress bar) and verified once
         if out is not None:
             path, report = prepare_file(spec.source.path, spec.prepare, Path(out) / spec.manifest_name / spec.model)
         else:
