@@ -37,6 +37,7 @@ SLOW_PATHS = (
     "func/test_apply.py",  # apply end to end in subprocesses
     "func/test_apply_gpus.py",
     "func/test_ci_reports.py",
+    "func/test_prepare_cli.py",  # trtops prepare/plan/apply in subprocesses
     "unit/test_typecheck_trt.py",  # runs mypy over the TensorRT stubs
 )
 SLOW_TESTS = (

@@ -19,6 +19,7 @@ from trtops.errors import ExitCode, InternalError, TrtopsError
 # Order is the order of `trtops --help`.
 COMMANDS = (
     "validate",
+    "prepare",
     "schema",
     "plan",
     "apply",

@@ -67,6 +67,9 @@ class Problem:
     field: str
     message: str
     hint: str | None = None
+    # "warning": worth knowing, nothing to fix (validate prints it and still passes; it
+    # never stops a plan or apply).
+    severity: str = "error"
 
     def render(self) -> str:
         where = f"{self.location}: " if self.location else ""

@@ -468,3 +468,176 @@ def graph_nodes(path: str | Path) -> list[NodeRef]:
         GraphError: the file is not a readable ONNX model.
     """
     return list(read_graph(path).nodes)
+
+
+# --------------------------------------------------------------------------- ops and types
+# What validate needs to tell what a TensorRT parser will refuse or narrow: every node (in
+# subgraphs too) with which of its inputs are build-time constants and its integer/string
+# attributes, the I/O element types. The same wire walk as above: weights are jumped over.
+
+_N_INPUT, _N_OUTPUT, _N_ATTR = 1, 2, 5  # NodeProto
+_A_NAME, _A_I, _A_S, _A_G, _A_GRAPHS = 1, 3, 4, 6, 11  # AttributeProto
+_TENSOR_ELEM_TYPE = 1  # TypeProto.Tensor
+_ELEM_TYPES = {1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64", 8: "STRING",
+               9: "BOOL", 10: "FLOAT16", 11: "DOUBLE", 12: "UINT32", 13: "UINT64", 16: "BFLOAT16"}
+
+
+@dataclass(frozen=True)
+class OpUse:
+    """One node as a parser sees it: op, domain, which inputs are build-time constants
+    (an initializer or a Constant node's output), attributes that restrict import."""
+
+    name: str
+    op_type: str
+    domain: str
+    constant_inputs: tuple[bool, ...]  # per input position ('' inputs count as constant)
+    outputs: int
+    ints: tuple[tuple[str, int], ...]  # integer attributes (layout, input_forget, sorted...)
+    strings: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class GraphOps:
+    """Ops of the main graph and its subgraphs, the default-domain opset and the element
+    types (``TensorProto`` names, ``FLOAT``...) of the real inputs and the outputs."""
+
+    opset: int
+    ops: tuple[OpUse, ...]
+    input_types: dict[str, str]
+    output_types: dict[str, str]
+
+
+def _elem_type(buf: memoryview, span: tuple[int, int]) -> tuple[str, str]:
+    """(name, element type name) of a ValueInfoProto."""
+    name, elem = "", 0
+    for field, wire, value in _fields(buf, *span):
+        if field == _V_NAME and wire == 2:
+            name = _text(buf, value)
+        elif field == _V_TYPE and wire == 2:
+            for tfield, twire, tvalue in _fields(buf, *value):
+                if tfield == _TYPE_TENSOR and twire == 2:
+                    for efield, ewire, evalue in _fields(buf, *tvalue):
+                        if efield == _TENSOR_ELEM_TYPE and ewire == 0:
+                            elem = evalue
+    return name, _ELEM_TYPES.get(elem, "UNDEFINED" if not elem else f"TYPE{elem}")
+
+
+def _graph_ops(buf: memoryview, span: tuple[int, int], constants: set[str], into: list[OpUse],
+               depth: int = 0) -> None:
+    if depth > 64:
+        raise WireError("subgraphs nested too deeply")
+    nodes = []
+    constants = set(constants)
+    for field, wire, value in _fields(buf, *span):
+        if wire != 2:
+            continue
+        if field == _G_INIT:
+            constants.add(_string_field(buf, value, _T_NAME))
+        elif field == _G_NODE:
+            nodes.append(value)
+    for span_node in nodes:
+        name = op = domain = ""
+        inputs: list[str] = []
+        outputs: list[str] = []
+        ints: list[tuple[str, int]] = []
+        strings: list[tuple[str, str]] = []
+        subgraphs: list[tuple[int, int]] = []
+        for field, wire, value in _fields(buf, *span_node):
+            if wire != 2:
+                continue
+            if field == _N_INPUT:
+                inputs.append(_text(buf, value))
+            elif field == _N_OUTPUT:
+                outputs.append(_text(buf, value))
+            elif field == _N_NAME:
+                name = _text(buf, value)
+            elif field == _N_OP:
+                op = _text(buf, value)
+            elif field == _N_DOMAIN:
+                domain = _text(buf, value)
+            elif field == _N_ATTR:
+                attr_name, number, text = "", None, None
+                for afield, awire, avalue in _fields(buf, *value):
+                    if afield == _A_NAME and awire == 2:
+                        attr_name = _text(buf, avalue)
+                    elif afield == _A_I and awire == 0:
+                        number = _signed(avalue)
+                    elif afield == _A_S and awire == 2:
+                        text = bytes(buf[avalue[0]:avalue[1]]).decode("utf-8", "replace")
+                    elif afield in (_A_G, _A_GRAPHS) and awire == 2:
+                        subgraphs.append(avalue)
+                if number is not None:
+                    ints.append((attr_name, number))
+                if text is not None:
+                    strings.append((attr_name, text))
+        if op == "Constant" and domain in ("", "ai.onnx"):
+            constants.update(outputs)
+        into.append(OpUse(name, op, domain, tuple(not i or i in constants for i in inputs),
+                          len([o for o in outputs if o]), tuple(ints), tuple(strings)))
+        for sub in subgraphs:
+            _graph_ops(buf, sub, constants, into, depth + 1)
+
+
+def _ops_of(path: str) -> GraphOps:
+    ops: list[OpUse] = []
+    opsets: dict[str, int] = {}
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
+    initializers: set[str] = set()
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise GraphError("it is not an ONNX model (the file is empty)")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                for field, wire, value in _fields(view, 0, size):
+                    if field == _M_GRAPH and wire == 2:
+                        _graph_ops(view, value, set(), ops)
+                        for gfield, gwire, gvalue in _fields(view, *value):
+                            if gwire != 2:
+                                continue
+                            if gfield == _G_INIT:
+                                initializers.add(_string_field(view, gvalue, _T_NAME))
+                            elif gfield == _G_INPUT:
+                                inputs.append(_elem_type(view, gvalue))
+                            elif gfield == _G_OUTPUT:
+                                outputs.append(_elem_type(view, gvalue))
+                    elif field == _M_OPSET and wire == 2:
+                        domain, version = "", 0
+                        for ofield, owire, ovalue in _fields(view, *value):
+                            if ofield == 1 and owire == 2:
+                                domain = _text(view, ovalue)
+                            elif ofield == 2 and owire == 0:
+                                version = _signed(ovalue)
+                        opsets[domain] = version
+            except (WireError, UnicodeDecodeError) as exc:
+                raise GraphError(f"cannot read it as an ONNX model ({exc})") from None
+            finally:
+                view.release()
+    return GraphOps(
+        opset=max((v for d, v in opsets.items() if d in ("", "ai.onnx")), default=0),
+        ops=tuple(ops),
+        input_types={name: elem for name, elem in inputs if name not in initializers},
+        output_types=dict(outputs),
+    )
+
+
+@lru_cache(maxsize=16)
+def _read_ops_cached(path: str, size: int, mtime_ns: int) -> GraphOps:
+    del size, mtime_ns  # part of the cache key only
+    return _ops_of(path)
+
+
+def read_ops(path: str | os.PathLike[str]) -> GraphOps:
+    """The ops (subgraphs included), default-domain opset and I/O element types of an ONNX
+    model, read from the protobuf wire without loading weights (memoized by path, size and
+    mtime).
+
+    Raises:
+        GraphError: the file is not a readable ONNX model.
+        OSError: the file cannot be stat'ed.
+    """
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    return _read_ops_cached(real, st.st_size, st.st_mtime_ns)

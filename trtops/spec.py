@@ -24,6 +24,7 @@ BUILD_DEFAULTS: dict[str, Any] = {
     "max_aux_streams": None,
     "timing_cache": "shared",
     "strongly_typed": False,
+    "prepare": None,  # no preparation (trtops.prepare)
 }
 
 
@@ -109,6 +110,32 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
+class BoundInput:
+    """A model input replaced by a constant during preparation (``prepare.constants``)."""
+
+    name: str
+    shape: tuple[int, ...]  # () for a scalar
+    values: tuple[int | float, ...]  # row-major; the input's own element type is used
+
+
+@dataclass(frozen=True)
+class PrepareSpec:
+    """What the preparation stage does to the model before TensorRT sees it
+    (:mod:`trtops.prepare`). ``None`` on an :class:`EngineSpec` means no preparation."""
+
+    fold_constants: bool = True
+    infer_shapes: bool = True
+    distinct_dims: bool = True
+    constants: tuple[BoundInput, ...] = ()  # sorted by name
+    opset: int | None = None
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.fold_constants or self.infer_shapes or self.distinct_dims
+                    or self.constants or self.opset)
+
+
+@dataclass(frozen=True)
 class ModelSource:
     path: str  # absolute path of the ONNX file (for url sources: where it is/will be cached)
     url: str | None = None
@@ -132,6 +159,8 @@ class EngineSpec:
     loaders: tuple[str, ...]
     timing_cache: str  # shared | read_only | off
     line: int | None = None  # line of the model in the manifest (annotations)
+    # Graph preparation before the build (trtops.prepare); None: the model as it is.
+    prepare: PrepareSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -216,6 +245,7 @@ def make_engine_spec(
     accuracy: AccuracySpec | None = None,
     loaders: Sequence[str] = (),
     line: int | None = None,
+    prepare: PrepareSpec | None = BUILD_DEFAULTS["prepare"],
 ) -> EngineSpec:
     """The one place an :class:`EngineSpec` is assembled: defaults filled, settings normalized.
 
@@ -248,6 +278,7 @@ def make_engine_spec(
         accuracy: the accuracy check (default: on, ONNX Runtime, :data:`DIRECT_TOLERANCE`).
         loaders: loader names to emit.
         line: the model's line in its manifest.
+        prepare: the model preparation before the build (None: the model as it is).
 
     Returns:
         The spec.
@@ -282,4 +313,5 @@ def make_engine_spec(
         loaders=tuple(sorted(loaders)),
         timing_cache=timing_cache,
         line=line,
+        prepare=None if prepare is None or prepare.is_noop else prepare,
     )

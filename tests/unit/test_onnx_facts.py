@@ -218,3 +218,33 @@ def test_structure_reader_does_not_materialize_weights(tmp_path):
     assert done.returncode == 0, done.stderr
     peak_kib = int(done.stdout.strip())
     assert peak_kib * 1024 < size // 4, f"peak RSS {peak_kib} KiB for a {size >> 20} MiB model"
+
+
+def test_read_ops_matches_onnx_on_subgraphs_constants_and_types(tmp_path):
+    """read_ops walks the wire (no weights loaded) and says what onnx.load would."""
+    import onnx
+    from helpers import make_rate_branching_model
+
+    from trtops.onnx_facts import read_ops
+
+    path = make_rate_branching_model(tmp_path / "vad.onnx")
+    ops = read_ops(path)
+    model = onnx.load(str(path))
+    expected = []
+
+    def walk(graph, constants):
+        constants = constants | {t.name for t in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Constant":
+                constants |= set(node.output)
+            expected.append((node.op_type, tuple(not i or i in constants for i in node.input)))
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    walk(attr.g, constants)
+
+    walk(model.graph, set())
+    assert [(o.op_type, o.constant_inputs) for o in ops.ops] == expected
+    # the Slice axes come from Unsqueeze(Constant): computed, not a constant
+    assert all(o.constant_inputs[3] is False for o in ops.ops if o.op_type == "Slice")
+    assert ops.opset == 16 and ops.input_types == {"x": "FLOAT", "sr": "INT64"}
+    assert ops.output_types == {"y": "FLOAT"}

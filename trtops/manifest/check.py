@@ -17,10 +17,16 @@ from typing import Any
 from trtops.cache.layout import check_segment
 from trtops.capabilities import quantization_problem
 from trtops.errors import InputError, Problem, SourceLocation
+from trtops.manifest.check_tensorrt import (
+    bound_inputs,
+    check_constants,
+    check_parser,
+    check_shared_dims,
+)
 from trtops.manifest.expand import build_value
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource
-from trtops.onnx_facts import Dim, GraphError, GraphInfo, read_graph
+from trtops.onnx_facts import Dim, GraphError, GraphInfo, read_graph, read_ops
 from trtops.suggest import did_you_mean
 from trtops.textsafe import name_list
 
@@ -126,7 +132,8 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
                             f"{_show(dims)}, but {which} gives {given}",
                             f"use {dim} on this axis in min, opt and max", value=True))
                         break
-    dynamic = graph.dynamic_inputs()
+    bound = bound_inputs(lm, model)  # bound to constants: not engine inputs
+    dynamic = {name: dims for name, dims in graph.dynamic_inputs().items() if name not in bound}
     covered = set(model.profiles[0]) if model.profiles else set()
     missing = [name for name in sorted(dynamic) if name not in covered]
     if missing:
@@ -349,6 +356,14 @@ def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_mode
         else:
             problems.extend(_check_external_data(lm, where, model_path, graph))
             problems.extend(_check_graph(lm, index, model, graph))
+            problems.extend(check_shared_dims(lm, index, model, graph))
+            problems.extend(check_constants(lm, index, model, graph))
+            try:
+                ops = read_ops(model_path)
+            except (GraphError, OSError):
+                pass  # reported above
+            else:
+                problems.extend(check_parser(lm, index, model, ops))
 
     if model.calibration is not None:
         problems.extend(_check_data(lm, at + ("calibration", "data"), model.calibration.data,

@@ -23,13 +23,16 @@ from trtops.manifest.models import (
     PathSource,
     Target,
     Tolerance,
+    constant_layout,
 )
 from trtops.sources import url_source_path
 from trtops.spec import (
     BUILD_DEFAULTS,
     AccuracySpec,
+    BoundInput,
     CalibrationSpec,
     EngineSpec,
+    PrepareSpec,
     TargetSpec,
     ToleranceSpec,
     make_engine_spec,
@@ -89,6 +92,24 @@ def build_value(manifest: Manifest, model: ModelSpec, name: str) -> Any:
     return value
 
 
+def _prepare_spec(options: Any) -> PrepareSpec | None:
+    """The manifest's ``prepare:`` as a spec; None when it asks for nothing."""
+    if options is None:
+        return None
+    bound = []
+    for name in sorted(options.constants):
+        shape, values = constant_layout(options.constants[name])
+        bound.append(BoundInput(name, shape, values))
+    spec = PrepareSpec(
+        fold_constants=options.fold_constants,
+        infer_shapes=options.infer_shapes,
+        distinct_dims=options.distinct_dims,
+        constants=tuple(bound),
+        opset=options.opset,
+    )
+    return None if spec.is_noop else spec
+
+
 def _target_spec(name: str, target: Target) -> TargetSpec:
     return TargetSpec(
         name=name,
@@ -131,6 +152,7 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
     )
     data = _absolute(base / accuracy.data) if accuracy.data is not None else None
     line = lm.location("models", index).line
+    prepare = _prepare_spec(build_value(manifest, model, "prepare"))
     specs = []
     for precision in model.precisions:
         calibration = None
@@ -174,6 +196,7 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
                 accuracy=accuracy_spec,
                 loaders=model.loaders,
                 line=line,
+                prepare=prepare,
             ))
     return specs
 

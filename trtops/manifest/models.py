@@ -219,6 +219,57 @@ def _off(value: Any) -> Any:
     return "off" if value is False else value
 
 
+ConstantValue = float | list[Any]
+
+
+def constant_layout(value: Any) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """``(shape, row-major values)`` of a number or a rectangular nested list of numbers.
+
+    Raises:
+        ValueError: a ragged or empty list, or something that is not a number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+        raise ValueError(f"expected a number or a list of numbers, got {value!r}")
+    if not isinstance(value, list):
+        return (), (value,)
+    if not value:
+        raise ValueError("an empty list has no values to bind")
+    parts = [constant_layout(item) for item in value]
+    inner = parts[0][0]
+    if any(shape != inner for shape, _ in parts):
+        raise ValueError("the nested lists have different lengths (the value must be rectangular)")
+    return (len(value), *inner), tuple(v for _, values in parts for v in values)
+
+
+class PrepareOptions(StrictModel):
+    """The model-preparation stage (trtops.prepare); every step with a safe default."""
+
+    fold_constants: bool = Field(
+        default=True, description="Fold constant subgraphs (onnx-graphsurgeon, evaluated with "
+        "ONNX Runtime): shape arithmetic from Constant nodes becomes plain values.")
+    infer_shapes: bool = Field(default=True, description="Run ONNX shape inference.")
+    distinct_dims: bool = Field(
+        default=True, description="Give dynamic dimensions that share a name across different "
+        "axes (paddle2onnx's '?') a distinct name each, so TensorRT does not tie them together.")
+    constants: dict[str, ConstantValue] = Field(
+        default_factory=dict, description="Inputs bound to a constant value (e.g. {sr: 16000}); "
+        "they leave the engine's inputs, and If nodes whose condition becomes constant are "
+        "replaced by the branch taken.")
+    opset: Int | None = Field(
+        default=None, ge=7, le=30, description="Convert the model to this ONNX opset first "
+        "(onnx.version_converter).")
+
+    @field_validator("constants")
+    @classmethod
+    def _rectangular(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, item in value.items():
+            try:
+                constant_layout(item)
+            except ValueError as exc:
+                fail(str(exc), name)
+        return value
+
+
 class BuildOptions(StrictModel):
     """Builder settings. Given under ``defaults:`` they apply to every model; a model's own
     value wins."""
@@ -250,6 +301,13 @@ class BuildOptions(StrictModel):
         default=None,
         description="'shared' (load before, merge after each build; default), 'read_only' "
         "(load, never write) or 'off'.",
+    )
+    prepare: PrepareOptions | None = Field(
+        default=None,
+        description="Prepare the ONNX model before TensorRT parses it (constant folding, shape "
+        "inference, distinct dynamic dim names, inputs bound to constants with If nodes "
+        "inlined, opset conversion). Unset: the model is built as it is. `trtops prepare` "
+        "writes the prepared model and what changed.",
     )
     strongly_typed: bool | None = Field(
         default=None,

@@ -371,7 +371,7 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
     from trtops.executors.base import default_staging
     from trtops.executors.jobs import BuildJob
 
-    spec = action.spec
+    spec, prepared_note = _prepared_spec(ctx, action, item)
     store = ctx.store
     tensorrt = action.tensorrt or ""
     signature = action.timing_signature or ""
@@ -389,6 +389,8 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
         job = BuildJob(spec=spec, key=action.key.key, workdir=str(workdir), timing_cache=timing,
                        timing_pieces=pieces, gpu_index=action.gpu_index, signature=signature or None)
         built = runner.run(job, lambda text: ctx.progress.update(item, text))
+        if prepared_note:
+            built.log_text = prepared_note + "\n" + built.log_text
         _save_log(ctx, spec.id, built.log_text)
         if built.timing_cache and shared_timing:
             _merge_timing(ctx, tensorrt, signature, built.timing_cache, snapshot=timing)
@@ -442,6 +444,26 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
     if not put.created:
         message += " (an identical engine was already cached)"
     return action_outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
+
+
+def _prepared_spec(ctx: _Context, action: Action, item: str) -> tuple[Any, str]:
+    """The spec with its source at the prepared model (made once per source and options,
+    kept in ``<cache>/prepared/``), or the spec itself when nothing is prepared. The builder
+    parses it and the gate compares the engine with it: bound inputs are no longer inputs."""
+    from dataclasses import replace
+
+    spec = action.spec
+    if spec.prepare is None or spec.prepare.is_noop:
+        return spec, ""
+    from trtops.prepare.runner import ensure_prepared
+
+    ctx.progress.update(item, "preparing the model")
+    path, report = ensure_prepared(ctx.store.root, spec.source.path, action.key.components["model_digest"],
+                                   spec.prepare)
+    note = f"[trtops] built from the prepared model {path}"
+    if report is not None:
+        note += "\n" + "\n".join(f"[trtops]   {line}" for line in report.lines())
+    return replace(spec, source=replace(spec.source, path=str(path))), note
 
 
 def _worker_line(worker: dict) -> str:

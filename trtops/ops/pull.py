@@ -56,8 +56,10 @@ class Candidate:
         from trtops.keys.fingerprint import sha256_json
 
         components = self.meta.get("components") or {}
-        return sha256_json({name: components.get(name)
-                            for name in ("schema", "model_digest", "build", "plugins")})
+        identity = {name: components.get(name) for name in ("schema", "model_digest", "build", "plugins")}
+        if components.get("prepare") is not None:  # absent for models built as they are
+            identity["prepare"] = components["prepare"]
+        return sha256_json(identity)
 
 
 @dataclass

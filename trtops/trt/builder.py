@@ -237,7 +237,7 @@ class _Build:
 
         parse_path = model_path
         if strategy.cast:
-            from trtops.trt.prepare import PrepareError, prepare_model
+            from trtops.prepare.cast import PrepareError, prepare_model
 
             try:
                 parse_path, report = prepare_model(model_path, workdir / "prepared", strategy.cast)
