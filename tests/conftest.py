@@ -12,6 +12,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import make_conv_model, make_qdq_model  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _user_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own user cache directory (the digest memo lives there, see
+    trtops.keys.memo.user_memo_path); subprocesses inherit it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture
 def conv_model(tmp_path: Path) -> Path:
     """A conv model with dynamic N, H, W at ``tmp_path/models/conv.onnx``."""

@@ -74,6 +74,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.executors import make_executor
     from trtops.ops.apply import ApplyOptions, apply_plan
     from trtops.ops.plan import executor_platform, plan_or_load, restrict_targets
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError("--lock needs --remote", hint="leases live in the shared cache")
     paths = manifest_paths(args)
-    store = open_store(args.cache)
+    store = open_store(cache_url(args), write_for="apply")
     toolchain = default_toolchain()
     executor = make_executor(args.executor, gpus=args.gpus, address=args.address,
                              ray_timeout=args.ray_timeout, toolchain=toolchain)

@@ -33,11 +33,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.keys.platform import platform_from_args
     from trtops.names import format_bytes
     from trtops.ops.gc import gc
 
-    store = open_store(args.cache)
+    store = open_store(cache_url(args), write_for=None if args.dry_run else "gc")
     paths = manifest_paths(args, only_existing=True)
     platform = platform_from_args(args) if paths else None
     result = gc(store, paths, platform, explicit_paths=bool(args.paths), dry_run=args.dry_run)

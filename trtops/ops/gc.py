@@ -7,6 +7,7 @@ also takes, so an engine being published is never mistaken for garbage.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,7 +75,9 @@ def collect_garbage(store: Any, *, keep_current: set[str] | frozenset[str] = fro
         A :class:`GcResult`.
     """
     result = GcResult(current=len(keep_current))
-    with store.lock("publish"):
+    # A dry run only reads, so it works on a read-only cache: no lock (an entry published
+    # meanwhile may show up as partial in the report; nothing is deleted).
+    with contextlib.nullcontext() if dry_run else store.lock("publish"):
         referenced = {record.get("key") for _, record in store.list_refs()}
         keep = referenced | set(keep_current)
         result.referenced, result.kept = len(referenced), len(keep)

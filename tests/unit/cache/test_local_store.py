@@ -202,7 +202,8 @@ def test_open_store_local_paths(tmp_path, monkeypatch):
     assert default_cache_url() == str(tmp_path / "env-cache")
     assert open_store().root == tmp_path / "env-cache"
     monkeypatch.delenv("TRTOPS_CACHE")
-    assert default_cache_url() == "cache"
+    monkeypatch.chdir(tmp_path)  # no project file up from here: the current directory's
+    assert default_cache_url() == str(tmp_path / "cache")
 
 
 def test_open_store_unknown_scheme():
