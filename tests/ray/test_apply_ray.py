@@ -104,11 +104,11 @@ def test_each_build_runs_on_the_node_with_its_gpu_model(ray_cluster, tmp_path):
 def test_builds_no_node_can_run_are_reported_at_once(ray_cluster, tmp_path, monkeypatch):
     from doubles import FakeToolchain
 
-    from trtops.ops.apply import ApplyOptions, apply_plan
     from trtops.cache import open_store
     from trtops.executors.ray_executor import RayExecutor
-    from trtops.plan import make_plan
     from trtops.keys.platform import GpuInfo, Platform
+    from trtops.ops.apply import ApplyOptions, apply_plan
+    from trtops.plan import make_plan
 
     address, _ = ray_cluster
     manifest = MANIFEST.replace('l4: {gpu: "NVIDIA L4"}', 'a100: {gpu: "NVIDIA A100*"}').replace(

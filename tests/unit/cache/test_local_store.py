@@ -15,8 +15,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from contract import StoreContract, key_of, meta_for  # noqa: E402
 
-from trtops.cache import BACKENDS, default_cache_url, open_store  # noqa: E402
-from trtops.cache import layout  # noqa: E402
+from trtops.cache import (  # noqa: E402
+    BACKENDS,
+    default_cache_url,
+    layout,  # noqa: E402
+    open_store,
+)
 from trtops.cache.entries import (  # noqa: E402
     ensure_ref,
     entry_state,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from helpers import make_conv_model
