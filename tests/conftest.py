@@ -47,6 +47,9 @@ SLOW_PATHS = (
     "unit/test_typecheck_trt.py",  # runs mypy over the TensorRT stubs
 )
 SLOW_TESTS = (
+    "func/test_exit_codes.py::test_a_closed_stdout_ends_quietly_with_0",
+    "func/test_exit_codes.py::test_exit_code[apply-0]",
+    "func/test_readonly_cache.py::test_commands_that_only_read_work_on_a_read_only_cache",
     "func/test_plan_cli.py::test_plain_output_in_ci",
     "func/test_validate.py::test_hostile_input_exits_1_without_traceback",
     "func/test_validate.py::test_many_manifests_are_fast",

@@ -92,7 +92,14 @@ def _stdout_closed() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, usage errors: argparse exits
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise SystemExit(_stdout_closed()) from None
+        raise done
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return int(ExitCode.USER_ERROR)
