@@ -47,6 +47,7 @@ SLOW_PATHS = (
     "unit/test_typecheck_trt.py",  # runs mypy over the TensorRT stubs
 )
 SLOW_TESTS = (
+    "unit/examples/test_examples_cli.py::test_download_fetches_the_wheel_with_pip_and_installs_nothing",
     "func/test_exit_codes.py::test_a_closed_stdout_ends_quietly_with_0",
     "func/test_exit_codes.py::test_exit_code[apply-0]",
     "func/test_readonly_cache.py::test_commands_that_only_read_work_on_a_read_only_cache",
