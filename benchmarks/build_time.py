@@ -51,7 +51,11 @@ def make_model(name: str, batch: int, dest: Path) -> Path:
 
 def worker_polygraphy(model: str, precision: str) -> dict:
     import tensorrt as trt
-    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath
+    from polygraphy.backend.trt import (
+        CreateConfig,
+        EngineBytesFromNetwork,
+        NetworkFromOnnxPath,
+    )
 
     # Identical settings: trtops keeps TensorRT's default TF32 for fp16/int8 builds (off
     # only for strict fp32), while Polygraphy clears TF32 unless told otherwise.
@@ -64,8 +68,8 @@ def worker_polygraphy(model: str, precision: str) -> dict:
 
 
 def worker_trtops(model: str, precision: str, cache_in: str | None, cache_out: str | None) -> dict:
+    from trtops.spec import make_engine_spec
     from trtops.trt.builder import BuildRequest, build_engine
-    from trtops.trt.specs import make_engine_spec
 
     profiles = [{"input": ((1, 3, 32, 32), (4, 3, 32, 32), (8, 3, 32, 32))}] if "tiny_cnn" in model else []
     spec = make_engine_spec(model, precision, profiles=profiles)

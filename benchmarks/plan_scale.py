@@ -116,7 +116,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    from trtops.cache.local import LocalStore, publish_entry
+    from trtops.cache.entries import publish_entry
+    from trtops.cache.local import LocalStore
     from trtops.cache.store import ENGINE_FILE
     from trtops.keys.fingerprint import DigestMemo, RACY_NS, default_workers, digest_models
     from trtops.plan import load_specs, make_plan

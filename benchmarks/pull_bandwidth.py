@@ -100,7 +100,7 @@ def publish(local, count: int, size: int) -> list[str]:
     """``count`` accepted entries with engines of ``size`` random bytes."""
     import hashlib
 
-    from trtops.cache.local import publish_entry
+    from trtops.cache.entries import publish_entry
     from trtops.keys.fingerprint import gpu_signature, key_components, key_of
 
     keys = []

@@ -76,8 +76,8 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ["TRTOPS_TRT_LOG"] = "verbose"  # the "Timing Runner" lines are verbose
+    from trtops.spec import make_engine_spec
     from trtops.trt.builder import BuildRequest, build_engine
-    from trtops.trt.specs import make_engine_spec
 
     name, batch, channels = first_input(args.model)
 

@@ -5,7 +5,7 @@ becomes an outcome status (the one mapping, in this process or from a build work
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtops.errors import (
     AccuracyError,
@@ -14,6 +14,9 @@ from trtops.errors import (
     ExitCode,
     TrtopsError,
 )
+
+if TYPE_CHECKING:  # the planner's model; outcomes are read by modules the planner never needs
+    from trtops.plan.model import Action
 
 # status -> exit code contributed (see the README's exit-code table)
 STATUS_EXIT = {
@@ -109,3 +112,28 @@ def failure_status(exc: TrtopsError) -> str:
 def failure_text(exc: TrtopsError) -> str:
     """An outcome's message for ``exc``: its message, then its hint in parentheses."""
     return exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+
+
+def action_outcome(action: Action, status: str, message: str = "", **fields: Any) -> EngineOutcome:
+    """The outcome of one planned action: its engine's identity, its key, ``status``.
+
+    Args:
+        action: the planner's action.
+        status: a key of :data:`STATUS_EXIT`.
+        message: reason or error, one line.
+        **fields: other :class:`EngineOutcome` fields (seconds, details, accuracy ...).
+
+    Returns:
+        The outcome.
+    """
+    spec = action.spec
+    return EngineOutcome(
+        id=spec.id, manifest=spec.manifest, line=spec.line, model=spec.model,
+        precision=spec.precision, target=spec.target.name, action=action.kind, status=status,
+        key=action.key.key if action.key else None, message=message, **fields,
+    )
+
+
+def accuracy_summary(accuracy: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an accuracy.json that an outcome reports."""
+    return {k: accuracy.get(k) for k in ("state", "passed", "summary", "worst") if k in accuracy}

@@ -1,14 +1,30 @@
 """EngineSpec: one engine to build (model x precision x target), fully normalized.
 
-Produced by :mod:`trtops.manifest.expand`; consumed by fingerprinting, the planner, the
-builder, the verifier and the emitters. Plain frozen dataclasses: cheap to create by the
-thousand and trivially serializable through :meth:`EngineSpec.to_json`.
+Assembled only by :func:`make_engine_spec` (the manifest expander, tests and scripts all
+call it, so defaults and normalization live in one place); consumed by fingerprinting, the
+planner, the builder, the verifier and the emitters. Plain frozen dataclasses: cheap to
+create by the thousand and trivially serializable through :meth:`EngineSpec.to_json`.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+# Build settings a spec gets when neither the model nor the manifest's ``defaults:`` set
+# them (and when a spec is made directly). Changing one changes engine keys unless
+# trtops.keys.engine_key.BUILD_KEY_DEFAULTS follows.
+BUILD_DEFAULTS: dict[str, Any] = {
+    "workspace": None,
+    "builder_optimization_level": 3,
+    "tactic_sources": None,
+    "max_aux_streams": None,
+    "timing_cache": "shared",
+    "strongly_typed": False,
+}
 
 
 @dataclass(frozen=True)
@@ -124,3 +140,140 @@ class EngineSpec:
         data = asdict(self)
         data.pop("extra", None)
         return data
+
+
+Shape = Sequence[int]
+ProfileArg = Mapping[str, tuple[Shape, Shape, Shape]]
+
+# The accuracy check of a spec made without a manifest: on, against ONNX Runtime, with a
+# tolerance loose enough for every precision but int8 (manifests resolve theirs per
+# precision from trtops.capabilities).
+DIRECT_TOLERANCE = ToleranceSpec(atol=1e-2, rtol=1e-2, stat="median")
+
+
+def profile(**inputs: tuple[Shape, Shape, Shape]) -> dict[str, tuple[Shape, Shape, Shape]]:
+    """``profile(input=([1, 3, 32, 32], [4, 3, 32, 32], [8, 3, 32, 32]))`` (readability helper)."""
+    return dict(inputs)
+
+
+def _profiles(profiles: Sequence[ProfileArg]) -> tuple[tuple[InputRange, ...], ...]:
+    # Inputs sorted by name so that a profile written in any order gives one engine key.
+    return tuple(
+        tuple(
+            InputRange(name, tuple(int(d) for d in lo), tuple(int(d) for d in opt),
+                       tuple(int(d) for d in hi))
+            for name, (lo, opt, hi) in sorted(ranges.items())
+        )
+        for ranges in profiles
+    )
+
+
+def _target(target: TargetSpec | str, hardware_compatibility: str | None,
+            version_compatible: bool | None) -> TargetSpec:
+    if isinstance(target, str):
+        return TargetSpec(
+            name=target,
+            gpu="any",
+            compute_capability=None,
+            tensorrt="",
+            hardware_compatibility=hardware_compatibility or "none",
+            version_compatible=bool(version_compatible),
+        )
+    # The engine's portability is the target's: a build setting that disagreed with its
+    # target would give a key for an engine the target did not ask for.
+    if hardware_compatibility is not None and hardware_compatibility != target.hardware_compatibility:
+        raise ValueError(f"hardware_compatibility {hardware_compatibility!r} differs from target "
+                         f"{target.name!r} ({target.hardware_compatibility!r})")
+    if version_compatible is not None and version_compatible != target.version_compatible:
+        raise ValueError(f"version_compatible {version_compatible!r} differs from target {target.name!r}")
+    return target
+
+
+def make_engine_spec(
+    model_path: str | os.PathLike[str],
+    precision: str = "fp32",
+    *,
+    profiles: Sequence[ProfileArg] = (),
+    workspace: int | None = BUILD_DEFAULTS["workspace"],
+    builder_optimization_level: int = BUILD_DEFAULTS["builder_optimization_level"],
+    tactic_sources: Sequence[str] | None = BUILD_DEFAULTS["tactic_sources"],
+    max_aux_streams: int | None = BUILD_DEFAULTS["max_aux_streams"],
+    strongly_typed: bool = BUILD_DEFAULTS["strongly_typed"],
+    calibration: CalibrationSpec | None = None,
+    timing_cache: str = BUILD_DEFAULTS["timing_cache"],
+    target: TargetSpec | str = "local",
+    hardware_compatibility: str | None = None,
+    version_compatible: bool | None = None,
+    name: str | None = None,
+    manifest: str = "<direct>",
+    manifest_name: str = "direct",
+    url: str | None = None,
+    sha256: str | None = None,
+    accuracy: AccuracySpec | None = None,
+    loaders: Sequence[str] = (),
+    line: int | None = None,
+) -> EngineSpec:
+    """The one place an :class:`EngineSpec` is assembled: defaults filled, settings normalized.
+
+    The manifest expander passes what it resolved; tests and scripts pass only what they
+    need (a model and a precision are enough for a one-off build).
+
+    Args:
+        model_path: ONNX file (made absolute; for url sources: where it is cached).
+        precision: fp32 | tf32 | fp16 | bf16 | int8 | fp8.
+        profiles: one mapping per optimization profile, ``{input: (min, opt, max)}``.
+        workspace: workspace pool limit in bytes.
+        builder_optimization_level: 0-5.
+        tactic_sources: tactic source names, or ``None`` for TensorRT's default.
+        max_aux_streams: aux stream limit.
+        strongly_typed: build a strongly typed network.
+        calibration: INT8 calibration settings.
+        timing_cache: shared | read_only | off.
+        target: the target, or the name of an any-GPU, any-TensorRT target.
+        hardware_compatibility: none | ampere_plus | same_compute_capability, for a target
+            given by name (a :class:`TargetSpec` carries its own; a different value here
+            is a ``ValueError``).
+        version_compatible: build a version-compatible engine (same rule).
+        name: model name (default: file stem, made identifier-safe).
+        manifest: manifest file path as the user gave it.
+        manifest_name: manifest stem (namespaces refs in the cache).
+        url: where a url source is downloaded from.
+        sha256: the url source's declared digest.
+        accuracy: the accuracy check (default: on, ONNX Runtime, :data:`DIRECT_TOLERANCE`).
+        loaders: loader names to emit.
+        line: the model's line in its manifest.
+
+    Returns:
+        The spec.
+    """
+    path = os.path.abspath(model_path)
+    model = name or "".join(c if c.isalnum() else "_" for c in Path(path).stem)
+    target_spec = _target(target, hardware_compatibility, version_compatible)
+    build = BuildConfig(
+        precision=precision,
+        profiles=_profiles(profiles),
+        workspace=workspace,
+        builder_optimization_level=builder_optimization_level,
+        tactic_sources=tuple(sorted(tactic_sources)) if tactic_sources is not None else None,
+        max_aux_streams=max_aux_streams,
+        hardware_compatibility=target_spec.hardware_compatibility,
+        version_compatible=target_spec.version_compatible,
+        calibration=calibration,
+        strongly_typed=bool(strongly_typed),
+    )
+    if accuracy is None:
+        accuracy = AccuracySpec(enabled=True, reference="onnxruntime", tolerance=DIRECT_TOLERANCE,
+                                seed=1, ranges=(), data=None, iterations=1)
+    return EngineSpec(
+        manifest=manifest,
+        manifest_name=manifest_name,
+        model=model,
+        precision=precision,
+        target=target_spec,
+        source=ModelSource(path=path, url=url, sha256=sha256),
+        build=build,
+        accuracy=accuracy,
+        loaders=tuple(sorted(loaders)),
+        timing_cache=timing_cache,
+        line=line,
+    )

@@ -4,8 +4,6 @@ where generations differ, the test feature-detects and checks the right outcome.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import onnx
 import pytest
@@ -13,9 +11,8 @@ from gpu_loader import run_engine
 from onnx import TensorProto, helper
 
 from trtops.errors import BuildError
-from trtops.spec import CalibrationSpec
+from trtops.spec import CalibrationSpec, make_engine_spec, profile
 from trtops.trt.builder import BuildRequest, build_engine
-from trtops.trt.specs import make_engine_spec, profile
 from trtops.trt.trt_compat import has_precision_flags
 
 pytestmark = pytest.mark.gpu
@@ -31,8 +28,7 @@ BATCH = profile(input=([1, 3, 32, 32], [4, 3, 32, 32], [8, 3, 32, 32]))
 
 def build(tmp_path, model, precision="fp32", *, name="w", timing_cache=None, calibration_cache=None,
           strongly_typed=False, lines=None, policy="shared", **spec_kw):
-    spec = make_engine_spec(model, precision, timing_cache=policy, **spec_kw)
-    spec = dataclasses.replace(spec, build=dataclasses.replace(spec.build, strongly_typed=strongly_typed))
+    spec = make_engine_spec(model, precision, timing_cache=policy, strongly_typed=strongly_typed, **spec_kw)
     request = BuildRequest(
         spec=spec,
         model_path=model,

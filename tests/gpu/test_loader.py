@@ -332,8 +332,8 @@ def test_altered_engine_is_refused(tiny, tmp_path):
 def test_loader_from_the_builder_io(tmp_path):
     """The builder's EngineIO (meta.json ``io``) and the loader agree on the engine."""
     try:
+        from trtops.spec import make_engine_spec, profile
         from trtops.trt.builder import BuildRequest, build_engine
-        from trtops.trt.specs import make_engine_spec, profile
     except ImportError as exc:  # pragma: no cover - builder not present
         pytest.skip(f"trtops.trt is not available: {exc}")
     onnx = examples.make_two_inputs(tmp_path / "two_inputs.onnx")

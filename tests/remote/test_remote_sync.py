@@ -203,9 +203,12 @@ def test_pull_journals_or_fsyncs_what_it_publishes(tmp_path, local, s3_store, fs
 
 def test_pull_selects_what_runs_here(tmp_path, s3_store):
     seed = LocalStore(tmp_path / "builders")
-    exact, _ = add_entry(seed, "a", gpu=H100, spec_id="m/a/fp16/lab")
+    # Same age (explicit: two entries published a second apart would make the later build
+    # variant the newest, whatever the GPU): the exact-GPU engine is preferred.
+    same_time = "2026-01-01T00:00:00Z"
+    exact, _ = add_entry(seed, "a", gpu=H100, spec_id="m/a/fp16/lab", created_at=same_time)
     portable, _ = add_entry(seed, "a", gpu=A100, hardware_compatibility="ampere_plus",
-                            spec_id="m/a/fp16/lab")
+                            spec_id="m/a/fp16/lab", created_at=same_time)
     other_gpu, _ = add_entry(seed, "b", gpu=L4, spec_id="m/b/fp16/lab")
     old_trt, _ = add_entry(seed, "c", tensorrt="10.8.0.43", spec_id="m/c/fp16/lab")
     old_vc, _ = add_entry(seed, "d", tensorrt="10.8.0.43", version_compatible=True,

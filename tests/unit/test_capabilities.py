@@ -131,8 +131,7 @@ def test_detected_features_without_calibrators_refuse_calibration():
 # --------------------------------------------------------------------------- the verdict
 
 from trtops.capabilities import reason_for_version
-from trtops.spec import CalibrationSpec
-from trtops.trt.specs import make_engine_spec
+from trtops.spec import CalibrationSpec, make_engine_spec
 
 CALIB = CalibrationSpec(data="/data/calib.npz", batch_size=8, algorithm="entropy", max_batches=None)
 

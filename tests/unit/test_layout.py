@@ -135,10 +135,16 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             if len(component) > 1:
                 components.append(component)
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    for node in sorted(graph):
-        if node not in index:
-            connect(node)
+    # Restored afterwards: a raised limit leaking into later tests changes how deep YAML
+    # fails to compose (tests/unit/manifest), i.e. makes them depend on test order.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))
+    try:
+        for node in sorted(graph):
+            if node not in index:
+                connect(node)
+    finally:
+        sys.setrecursionlimit(limit)
     return [_one_cycle(graph, component) for component in components]
 
 

@@ -1,7 +1,8 @@
-"""Engine caches: the store protocol (:mod:`.store`), the layout shared by all backends
-(:mod:`.layout`), the local filesystem store (:mod:`.local`) and remote backends, the entry
-logic written once above any store (:mod:`.entries`) and moving entries between two stores
-(:mod:`.transfer`).
+"""Engine caches: an object transport (:mod:`.transport`: a directory, :mod:`.dir_transport`;
+S3, :mod:`.s3_transport`) with the entries written once above it (:mod:`.entry_store`,
+implementing the store protocol of :mod:`.store` in the layout of :mod:`.layout`), the
+backends made of the two (:mod:`.local`, :mod:`.s3`), entry facts and publishing over any
+store (:mod:`.entries`) and moving entries between two stores (:mod:`.transfer`).
 
 :func:`open_store` is the one place that turns a location into a store; remote backends
 register in :data:`BACKENDS` (scheme -> "module:factory", imported only when used).

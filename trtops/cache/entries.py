@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trtops.cache import layout
+import trtops.cache.layout as layout
 from trtops.cache.store import (
     ACCURACY_FILE,
     ENTRY_FILES,
@@ -424,17 +424,7 @@ def merge_timing_cache_into(store: Any, tensorrt: str, gpu_signature: str, data:
 
 
 def list_timing_caches(store: Any) -> list[tuple[str, str]]:
-    """(tensorrt, gpu_signature) of a local store's timing caches (empty for others)."""
-    root = getattr(store, "root", None)
-    if root is None:
-        return []
-    base = Path(root) / layout.TIMING_DIR
-    found = []
-    for path in sorted(base.glob("*/*.cache")):
-        tensorrt, signature = path.parent.name, path.name[: -len(".cache")]
-        try:
-            layout.timing_path(tensorrt, signature)
-        except Exception:  # noqa: BLE001 - stray files are not ours
-            continue
-        found.append((tensorrt, signature))
-    return found
+    """(tensorrt, gpu_signature) of a store's timing caches (empty for a store that cannot
+    list them)."""
+    lister = getattr(store, "list_timing_caches", None)
+    return list(lister()) if callable(lister) else []

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from trtops.cache.dir_transport import write_error
 from trtops.errors import CacheError
 
 MiB = 1 << 20
@@ -23,8 +24,6 @@ WRITEBACK_BYTES = 8 * MiB  # a file to be fsynced gets its writeback started thi
 
 
 def local_error(exc: OSError, relative: str) -> CacheError:
-    from trtops.cache.local import write_error
-
     return write_error(exc, f"the download of {relative}")
 
 

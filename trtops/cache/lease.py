@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtops.cache import layout
+import trtops.cache.layout as layout
 from trtops.cache.transport import ObjectTransport
 from trtops.errors import CacheError
 
@@ -39,8 +39,11 @@ LEASES_DIR = "leases"
 
 
 def _objects(store: Any) -> ObjectTransport:
-    """The conditional object operations of a store: its own (S3), or a
-    :class:`~trtops.cache.dir_transport.DirTransport` on its directory."""
+    """The object transport under a store (``store.objects``), a transport itself, or a
+    :class:`~trtops.cache.dir_transport.DirTransport` on a store's directory."""
+    objects = getattr(store, "objects", None)
+    if objects is not None:
+        return objects
     if all(hasattr(store, name) for name in ("create_object", "read_object", "replace_object",
                                              "delete_object")):
         return store

@@ -1,115 +1,48 @@
-"""The local filesystem engine cache.
+"""The local filesystem engine cache: the entry logic of :mod:`trtops.cache.entry_store`
+over a :class:`~trtops.cache.dir_transport.DirTransport`, plus what only a directory has.
 
 Atomicity: an entry is staged in ``<cache>/tmp/`` (same filesystem), every file fsynced,
 ``meta.json`` written last, then the staging directory is renamed to
 ``engines/<k[:2]>/<key>``. A directory rename is atomic on POSIX, so readers see either
 no entry or a complete one; the per-key file lock makes concurrent writers of one key
 (several processes building the same engine) leave exactly one entry. Refs, timing caches
-and ``accuracy.json`` are replaced with temp file + ``os.replace``.
+and ``accuracy.json`` are replaced with temp file + ``os.replace`` by the transport.
 
-:func:`write_error` turns local write failures (a full disk, a read-only directory) into a
-:class:`~trtops.errors.CacheError`, never a traceback. The entry logic that works on any
-store (publishing, refs, states) is :mod:`trtops.cache.entries`.
+Local only: :meth:`LocalStore.adopt_entry` (a pull's verified staging directory becomes the
+entry without copying), :meth:`LocalStore.recover_unsynced` (the journal of pulls published
+without fsyncs, :mod:`trtops.cache.journal`), file locks, and listing partial entries for
+gc and ``cache verify``. Local write failures (a full disk, a read-only directory) are a
+:class:`~trtops.errors.CacheError` from :func:`write_error`, never a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from trtops.cache import layout
-from trtops.cache.entries import file_digest, json_bytes, load_json
+import trtops.cache.layout as layout
+from trtops.cache.dir_transport import (
+    DirTransport,
+    copy_and_hash,
+    is_write_failure,
+    local_writes,
+    write_bytes,
+    write_error,
+)
+from trtops.cache.entries import json_bytes
+from trtops.cache.entry_store import ObjectEntries, Progress
 from trtops.cache.store import META_FILE, PutResult
 from trtops.errors import CacheError
-from trtops.fsutil import atomic_write, fsync_path
-from trtops.names import DISK_FULL_ERRNOS, ENGINE_FILE
-
-_COPY_CHUNK = 1 << 20
+from trtops.fsutil import fsync_path
 
 
-# Write failures of the machine, not of trtops: reported as CacheError (others propagate).
-_WRITE_ERRNOS = DISK_FULL_ERRNOS | {errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
-
-
-def _is_write_failure(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS
-
-
-def write_error(exc: OSError, what: str) -> CacheError:
-    """A user-facing error for a failed local write (disk full, file too large, quota,
-    read-only or unwritable directory), instead of a traceback.
-
-    Args:
-        exc: The OSError raised by the write.
-        what: What was being written, e.g. ``cache entry 3f2a... in /path/cache``.
-
-    Returns:
-        A :class:`CacheError` (exit code 1) to raise ``from exc``.
-    """
-    reason = exc.strerror or str(exc)
-    if exc.errno in DISK_FULL_ERRNOS:
-        hint = ("nothing partial was kept; free disk space (or raise the quota or file size "
-                "limit) and run the command again")
-    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        hint = "make the directory writable, or point --cache elsewhere"
-    else:
-        hint = "nothing partial was kept; fix the cause and run the command again"
-    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    return CacheError(f"cannot write {what}: {reason}{where}", hint=hint)
-
-
-def write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Write a new file (no temp name: for staging directories nobody else reads)."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        if fsync:
-            os.fsync(handle.fileno())
-
-
-def _copy_file(src: Path, dest: Path) -> tuple[str, int]:
-    """Copy and hash in one pass; returns (sha256, size)."""
-    digest = hashlib.sha256()
-    size = 0
-    buffer = bytearray(_COPY_CHUNK)
-    view = memoryview(buffer)
-    with open(src, "rb", buffering=0) as source, open(dest, "wb") as target:
-        while True:
-            count = source.readinto(buffer)
-            if not count:
-                break
-            chunk = view[:count]
-            digest.update(chunk)
-            target.write(chunk)
-            size += count
-        target.flush()
-        os.fsync(target.fileno())
-    return digest.hexdigest(), size
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    try:
-        atomic_write(path, data, fsync=True)
-    except OSError as exc:
-        if not _is_write_failure(exc):
-            raise
-        raise write_error(exc, str(path)) from exc
-
-
-
-
-
-
-class LocalStore:
+class LocalStore(ObjectEntries):
     """An engine cache in a local directory (see :mod:`trtops.cache.layout`)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -119,7 +52,7 @@ class LocalStore:
         """
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
-        self._engines = os.path.join(self.url, layout.ENGINES_DIR)
+        self.objects = DirTransport(self.root, fsync=True)
 
     def __repr__(self) -> str:
         return f"LocalStore({self.url!r})"
@@ -130,16 +63,9 @@ class LocalStore:
         """Directory of an entry (it may not exist)."""
         return self.root / layout.entry_prefix(key)
 
-    def _file(self, key: str, name: str) -> Path:
-        return self.entry_dir(key) / layout.check_file_name(name)
-
-    def _file_str(self, key: str, name: str) -> str:
-        # The planner asks for thousands of entries: plain strings beat pathlib here.
-        layout.check_key(key)
-        return os.path.join(self._engines, key[:2], key, layout.check_file_name(name))
-
     @property
     def tmp_dir(self) -> Path:
+        """The staging area (``tmp/``, on the cache's filesystem so a rename publishes)."""
         return self.root / layout.TMP_DIR
 
     def _staging(self, label: str) -> Path:
@@ -148,32 +74,7 @@ class LocalStore:
         path.mkdir()
         return path
 
-    # ------------------------------------------------------------------ entries
-
-    def has_entry(self, key: str) -> bool:
-        """True when the entry is complete (its meta.json exists)."""
-        return os.path.isfile(self._file_str(key, META_FILE))
-
-    def read_meta(self, key: str) -> dict | None:
-        """The entry's meta.json, or None when there is no complete entry.
-
-        Raises:
-            CacheError: when meta.json exists but is not valid JSON.
-        """
-        data = self.read_file(key, META_FILE)
-        if data is None:
-            return None
-        meta = load_json(data, f"meta.json of entry {key}")
-        if not isinstance(meta, dict):
-            raise CacheError(f"meta.json of entry {key} is not an object",
-                             hint="run `trtops cache verify --delete` to drop damaged entries")
-        return meta
-
-    def list_keys(self) -> Iterator[str]:
-        """Keys of all complete entries, sorted."""
-        for key in self.list_entry_dirs():
-            if (self.entry_dir(key) / META_FILE).is_file():
-                yield key
+    # ------------------------------------------------------------------ listing what a directory shows
 
     def list_entry_dirs(self) -> Iterator[str]:
         """Keys of every entry directory, complete or not (for gc and verify)."""
@@ -199,100 +100,57 @@ class LocalStore:
         except FileNotFoundError:
             return []
 
-    def read_file(self, key: str, name: str) -> bytes | None:
-        """One file of an entry, or None when absent."""
+    # ------------------------------------------------------------------ entries: a directory rename
+
+    def _create_entry(self, key: str, files: Mapping[str, Path | bytes], meta: dict, *,
+                      digests: dict[str, str], progress: Progress | None, move: bool,
+                      lease: Any) -> bool:
+        """Stage the files and meta.json in ``tmp/`` (fsynced), then rename the directory
+        into place: the entry appears whole or not at all. With ``move``, path sources
+        (already verified and fsynced by the caller) are renamed instead of copied."""
+        what = f"cache entry {key[:12]} in {self.root}"
+        with local_writes(what):
+            staging = self._staging(f"put-{key[:16]}")
         try:
-            with open(self._file_str(key, name), "rb") as handle:
-                return handle.read()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-
-    def fetch_file(self, key: str, name: str, dest: Path) -> bool:
-        """Copy one file of an entry to ``dest`` atomically (temp file next to ``dest``,
-        then rename); False when absent (``dest`` is left alone)."""
-        source = self._file(key, name)
-        dest = Path(dest)
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        except OSError as exc:
-            if not _is_write_failure(exc):
-                raise
-            raise write_error(exc, str(dest)) from exc
-        os.close(fd)
-        try:
-            try:
-                _copy_file(source, Path(tmp))
-            except (FileNotFoundError, NotADirectoryError):
-                os.unlink(tmp)
-                return False
-            os.replace(tmp, dest)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if _is_write_failure(exc):
-                raise write_error(exc, f"{name} of entry {key[:12]} to {dest}") from exc
-            raise
-        return True
-
-    def put_entry(self, key: str, files: Mapping[str, Path | bytes], meta: dict, *,
-                  move: bool = False) -> PutResult:
-        """Create an entry, create-only and atomically (see module docstring).
-
-        Args:
-            key: The engine key.
-            files: File name -> path or bytes (``meta.json`` must not be among them).
-            meta: Content of meta.json, written last.
-            move: Rename path sources into the entry instead of copying them (they must be
-                on the cache's filesystem, e.g. under ``tmp_dir``, and fsynced; the caller
-                gives them up). :meth:`adopt_entry` avoids even the renames.
-
-        Returns:
-            ``created`` False when a complete entry with this key already existed (it is
-            kept); ``identical`` then says whether its engine has the same sha256.
-        """
-        layout.check_key(key)
-        if META_FILE in files:
-            raise ValueError("meta.json is written from `meta`, not passed in `files`")
-        for name in files:
-            layout.check_file_name(name)
-        if self.has_entry(key):
-            return PutResult(created=False, identical=self._same_engine(key, files, meta))
-        with self.lock(f"entry-{key}"):
-            if self.has_entry(key):
-                return PutResult(created=False, identical=self._same_engine(key, files, meta))
-            try:
-                staging = self._staging(f"put-{key[:16]}")
-            except OSError as exc:
-                if not _is_write_failure(exc):
-                    raise
-                raise write_error(exc, f"cache entry {key[:12]} in {self.root}") from exc
-            try:
+            with local_writes(what):
                 for name, source in files.items():
                     if isinstance(source, (bytes, bytearray, memoryview)):
                         write_bytes(staging / name, bytes(source))
-                    elif move:  # already verified and fsynced by the caller
+                        if progress:
+                            progress(len(source))
+                    elif move:
                         os.replace(source, staging / name)
+                        if progress:
+                            progress((staging / name).stat().st_size)
                     else:
-                        _copy_file(Path(source), staging / name)
+                        copy_and_hash(source, staging / name, progress=progress)
                 write_bytes(staging / META_FILE, json_bytes(meta))
                 fsync_path(staging)
-                final = self.entry_dir(key)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                if final.exists():
-                    # A partial entry (no meta.json: an interrupted copy by another tool);
-                    # it was never visible, so it can go.
-                    self._discard(final)
-                os.rename(staging, final)
-                fsync_path(final.parent)
-            except BaseException as exc:
-                shutil.rmtree(staging, ignore_errors=True)
-                if _is_write_failure(exc):
-                    # Disk full, file too large, quota: the staged files are gone and no
-                    # entry appeared; say so instead of a traceback.
-                    raise write_error(exc, f"cache entry {key[:12]} in {self.root}") from exc
-                raise
-        return PutResult(created=True, identical=True)
+                self._rename_into_place(key, staging, durable=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return True
+
+    def _rename_into_place(self, key: str, staging: Path, *, durable: bool) -> None:
+        # Under the entry lock, with no complete entry there.
+        final = self.entry_dir(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            # A partial entry (no meta.json: an interrupted copy by another tool); it was
+            # never visible, so it can go.
+            self._discard(final)
+        os.rename(staging, final)
+        if durable:
+            fsync_path(final.parent)
+
+    def _stored_sha256(self, key: str, name: str) -> str | None:
+        from trtops.keys.fingerprint import sha256_file
+
+        try:
+            return sha256_file(self.entry_dir(key) / layout.check_file_name(name))[0]
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
     def new_staging(self, label: str) -> Path:
         """A new empty directory under ``tmp/`` (on the cache's filesystem) to assemble an
@@ -308,12 +166,8 @@ class LocalStore:
         Raises:
             CacheError: the cache directory is not writable (or the disk is full).
         """
-        try:
+        with local_writes(f"a staging directory in {self.tmp_dir}"):
             return self._staging(label)
-        except OSError as exc:
-            if not _is_write_failure(exc):
-                raise
-            raise write_error(exc, f"a staging directory in {self.tmp_dir}") from exc
 
     def adopt_entry(self, key: str, staging: str | os.PathLike[str], meta: dict, *,
                     durable: bool = True) -> PutResult:
@@ -347,72 +201,39 @@ class LocalStore:
         layout.check_key(key)
         staging = Path(staging)
         try:
-            if staging.parent.resolve() != self.tmp_dir.resolve() or not staging.is_dir():
-                raise ValueError(f"{staging} is not a staging directory of {self.root}")
-            files: dict[str, Path | bytes] = {}
-            for item in os.scandir(staging):
-                if item.name.startswith("."):  # a download's temporary file: not ours
-                    raise ValueError(f"{staging} holds an unfinished file {item.name!r}")
-                if not item.is_file(follow_symlinks=False) or item.name == META_FILE:
-                    raise ValueError(f"{staging} holds {item.name!r}, not an entry file")
-                files[layout.check_file_name(item.name)] = Path(item.path)
-            if self.has_entry(key):
-                return PutResult(created=False, identical=self._same_engine(key, files, meta))
-            # All of it is durable before the rename can be: the files (by the caller),
-            # meta.json and the names in the directory.
-            write_bytes(staging / META_FILE, json_bytes(meta), fsync=durable)
-            if durable:
-                fsync_path(staging)
-            final = self.entry_dir(key)
-            with self.lock(f"entry-{key}"):
-                if self.has_entry(key):
-                    return PutResult(created=False, identical=self._same_engine(key, files, meta))
-                final.parent.mkdir(parents=True, exist_ok=True)
-                if final.exists():
-                    # A partial entry (no meta.json: an interrupted copy by another tool);
-                    # it was never visible, so it can go.
-                    self._discard(final)
-                os.rename(staging, final)
-            if durable:
-                fsync_path(final.parent)
-        except BaseException as exc:
-            if _is_write_failure(exc):
-                raise write_error(exc, f"cache entry {key[:12]} in {self.root}") from exc
-            raise
+            with local_writes(f"cache entry {key[:12]} in {self.root}"):
+                if staging.parent.resolve() != self.tmp_dir.resolve() or not staging.is_dir():
+                    raise ValueError(f"{staging} is not a staging directory of {self.root}")
+                files: dict[str, Path | bytes] = {}
+                for item in os.scandir(staging):
+                    if item.name.startswith("."):  # a download's temporary file: not ours
+                        raise ValueError(f"{staging} holds an unfinished file {item.name!r}")
+                    if not item.is_file(follow_symlinks=False) or item.name == META_FILE:
+                        raise ValueError(f"{staging} holds {item.name!r}, not an entry file")
+                    files[layout.check_file_name(item.name)] = Path(item.path)
+                existing = self._existing_meta(key)
+                if existing is not None:
+                    return PutResult(created=False,
+                                     identical=self._same_engine(key, existing, files, meta, {}))
+                # All of it is durable before the rename can be: the files (by the caller),
+                # meta.json and the names in the directory.
+                write_bytes(staging / META_FILE, json_bytes(meta), fsync=durable)
+                if durable:
+                    fsync_path(staging)
+                with self._entry_lock(key):
+                    existing = self._existing_meta(key)
+                    if existing is not None:
+                        return PutResult(created=False,
+                                         identical=self._same_engine(key, existing, files, meta, {}))
+                    self._rename_into_place(key, staging, durable=durable)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone already once renamed
         return PutResult(created=True, identical=True)
 
-    def _same_engine(self, key: str, files: Mapping[str, Path | bytes], meta: Mapping[str, Any]) -> bool:
-        existing = self.read_meta(key) or {}
-        old = existing.get("engine_sha256")
-        new = meta.get("engine_sha256")
-        if old and new:
-            return old == new
-        source = files.get(ENGINE_FILE)
-        current = self._file(key, ENGINE_FILE)
-        if source is None or not current.is_file():
-            return False
-        return file_digest(source)[0] == file_digest(current)[0]
-
-    def replace_file(self, key: str, name: str, data: bytes) -> None:
-        """Atomically replace a mutable file (``accuracy.json``) of an existing entry.
-
-        Raises:
-            ValueError: for files that are immutable.
-            CacheError: when the entry does not exist.
-        """
-        if name not in layout.MUTABLE_FILES:
-            raise ValueError(f"{name} of an entry is immutable; only {', '.join(layout.MUTABLE_FILES)} "
-                             "may be replaced")
-        if not self.has_entry(key):
-            raise CacheError(f"no cache entry {key}", hint="build it first (`trtops apply`)")
-        _atomic_write(self._file(key, name), bytes(data))
-
     def delete_entry(self, key: str) -> None:
         """Remove an entry; a missing entry is ignored. The directory is first renamed away
         so the entry disappears at once even if removing its files takes a while."""
-        with self.lock(f"entry-{key}"):
+        with self._entry_lock(key):
             final = self.entry_dir(key)
             if final.exists():
                 self._discard(final)
@@ -425,55 +246,6 @@ class LocalStore:
         except FileNotFoundError:
             return
         shutil.rmtree(trash, ignore_errors=True)
-
-    # ------------------------------------------------------------------ refs
-
-    def read_ref(self, ref: str) -> dict | None:
-        """The record of a logical engine, or None."""
-        try:
-            data = (self.root / layout.ref_path(ref)).read_bytes()
-        except FileNotFoundError:
-            return None
-        record = load_json(data, f"ref {ref}")
-        return record if isinstance(record, dict) else None
-
-    def write_ref(self, ref: str, data: dict) -> None:
-        """Atomically write a ref record."""
-        _atomic_write(self.root / layout.ref_path(ref), json_bytes(data))
-
-    def list_refs(self) -> Iterator[tuple[str, dict]]:
-        """All refs with their records, sorted by name (unreadable ones are skipped)."""
-        base = self.root / layout.REFS_DIR
-        found = []
-        for directory, dirs, names in os.walk(base):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in names:
-                if name.startswith("."):
-                    continue
-                relative = os.path.relpath(os.path.join(directory, name), base)
-                ref = layout.ref_from_path(relative)
-                if ref is not None:
-                    found.append(ref)
-        for ref in sorted(found):
-            try:
-                record = self.read_ref(ref)
-            except CacheError:
-                continue
-            if record is not None:
-                yield ref, record
-
-    # ------------------------------------------------------------------ timing caches
-
-    def read_timing_cache(self, tensorrt: str, gpu_signature: str) -> bytes | None:
-        """The timing cache for a TensorRT version and GPU signature, or None."""
-        try:
-            return (self.root / layout.timing_path(tensorrt, gpu_signature)).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def write_timing_cache(self, tensorrt: str, gpu_signature: str, data: bytes) -> None:
-        """Atomically replace a timing cache (callers merge under :meth:`lock`)."""
-        _atomic_write(self.root / layout.timing_path(tensorrt, gpu_signature), bytes(data))
 
     # ------------------------------------------------------------------ locks
 
@@ -522,7 +294,7 @@ class LocalStore:
         """Retire the journals of earlier pulls that published entries without fsyncs;
         after a reboot, damaged entries are found and deleted (see
         :func:`trtops.cache.journal.recover`)."""
-        from trtops.cache import journal
+        import trtops.cache.journal as journal
 
         return journal.recover(self)
 
@@ -579,7 +351,7 @@ class _FileLockContext:
             ) from None
         except OSError as exc:
             self._lock = None
-            if not _is_write_failure(exc):
+            if not is_write_failure(exc):
                 raise
             raise write_error(exc, f"lock file {self.path}") from exc
         return self
@@ -590,15 +362,5 @@ class _FileLockContext:
             self._lock = None
 
 
-
-
-
-
-
-
-
-
-
-
-
-
+# write_error and write_bytes live with the directory transport; callers import them here.
+__all__ = ["LocalStore", "write_bytes", "write_error"]

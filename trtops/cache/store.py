@@ -10,12 +10,15 @@ replaced later (``trtops verify`` with new tolerances), atomically.
 planner can explain what changed. *Timing caches* are keyed by TensorRT version and GPU
 signature and merged by the builder.
 
-Every backend passes the contract suite in ``tests/unit/cache/contract.py``.
+The protocol is implemented once, over an object transport, by
+:class:`trtops.cache.entry_store.ObjectEntries`; the backends (:mod:`trtops.cache.local`,
+:mod:`trtops.cache.s3`) add only what their medium needs. Every backend passes the
+contract suite in ``tests/unit/cache/contract.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -56,10 +59,15 @@ class EntryStore(Protocol):
     def read_file(self, key: str, name: str) -> bytes | None:
         """One file of an entry, or None when absent."""
 
-    def fetch_file(self, key: str, name: str, dest: Path) -> bool:
-        """Stream one file of an entry to ``dest`` atomically; False when absent."""
+    def fetch_file(self, key: str, name: str, dest: Path, *, expected_sha256: str | None = None,
+                   progress: Callable[[int], None] | None = None, fsync: bool = True,
+                   timings: dict[str, float] | None = None) -> bool:
+        """Stream one file of an entry to ``dest`` atomically, renamed into place only when
+        its sha256 is ``expected_sha256`` (when given); False when absent."""
 
-    def put_entry(self, key: str, files: Mapping[str, Path | bytes], meta: dict) -> PutResult:
+    def put_entry(self, key: str, files: Mapping[str, Path | bytes], meta: dict, *,
+                  progress: Callable[[int], None] | None = None,
+                  digests: Mapping[str, str] | None = None, move: bool = False) -> PutResult:
         """Create an entry from files (paths or bytes) and meta, create-only and atomically:
         meta.json is written last; concurrent writers leave exactly one entry."""
 
@@ -83,6 +91,9 @@ class EntryStore(Protocol):
 
     def write_timing_cache(self, tensorrt: str, gpu_signature: str, data: bytes) -> None:
         """Atomically replace the timing cache (callers merge under :meth:`lock`)."""
+
+    def list_timing_caches(self) -> list[tuple[str, str]]:
+        """(tensorrt, gpu_signature) of every timing cache."""
 
     def lock(self, name: str, timeout: float = 600.0):
         """A context manager holding an exclusive named lock across processes."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtops.cache import layout
+import trtops.cache.layout as layout
 from trtops.cache.entries import (
     check_meta,
     entry_file_names,
@@ -69,24 +69,10 @@ def _local_entry_files(local: Any, key: str, workdir: Path) -> dict[str, Path]:
 def _fetch_one(remote: Any, key: str, name: str, dest: Path, expected: str | None,
                progress: Progress | None, fsync: bool,
                timings: dict[str, float] | None = None) -> bool:
-    """Fetch one file, verified; True when present."""
-    if getattr(remote, "verified_fetch", False):
-        if timings is not None and getattr(remote, "fetch_timings", False):
-            return remote.fetch_file(key, name, dest, expected_sha256=expected,
-                                     progress=progress, fsync=fsync, timings=timings)
-        return remote.fetch_file(key, name, dest, expected_sha256=expected, progress=progress,
-                                 fsync=fsync)
-    if not remote.fetch_file(key, name, dest):
-        return False
-    if progress:
-        progress(dest.stat().st_size)
-    if expected and _sha256(dest) != expected:
-        dest.unlink()
-        raise CacheError(
-            f"sha256 mismatch for {name} of {key[:12]} in {remote.url}",
-            hint="the remote copy is corrupt; delete it there (trtops gc) and push it again",
-        )
-    return True
+    """Fetch one file, verified against ``expected`` before it is renamed into place;
+    True when present."""
+    return remote.fetch_file(key, name, dest, expected_sha256=expected, progress=progress,
+                             fsync=fsync, timings=timings)
 
 
 def _staging_dir(local: Any, label: str) -> Path:
@@ -155,12 +141,7 @@ def push_entry(local: Any, remote: Any, key: str, *, progress: Progress | None =
                         hint="the local entry is corrupt; `trtops cache verify --delete`, then rebuild",
                     )
                 digests[name] = digest
-        if getattr(remote, "verified_fetch", False):  # S3Store: reuse digests, report bytes
-            result = remote.put_entry(key, files, meta, progress=progress, digests=digests)
-        else:
-            result = remote.put_entry(key, files, meta)
-            if progress:
-                progress(sum(p.stat().st_size for p in files.values()))
+        result = remote.put_entry(key, files, meta, progress=progress, digests=digests)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not result.created and not result.identical:
@@ -214,16 +195,6 @@ class PullTimings:
             self.walls[name] = seconds
 
 
-def _can_move(local: Any) -> bool:
-    """True when the local store adopts staged files by renaming (LocalStore ``move=``)."""
-    import inspect
-
-    try:
-        return "move" in inspect.signature(local.put_entry).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 @dataclass
 class Staged:
     """An entry's files downloaded and verified in a staging directory, not yet visible."""
@@ -233,7 +204,7 @@ class Staged:
     directory: Path
     files: dict[str, Path]
     adopt: bool  # the directory itself becomes the entry (LocalStore.adopt_entry)
-    move: bool  # else: files renamed into the store's own staging (put_entry move=True)
+    move: bool  # else: put_entry(move=True) may take the files over
     durable: bool = True  # False: nothing fsynced (the entry is in an unsynced journal)
 
     def discard(self) -> None:
@@ -263,7 +234,7 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
     expected = expected_digests(meta)
     new_staging = getattr(local, "new_staging", None)
     adopt = callable(new_staging) and callable(getattr(local, "adopt_entry", None))
-    move = not adopt and _can_move(local)
+    move = not adopt
     directory = (Path(new_staging(f"fetch-{key[:16]}")) if adopt
                  else _staging_dir(local, f"fetch-{key[:16]}"))
     # Files the store takes over by renaming must be on disk before they become visible;

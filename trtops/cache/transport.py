@@ -1,8 +1,9 @@
 """The object-store transport under every cache backend: named byte objects, nothing more.
 
 Names are relative ``/``-separated paths (``engines/ab/<key>/meta.json``). The entry logic
-(:mod:`trtops.cache.entries`, the stores' entry methods, leases) sits above this; a new
-backend implements these operations and passes ``tests/unit/cache/transport_contract.py``.
+(:class:`trtops.cache.entry_store.ObjectEntries`, :mod:`trtops.cache.entries`, leases) sits
+above this; a new backend implements these operations, passes
+``tests/unit/cache/transport_contract.py``, and is an ObjectEntries over them.
 
 Implementations: :class:`trtops.cache.dir_transport.DirTransport` (a directory: temp name
 + rename, fsynced) and :class:`trtops.cache.s3_transport.S3Transport` (S3: conditional
@@ -11,7 +12,7 @@ PUT ``If-None-Match: *`` / ``If-Match``, retries, resumable ranged downloads).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -46,6 +47,13 @@ class ObjectTransport(Protocol):
     def get_to_file(self, name: str, dest: Path) -> bool:
         """Stream an object into ``dest`` (written under a temporary name, then renamed);
         False when absent."""
+
+    def download_file(self, name: str, dest: Path, *, expected_sha256: str | None = None,
+                      progress: Callable[[int], None] | None = None, fsync: bool = True,
+                      timings: dict[str, float] | None = None) -> bool:
+        """Like :meth:`get_to_file`, and the content is hashed on the way: it is renamed
+        onto ``dest`` only when its sha256 is ``expected_sha256`` (else a CacheError and
+        nothing written). ``progress`` gets byte counts; ``timings`` gets seconds per phase."""
 
     # Conditional primitives for leases and locks (see trtops.cache.lease): an ETag is an
     # opaque version tag of one object's content.

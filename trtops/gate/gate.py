@@ -25,10 +25,15 @@ import numpy as np
 
 from trtops.engine_io import EngineIO
 from trtops.errors import CacheError, EnvironmentMissing, InputError
-from trtops.spec import AccuracySpec, ToleranceSpec
 from trtops.gate.compare import compare_outputs
-from trtops.gate.inputs import InputSet, generate_input_sets, load_user_inputs, match_inputs
+from trtops.gate.inputs import (
+    InputSet,
+    generate_input_sets,
+    load_user_inputs,
+    match_inputs,
+)
 from trtops.gate.report import AccuracyReport, CaseResult
+from trtops.spec import AccuracySpec, ToleranceSpec
 
 _ERROR_CHARS = 2000  # keep Polygraphy's multi-page messages out of accuracy.json
 
@@ -300,11 +305,14 @@ def make_reference_session(model_path: Path, *, providers: list[str] | None = No
 
 def verify_cached_engine(store: Any, key: str, model_path: Path, accuracy: AccuracySpec, *,
                          precision: str, io: EngineIO | None = None, write: bool = True,
-                         quiet: bool = True) -> AccuracyReport:
-    """Re-check an engine stored in the cache (e.g. after tolerances changed).
+                         quiet: bool = True,
+                         verify: Callable[..., AccuracyReport] | None = None) -> AccuracyReport:
+    """Re-check an engine stored in the cache (e.g. after tolerances changed): the one
+    path from a cache entry to a verdict (``trtops verify`` runs it for every engine).
 
     Uses only the store protocol: ``read_meta`` (for ``io``), ``fetch_file`` (the engine)
-    and ``replace_file`` (the new ``accuracy.json``).
+    and ``replace_file`` (the new ``accuracy.json``). The fetched engine is checked
+    against meta.json's sha256 before anything reads it.
 
     Args:
         store: An :class:`trtops.cache.store.EntryStore`.
@@ -316,14 +324,19 @@ def verify_cached_engine(store: Any, key: str, model_path: Path, accuracy: Accur
             (:meth:`EngineIO.to_json` form).
         write: Replace the entry's ``accuracy.json`` with the new report.
         quiet: Keep Polygraphy's logging out of the way.
+        verify: What compares the engine with its model, called like
+            :func:`verify_engine` without ``quiet`` (default: :func:`verify_engine`; apply's
+            toolchain passes its own so that CPU tests can swap it).
 
     Returns:
         The new report.
 
     Raises:
-        CacheError: no complete entry for the key, or no ``io`` given nor in its meta.json.
+        CacheError: no complete entry for the key, no ``io`` given nor in its meta.json,
+            or an engine whose bytes are not the published ones.
     """
     from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
+    from trtops.keys.fingerprint import sha256_file
 
     meta = store.read_meta(key)
     if meta is None:
@@ -339,8 +352,15 @@ def verify_cached_engine(store: Any, key: str, model_path: Path, accuracy: Accur
         if not store.fetch_file(key, ENGINE_FILE, engine_path):
             raise CacheError(f"engine {key[:12]} in {store.url} has no {ENGINE_FILE}",
                              hint="run `trtops gc` and rebuild it with `trtops apply`")
-        report = verify_engine(engine_path, model_path, io, accuracy, precision=precision,
-                               quiet=quiet)
+        # Never hand TensorRT bytes that are not the ones that were published.
+        if sha256_file(engine_path)[0] != meta.get("engine_sha256"):
+            raise CacheError(f"engine {key[:12]} in {store.url} is corrupt (sha256 mismatch)",
+                             hint="run `trtops cache verify` and rebuild it with `trtops apply`")
+        if verify is None:
+            report = verify_engine(engine_path, model_path, io, accuracy, precision=precision,
+                                   quiet=quiet)
+        else:
+            report = verify(engine_path, model_path, io, accuracy, precision=precision)
     if write:
         store.replace_file(key, ACCURACY_FILE, report.to_bytes())
     return report

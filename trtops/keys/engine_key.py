@@ -131,6 +131,12 @@ class EngineKey:
     components: dict[str, Any]
     model: dict[str, Any]  # ModelDigest.details(), for reasons and meta.json
 
+    @property
+    def version_compatible(self) -> bool:
+        """True for a version-compatible engine: its TensorRT component is a major version
+        only (:func:`tensorrt_component`), so the entry's meta.json says which versions load it."""
+        return str(self.components.get("tensorrt", "")).isdigit()
+
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "components": self.components, "model": self.model}
 

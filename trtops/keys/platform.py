@@ -191,12 +191,10 @@ def _dist_owning(module_dir: Path, module: str) -> tuple[str, str] | None:
 
     site = str(module_dir.parent)
     wanted = f"{module}/__init__.py"
-    candidates = []
     for dist in metadata.distributions(path=[site]):
         name = (dist.metadata.get("Name") or "").lower().replace("_", "-")
         if not name.startswith("tensorrt"):
             continue
-        candidates.append((name, dist))
         files = dist.files or []
         if any(str(f).replace("\\", "/") == wanted for f in files):
             return name, dist.version
@@ -215,41 +213,47 @@ def _version_in_source(module_dir: Path) -> str | None:
     return match.group(1) if match else None
 
 
+def _package_dir(module: str) -> Path | None:
+    """The directory of an installed package, found without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _package_version(module_dir: Path, module: str) -> tuple[str, str | None] | None:
+    """(version, distribution name or None) of a package: its distribution's metadata,
+    else the ``__version__`` its ``__init__.py`` assigns."""
+    owner = _dist_owning(module_dir, module)
+    if owner is not None:
+        return owner[1], owner[0]
+    version = _version_in_source(module_dir)
+    return (version, None) if version else None
+
+
 def detect_tensorrt() -> tuple[str | None, str | None, str | None]:
     """The installed TensorRT without importing it.
 
     Returns:
         (version or None, distribution name or None, note explaining a None version).
     """
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("tensorrt")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
+    module_dir = _package_dir("tensorrt")
+    if module_dir is None:
         return None, None, "the tensorrt Python module is not installed"
-    module_dir = Path(list(spec.submodule_search_locations)[0])
-    owner = _dist_owning(module_dir, "tensorrt")
-    if owner is not None:
-        return owner[1], owner[0], None
-    # pip's TensorRT 10 wheels: tensorrt/__init__.py re-exports tensorrt_bindings.
-    version = _version_in_source(module_dir)
-    if version:
-        return version, None, None
-    try:
-        bindings = importlib.util.find_spec("tensorrt_bindings")
-    except (ImportError, ValueError):
-        bindings = None
-    if bindings is not None and bindings.submodule_search_locations:
-        bindings_dir = Path(list(bindings.submodule_search_locations)[0])
-        owner = _dist_owning(bindings_dir, "tensorrt_bindings")
-        if owner is not None:
-            return owner[1], owner[0], None
-        version = _version_in_source(bindings_dir)
-        if version:
-            return version, None, None
-    return None, None, f"found the tensorrt module in {module_dir} but not its version"
+    found = _package_version(module_dir, "tensorrt")
+    if found is None:
+        # pip's TensorRT 10 wheels: tensorrt/__init__.py re-exports tensorrt_bindings.
+        bindings_dir = _package_dir("tensorrt_bindings")
+        if bindings_dir is not None:
+            found = _package_version(bindings_dir, "tensorrt_bindings")
+    if found is None:
+        return None, None, f"found the tensorrt module in {module_dir} but not its version"
+    return found[0], found[1], None
 
 
 # --------------------------------------------------------------------------- NVML

@@ -1,9 +1,10 @@
 """Validated manifests → :class:`~trtops.spec.EngineSpec`, one per model x precision x target.
 
-Everything is normalized here so that equal meanings give equal specs (and engine keys):
-defaults are filled (``BUILD_DEFAULTS``, then the manifest's ``defaults:``, then the model),
-sizes are bytes, profile inputs are sorted by name, tactic sources and loaders are sorted,
-tolerances are resolved from :data:`DEFAULT_TOLERANCES`, paths are absolute.
+Equal meanings give equal specs (and engine keys): settings are resolved here (the model,
+then the manifest's ``defaults:``, then ``BUILD_DEFAULTS``), sizes are bytes, tolerances
+come from :data:`DEFAULT_TOLERANCES`, paths are absolute; :func:`trtops.spec.make_engine_spec`
+assembles the spec and normalizes the rest (profile inputs, tactic sources and loaders
+sorted).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from trtops.capabilities import PRECISIONS
 from trtops.errors import ManifestError, Problem
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import (
-    BUILD_DEFAULTS,
     Manifest,
     ModelSpec,
     PathSource,
@@ -25,14 +25,13 @@ from trtops.manifest.models import (
     Tolerance,
 )
 from trtops.spec import (
+    BUILD_DEFAULTS,
     AccuracySpec,
-    BuildConfig,
     CalibrationSpec,
     EngineSpec,
-    InputRange,
-    ModelSource,
     TargetSpec,
     ToleranceSpec,
+    make_engine_spec,
 )
 
 # Tolerance used when the manifest gives none for a precision: the capability table's
@@ -103,28 +102,21 @@ def _target_spec(name: str, target: Target) -> TargetSpec:
     )
 
 
-def _profiles(model: ModelSpec) -> tuple[tuple[InputRange, ...], ...]:
-    return tuple(
-        tuple(
-            InputRange(name, tuple(profile[name].min), tuple(profile[name].opt),
-                       tuple(profile[name].max))
-            for name in sorted(profile)
-        )
+def _profiles(model: ModelSpec) -> list[dict[str, tuple[list[int], list[int], list[int]]]]:
+    return [
+        {name: (ranges.min, ranges.opt, ranges.max) for name, ranges in profile.items()}
         for profile in model.profiles
-    )
+    ]
 
 
 def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Path) -> list[EngineSpec]:
     manifest = lm.manifest
     base = lm.path.parent
     if isinstance(model.source, PathSource):
-        source = ModelSource(path=_absolute(base / model.source.path))
+        model_path, url, sha256 = _absolute(base / model.source.path), None, None
     else:
-        source = ModelSource(
-            path=_absolute(url_source_path(cache_dir, model.source.sha256)),
-            url=model.source.url,
-            sha256=model.source.sha256,
-        )
+        model_path = _absolute(url_source_path(cache_dir, model.source.sha256))
+        url, sha256 = model.source.url, model.source.sha256
     target_names = list(model.targets) if model.targets is not None else list(manifest.targets)
     unknown = [t for t in target_names if t not in manifest.targets]
     if unknown:
@@ -132,7 +124,6 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
         path = ("models", index, "targets", position)
         raise ManifestError([Problem(lm.location(*path, value=True), format_field(path),
                                      f"unknown target {unknown[0]!r}")])
-    tactic_sources = _build_value(manifest, model, "tactic_sources")
     profiles = _profiles(model)
     accuracy = model.accuracy
     seed = accuracy.inputs.seed if accuracy.inputs is not None else 1
@@ -163,30 +154,25 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
             iterations=accuracy.iterations,
         )
         for target_name in target_names:
-            target = manifest.targets[target_name]
-            build = BuildConfig(
-                precision=precision,
+            specs.append(make_engine_spec(
+                model_path,
+                precision,
                 profiles=profiles,
                 workspace=_build_value(manifest, model, "workspace"),
                 builder_optimization_level=_build_value(manifest, model, "builder_optimization_level"),
-                tactic_sources=tuple(sorted(tactic_sources)) if tactic_sources is not None else None,
+                tactic_sources=_build_value(manifest, model, "tactic_sources"),
                 max_aux_streams=_build_value(manifest, model, "max_aux_streams"),
-                hardware_compatibility=target.hardware_compatibility,
-                version_compatible=target.version_compatible,
+                strongly_typed=_build_value(manifest, model, "strongly_typed"),
                 calibration=calibration,
-                strongly_typed=bool(_build_value(manifest, model, "strongly_typed")),
-            )
-            specs.append(EngineSpec(
+                timing_cache=_build_value(manifest, model, "timing_cache"),
+                target=_target_spec(target_name, manifest.targets[target_name]),
+                name=model.name,
                 manifest=str(lm.path),
                 manifest_name=lm.name,
-                model=model.name,
-                precision=precision,
-                target=_target_spec(target_name, target),
-                source=source,
-                build=build,
+                url=url,
+                sha256=sha256,
                 accuracy=accuracy_spec,
-                loaders=tuple(sorted(model.loaders)),
-                timing_cache=_build_value(manifest, model, "timing_cache"),
+                loaders=model.loaders,
                 line=line,
             ))
     return specs

@@ -322,6 +322,29 @@ def _yaml_error_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
     return Problem(SourceLocation(file, line, column), "", message, hint)
 
 
+def _too_deep(text: str, file: str) -> Problem:
+    """The problem for a document too deep for the (recursive) YAML composer.
+
+    Whether composing runs out of stack depends on the interpreter's recursion limit, so the
+    location comes from the (iterative) event stream instead: the first collection deeper
+    than MAX_DEPTH, the same place the walker names when composing succeeds.
+    """
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH + 1:  # the document's root collection is depth 0
+                    mark = event.start_mark
+                    return Problem(SourceLocation(file, mark.line + 1, mark.column + 1), "",
+                                   f"nesting deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return Problem(SourceLocation(file), "", f"nesting deeper than {MAX_DEPTH} levels")
+
+
 def parse_yaml(text: str, file: str) -> tuple[Any, _Index]:
     """Parse one YAML document into plain data and the positions of its nodes.
 
@@ -336,7 +359,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, _Index]:
         try:
             node = loader.get_single_node()
         except RecursionError:
-            raise ManifestError([Problem(SourceLocation(file), "", "YAML nesting is too deep")]) from None
+            raise ManifestError([_too_deep(text, file)]) from None
         except yaml.YAMLError as exc:
             raise ManifestError([_yaml_error_problem(file, text, exc)]) from None
         if node is None:
@@ -353,7 +376,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, _Index]:
                 SourceLocation(file, line, column), format_field(exc.path), exc.message, exc.hint,
             )]) from None
         except RecursionError:
-            raise ManifestError([Problem(SourceLocation(file), "", "YAML nesting is too deep")]) from None
+            raise ManifestError([_too_deep(text, file)]) from None
         return data, walker.index
     finally:
         loader.dispose()

@@ -286,16 +286,6 @@ def _fail_duplicates(values: list[Any]) -> None:
             fail(f"{item!r} is listed twice", index)
 
 
-BUILD_DEFAULTS: dict[str, Any] = {
-    "workspace": None,
-    "builder_optimization_level": 3,
-    "tactic_sources": None,
-    "max_aux_streams": None,
-    "timing_cache": "shared",
-    "strongly_typed": False,
-}
-
-
 # --------------------------------------------------------------------------- sources
 
 

@@ -47,7 +47,14 @@ from trtops.ops.toolchain import (
     Toolchain,
     default_toolchain,
 )
-from trtops.outcome import EngineOutcome, RunResult, failure_status, failure_text
+from trtops.outcome import (
+    EngineOutcome,
+    RunResult,
+    accuracy_summary,
+    action_outcome,
+    failure_status,
+    failure_text,
+)
 from trtops.plan import Action, Plan
 
 BUILD_LOCK_TIMEOUT = 6 * 3600.0  # seconds; a big model's INT8 build can take an hour
@@ -124,11 +131,11 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
                 else:
                     ctx.built[action.key.key] = done
             elif ctx.stop:
-                result.outcomes.append(_outcome(action, "skipped", _NOT_ATTEMPTED))
+                result.outcomes.append(action_outcome(action, "skipped", _NOT_ATTEMPTED))
                 continue
             elif action.pending and action.key.key in ctx.unbuilt:
                 first = ctx.unbuilt[action.key.key]
-                outcome = _outcome(action, "skipped", f"same engine as {first.id}: {first.message}")
+                outcome = action_outcome(action, "skipped", f"same engine as {first.id}: {first.message}")
             else:
                 outcome = _run_action(ctx, action)
             result.outcomes.append(outcome)
@@ -141,20 +148,6 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
 
 
 # --------------------------------------------------------------------------- one action
-
-
-def _outcome(action: Action, status: str, message: str = "", **fields: Any) -> EngineOutcome:
-    spec = action.spec
-    return EngineOutcome(
-        id=spec.id, manifest=spec.manifest, line=spec.line, model=spec.model,
-        precision=spec.precision, target=spec.target.name, action=action.kind, status=status,
-        key=action.key.key if action.key else None, message=message, **fields,
-    )
-
-
-def accuracy_summary(accuracy: dict) -> dict:
-    """The fields of an accuracy.json an outcome reports."""
-    return {k: accuracy.get(k) for k in ("state", "passed", "summary", "worst") if k in accuracy}
 
 
 def _accuracy_summary(store: Any, key: str) -> dict | None:
@@ -174,20 +167,20 @@ def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
         if missing:
             # Nothing can be built on this machine at all: that is an environment
             # problem (exit 5), not a target meant for another CI job.
-            return _outcome(action, "environment", f"{action.reason} ({missing})")
-        return _outcome(action, "skipped", action.reason)
+            return action_outcome(action, "environment", f"{action.reason} ({missing})")
+        return action_outcome(action, "skipped", action.reason)
     if action.kind == "rejected":
-        return _outcome(action, "rejected", action.reason,
+        return action_outcome(action, "rejected", action.reason,
                         accuracy=_accuracy_summary(ctx.store, action.key.key))
     if action.kind == "reuse":
         ensure_ref(ctx.store, action.id, action.key)
-        return _outcome(action, "reused", action.reason,
+        return action_outcome(action, "reused", action.reason,
                         accuracy=_accuracy_summary(ctx.store, action.key.key))
     # build / rebuild: the executor built the first action of each key; the others share it
     earlier = ctx.built[action.key.key]
     if not earlier.failed:
         record_ref(ctx.store, action.id, action.key)
-    return _outcome(action, earlier.status, f"same engine as {earlier.id}",
+    return action_outcome(action, earlier.status, f"same engine as {earlier.id}",
                     accuracy=earlier.accuracy, engine_bytes=earlier.engine_bytes)
 
 
@@ -205,7 +198,7 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
                 raise  # the remote is unreachable: stop here, as for any remote failure
             # A damaged or hostile remote entry (sha256 mismatch, bad meta.json) fails this
             # engine only; the others go on.
-            failed = _outcome(action, failure_status(exc), failure_text(exc),
+            failed = action_outcome(action, failure_status(exc), failure_text(exc),
                               seconds=time.monotonic() - started)
             progress.finish(item, failed.status.replace("_", " "), seconds=failed.seconds)
             return failed
@@ -236,7 +229,7 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
                 with LeaseKeeper(lease):
                     outcome = _build_verify_publish(ctx, action, item, runner)
     except TrtopsError as exc:
-        outcome = _outcome(action, failure_status(exc), failure_text(exc),
+        outcome = action_outcome(action, failure_status(exc), failure_text(exc),
                            details=getattr(exc, "details", "") or "")
     except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
@@ -244,9 +237,9 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
             from trtops.cache.local import write_error
 
             error = write_error(exc, f"the build files of {action.id}")
-            outcome = _outcome(action, failure_status(error), failure_text(error))
+            outcome = action_outcome(action, failure_status(error), failure_text(error))
         else:
-            outcome = _outcome(action, "error", f"{type(exc).__name__}: {exc}",
+            outcome = action_outcome(action, "error", f"{type(exc).__name__}: {exc}",
                                details=traceback.format_exc())
     finally:
         if lease not in (None, "other-built"):
@@ -265,7 +258,7 @@ def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
     state = entry_state(ctx.store, action.key.key)
     record_ref(ctx.store, action.id, action.key)
     status = "reused" if state == "accepted" else "rejected"
-    return _outcome(action, status, "built meanwhile by another trtops process",
+    return action_outcome(action, status, "built meanwhile by another trtops process",
                     accuracy=_accuracy_summary(ctx.store, action.key.key))
 
 
@@ -301,7 +294,7 @@ def _fetch_from_remote(ctx: _Context, action: Action) -> EngineOutcome | None:
     started = time.monotonic()
     fetch_entry(remote, ctx.store, action.key.key, meta=meta)
     record_ref(ctx.store, action.id, action.key)
-    return _outcome(action, "downloaded", f"fetched from {remote.url}",
+    return action_outcome(action, "downloaded", f"fetched from {remote.url}",
                     seconds=time.monotonic() - started,
                     accuracy=_accuracy_summary(ctx.store, action.key.key),
                     engine_bytes=meta.get("engine_size"))
@@ -364,7 +357,7 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
 
     summary = _accuracy_summary(store, action.key.key)
     if built.accuracy_passed is False:
-        return _outcome(action, "accuracy_failed", built.accuracy_summary,
+        return action_outcome(action, "accuracy_failed", built.accuracy_summary,
                         details=built.accuracy_details, accuracy=summary,
                         engine_bytes=built.engine_bytes)
     if ctx.options.remote is not None and built.accuracy is not None:
@@ -378,7 +371,7 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
             else:
                 ctx.ledger.touch(tensorrt, signature)  # pushed once, after the last build
     message = action.reason if put.created else f"{action.reason} (an identical engine was already cached)"
-    return _outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
+    return action_outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
 
 
 def _worker_line(worker: dict) -> str:
@@ -472,7 +465,7 @@ def _run_builds(ctx: _Context, executor: Any) -> None:
                                             staging=default_staging(ctx.store))
     for action in builds:
         if action.id in unschedulable:
-            ctx.prebuilt[action.id] = _outcome(action, "skipped", unschedulable[action.id])
+            ctx.prebuilt[action.id] = action_outcome(action, "skipped", unschedulable[action.id])
 
     def work(action: Action, slot: Any) -> EngineOutcome:
         try:
@@ -480,9 +473,9 @@ def _run_builds(ctx: _Context, executor: Any) -> None:
         except RemoteError:
             raise  # the remote is unreachable: stop the run (run_slots raises it again)
         except TrtopsError as exc:
-            return _outcome(action, failure_status(exc), failure_text(exc))
+            return action_outcome(action, failure_status(exc), failure_text(exc))
         except Exception as exc:  # noqa: BLE001 - a thread must never lose an engine's result
-            return _outcome(action, "error", f"{type(exc).__name__}: {exc}",
+            return action_outcome(action, "error", f"{type(exc).__name__}: {exc}",
                             details=traceback.format_exc())
 
     queue = [a for a in builds if a.id not in unschedulable]
@@ -491,7 +484,7 @@ def _run_builds(ctx: _Context, executor: Any) -> None:
     stopped = not ctx.options.keep_going and any(o.failed for o in done.values())
     for action in left:
         why = _NOT_ATTEMPTED if stopped else f"not attempted: no {executor.name} worker can build it"
-        ctx.prebuilt[action.id] = _outcome(action, "skipped", why)
+        ctx.prebuilt[action.id] = action_outcome(action, "skipped", why)
     if ctx.ledger is not None:
         _finish_timing(ctx, executor)
 

@@ -20,25 +20,10 @@ PARTIAL_GRACE_SECONDS = 3600.0
 
 def current_keys(paths: list[str], store: Any, platform: Any) -> set[str]:
     """Keys of the manifests' engines buildable on ``platform`` (hashing through the memo)."""
-    from trtops.plan import (
-        compute_digests,
-        load_specs,
-        match_target,
-        memo_for,
-        save_memo,
-        spec_key,
-    )
+    from trtops.plan import load_specs, memo_for, spec_keys
 
     specs = load_specs(paths, check_models=False, cache_dir=getattr(store, "root", None))
-    memo = memo_for(store)
-    digests, data = compute_digests(specs, platform, memo)
-    save_memo(memo)
-    keys = set()
-    for spec in specs:
-        match = match_target(spec, platform)
-        if match.problem is None:
-            keys.add(spec_key(spec, match, digests, data).key)
-    return keys
+    return {key.key for key in spec_keys(specs, platform, memo_for(store)).keys.values()}
 
 
 @dataclass

@@ -8,14 +8,19 @@ tightening a tolerance never triggers a rebuild: it needs a re-check, which this
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from trtops.errors import CacheError, TrtopsError
-from trtops.ops.apply import _outcome, accuracy_summary, failure_status, failure_text
-from trtops.outcome import EngineOutcome, RunResult
+from trtops.outcome import (
+    EngineOutcome,
+    RunResult,
+    accuracy_summary,
+    action_outcome,
+    failure_status,
+    failure_text,
+)
 from trtops.plan import Action, Plan
 
 
@@ -58,11 +63,11 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
         for action in plan.actions:
             if action.kind not in ("reuse", "rejected"):
                 why = "not in the cache" if action.pending else action.reason
-                result.outcomes.append(_outcome(action, "skipped", why))
+                result.outcomes.append(action_outcome(action, "skipped", why))
                 continue
             if action.key.key in done:
                 earlier = done[action.key.key]
-                result.outcomes.append(_outcome(action, earlier.status, f"same engine as {earlier.id}",
+                result.outcomes.append(action_outcome(action, earlier.status, f"same engine as {earlier.id}",
                                                 accuracy=earlier.accuracy))
                 continue
             item = f"{action.spec.model}/{action.spec.precision}/{action.spec.target.name}"
@@ -76,35 +81,17 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
 
 
 def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
-    from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
-    from trtops.engine_io import EngineIO
-    from trtops.keys.fingerprint import sha256_file
+    from trtops.gate.gate import verify_cached_engine
 
     started = time.monotonic()
-    key = action.key.key
     spec = action.spec
     try:
-        meta = store.read_meta(key)
-        if meta is None or not meta.get("io"):
-            raise CacheError(f"engine {key[:12]} has no usable meta.json",
-                             hint="run `trtops cache verify`, then `trtops apply`")
-        with tempfile.TemporaryDirectory(prefix="trtops-verify-") as tmp:
-            engine = Path(tmp) / ENGINE_FILE
-            if not store.fetch_file(key, ENGINE_FILE, engine):
-                raise CacheError(f"engine {key[:12]} has no {ENGINE_FILE}",
-                                 hint="run `trtops gc`, then `trtops apply`")
-            # Never hand TensorRT bytes that are not the ones that were published.
-            digest, _ = sha256_file(engine)
-            if digest != meta.get("engine_sha256"):
-                raise CacheError(f"engine {key[:12]} is corrupt (sha256 mismatch)",
-                                 hint="run `trtops cache verify` and rebuild it with `trtops apply`")
-            report = toolchain.verify(engine, Path(spec.source.path), EngineIO.from_json(meta["io"]),
-                                      spec.accuracy, precision=spec.precision)
-        store.replace_file(key, ACCURACY_FILE, report.to_bytes())
+        report = verify_cached_engine(store, action.key.key, Path(spec.source.path), spec.accuracy,
+                                      precision=spec.precision, verify=toolchain.verify)
     except TrtopsError as exc:
         status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
-        return _outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
+        return action_outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
     accuracy = accuracy_summary(json.loads(report.to_bytes()))
     status = "verified" if report.passed else "accuracy_failed"
-    return _outcome(action, status, report.summary_lines(1)[0], accuracy=accuracy,
-                    details="\n".join(report.summary_lines(5)), seconds=time.monotonic() - started)
+    return action_outcome(action, status, report.summary_lines(1)[0], accuracy=accuracy,
+                          details="\n".join(report.summary_lines(5)), seconds=time.monotonic() - started)

@@ -29,6 +29,7 @@ Modules, by concern:
 """
 
 from trtops.plan.assemble import (
+    SpecKeys,
     check_plan_current,
     compute_digests,
     load_specs,
@@ -36,6 +37,7 @@ from trtops.plan.assemble import (
     make_plan_for_specs,
     memo_for,
     save_memo,
+    spec_keys,
 )
 from trtops.plan.explain import explain_changes, rejected_reason
 from trtops.plan.model import (
@@ -60,9 +62,9 @@ from trtops.plan.targets import (
 
 __all__ = [
     "ACTION_KINDS", "PENDING_KINDS", "PLAN_FORMAT", "PLAN_VERSION",
-    "Action", "CacheView", "Change", "EntryView", "Plan", "TargetMatch",
+    "Action", "CacheView", "Change", "EntryView", "Plan", "SpecKeys", "TargetMatch",
     "check_plan_current", "check_unique_ids", "compute_digests", "describe_target",
     "explain_changes", "load_specs", "make_plan", "make_plan_for_specs", "match_target",
     "memo_for", "plan", "plugin_paths", "rejected_reason", "render_lines", "save_memo",
-    "spec_from_json", "spec_key", "summary_line",
+    "spec_from_json", "spec_key", "spec_keys", "summary_line",
 ]

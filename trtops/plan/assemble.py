@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from trtops.errors import InputError, PlanMismatch
@@ -95,6 +96,45 @@ def save_memo(memo: DigestMemo) -> None:
         pass  # a read-only home still plans; the memo only saves time
 
 
+@dataclass(frozen=True)
+class SpecKeys:
+    """The engine keys of the specs buildable on one platform, and the digests behind them."""
+
+    keys: dict[str, EngineKey]  # by spec id; specs the platform cannot build are absent
+    digests: dict[str, ModelDigest]  # model digests by path
+    data: dict[str, str]  # calibration-data and plugin digests by path
+
+
+def spec_keys(
+    specs: Sequence[EngineSpec], platform: Platform, memo: DigestMemo, workers: int | None = None
+) -> SpecKeys:
+    """Hash what the buildable specs need (through ``memo``, saved after) and key them.
+
+    The one loop from specs to keys: the planner, gc and anything else that asks "which
+    engines do these manifests mean here" go through it, so they cannot disagree.
+
+    Args:
+        specs: Engine specs.
+        platform: The platform to key for (specs it cannot build get no key).
+        memo: Digest memo.
+        workers: Hashing threads.
+
+    Returns:
+        The keys and the digests they were computed from.
+
+    Raises:
+        InputError: for missing model or data files.
+    """
+    digests, data = compute_digests(specs, platform, memo, workers)
+    save_memo(memo)
+    keys: dict[str, EngineKey] = {}
+    for spec in specs:
+        match = match_target(spec, platform)
+        if match.problem is None:
+            keys[spec.id] = spec_key(spec, match, digests, data)
+    return SpecKeys(keys, digests, data)
+
+
 def make_plan_for_specs(
     specs: Sequence[EngineSpec],
     store: Any,
@@ -120,23 +160,13 @@ def make_plan_for_specs(
     from trtops.cache.layout import utc_now
 
     check_unique_ids(specs)
-    memo = memo if memo is not None else memo_for(store)
-    digests, data = compute_digests(specs, platform, memo, workers)
-    save_memo(memo)
-    keys: dict[str, EngineKey] = {}
-    version_compatible = []
-    for spec in specs:
-        match = match_target(spec, platform)
-        if match.problem is None:
-            key = spec_key(spec, match, digests, data)
-            keys[spec.id] = key
-            if str(key.components.get("tensorrt", "")).isdigit():
-                version_compatible.append(key.key)
-    view = CacheView.load(store, [k.key for k in keys.values()], meta_for=version_compatible)
+    keyed = spec_keys(specs, platform, memo if memo is not None else memo_for(store), workers)
+    version_compatible = [k.key for k in keyed.keys.values() if k.version_compatible]
+    view = CacheView.load(store, [k.key for k in keyed.keys.values()], meta_for=version_compatible)
     # Refs only explain misses; hits need none.
-    view.add_refs(store, [spec_id for spec_id, key in keys.items() if key.key not in view.entries])
-    return plan(specs, view, platform, digests, data_digests=data, manifests=manifests,
-                created_at=utc_now(), keys=keys)
+    view.add_refs(store, [spec_id for spec_id, key in keyed.keys.items() if key.key not in view.entries])
+    return plan(specs, view, platform, keyed.digests, data_digests=keyed.data, manifests=manifests,
+                created_at=utc_now(), keys=keyed.keys)
 
 
 def make_plan(

@@ -142,7 +142,7 @@ def plan(
                 actions.append(Action(kind="rejected", reason=rejected_reason(entry), state=entry.state,
                                       previous_key=previous, **common))
                 continue
-            if entry.meta is not None and str(key.components.get("tensorrt", "")).isdigit():
+            if entry.meta is not None and key.version_compatible:
                 from trtops.cache.compat import tensorrt_reason
 
                 problem = tensorrt_reason(entry.meta, platform.tensorrt)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trtops.names import try_parse_engine_id
-from trtops.outcome import EngineOutcome, RunResult
+from trtops.outcome import RunResult, action_outcome
 from trtops.plan.model import PENDING_KINDS, Action, Plan
 
 # Planner action kind -> RunResult status, for reports of `trtops plan`.
@@ -28,15 +28,8 @@ def result_from_plan(plan: Plan, seconds: float = 0.0) -> RunResult:
     Returns:
         One outcome per action, in plan order.
     """
-    outcomes = []
-    for action in plan.actions:
-        spec = action.spec
-        outcomes.append(EngineOutcome(
-            id=spec.id, manifest=spec.manifest, line=spec.line, model=spec.model,
-            precision=spec.precision, target=spec.target.name, action=action.kind,
-            status=PLAN_STATUS.get(action.kind, "error"),
-            key=action.key.key if action.key else None, message=action.reason,
-        ))
+    outcomes = [action_outcome(action, PLAN_STATUS.get(action.kind, "error"), action.reason)
+                for action in plan.actions]
     return RunResult("plan", outcomes, seconds)
 
 

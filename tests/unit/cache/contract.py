@@ -1,5 +1,7 @@
 """The contract every engine-cache backend passes (the EntryStore protocol in
-trtops/cache/store.py). Reuse it for a backend::
+trtops/cache/store.py; stores built on trtops.cache.entry_store.ObjectEntries expose their
+transport as ``store.objects``, which some tests use to plant raw objects). Reuse it for a
+backend::
 
     import sys; sys.path.insert(0, "<repo>/tests/unit/cache")
     from contract import StoreContract
@@ -32,7 +34,14 @@ from typing import Any
 import pytest
 
 from trtops.cache import open_store
-from trtops.cache.store import ACCURACY_FILE, BUILD_LOG_FILE, ENGINE_FILE, META_FILE, PutResult
+from trtops.cache.entries import json_bytes
+from trtops.cache.store import (
+    ACCURACY_FILE,
+    BUILD_LOG_FILE,
+    ENGINE_FILE,
+    META_FILE,
+    PutResult,
+)
 from trtops.errors import CacheError, TrtopsError
 
 WRITERS = 8
@@ -250,6 +259,25 @@ class StoreContract:
         assert listed == {ref: {"key": key_of("b"), "spec_id": ref},
                           "vision/resnet50/fp32/h100": {"key": key_of("c")}}
 
+    def test_refs_have_one_encoding_and_any_json_reads(self, store):
+        record = {"key": key_of("enc"), "spec_id": "m/enc/fp16/t", "note": "café"}
+        store.write_ref("m/enc/fp16/t", record)
+        # The same bytes on every backend, so `aws s3 sync` between them changes nothing.
+        assert store.objects.get("refs/m/enc/fp16/t.json") == json_bytes(record)
+        # Refs written by older versions (S3: json.dumps without a newline, ASCII escapes).
+        old = json.dumps(record, indent=2, sort_keys=True).encode()
+        store.objects.put("refs/m/old/fp16/t.json", old)
+        assert store.read_ref("m/old/fp16/t") == record
+
+    def test_damaged_ref_is_an_error_and_skipped_in_listings(self, store):
+        store.write_ref("m/good/fp16/t", {"key": key_of("good")})
+        store.objects.put("refs/m/bad/fp16/t.json", b"{not json")
+        store.objects.put("refs/m/list/fp16/t.json", b"[1, 2]")
+        with pytest.raises(CacheError, match="not valid JSON"):
+            store.read_ref("m/bad/fp16/t")
+        assert store.read_ref("m/list/fp16/t") is None  # JSON, but not a record
+        assert dict(store.list_refs()) == {"m/good/fp16/t": {"key": key_of("good")}}
+
     @pytest.mark.parametrize("bad", ["../escape/x/y", "a/../../b", "/abs/path", "a//b", ""])
     def test_ref_names_are_checked(self, store, bad):
         with pytest.raises((TrtopsError, ValueError)):
@@ -266,6 +294,32 @@ class StoreContract:
         assert store.read_timing_cache("10.13.3.9", "cc9.0-nvidia-h100-80gb-hbm3") == b"merged"
         assert store.read_timing_cache("8.6.0", "cc9.0-nvidia-h100-80gb-hbm3") is None
         assert store.read_timing_cache("10.13.3.9", "ampere_plus") is None
+
+    def test_list_timing_caches(self, store):
+        assert store.list_timing_caches() == []
+        store.write_timing_cache("8.6.0", "ampere_plus", b"a")
+        store.write_timing_cache("10.13.3.9", "cc9.0-nvidia-h100-80gb-hbm3", b"b")
+        store.objects.put("timing/10.13.3.9/notes.txt", b"not a timing cache")
+        assert store.list_timing_caches() == [("10.13.3.9", "cc9.0-nvidia-h100-80gb-hbm3"),
+                                              ("8.6.0", "ampere_plus")]
+
+    # ------------------------------------------------------------------ verified fetch
+
+    def test_fetch_file_verifies_sha256(self, store, tmp_path):
+        key = key_of("verified")
+        engine = os.urandom(100_000)
+        store.put_entry(key, {ENGINE_FILE: engine}, meta_for(key, engine))
+        dest = tmp_path / "out" / "engine.plan"
+        seen = []
+        assert store.fetch_file(key, ENGINE_FILE, dest,
+                                expected_sha256=hashlib.sha256(engine).hexdigest(),
+                                progress=seen.append)
+        assert dest.read_bytes() == engine and sum(seen) == len(engine)
+        dest.write_bytes(b"keep me")
+        with pytest.raises(CacheError, match="sha256 mismatch"):
+            store.fetch_file(key, ENGINE_FILE, dest, expected_sha256="0" * 64)
+        assert dest.read_bytes() == b"keep me"
+        assert sorted(p.name for p in dest.parent.iterdir()) == ["engine.plan"]
 
     # ------------------------------------------------------------------ locks
 

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
+
+import pytest
+
+from trtops.errors import CacheError
 
 
 class TransportContract:
@@ -68,3 +73,20 @@ class TransportContract:
         assert not transport.delete_object("leases/l.lock", if_match=etag)  # changed since
         assert transport.delete_object("leases/l.lock", if_match=newer)
         assert transport.read_object("leases/l.lock") is None
+
+    def test_verified_download(self, transport, tmp_path):
+        data = b"engine bytes " * 10_000
+        transport.put("e/engine.plan", data)
+        dest = tmp_path / "out" / "engine.plan"
+        seen = []
+        assert transport.download_file("e/engine.plan", dest,
+                                       expected_sha256=hashlib.sha256(data).hexdigest(),
+                                       progress=seen.append)
+        assert dest.read_bytes() == data and sum(seen) == len(data)
+        dest.write_bytes(b"keep me")
+        with pytest.raises(CacheError, match="sha256 mismatch"):
+            transport.download_file("e/engine.plan", dest, expected_sha256="0" * 64)
+        assert dest.read_bytes() == b"keep me"
+        assert sorted(p.name for p in dest.parent.iterdir()) == ["engine.plan"]
+        assert not transport.download_file("e/absent.plan", tmp_path / "absent.plan")
+        assert not (tmp_path / "absent.plan").exists()

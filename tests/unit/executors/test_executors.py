@@ -181,7 +181,7 @@ def fake():
 
 
 def _spec(tmp_path: Path):
-    from trtops.trt.specs import make_engine_spec
+    from trtops.spec import make_engine_spec
 
     model = make_conv_model(tmp_path / "models" / "conv.onnx")
     return make_engine_spec(model, "fp32", profiles=[{"input": ((1, 3, 8, 8), (2, 3, 16, 16), (4, 3, 32, 32))}])
@@ -250,8 +250,7 @@ def test_ray_inputs_are_shipped_with_external_data_and_relocated(tmp_path):
     import numpy as np
 
     from trtops.executors.ray_executor import _materialize, _relocate, make_bundle
-    from trtops.spec import CalibrationSpec
-    from trtops.trt.specs import make_engine_spec
+    from trtops.spec import CalibrationSpec, make_engine_spec
 
     model = make_conv_model(tmp_path / "src" / "heavy.onnx", external_data=True)
     calibration = tmp_path / "calib"

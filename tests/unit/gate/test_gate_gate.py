@@ -3,6 +3,7 @@ the original model as reference, an identical or deliberately perturbed copy as 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -17,9 +18,9 @@ from gate_helpers import (
 )
 
 from trtops.errors import InputError
-from trtops.spec import ToleranceSpec
 from trtops.gate.gate import input_sets_for, verify_engine, verify_with_runners
 from trtops.gate.inputs import generate_input_sets
+from trtops.spec import ToleranceSpec
 
 pytest.importorskip("polygraphy")
 pytest.importorskip("onnxruntime")
@@ -183,7 +184,14 @@ def test_verify_cached_engine_reads_and_writes_through_the_store(tmp_path):
     with pytest.raises(CacheError, match="no 'io'"):
         verify_cached_engine(store, no_io, model, accuracy_spec(), precision="fp32")
     # accuracy disabled: nothing runs (no TensorRT here), the entry records it as unverified
-    store.put_entry(entry, {"engine.plan": b"plan"}, {"key": entry, "io": mlp_io().to_json()})
+    plan_sha = hashlib.sha256(b"plan").hexdigest()
+    corrupt = "12" * 32
+    store.put_entry(corrupt, {"engine.plan": b"plan"},
+                    {"key": corrupt, "io": mlp_io().to_json(), "engine_sha256": "0" * 64})
+    with pytest.raises(CacheError, match="corrupt"):
+        verify_cached_engine(store, corrupt, model, accuracy_spec(enabled=False), precision="fp32")
+    store.put_entry(entry, {"engine.plan": b"plan"},
+                    {"key": entry, "io": mlp_io().to_json(), "engine_sha256": plan_sha})
     report = verify_cached_engine(store, entry, model, accuracy_spec(enabled=False), precision="fp32")
     assert report.skipped
     stored = json.loads(store.read_file(entry, "accuracy.json"))

@@ -34,14 +34,13 @@ from trtops.keys.fingerprint import (
     tensorrt_component,
 )
 from trtops.spec import (
-    AccuracySpec,
     BuildConfig,
     CalibrationSpec,
     EngineSpec,
     InputRange,
     ModelSource,
     TargetSpec,
-    ToleranceSpec,
+    make_engine_spec,
 )
 
 
@@ -53,29 +52,17 @@ def settle(*paths: Path) -> None:
 
 
 def make_spec(build: BuildConfig | None = None, **changes) -> EngineSpec:
-    build = build or BuildConfig(
-        precision="fp16",
-        profiles=((InputRange("input", (1, 3, 32, 32), (8, 3, 64, 64), (16, 3, 128, 128)),),),
+    """An fp16 spec for an H100 target; ``build`` replaces its BuildConfig whole."""
+    spec = make_engine_spec(
+        "/m/models/conv.onnx", "fp16",
+        profiles=[{"input": ((1, 3, 32, 32), (8, 3, 64, 64), (16, 3, 128, 128))}],
         workspace=64 << 20,
-        builder_optimization_level=3,
-        tactic_sources=None,
-        max_aux_streams=None,
-        hardware_compatibility="none",
-        version_compatible=False,
-        calibration=None,
-    )
-    spec = EngineSpec(
-        manifest="/m/demo.yaml",
-        manifest_name="demo",
-        model="conv",
-        precision=build.precision,
         target=TargetSpec("h100", "NVIDIA H100*", None, ">=10", "none", False),
-        source=ModelSource(path="/m/models/conv.onnx"),
-        build=build,
-        accuracy=AccuracySpec(True, "onnxruntime", ToleranceSpec(1e-2, 1e-2, "median"), 1, (), None, 1),
+        name="conv", manifest="/m/demo.yaml", manifest_name="demo",
         loaders=("python",),
-        timing_cache="shared",
     )
+    if build is not None:
+        spec = replace(spec, build=build, precision=build.precision)
     return replace(spec, **changes)
 
 

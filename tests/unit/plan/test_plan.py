@@ -30,16 +30,17 @@ from trtops.plan import (
     render_lines,
     spec_from_json,
     spec_key,
+    spec_keys,
 )
 from trtops.spec import (
     AccuracySpec,
-    BuildConfig,
     CalibrationSpec,
     EngineSpec,
     InputRange,
     ModelSource,
     TargetSpec,
     ToleranceSpec,
+    make_engine_spec,
 )
 
 H100 = GpuInfo(0, "NVIDIA H100 80GB HBM3", "9.0")
@@ -56,35 +57,21 @@ def target(name="h100", gpu="NVIDIA H100*", cc=None, trt=">=10.13,<10.14", hw="n
 
 
 def make_spec(precision="fp16", tgt: TargetSpec | None = None, model="conv", manifest="demo", **build) -> EngineSpec:
-    tgt = tgt or target()
-    config = BuildConfig(
-        precision=precision,
-        profiles=((InputRange("input", (1, 3, 32, 32), (8, 3, 64, 64), (16, 3, 128, 128)),),),
+    """A spec as a manifest would give; ``build`` overrides BuildConfig fields as they are."""
+    spec = make_engine_spec(
+        MODEL_PATH, precision,
+        profiles=[{"input": ((1, 3, 32, 32), (8, 3, 64, 64), (16, 3, 128, 128))}],
         workspace=64 << 20,
-        builder_optimization_level=3,
-        tactic_sources=None,
-        max_aux_streams=None,
-        hardware_compatibility=tgt.hardware_compatibility,
-        version_compatible=tgt.version_compatible,
-        calibration=None,
-    )
-    config = replace(config, **build)
-    return EngineSpec(
-        manifest=f"/m/{manifest}.yaml",
-        manifest_name=manifest,
-        model=model,
-        precision=precision,
-        target=tgt,
-        source=ModelSource(path=MODEL_PATH),
-        build=config,
+        target=tgt or target(),
+        name=model, manifest=f"/m/{manifest}.yaml", manifest_name=manifest,
         accuracy=AccuracySpec(True, "onnxruntime",
                               ToleranceSpec(1e-2, 1e-2, "median", None,
                                             (("mask", ToleranceSpec(5e-3, 0.0, "elemwise")),)),
                               7, (("input", 0.0, 1.0),), None, 2),
         loaders=("python", "triton"),
-        timing_cache="shared",
         line=12,
     )
+    return replace(spec, build=replace(spec.build, **build))
 
 
 def key_for(spec, platform=TRT10, digests=DIGESTS, data=None):
@@ -416,6 +403,19 @@ def test_make_plan_for_specs_with_a_local_store(tmp_path):
     third = make_plan_for_specs([spec], store, TRT10)
     assert third.actions[0].kind == "rebuild"
     assert third.actions[0].reason == "model weights changed (conv.onnx.data)"
+
+
+def test_spec_keys_are_the_plans_keys(tmp_path):
+    model = _settled_model(tmp_path)
+    store = LocalStore(tmp_path / "cache")
+    here = replace(make_spec(), source=ModelSource(path=str(model)))
+    elsewhere = replace(make_spec(tgt=target(name="t4", gpu="Tesla*")), source=ModelSource(path=str(model)))
+    keyed = spec_keys([here, elsewhere], TRT10, DigestMemo(tmp_path / "digests.json"))
+    assert list(keyed.keys) == [here.id]  # the platform cannot build the other
+    assert (tmp_path / "digests.json").exists()
+    planned = make_plan_for_specs([here, elsewhere], store, TRT10)
+    assert [a.key for a in planned.actions] == [keyed.keys[here.id], None]
+    assert planned.digests == keyed.digests
 
 
 def test_check_plan_current(tmp_path):

@@ -19,8 +19,7 @@ from trtops.capabilities import PRECISIONS, features_for_version, unsupported_re
 from trtops.keys.platform import GpuInfo, Platform
 from trtops.onnx_facts import model_has_qdq
 from trtops.plan import match_target
-from trtops.spec import CalibrationSpec, ModelSource
-from trtops.trt.specs import make_engine_spec
+from trtops.spec import CalibrationSpec, ModelSource, make_engine_spec
 
 RELEASES = ("8.6.0", "9.2.0", "10.0.1", "10.9.0", "10.13.3.9", "11.0.0")
 CCS = ("7.5", "8.0", "8.6", "8.9", "9.0", "10.0")

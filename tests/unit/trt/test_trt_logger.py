@@ -1,9 +1,7 @@
-"""LogCapture routing and the spec helper (the no-heavy-imports rule lives in tests/unit/test_imports.py)."""
-
+"""LogCapture routing (the no-heavy-imports rule lives in tests/unit/test_imports.py)."""
 
 from trtops.trt import logger as trt_logger
 from trtops.trt.logger import LogCapture
-from trtops.trt.specs import make_engine_spec, profile
 
 
 def test_capture_routes_and_echoes():
@@ -53,16 +51,3 @@ def test_line_limit():
         for i in range(10):
             trt_logger._dispatch(3, f"m{i}")
     assert capture.text.count("\n") == 3 and "m9" in capture.text and "m6" not in capture.text
-
-
-def test_make_engine_spec_normalizes(tmp_path):
-    spec = make_engine_spec(
-        tmp_path / "m.onnx",
-        "fp16",
-        profiles=[profile(b=([1], [2], [3]), a=([1, 2], [1, 2], [1, 2]))],
-        tactic_sources=["jit_convolutions", "cudnn"],
-    )
-    assert [r.name for r in spec.build.profiles[0]] == ["a", "b"]
-    assert spec.build.tactic_sources == ("cudnn", "jit_convolutions")
-    assert spec.id == "direct/m/fp16/local"
-    assert spec.source.path == str(tmp_path / "m.onnx")
