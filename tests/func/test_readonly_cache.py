@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,12 @@ BIND_READ_ONLY = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
 
 
 def _how_to_make_read_only() -> str | None:
-    if shutil.which("unshare") and subprocess.run(
-            ["unshare", "-rm", "sh", "-c", "mount --bind -o ro / / 2>/dev/null || mount -t tmpfs none /mnt"],
-            capture_output=True, check=False).returncode == 0:
-        return "bind"
+    if shutil.which("unshare"):
+        with tempfile.TemporaryDirectory() as probe:  # a bind mount that really refuses writes
+            proof = 'mount --bind -o ro "$1" "$1" && ! touch "$1/x" 2>/dev/null'
+            if subprocess.run(["unshare", "-rm", "sh", "-c", proof, "sh", probe],
+                              capture_output=True, check=False).returncode == 0:
+                return "bind"
     if os.geteuid() != 0:
         return "chmod"
     return None
