@@ -67,6 +67,7 @@ SLOW_TESTS = (
     "security/test_integrity.py::test_the_emitted_loader_checks_sha256_before_touching_tensorrt",
     "security/test_untrusted_data.py::test_data_swapped_for_a_pickle_after_planning_is_refused_at_check_time",
     "unit/cache/test_local_store.py::TestLocalStoreContract::test_concurrent_put_from_processes_leaves_one_valid_entry",
+    "unit/cache/test_local_store.py::TestLocalStoreWithEnginesOnAnotherFilesystem::test_concurrent_put_from_processes_leaves_one_valid_entry",
     "unit/examples/test_examples_manifests.py::test_full_check_of_the_seed_scenarios",
     "unit/examples/test_examples_models.py::test_resnet50_smoke_at_batch_1",
     "unit/manifest/test_manifest_invalid.py::test_invalid_manifest[deep-nesting]",

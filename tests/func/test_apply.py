@@ -134,7 +134,17 @@ def test_apply_without_tensorrt_is_an_environment_error(project):
     if "tensorrt" in sys.modules or _has_tensorrt():
         pytest.skip("TensorRT is installed here")
     assert result.returncode == 5, result.stdout + result.stderr
-    assert "TensorRT" in (result.stdout + result.stderr)
+    # One upfront error: no cascade of "not attempted" lines, no message said twice.
+    assert result.stderr.count("error:") == 1, result.stderr
+    assert "TensorRT is not installed here" in result.stderr
+    assert "not attempted" not in result.stdout + result.stderr
+    assert "not installed here) (" not in result.stdout + result.stderr
+    # verify too: one error, exit 5 (docs/exit-codes.md), not a table of skipped engines
+    verify = subprocess.run([sys.executable, "-m", "trtops", "verify"], cwd=project, env=environ,
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 5, verify.stdout + verify.stderr
+    assert verify.stderr.count("error:") == 1 and "cannot check the" in verify.stderr
+    assert "skipped" not in verify.stdout
 
 
 def _has_tensorrt() -> bool:

@@ -75,11 +75,12 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
     from trtops.commands.args import cache_url
+    from trtops.errors import EnvironmentMissing
     from trtops.executors import make_executor
     from trtops.ops.apply import ApplyOptions, apply_plan
     from trtops.ops.plan import executor_platform, plan_or_load, restrict_targets
     from trtops.ops.toolchain import default_toolchain
-    from trtops.report import check_report_path, render_result
+    from trtops.report import check_report_path, render_result, report_refusal
 
     check_report_path(args.junit)
     if args.lock and not args.remote:
@@ -108,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
             where = f" ({executor.describe()})" if executor.parallel else ""
             print(f"apply: {len(plan.unique_builds())} engine(s) to build on "
                   f"{platform.describe()}{where}", file=sys.stderr)
-        result = apply_plan(plan, store, toolchain=toolchain, options=options)
+        try:
+            result = apply_plan(plan, store, toolchain=toolchain, options=options)
+        except EnvironmentMissing as exc:
+            report_refusal(exc, args)
+            raise
     finally:
         executor.close()
     return render_result(result, args)

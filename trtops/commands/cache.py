@@ -48,6 +48,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
     from trtops.commands.args import cache_url
     from trtops.ops.cache_verify import verify_cache
+    from trtops.textsafe import terminal_safe
 
     store = open_store(cache_url(args), write_for="cache verify --delete" if args.delete else None)
     found = verify_cache(store, jobs=args.jobs, delete=args.delete)
@@ -58,7 +59,7 @@ def run_verify(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for item in corrupt:
-            print(f"corrupt {item['key']}: {item['problem']}")
+            print(terminal_safe(f"corrupt {item['key']}: {item['problem']}", limit=None))
         for key in partial:
             print(f"partial {key}: no meta.json (an interrupted write)")
         checked = found.checked

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.names import format_bytes
     from trtops.ops.pull import pull, target_platform
     from trtops.plan import load_specs
+    from trtops.textsafe import terminal_safe
 
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
@@ -87,14 +88,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             for row in rows:
                 what = "pull" if row["action"] == "pull" else f"skip ({row['reason']})"
-                print(f"{what}: {row['spec_id']} ({row['key'][:12]})")
+                print(terminal_safe(f"{what}: {row['spec_id']} ({row['key'][:12]})", limit=None))
             for spec_id in missing:
-                print(f"missing: {spec_id}: no runnable accepted engine on the remote")
+                print(terminal_safe(f"missing: {spec_id}: no runnable accepted engine on the remote", limit=None))
         return 0
 
     outcomes, failed, fetched = result.outcomes, result.failed, result.fetched
     for skipped in result.emit_skipped:
-        print(f"warning: no loader for {skipped['engine']}: {skipped['reason']}",
+        print(terminal_safe(f"warning: no loader for {skipped['engine']}: {skipped['reason']}", limit=None),
               file=sys.stderr)
     if args.json:
         print(json.dumps({
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             "emit_skipped": result.emit_skipped,
         }, indent=2))
     for spec_id in missing:
-        print(f"missing: {spec_id}: no runnable accepted engine on the remote", file=sys.stderr)
+        print(terminal_safe(f"missing: {spec_id}: no runnable accepted engine on the remote", limit=None), file=sys.stderr)
     print(f"pulled {len(fetched)} entries ({format_bytes(sum(o.size for o in fetched))}); "
           f"{len(outcomes) - len(fetched) - len(failed)} already present, "
           f"{len(selection.skipped)} not runnable here or not preferred"

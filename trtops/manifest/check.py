@@ -21,6 +21,7 @@ from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource
 from trtops.onnx_facts import Dim, GraphError, GraphInfo, read_graph
 from trtops.suggest import did_you_mean
+from trtops.textsafe import name_list
 
 ALLOW_OUTSIDE_ENV = "TRTOPS_ALLOW_OUTSIDE_SOURCES"
 
@@ -101,7 +102,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
             if name not in graph.inputs:
                 problems.append(_problem(
                     lm, where, f"the model has no input {name!r}{did_you_mean(name, names)}",
-                    f"inputs of the model: {', '.join(names) or 'none'}"))
+                    f"inputs of the model: {name_list(names)}"))
                 continue
             dims = graph.inputs[name]
             if dims is None:
@@ -128,7 +129,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
     covered = set(model.profiles[0]) if model.profiles else set()
     missing = [name for name in sorted(dynamic) if name not in covered]
     if missing:
-        shapes = ", ".join(f"{n!r} {_show(dynamic[n])}" for n in missing)
+        shapes = name_list(f"{n!r} {_show(dynamic[n])}" for n in missing)
         if model.profiles:
             problems.append(_problem(
                 lm, at + ("profiles",),
@@ -157,7 +158,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
             problems.append(_problem(
                 lm, at + ("accuracy", "inputs", "ranges", name),
                 f"the model has no input {name!r}{did_you_mean(name, names)}",
-                f"inputs of the model: {', '.join(names) or 'none'}"))
+                f"inputs of the model: {name_list(names)}"))
     outputs = list(graph.outputs)
     for precision, tolerance in model.accuracy.tolerances.items():
         for name in tolerance.outputs:
@@ -165,7 +166,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
                 problems.append(_problem(
                     lm, at + ("accuracy", "tolerances", precision, "outputs", name),
                     f"the model has no output {name!r}{did_you_mean(name, outputs)}",
-                    f"outputs of the model: {', '.join(outputs) or 'none'}"))
+                    f"outputs of the model: {name_list(outputs)}"))
     return problems
 
 
@@ -294,8 +295,8 @@ def _check_data(lm: LoadedManifest, where: tuple[Any, ...], relative: str, what:
         missing = sorted(set(graph.inputs) - names)
         if missing:
             return [_problem(
-                lm, where, f"{what} {relative!r} has no array for input(s) {', '.join(missing)}",
-                f"name one array per model input: {', '.join(sorted(graph.inputs))}", value=True)]
+                lm, where, f"{what} {relative!r} has no array for input(s) {name_list(missing)}",
+                f"name one array per model input: {name_list(sorted(graph.inputs))}", value=True)]
     return []
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import keyword
 import re
-from fractions import Fraction
 from typing import Annotated, Any, Literal, NoReturn, Union
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -29,7 +28,13 @@ from pydantic_core import PydanticCustomError
 
 from trtops.capabilities import PRECISION_NAMES
 from trtops.emit.registry import LOADER_NAMES
-from trtops.names import IDENTIFIER_RE, SHA256_RE
+from trtops.names import (
+    SHA256_RE,
+    SIZE_PATTERN,
+    identifier_problem,
+    parse_byte_size,
+    suggest_identifier,
+)
 
 # Error type of problems raised with :func:`fail`; ``ctx["at"]`` is the path of the offending
 # value relative to the validated field/model, so that load.py can point at its exact line.
@@ -53,18 +58,11 @@ TimingCachePolicy = Literal["shared", "read_only", "off"]
 CalibrationAlgorithm = Literal["entropy", "minmax"]
 ReferenceRuntime = Literal["onnxruntime"]
 
-_UNITS = {
-    "": 1, "b": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
-
 MAX_BYTE_SIZE = 2**50  # 1 PiB: far beyond any GPU; bigger is a typo
 
 
-def _checked_size(size: int) -> int:
+def _byte_size(value: Any) -> int:
+    size = parse_byte_size(value)  # the one size grammar (trtops.names)
     if size <= 0:
         raise ValueError("size must be positive")
     if size > MAX_BYTE_SIZE:
@@ -72,30 +70,13 @@ def _checked_size(size: int) -> int:
     return size
 
 
-def parse_byte_size(value: Any) -> int:
-    """``"4GiB"`` / ``"64 MiB"`` / ``"1.5GB"`` / ``1048576`` → bytes."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 4GiB or 64MiB, got a boolean")
-    if isinstance(value, int):
-        return _checked_size(value)
-    if isinstance(value, str) and len(value) <= 64:
-        match = _SIZE_RE.match(value)
-        if match:
-            number, unit = match.groups()
-            factor = _UNITS.get(unit.lower())
-            if factor is not None:
-                # Fraction, not float: exact, and no overflow on absurdly long numbers.
-                return _checked_size(int(Fraction(number) * factor))
-    raise ValueError(f"expected a size such as 4GiB, 512MiB or a number of bytes, got {value!r}")
-
-
 ByteSize = Annotated[
     int,
-    BeforeValidator(parse_byte_size),
+    BeforeValidator(_byte_size),
     WithJsonSchema({
         "anyOf": [
             {"type": "integer", "minimum": 1},
-            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?[bB]|[bB])?\s*$"},
+            {"type": "string", "pattern": rf"^{SIZE_PATTERN}$"},
         ],
         "examples": ["4GiB", "512MiB", 1073741824],
     }),
@@ -105,14 +86,17 @@ ByteSize = Annotated[
 def _check_identifier(value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    if not IDENTIFIER_RE.match(value):
+    problem = identifier_problem(value)
+    if problem is not None:
         # Shortened: a hostile manifest must not turn its error into megabytes of output.
         shown = (repr(value) if len(value) <= 80
                  else repr(value[:60]) + f"... ({len(value)} characters)")
-        raise ValueError(
-            f"{shown} is not a safe name: use letters, digits and '_', starting with a "
-            "letter or '_', at most 64 characters"
-        )
+        message = (f"{shown} is not a safe name: it {problem}; names use letters, digits "
+                   "and '_', start with a letter or '_', and have at most 64 characters")
+        suggestion = suggest_identifier(value)
+        if suggestion:
+            message += f"; did you mean {suggestion!r}?"
+        raise ValueError(message)
     if keyword.iskeyword(value):
         raise ValueError(f"{value!r} is a Python keyword; names become identifiers in "
                          "generated loaders, pick another")
@@ -169,10 +153,11 @@ class Target(StrictModel):
         "('NVIDIA H100*'). 'any' means the GPU that `trtops apply` runs on.",
     )
     compute_capability: Annotated[
-        str, WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d{1,2}\.\d$"})
+        str, WithJsonSchema({"type": "string", "pattern": r"^\d{1,2}\.\d$"})
     ] | None = Field(
         default=None,
-        description="Compute capability 'major.minor' such as '8.9' or '9.0'.",
+        description="Compute capability 'major.minor' such as '8.9' or '9.0', quoted: "
+        "YAML reads an unquoted 8.10 as the number 8.1.",
     )
     tensorrt: str = Field(
         default="",
@@ -193,8 +178,8 @@ class Target(StrictModel):
     @field_validator("compute_capability", mode="before")
     @classmethod
     def _cc(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
+        # Numbers are refused by the str type (with a hint to quote what was written):
+        # converting them would read `8.10` as '8.1'.
         if isinstance(value, str) and not re.fullmatch(r"\d{1,2}\.\d", value.strip()):
             raise ValueError(f"expected 'major.minor' such as '8.9', got {value!r}")
         return value.strip() if isinstance(value, str) else value
@@ -596,8 +581,14 @@ class ModelSpec(BuildOptions):
     # trtops.manifest.check.
 
 
+#: Top-level keys with this prefix are ignored: a place for YAML anchors (as in docker compose).
+EXTENSION_PREFIX = "x-"
+
+
 class Manifest(StrictModel):
-    """A trtops manifest (schema version 1)."""
+    """A trtops manifest (schema version 1). Top-level ``x-`` keys are ignored (for anchors)."""
+
+    model_config = ConfigDict(json_schema_extra={"patternProperties": {f"^{EXTENSION_PREFIX}": {}}})
 
     version: Literal[1] = Field(description="Schema version; must be 1.")
     defaults: BuildOptions = Field(

@@ -39,6 +39,7 @@ from trtops.cache.store import (
 )
 from trtops.errors import (
     CacheError,
+    EnvironmentMissing,
     RemoteError,
     TrtopsError,
 )
@@ -113,6 +114,7 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
     from trtops import console
 
     started = time.monotonic()
+    check_runtime(plan)
     options = options or ApplyOptions()
     toolchain = toolchain or default_toolchain()
     make_progress = progress_factory or console.progress
@@ -163,11 +165,6 @@ def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
     from trtops.cache.entries import ensure_ref, record_ref
 
     if action.kind == "skip":
-        missing = _missing_runtime(ctx.plan.platform)
-        if missing:
-            # Nothing can be built on this machine at all: that is an environment
-            # problem (exit 5), not a target meant for another CI job.
-            return action_outcome(action, "environment", f"{action.reason} ({missing})")
         return action_outcome(action, "skipped", action.reason)
     if action.kind == "rejected":
         return action_outcome(action, "rejected", action.reason,
@@ -232,12 +229,15 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
         outcome = action_outcome(action, failure_status(exc), failure_text(exc),
                            details=getattr(exc, "details", "") or "")
     except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
+        vanished = _vanished_cache(ctx.store, exc)
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
             # A full disk while building (the toolchain's own writes) is no bug in trtops.
             from trtops.cache.local import write_error
 
             error = write_error(exc, f"the build files of {action.id}")
             outcome = action_outcome(action, failure_status(error), failure_text(error))
+        elif vanished is not None:
+            outcome = action_outcome(action, failure_status(vanished), failure_text(vanished))
         else:
             outcome = action_outcome(action, "error", f"{type(exc).__name__}: {exc}",
                                details=traceback.format_exc())
@@ -247,6 +247,17 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
     outcome.seconds = time.monotonic() - started
     progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
     return outcome
+
+
+def _vanished_cache(store: Any, exc: BaseException) -> CacheError | None:
+    """The error to report when ``exc`` is a file gone because the local cache folder was
+    removed while apply ran (``rm -rf cache``, a cleanup job): the user's doing, not a bug."""
+    root = getattr(store, "root", None)
+    if not isinstance(exc, FileNotFoundError) or root is None or Path(root).is_dir():
+        return None
+    return CacheError(f"the cache {root} was removed while apply was running",
+                      hint="nothing half-written was kept; run `trtops apply` again (it "
+                      "rebuilds what is missing), and keep cleanup jobs away from a running apply")
 
 
 def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
@@ -262,12 +273,39 @@ def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
                     accuracy=_accuracy_summary(ctx.store, action.key.key))
 
 
-def _missing_runtime(platform: Any) -> str | None:
+def check_runtime(plan: Plan, doing: str = "build") -> None:
+    """Refuse, once and before any work, a plan with engines to build (or check: ``doing``)
+    on a machine that cannot run TensorRT (none installed, no GPU): an environment problem
+    (exit 5), not one failure per engine. ``apply`` and ``verify`` ask it first.
+
+    Raises:
+        EnvironmentMissing: TensorRT or a GPU is missing and the plan has engines to build
+            here (pending, or skipped since nothing can build here). Its ``result`` holds
+            one outcome per engine (those that needed TensorRT: ``environment``) for the
+            reports scripts and CI read (``--json``, ``--junit``).
+    """
+    platform = plan.platform
     if not getattr(platform, "tensorrt", None):
-        return "TensorRT is not installed here: pip install 'trtops[trt]'"
-    if not getattr(platform, "gpus", None):
-        return "no NVIDIA GPU is visible here"
-    return None
+        missing = "TensorRT is not installed here"
+        hint = "pip install 'trtops[trt]' (TensorRT needs an NVIDIA GPU and driver)"
+    elif not getattr(platform, "gpus", None):
+        missing = "no NVIDIA GPU is visible here"
+        hint = "run apply on a machine with a GPU (`trtops info` shows what this one has)"
+    else:
+        return
+    needed = [a for a in plan.actions
+              if a.pending or a.kind == "skip" or (doing != "build" and a.key is not None)]
+    if needed:
+        count = len({a.key.key if a.key else a.id for a in needed})
+        error = EnvironmentMissing(
+            f"{missing}: cannot {doing} the {count} engine{'s' if count != 1 else ''} of this plan",
+            hint=f"{hint}; `trtops plan` shows what apply would build, and engines built "
+            "elsewhere can be fetched with `trtops pull`")
+        ids = {a.id for a in needed}
+        error.result = RunResult("apply" if doing == "build" else "verify", [  # type: ignore[attr-defined]
+            action_outcome(a, "environment", missing) if a.id in ids
+            else action_outcome(a, "skipped", a.reason) for a in plan.actions])
+        raise error
 
 
 def _acquire_lease(ctx: _Context, action: Action) -> Any:
@@ -370,7 +408,13 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
                 _push_timing(ctx, tensorrt, signature)
             else:
                 ctx.ledger.touch(tensorrt, signature)  # pushed once, after the last build
-    message = action.reason if put.created else f"{action.reason} (an identical engine was already cached)"
+    # DETAILS of a built engine say how it turned out (the accuracy verdict); why it was
+    # built ("not built yet") is the plan's story, kept only for rebuilds ("model changed").
+    message = built.accuracy_summary or "accuracy not checked"
+    if action.kind != "build":
+        message = f"{action.reason}; {message}"
+    if not put.created:
+        message += " (an identical engine was already cached)"
     return action_outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
 
 
@@ -428,9 +472,7 @@ def _save_log(ctx: _Context, spec_id: str, text: str) -> None:
 
 def _fails_unbuilt(ctx: _Context, action: Action) -> bool:
     """True when ``action``'s outcome is a failure that needs no build (see _run_action)."""
-    if action.kind == "rejected":
-        return True
-    return action.kind == "skip" and _missing_runtime(ctx.plan.platform) is not None
+    return action.kind == "rejected"
 
 
 def _local_executor(toolchain: Toolchain) -> Any:

@@ -23,7 +23,7 @@ from trtops.cache.entries import (
     state_of_accuracy,
 )
 from trtops.cache.store import ACCURACY_FILE
-from trtops.cache.transfer import push_entry, push_timing_cache
+from trtops.cache.transfer import check_remote, push_entry, push_timing_cache
 from trtops.errors import CacheError, InputError, RemoteError
 from trtops.names import SHA256_RE, format_bytes
 from trtops.ops.progress import TransferProgress
@@ -147,6 +147,7 @@ def plan_push(local: Any, remote: Any, keys: list[str] | None) -> list[dict[str,
     Returns:
         Rows ``{"key", "spec_id", "action"}``.
     """
+    check_remote(remote)
     rows = []
     for key in keys if keys is not None else list(local.list_keys()):
         meta = local.read_meta(key) or {}
@@ -198,6 +199,7 @@ def push(local: Any, remote: Any, keys: list[str] | None = None, *, jobs: int = 
     Returns:
         A :class:`PushResult`.
     """
+    check_remote(remote)
     result = PushResult(push_entries(local, remote, keys, jobs=jobs, progress=progress))
     if timing_caches and keys is None:
         for tensorrt, signature in list_timing_caches(local):

@@ -24,23 +24,6 @@ from trtops.outcome import (
 from trtops.plan import Action, Plan
 
 
-def check_runtime(platform: Any) -> None:
-    """Verifying runs engines: without TensorRT or a GPU here there is nothing it can do, and
-    "every engine skipped" would read as a pass. docs/exit-codes.md: exit 5.
-
-    Raises:
-        EnvironmentMissing: when TensorRT or a GPU is missing.
-    """
-    from trtops.errors import EnvironmentMissing
-    from trtops.ops.apply import _missing_runtime
-
-    missing = _missing_runtime(platform)
-    if missing:
-        raise EnvironmentMissing(f"verify runs the cached engines, but {missing}",
-                                 hint="run `trtops verify` on a machine with TensorRT and the "
-                                 "GPU the engines were built for")
-
-
 def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
     """Re-verify every cached engine of a plan (reuse and rejected actions).
 
@@ -54,8 +37,10 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
         skipped (not in the cache or not runnable here).
     """
     from trtops import console
+    from trtops.ops.apply import check_runtime
 
     started = time.monotonic()
+    check_runtime(plan, "check")
     result = RunResult("verify")
     cached = [a for a in plan.actions if a.kind in ("reuse", "rejected")]
     done: dict[str, EngineOutcome] = {}

@@ -144,7 +144,8 @@ def test_url_source_lives_in_the_cache(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("left, right", [
     ("workspace: 64MiB", "workspace: 67108864"),
-    ("workspace: 64MiB", "workspace: 64 mib"),
+    ("workspace: 64MiB", "workspace: 64 MiB"),
+    ("workspace: 1536MiB", "workspace: 1.5GiB"),
     ("workspace: 1GB", "workspace: 1000000000"),
     ("tactic_sources: [cudnn, cublas]", "tactic_sources: [cublas, cudnn]"),
     ("loaders: [python, triton]", "loaders: [triton, python]"),
