@@ -104,6 +104,7 @@ CASES: dict[str, tuple[int, list[str], dict[str, str], object]] = {
     "info-1": (1, ["info", "--platform", "missing.json"], {}, None),
     "emit-0": (0, ["emit", "m.yaml", "--dest", "out"], {}, _built),
     "emit-1": (1, ["emit", "m.yaml", "--dest", "out"], {}, None),  # nothing built yet
+    "emit-4": (4, ["emit", "m.yaml", "--dest", "out"], {}, _rejected),  # never emitted
     "push-0": (0, ["push", "--remote", "remote"], {}, _built),
     "push-1": (1, ["push"], {}, _built),  # no remote given
     "pull-0": (0, ["pull", "m.yaml", "--remote", "remote", "--cache", "node", *DOUBLE], {}, _pushed),
