@@ -29,6 +29,7 @@ COMMANDS = (
     "emit",
     "push",
     "pull",
+    "lock",
     "gc",
     "cache",
 )

@@ -110,9 +110,14 @@ class EnvironmentMissing(TrtopsError):
 
 
 class BuildError(TrtopsError):
-    """A TensorRT build failed."""
+    """A TensorRT build failed. ``cause`` names why, where known (a key of
+    ``trtops.trt.failure_causes.CAUSES``: ``shapes``, ``unsupported_node``, ...)."""
 
     exit_code = ExitCode.BUILD_FAILED
+
+    def __init__(self, message: str, hint: str | None = None, cause: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.cause = cause
 
 
 class AccuracyError(TrtopsError):

@@ -203,3 +203,20 @@ def _size_guess(value: object) -> str | None:
 def format_rate(bytes_per_second: float) -> str:
     """Transfer speeds: ``format_bytes`` per second (``412.5 MiB/s``)."""
     return f"{format_bytes(bytes_per_second)}/s"
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*\Z")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration as people write it: ``90s``, ``45m``, ``12h``, ``30d``, ``2w``.
+
+    Raises:
+        InputError: for anything else.
+    """
+    match = _DURATION_RE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise InputError(f"{text!r} is not a duration",
+                         hint="a number and a unit: 90s, 45m, 12h, 30d or 2w")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]

@@ -113,6 +113,8 @@ class ModelSource:
     path: str  # absolute path of the ONNX file (for url sources: where it is/will be cached)
     url: str | None = None
     sha256: str | None = None
+    allow_http: bool = False  # url sources: plain http allowed
+    max_size: int | None = None  # url sources: download cap in bytes (None: trtops.sources' default)
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,8 @@ def make_engine_spec(
     manifest_name: str = "direct",
     url: str | None = None,
     sha256: str | None = None,
+    allow_http: bool = False,
+    max_size: int | None = None,
     accuracy: AccuracySpec | None = None,
     loaders: Sequence[str] = (),
     line: int | None = None,
@@ -239,6 +243,8 @@ def make_engine_spec(
         manifest_name: manifest stem (namespaces refs in the cache).
         url: where a url source is downloaded from.
         sha256: the url source's declared digest.
+        allow_http: the url source may be plain http.
+        max_size: the url source's download cap in bytes (None: :mod:`trtops.sources`' default).
         accuracy: the accuracy check (default: on, ONNX Runtime, :data:`DIRECT_TOLERANCE`).
         loaders: loader names to emit.
         line: the model's line in its manifest.
@@ -270,7 +276,7 @@ def make_engine_spec(
         model=model,
         precision=precision,
         target=target_spec,
-        source=ModelSource(path=path, url=url, sha256=sha256),
+        source=ModelSource(path=path, url=url, sha256=sha256, allow_http=allow_http, max_size=max_size),
         build=build,
         accuracy=accuracy,
         loaders=tuple(sorted(loaders)),

@@ -110,6 +110,8 @@ CASES: dict[str, tuple[int, list[str], dict[str, str], object]] = {
     "pull-0": (0, ["pull", "m.yaml", "--remote", "remote", "--cache", "node", *DOUBLE], {}, _pushed),
     "pull-1": (1, ["pull", "m.yaml", "--remote", "remote", "--cache", "node", *DOUBLE], {}, None),
     "pull-5": (5, ["pull", "m.yaml", "--remote", "remote", "--cache", "node"], {}, _pushed),
+    "lock-0": (0, ["lock", "m.yaml"], {}, _built),
+    "lock-1": (1, ["lock", "m.yaml"], {}, None),  # nothing built, no platform named
     "gc-0": (0, ["gc", "m.yaml", *DOUBLE], {}, _built),
     "gc-1": (1, ["gc", "m.yaml", *DOUBLE], {}, _bad_manifest),
     "cache-0": (0, ["cache", "verify"], {}, _built),

@@ -308,6 +308,45 @@ def ensure_ref(store: EntryStore, spec_id: str, engine_key: Any) -> bool:
     return True
 
 
+def ref_keys(record: Any) -> set[str]:
+    """The keys a ref record keeps from ``trtops gc``: its key, and the other entries of the
+    same engine that ``pull --all`` fetched (``also``)."""
+    if not isinstance(record, Mapping):
+        return set()
+    keys = {record.get("key")} | set(record.get("also") or ())
+    return {k for k in keys if is_sha256(k)}
+
+
+def record_pull_ref(store: EntryStore, spec_id: str, key: str, meta: Mapping[str, Any],
+                    also: list[str] | tuple[str, ...] = ()) -> bool:
+    """Point a logical engine's ref at the entry a pull fetched (or found present), so that
+    ``gc`` keeps it and ``status``/``emit`` see it; unchanged refs are not rewritten.
+
+    Args:
+        store: The local store.
+        spec_id: ``manifest/model/precision/target``.
+        key: The pulled entry's key.
+        meta: Its meta.json (components, model).
+        also: Further keys of this engine the pull fetched (``pull --all``).
+
+    Returns:
+        True when the ref was written.
+    """
+    record = layout.make_ref_record(key=key, spec_id=spec_id,
+                                    components=dict(meta.get("components") or {}),
+                                    model=meta.get("model") or {})
+    if also:
+        record["also"] = sorted(set(also) - {record["key"]})
+    try:
+        current = store.read_ref(spec_id)
+    except CacheError:
+        current = None  # a damaged ref is simply replaced
+    if current and all(current.get(k) == record.get(k) for k in ("key", "components", "also")):
+        return False
+    store.write_ref(spec_id, record)
+    return True
+
+
 def file_digest(source: Path | bytes | bytearray | memoryview) -> tuple[str, int]:
     """(sha256, size) of a path or bytes."""
     if isinstance(source, (bytes, bytearray, memoryview)):

@@ -27,7 +27,8 @@ copied to S3 with ``aws s3 sync`` is a valid remote cache and vice versa::
 
 A ref record::
 
-    {"key": ..., "spec_id": ..., "components": {...}, "model": {...}, "updated_at": ...}
+    {"key": ..., "spec_id": ..., "components": {...}, "model": {...}, "updated_at": ...,
+     "also": [keys]}     (``also``: other entries of the engine that ``pull --all`` fetched)
 """
 
 from __future__ import annotations

@@ -9,7 +9,12 @@ import json
 import sys
 from typing import Any
 
-from trtops.commands.args import add_jobs_argument, add_remote_argument, remote_url
+from trtops.commands.args import (
+    add_jobs_argument,
+    add_lockfile_argument,
+    add_remote_argument,
+    remote_url,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -44,6 +49,12 @@ def register(subparsers: Any) -> None:
                        help="use the machine described in FILE (`trtops info --json -o FILE`)")
     parser.add_argument("--all", dest="every", action="store_true",
                         help="pull every runnable accepted entry, not one per engine")
+    parser.add_argument("--locked", action="store_true",
+                        help="pull exactly the engines the lock (trtops.lock beside the "
+                        "manifests, or --lockfile) names for this platform, each checked "
+                        "against the lock's sha256; exit 1 when the lock does not cover "
+                        "this platform")
+    add_lockfile_argument(parser)
     add_jobs_argument(parser)
     parser.add_argument("--fsync", action="store_true",
                         help="flush every pulled file to disk before its entry becomes visible "
@@ -75,9 +86,25 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("the manifests define no engines", hint="check the paths given")
     local = open_store(cache_url(args), write_for=None if args.dry_run else "pull")
     remote = open_store(remote_url(args))
-    print(f"pulling for {platform.describe()} from {remote.url}", file=sys.stderr)
-    result = pull(remote, local, platform, specs=specs, every=args.every, jobs=args.jobs,
-                  fsync=args.fsync, dry_run=args.dry_run, dest=args.dest, loaders=args.loaders)
+    if args.locked:
+        from trtops.commands.args import manifest_paths
+        from trtops.lockfile import lock_path_for, read_lock
+        from trtops.ops.lock import pull_locked
+
+        if args.every:
+            raise InputError("--locked and --all exclude each other",
+                             hint="the lock names one engine per engine id and platform")
+        lock = read_lock(lock_path_for(manifest_paths(args), args.lockfile))
+        print(f"pulling the engines of {lock.path} for {platform.describe()} from {remote.url}",
+              file=sys.stderr)
+        result = pull_locked(remote, local, platform, lock, specs=specs, jobs=args.jobs,
+                             fsync=args.fsync, dry_run=args.dry_run, dest=args.dest,
+                             loaders=args.loaders)
+    else:
+        print(f"pulling for {platform.describe()} from {remote.url}", file=sys.stderr)
+        result = pull(remote, local, platform, specs=specs, every=args.every, jobs=args.jobs,
+                      fsync=args.fsync, dry_run=args.dry_run, dest=args.dest,
+                      loaders=args.loaders)
     selection, missing = result.selection, result.missing
 
     if args.dry_run:

@@ -335,12 +335,12 @@ def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_mode
                 "the path is relative to the manifest file", value=True))
             model_path = None
     elif isinstance(source, UrlSource):
-        from trtops.manifest.expand import url_source_path
+        from trtops.sources import cached_source
 
         where = at + ("source", "url")
-        cached = url_source_path(cache_dir, source.sha256)
-        # Not downloaded yet: nothing to check (validation must not touch the network).
-        model_path = cached if cached.is_file() else None
+        # Not downloaded yet, or a file there that is not the declared one (apply replaces
+        # it): nothing to check, and validation must not touch the network.
+        model_path = cached_source(source, cache_dir) if check_models else None
     if check_models and model_path is not None:
         try:
             graph = read_graph(model_path)

@@ -24,6 +24,7 @@ from trtops.manifest.models import (
     Target,
     Tolerance,
 )
+from trtops.sources import url_source_path
 from trtops.spec import (
     BUILD_DEFAULTS,
     AccuracySpec,
@@ -42,11 +43,6 @@ DEFAULT_TOLERANCES: dict[str, ToleranceSpec] = {
 }
 
 DEFAULT_CACHE_DIR = Path("cache")
-
-
-def url_source_path(cache_dir: str | os.PathLike[str], sha256: str) -> Path:
-    """Where a url source with this digest lives once downloaded: ``<cache>/sources/<sha>.onnx``."""
-    return Path(cache_dir) / "sources" / f"{sha256}.onnx"
 
 
 def _absolute(path: Path) -> str:
@@ -171,6 +167,8 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
                 manifest_name=lm.name,
                 url=url,
                 sha256=sha256,
+                allow_http=model.source.allow_http if url else False,
+                max_size=model.source.max_size if url else None,
                 accuracy=accuracy_spec,
                 loaders=model.loaders,
                 line=line,

@@ -35,6 +35,7 @@ from trtops.names import (
     parse_byte_size,
     suggest_identifier,
 )
+from trtops.sources import DEFAULT_MAX_SIZE as DEFAULT_SOURCE_MAX_SIZE
 
 # Error type of problems raised with :func:`fail`; ``ctx["at"]`` is the path of the offending
 # value relative to the validated field/model, so that load.py can point at its exact line.
@@ -277,8 +278,12 @@ def _fail_duplicates(values: list[Any]) -> None:
 class UrlSource(StrictModel):
     """A model downloaded once into the cache and checked against its sha256."""
 
-    url: str = Field(description="http(s) URL of the ONNX file.")
-    sha256: str = Field(description="Expected sha256 of the file (64 lowercase hex digits).")
+    url: str = Field(description="https URL of the ONNX file (http only with allow_http: true).")
+    sha256: str = Field(description="Expected sha256 of the file (64 lowercase hex digits); the "
+                        "download is checked against it before it is used.")
+    allow_http: bool = Field(False, description="Allow a plain http URL (and redirects to http).")
+    max_size: ByteSize = Field(DEFAULT_SOURCE_MAX_SIZE, description="Largest file the download accepts "
+                               "(default 2GiB); a bigger one is refused and nothing is kept.")
 
     @field_validator("url")
     @classmethod
@@ -295,6 +300,12 @@ class UrlSource(StrictModel):
             if not SHA256_RE.match(value):
                 raise ValueError("expected 64 hexadecimal digits")
         return value
+
+    @model_validator(mode="after")
+    def _scheme(self) -> "UrlSource":
+        if self.url.startswith("http://") and not self.allow_http:
+            raise ValueError("a plain http URL needs allow_http: true (use https where the server offers it)")
+        return self
 
 
 class PathSource(StrictModel):

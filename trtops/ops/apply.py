@@ -77,6 +77,9 @@ class ApplyOptions:
     # other). Parallel ones (--gpus, --executor ray): their workers build, this process
     # publishes. The caller owns it (and closes it).
     executor: Any = None
+    # The lock to record what this run built, reused or fetched in (an existing
+    # trtops.lock directory; None: leave any lock alone).
+    lock_path: Path | None = None
 
 
 @dataclass
@@ -119,6 +122,7 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
     toolchain = toolchain or default_toolchain()
     make_progress = progress_factory or console.progress
     result = RunResult("apply")
+    _fetch_sources(plan, store)
     with make_progress(len(plan.unique_builds()), "apply") as progress:
         ctx = _Context(plan, store, toolchain, options, progress)
         _run_builds(ctx, options.executor or _local_executor(toolchain))
@@ -145,8 +149,30 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
                 ctx.stop = True
     if options.emit_dest is not None:
         _emit(ctx, result)
+    if options.lock_path is not None:
+        from trtops.ops.lock import record_applied
+
+        record_applied(options.lock_path, plan, result, store)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _fetch_sources(plan: Plan, store: Any) -> None:
+    """Download (or verify) the url sources the pending builds need, once each, before
+    anything is built: an offline machine (exit 5) or a wrong sha256 (exit 1) stops the run
+    with its own exit code, and no build ever reads a file that is not the declared one."""
+    needed = {a.spec.source.sha256: a.spec for a in plan.pending if a.spec.source.url}
+    if not needed:
+        return
+    from trtops.plan.assemble import memo_for, save_memo
+    from trtops.sources import ensure_source
+
+    memo = memo_for(store)
+    try:
+        for spec in needed.values():
+            ensure_source(spec, getattr(store, "root", "cache"), memo=memo)
+    finally:
+        save_memo(memo)
 
 
 # --------------------------------------------------------------------------- one action

@@ -441,9 +441,38 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
                         sorted(set(spec_by_id) - {c.spec_id for c in selection.selected}))
     if dry_run:
         return result
-    result.outcomes = pull_entries(remote, local, selection.selected, jobs=jobs, fsync=fsync,
-                                   progress=progress)
-    if dest and not result.failed and selection.selected:
-        report = emit_pulled(local, selection.selected, spec_by_id, dest, loaders)
-        result.emitted, result.emit_skipped = report.written, report.skipped
+    fetch_and_emit(remote, local, platform, result, spec_by_id, jobs=jobs, fsync=fsync,
+                    dest=dest, loaders=loaders, progress=progress)
     return result
+
+
+def fetch_and_emit(remote: Any, local: Any, platform: Any, result: PullResult,
+                    spec_by_id: dict[str, Any], *, jobs: int, fsync: bool,
+                    dest: str | Path | None, loaders: str | None,
+                    progress: bool | None) -> None:
+    """Pull the selection, point the refs at what is now local, write loaders."""
+    selected = result.selection.selected
+    result.outcomes = pull_entries(remote, local, selected, jobs=jobs, fsync=fsync,
+                                   progress=progress)
+    record_pull_refs(local, selected, result.outcomes, platform)
+    if dest and not result.failed and selected:
+        report = emit_pulled(local, selected, spec_by_id, dest, loaders)
+        result.emitted, result.emit_skipped = report.written, report.skipped
+
+
+def record_pull_refs(local: Any, candidates: Sequence[Candidate],
+                     outcomes: Sequence[PullOutcome], platform: Any) -> None:
+    """Refs for the entries a pull made local (fetched or already present), so that
+    ``trtops gc`` keeps them: per engine the one this machine prefers, and the others
+    (``pull --all``) listed beside it."""
+    from trtops.cache.entries import record_pull_ref
+
+    local_keys = {o.key for o in outcomes if o.status in ("fetched", "present")}
+    groups: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        if candidate.key in local_keys:
+            groups.setdefault(candidate.spec_id, []).append(candidate)
+    for spec_id, group in sorted(groups.items()):
+        best = min(group, key=lambda c: (preference(c.meta, platform), -c.created_at, c.key))
+        record_pull_ref(local, spec_id, best.key, best.meta,
+                        also=[c.key for c in group if c is not best])
