@@ -266,10 +266,10 @@ def cached_source(source: Any, cache_dir: str | os.PathLike[str]) -> Path | None
 
 
 def _cache_memo(target: Path) -> Any:
-    from trtops.cache.layout import DIGEST_MEMO_FILE
-    from trtops.keys.memo import DigestMemo
+    """The user's digest memo (not the cache's: reading a cache writes nothing to it)."""
+    from trtops.keys.memo import DigestMemo, user_memo_path
 
-    return DigestMemo(target.parent.parent / DIGEST_MEMO_FILE)
+    return DigestMemo(user_memo_path())
 
 
 def _present_and_right(target: Path, source: _Source, memo: Any, *, remove: bool) -> bool:
