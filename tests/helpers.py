@@ -171,3 +171,33 @@ def write_manifest(directory: str | Path, text: str, name: str = "m.yaml") -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return path
+
+
+def verdict_disagreements(detected, release: str) -> list[tuple]:
+    """Combinations where the builder's verdict with ``detected`` features (from an imported
+    tensorrt module, real or fake) differs from the planner's with the features known for
+    ``release``: every precision x compute capability x hardware compatibility x
+    calibration x Q/DQ x strongly typed x tactic sources x version compatibility."""
+    import itertools
+    from dataclasses import replace
+
+    from trtops.capabilities import PRECISIONS, features_for_version, unsupported_reason
+    from trtops.spec import CalibrationSpec, make_engine_spec
+
+    known = features_for_version(release)
+    calibration = CalibrationSpec(data="/data/calib.npz", batch_size=8, algorithm="entropy", max_batches=None)
+    differ = []
+    for precision, hardware, calibrated, qdq, strongly_typed, sources, version_compatible in itertools.product(
+            PRECISIONS, ("none", "ampere_plus", "same_compute_capability"), (False, True), (False, True),
+            (False, True), (None, ("cudnn",), ("jit_convolutions",)), (False, True)):
+        spec = make_engine_spec("/models/m.onnx", precision, hardware_compatibility=hardware,
+                                calibration=calibration if calibrated else None, tactic_sources=sources,
+                                version_compatible=version_compatible)
+        build = replace(spec.build, strongly_typed=strongly_typed)
+        for cc in ("7.5", "8.0", "8.6", "8.9", "9.0", "10.0"):
+            planned = unsupported_reason(build, known, cc, model_has_qdq=qdq)
+            built = unsupported_reason(build, detected, cc, model_has_qdq=qdq)
+            if planned != built:
+                differ.append((precision, hardware, calibrated, qdq, strongly_typed, sources,
+                               version_compatible, cc, planned, built))
+    return differ

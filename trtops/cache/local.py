@@ -93,7 +93,8 @@ class LocalStore(ObjectEntries):
             except FileNotFoundError:
                 continue
             for name in names:
-                if layout.KEY_RE.match(name) and name.startswith(prefix):
+                # The same rule as every store (entry_store.list_keys): engines/<key[:2]>/<key>.
+                if layout.KEY_RE.match(name) and len(prefix) == 2 and name[:2] == prefix:
                     yield name
 
     def list_files(self, key: str) -> list[str]:

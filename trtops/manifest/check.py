@@ -17,6 +17,7 @@ from typing import Any
 from trtops.cache.layout import check_segment
 from trtops.capabilities import quantization_problem
 from trtops.errors import InputError, Problem, SourceLocation
+from trtops.manifest.expand import build_value
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource
 from trtops.onnx_facts import Dim, GraphError, GraphInfo, read_graph
@@ -144,8 +145,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
                 f"add profiles: - {{{missing[0]}: {{min: [...], opt: [...], max: [...]}}}}"))
     # What every TensorRT release refuses (the capability table); release- and GPU-specific
     # refusals come from `trtops plan`, which knows the platform.
-    strongly_typed = (model.strongly_typed if model.strongly_typed is not None
-                      else bool(lm.manifest.defaults.strongly_typed))
+    strongly_typed = bool(build_value(lm.manifest, model, "strongly_typed"))
     for p_index, precision in enumerate(model.precisions):
         problem = quantization_problem(precision, model_has_qdq=graph.has_qdq,
                                        has_calibration=model.calibration is not None,

@@ -78,7 +78,9 @@ def resolve_tolerance(model: ModelSpec, precision: str) -> ToleranceSpec:
     return ToleranceSpec(resolved.atol, resolved.rtol, resolved.stat, resolved.quantile, outputs)
 
 
-def _build_value(manifest: Manifest, model: ModelSpec, name: str) -> Any:
+def build_value(manifest: Manifest, model: ModelSpec, name: str) -> Any:
+    """A build option as the engine gets it: the model's value, else the manifest's
+    ``defaults:``, else ``BUILD_DEFAULTS`` (the one resolution rule)."""
     value = getattr(model, name)
     if value is None:
         value = getattr(manifest.defaults, name)
@@ -154,13 +156,13 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
                 model_path,
                 precision,
                 profiles=profiles,
-                workspace=_build_value(manifest, model, "workspace"),
-                builder_optimization_level=_build_value(manifest, model, "builder_optimization_level"),
-                tactic_sources=_build_value(manifest, model, "tactic_sources"),
-                max_aux_streams=_build_value(manifest, model, "max_aux_streams"),
-                strongly_typed=_build_value(manifest, model, "strongly_typed"),
+                workspace=build_value(manifest, model, "workspace"),
+                builder_optimization_level=build_value(manifest, model, "builder_optimization_level"),
+                tactic_sources=build_value(manifest, model, "tactic_sources"),
+                max_aux_streams=build_value(manifest, model, "max_aux_streams"),
+                strongly_typed=build_value(manifest, model, "strongly_typed"),
                 calibration=calibration,
-                timing_cache=_build_value(manifest, model, "timing_cache"),
+                timing_cache=build_value(manifest, model, "timing_cache"),
                 target=_target_spec(target_name, manifest.targets[target_name]),
                 name=model.name,
                 manifest=str(lm.path),

@@ -517,9 +517,9 @@ def _run_builds(ctx: _Context, executor: Any) -> None:
 
     builds = ctx.plan.unique_builds()
     if not ctx.options.keep_going:
-        # An action that fails without building (a rejected engine, a skip for want of
-        # TensorRT or a GPU) stops the run where it stands in plan order: builds after it
-        # are not attempted.
+        # An action that fails without building (a rejected engine) stops the run where it
+        # stands in plan order: builds after it are not attempted. (A missing TensorRT or
+        # GPU never gets here: apply refuses it upfront, before any build.)
         first_failure = next((i for i, a in enumerate(ctx.plan.actions) if _fails_unbuilt(ctx, a)), None)
         if first_failure is not None:
             before = {a.id for a in ctx.plan.actions[:first_failure]}

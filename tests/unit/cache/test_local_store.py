@@ -166,6 +166,15 @@ def test_list_entry_dirs_includes_partial(store):
     assert list(store.list_keys()) == [complete]
 
 
+def test_list_entry_dirs_follows_the_layout_rule(store):
+    """Only engines/<key[:2]>/<key> is an entry directory, as every store lists keys: a key
+    under another prefix folder would be acted on at a path where it is not."""
+    key = key_of("stray")
+    for prefix in (key[:1], key[:3], "zz"):
+        (store.root / "engines" / prefix / key).mkdir(parents=True)
+    assert list(store.list_entry_dirs()) == []
+
+
 def test_list_refs_skips_stray_files(store):
     store.write_ref("m/model/fp16/t", {"key": key_of("a")})
     (store.root / "refs" / "m" / "notes.txt").write_text("hello")
