@@ -12,6 +12,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import make_conv_model, make_qdq_model  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _user_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own user cache directory (the digest memo lives there, see
+    trtops.keys.memo.user_memo_path); subprocesses inherit it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture
 def conv_model(tmp_path: Path) -> Path:
     """A conv model with dynamic N, H, W at ``tmp_path/models/conv.onnx``."""
@@ -41,6 +48,10 @@ SLOW_PATHS = (
     "unit/test_typecheck_trt.py",  # runs mypy over the TensorRT stubs
 )
 SLOW_TESTS = (
+    "unit/examples/test_examples_cli.py::test_download_fetches_the_wheel_with_pip_and_installs_nothing",
+    "func/test_exit_codes.py::test_a_closed_stdout_ends_quietly_with_0",
+    "func/test_exit_codes.py::test_exit_code[apply-0]",
+    "func/test_readonly_cache.py::test_commands_that_only_read_work_on_a_read_only_cache",
     "func/test_lock.py::test_lock_round_trip_is_deterministic_and_complete",
     "func/test_plan_cli.py::test_plain_output_in_ci",
     "func/test_validate.py::test_hostile_input_exits_1_without_traceback",

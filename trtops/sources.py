@@ -211,7 +211,7 @@ def ensure_source(source: Any, cache_dir: str | os.PathLike[str], *, memo: Any =
         cache_dir: the local cache (``<cache>/sources/<sha256>.onnx``); a spec's source
             already names that path (expanded with the cache it was loaded for), which wins.
         memo: a :class:`~trtops.keys.memo.DigestMemo` (updated, not saved); default: the
-            cache's ``digests.json`` (loaded and saved here).
+            user's memo (:func:`trtops.keys.memo.user_memo_path`, loaded and saved here).
         progress: called with (bytes so far, total or None) while downloading; default: a
             progress bar on an interactive stderr, a log line otherwise.
 
@@ -266,10 +266,10 @@ def cached_source(source: Any, cache_dir: str | os.PathLike[str]) -> Path | None
 
 
 def _cache_memo(target: Path) -> Any:
-    from trtops.cache.layout import DIGEST_MEMO_FILE
-    from trtops.keys.memo import DigestMemo
+    """The user's digest memo (not the cache's: reading a cache writes nothing to it)."""
+    from trtops.keys.memo import DigestMemo, user_memo_path
 
-    return DigestMemo(target.parent.parent / DIGEST_MEMO_FILE)
+    return DigestMemo(user_memo_path())
 
 
 def _present_and_right(target: Path, source: _Source, memo: Any, *, remove: bool) -> bool:

@@ -74,8 +74,8 @@ def test_ppocr_detector_builds_and_passes_the_gate(trt, tmp_path):
 
     model = REPO / "manifests" / "models" / "ch_PP-OCRv4_det_infer.onnx"
     if not model.exists():
-        pytest.skip("PP-OCR detector not present: pip install --no-deps rapidocr-onnxruntime "
-                    "&& python -m trtops.examples --only ppocr_det")
+        pytest.skip("PP-OCR detector not present: python -m trtops.examples --only ppocr_det "
+                    "--download")
     models_dir = tmp_path / "manifests" / "models"
     models_dir.mkdir(parents=True)
     shutil.copy(model, models_dir)

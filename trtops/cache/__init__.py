@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from trtops.errors import InputError
@@ -28,9 +29,24 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def default_cache_url() -> str:
-    """``$TRTOPS_CACHE`` or ``./cache``."""
-    return os.environ.get(CACHE_ENV) or DEFAULT_CACHE
+def default_cache_url(paths: Sequence[str | os.PathLike[str]] = ()) -> str:
+    """The cache of the project of ``paths`` (manifests or a saved plan; none: the current
+    directory), unless ``$TRTOPS_CACHE`` names one: the project file's ``cache`` setting
+    (relative to that file), else ``cache/`` in the project root (see :mod:`trtops.project`).
+
+    Raises:
+        InputError: for a bad project file.
+    """
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return env
+    from trtops.project import find_project
+
+    project = find_project(paths)
+    setting = project.cache or DEFAULT_CACHE
+    if is_remote(setting):
+        return setting
+    return os.path.join(project.root, os.path.expanduser(setting))
 
 
 def _scheme(url: str) -> str:
@@ -45,18 +61,22 @@ def is_remote(url: str) -> bool:
     return _scheme(url) not in ("", "file")
 
 
-def open_store(url_or_path: str | os.PathLike[str] | None = None) -> EntryStore:
+def open_store(url_or_path: str | os.PathLike[str] | None = None, *,
+               write_for: str | None = None) -> EntryStore:
     """Open an engine cache.
 
     Args:
         url_or_path: A local directory (or ``file://`` URL), a remote URL such as
             ``s3://bucket/prefix``, or None for :func:`default_cache_url`.
+        write_for: The command that will write to this (local) cache: it is checked to be
+            writable now, one clear error up front (see ``LocalStore.check_writable``).
 
     Returns:
         A store implementing :class:`~trtops.cache.store.EntryStore`.
 
     Raises:
         InputError: for an unknown URL scheme.
+        CacheError: for a local cache ``write_for`` cannot write.
     """
     url = os.fspath(url_or_path) if url_or_path is not None else default_cache_url()
     scheme = _scheme(url)
@@ -64,6 +84,8 @@ def open_store(url_or_path: str | os.PathLike[str] | None = None) -> EntryStore:
         from trtops.cache.local import LocalStore
 
         store = LocalStore(url[len("file://"):] if scheme == "file" else url)
+        if write_for is not None:
+            store.check_writable(write_for)
         # Entries that a pull published without fsyncs are checked before anything reads
         # them (see trtops.cache.journal); nothing to do costs one failed scandir.
         store.recover_unsynced()

@@ -10,7 +10,6 @@ copied to S3 with ``aws s3 sync`` is a valid remote cache and vice versa::
     tmp/                                                      (local only) staging area
     prepared/<digest>/model.onnx  report.json                 (local only) prepared models
     unsynced/<id>.json                                        (local only) pulls not yet on disk
-    digests.json                                              (local only) model digest memo
 
 ``meta.json`` (immutable, written last; see :func:`make_meta`)::
 
@@ -53,7 +52,6 @@ TIMING_DIR = "timing"
 LOCKS_DIR = "locks"
 TMP_DIR = "tmp"
 PREPARED_DIR = "prepared"  # prepared models: prepared/<digest>/model.onnx (trtops.prepare.runner)
-DIGEST_MEMO_FILE = "digests.json"
 
 # Files an existing entry may replace in place; everything else is create-only.
 MUTABLE_FILES = (ACCURACY_FILE,)
@@ -264,8 +262,8 @@ def state_from_accuracy(data: Mapping[str, Any] | None) -> str:
 
 
 __all__ = [
-    "ACCURACY_FILE", "DIGEST_MEMO_FILE", "ENGINE_FILE", "ENGINES_DIR", "KEY_RE", "LOCKS_DIR",
-    "META_FILE", "META_FORMAT", "MUTABLE_FILES", "REFS_DIR", "STATES", "TIMING_DIR", "TMP_DIR", "PREPARED_DIR",
+    "ACCURACY_FILE", "ENGINE_FILE", "ENGINES_DIR", "KEY_RE", "LOCKS_DIR",
+    "META_FILE", "META_FORMAT", "MUTABLE_FILES", "PREPARED_DIR", "REFS_DIR", "STATES", "TIMING_DIR", "TMP_DIR",
     "check_file_name", "check_key", "check_segment", "entry_prefix", "lock_file_name",
     "make_meta", "make_ref_record", "parse_time", "ref_from_path", "ref_path", "ref_segments",
     "state_from_accuracy", "timing_path", "utc_now",

@@ -23,6 +23,7 @@ import contextlib
 import errno
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -70,11 +71,6 @@ class LocalStore(ObjectEntries):
     def tmp_dir(self) -> Path:
         """The staging area (``tmp/``, on the cache's filesystem so a rename publishes)."""
         return self.root / layout.TMP_DIR
-
-    @property
-    def digest_memo_path(self) -> Path:
-        """Where the model digest memo lives for this cache."""
-        return self.root / layout.DIGEST_MEMO_FILE
 
     def _staging(self, label: str) -> Path:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -279,6 +275,32 @@ class LocalStore(ObjectEntries):
             CacheError: when the lock is not acquired in time.
         """
         return _FileLockContext(self.root / layout.LOCKS_DIR / layout.lock_file_name(name), name, timeout)
+
+    def check_writable(self, command: str) -> None:
+        """Fail once, before any work, when this cache cannot be written (a read-only
+        filesystem or directory, a file where a directory should be), instead of failing
+        engine after engine. Creates the cache directory if needed (the write it probes).
+
+        Args:
+            command: The command that must write, for the message (``apply``, ``pull``...).
+
+        Raises:
+            CacheError: saying where and why, and which commands work on it as it is.
+        """
+        try:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=self.tmp_dir)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            raise CacheError(
+                f"`trtops {command}` writes to the cache {self.url}, which cannot be written: "
+                f"{reason}{where}",
+                hint="make it writable, or point --cache or TRTOPS_CACHE at a writable "
+                "directory; plan, status, emit and gc --dry-run only read it",
+            ) from None
 
     # ------------------------------------------------------------------ maintenance
 

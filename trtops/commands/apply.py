@@ -80,6 +80,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.errors import EnvironmentMissing
     from trtops.executors import make_executor
     from trtops.ops.apply import ApplyOptions, apply_plan
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError("--lock needs --remote", hint="leases live in the shared cache")
     paths = manifest_paths(args)
-    store = open_store(args.cache)
+    store = open_store(cache_url(args), write_for="apply")
     toolchain = default_toolchain()
     executor = make_executor(args.executor, gpus=args.gpus, address=args.address,
                              ray_timeout=args.ray_timeout, toolchain=toolchain)

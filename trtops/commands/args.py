@@ -36,13 +36,24 @@ def manifest_paths(args: argparse.Namespace, *, only_existing: bool = False) -> 
 
 
 def add_cache_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--cache DIR_OR_URL`` (default ``$TRTOPS_CACHE`` or ./cache) to a command."""
+    """Add ``--cache DIR_OR_URL`` (default: ``$TRTOPS_CACHE``, else the project's) to a command."""
     from trtops.cache import CACHE_ENV, DEFAULT_CACHE
 
     parser.add_argument(
         "--cache", metavar="DIR", default=None,
-        help=f"engine cache directory (default: ${CACHE_ENV} or ./{DEFAULT_CACHE})",
+        help=f"engine cache directory (default: ${CACHE_ENV}, else the `cache` setting of "
+        f"trtops.toml or [tool.trtops] in pyproject.toml, else {DEFAULT_CACHE}/ in the "
+        "project root: the nearest directory with such a file, else the directory holding "
+        "manifests/)",
     )
+
+
+def cache_url(args: argparse.Namespace) -> str:
+    """The cache a command uses: ``--cache``, else ``$TRTOPS_CACHE``, else the cache of the
+    project its manifests (``PATH...``; none: the current directory) belong to."""
+    from trtops.cache import default_cache_url
+
+    return getattr(args, "cache", None) or default_cache_url(getattr(args, "paths", None) or ())
 
 
 def add_remote_argument(parser: argparse.ArgumentParser) -> None:

@@ -46,10 +46,11 @@ def _help(parser: argparse.ArgumentParser):
 
 def run_verify(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.ops.cache_verify import verify_cache
     from trtops.textsafe import terminal_safe
 
-    store = open_store(args.cache)
+    store = open_store(cache_url(args), write_for="cache verify --delete" if args.delete else None)
     found = verify_cache(store, jobs=args.jobs, delete=args.delete)
     corrupt, partial, bad = found.corrupt, found.partial, found.bad
     if args.json:

@@ -63,6 +63,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.emit.triton import TritonOptions
     from trtops.errors import InputError
     from trtops.ops.emit import EngineFilter, emit
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--triton-version and --triton-instances must be at least 1")
     if args.triton_max_batch_size is not None and args.triton_max_batch_size < 0:
         raise InputError("--triton-max-batch-size must be 0 or more")
-    store = open_store(args.cache)
+    store = open_store(cache_url(args))
     options = TritonOptions(version=args.triton_version, instance_count=args.triton_instances,
                             max_batch_size=args.triton_max_batch_size)
     only = EngineFilter(args.model or (), args.precision or (), args.target or ())

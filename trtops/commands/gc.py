@@ -65,14 +65,16 @@ def _local_locks(args: argparse.Namespace, paths: list[str]) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import is_remote, open_store
+    from trtops.commands.args import cache_url
     from trtops.lockfile import read_locks
     from trtops.names import format_bytes, parse_duration
     from trtops.ops.gc import gc, remote_gc
 
     older_than = parse_duration(args.older_than) if args.older_than else None
     keep_locks = read_locks(args.keep_locks)
-    remote = bool(args.remote) or is_remote(args.cache or "")
-    store = open_store(args.remote or args.cache)
+    url = args.remote or cache_url(args)
+    remote = bool(args.remote) or is_remote(url)
+    store = open_store(url, write_for=None if args.dry_run else "gc")
     verb = "would remove" if args.dry_run else "removed"
 
     def log_removal(row: dict[str, Any]) -> None:

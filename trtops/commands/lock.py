@@ -42,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from trtops.cache import open_store
-    from trtops.commands.args import REMOTE_ENV
+    from trtops.commands.args import REMOTE_ENV, cache_url
     from trtops.lockfile import lock_path_for, read_lock
     from trtops.ops.lock import update_lock
     from trtops.plan import load_specs, memo_for
 
     paths = manifest_paths(args)
-    store = open_store(args.cache)
+    store = open_store(cache_url(args))
     specs = load_specs(paths, check_models=False, cache_dir=getattr(store, "root", None))
     lock = read_lock(lock_path_for(paths, args.lockfile), missing_ok=True)
     remote_url = args.remote or os.environ.get(REMOTE_ENV)

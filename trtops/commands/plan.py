@@ -69,12 +69,13 @@ def print_plan(plan: Any, *, show_all: bool = False) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.errors import ExitCode
     from trtops.keys.platform import platform_from_args
     from trtops.plan import make_plan
 
     paths = manifest_paths(args)
-    store = open_store(args.cache)
+    store = open_store(cache_url(args))
     if args.check_lock:
         return check_lock(args, paths, store)
     platform = platform_from_args(args)

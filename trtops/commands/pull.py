@@ -68,6 +68,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.errors import CacheError, InputError
     from trtops.names import format_bytes
     from trtops.ops.pull import pull, target_platform
@@ -80,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
                                compute_capability=args.compute_capability,
                                tensorrt=args.tensorrt)
     # A fleet node needs the manifests, not the models: skip checks that read ONNX files.
-    specs = load_specs(args.paths, check_models=False, cache_dir=args.cache) if args.paths else []
+    specs = load_specs(args.paths, check_models=False, cache_dir=cache_url(args)) if args.paths else []
     if args.paths and not specs:
         raise InputError("the manifests define no engines", hint="check the paths given")
-    local = open_store(args.cache)
+    local = open_store(cache_url(args), write_for=None if args.dry_run else "pull")
     remote = open_store(remote_url(args))
     if args.locked:
         from trtops.commands.args import manifest_paths

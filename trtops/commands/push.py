@@ -40,6 +40,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.errors import CacheError, InputError
     from trtops.names import format_bytes
     from trtops.ops.push import plan_push, push, resolve_keys
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
-    local = open_store(args.cache)
+    local = open_store(cache_url(args))
     remote = open_store(remote_url(args))
     keys = resolve_keys(local, args.keys) or None
     if args.dry_run:

@@ -30,11 +30,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.names import format_bytes
     from trtops.ops.status import format_age, status
     from trtops.textsafe import terminal_safe
 
-    store = open_store(args.cache)
+    store = open_store(cache_url(args))
     rows, unreferenced = status(store, manifest_paths(args, only_existing=True))
     if args.json:
         json.dump({"cache": store.url, "engines": rows, "unreferenced_entries": unreferenced},

@@ -36,10 +36,11 @@ def _plural(count: int, word: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trtops.commands.args import cache_url
     from trtops.ops.validate import validate
 
     result = validate(manifest_paths(args), check_models=not args.no_model_checks,
-                      cache=getattr(args, "cache", None))
+                      cache=cache_url(args))
     for valid in result.valid:
         print(f"ok: {valid.path} ({_plural(valid.models, 'model')}, {_plural(valid.engines, 'engine')})")
     for warning in result.warnings:

@@ -27,6 +27,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.commands.args import cache_url
     from trtops.errors import EnvironmentMissing
     from trtops.ops.plan import platform_here
     from trtops.ops.toolchain import default_toolchain
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.report import check_report_path, render_result, report_refusal
 
     check_report_path(args.junit)
-    store = open_store(args.cache)
+    store = open_store(cache_url(args), write_for="verify")
     toolchain = default_toolchain()
     plan = make_plan(manifest_paths(args), store, platform_here(toolchain))
     try:

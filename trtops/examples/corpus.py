@@ -32,7 +32,13 @@ import tempfile
 from pathlib import Path
 
 from trtops.errors import ExitCode, TrtopsError
-from trtops.examples.ppocr import PPOCR_DET, PackagedModel, copy_packaged, extract_from_wheels, find_packaged
+from trtops.examples.ppocr import (
+    PPOCR_DET,
+    PackagedModel,
+    copy_packaged,
+    extract_from_wheels,
+    find_packaged,
+)
 
 _RAPIDOCR = dict(package="rapidocr_onnxruntime", pip_name="rapidocr-onnxruntime", version="1.4.4")
 _SILERO = dict(package="silero_vad", pip_name="silero-vad", version="6.2.3")

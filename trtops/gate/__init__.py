@@ -16,7 +16,12 @@ from trtops.gate.gate import (
     verify_engine,
     verify_with_runners,
 )
-from trtops.gate.inputs import InputSet, generate_input_sets, load_user_inputs, match_inputs
+from trtops.gate.inputs import (
+    InputSet,
+    generate_input_sets,
+    load_user_inputs,
+    match_inputs,
+)
 from trtops.gate.report import AccuracyReport, CaseResult
 
 __all__ = [

@@ -1,6 +1,9 @@
-"""sha256 of files, streamed and memoized: ``<cache>/digests.json`` by (path, size,
-mtime_ns, inode), so a warm plan stats files instead of reading them; misses are hashed on
-several threads (``hashlib`` releases the GIL)."""
+"""sha256 of files, streamed and memoized by (path, size, mtime_ns, inode) in the user's
+cache directory (:func:`user_memo_path`), so a warm plan stats files instead of reading
+them; misses are hashed on several threads (``hashlib`` releases the GIL).
+
+The memo is not part of any engine cache: ``plan`` is read-only on the cache, and a memo
+keyed by absolute paths serves every project of the user alike."""
 
 from __future__ import annotations
 
@@ -21,6 +24,22 @@ RACY_NS = 1_000_000_000
 _CHUNK = 1 << 20
 _MEMO_VERSION = 1
 _MEMO_LIMIT = 20_000
+
+
+MEMO_FILE = "digests.json"
+XDG_CACHE_ENV = "XDG_CACHE_HOME"
+
+
+def user_memo_path() -> Path | None:
+    """``$XDG_CACHE_HOME/trtops/digests.json`` (default ``~/.cache/trtops/digests.json``);
+    None when there is no home directory to put it in (the memo then lives in memory)."""
+    base = os.environ.get(XDG_CACHE_ENV)
+    if not base or not os.path.isabs(base):  # the XDG spec: relative paths are invalid
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):
+            return None
+    return Path(base) / "trtops" / MEMO_FILE
 
 
 def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:

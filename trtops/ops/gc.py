@@ -20,6 +20,7 @@ also takes, so an engine being published is never mistaken for garbage.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -98,7 +99,9 @@ def collect_garbage(store: Any, *, keep_current: set[str] | frozenset[str] = fro
     from trtops.cache.layout import parse_time
 
     result = GcResult(current=len(keep_current), locked=len(keep_locked))
-    with store.lock("publish"):
+    # A dry run only reads, so it works on a read-only cache: no lock (an entry published
+    # meanwhile may show up as partial in the report; nothing is deleted).
+    with contextlib.nullcontext() if dry_run else store.lock("publish"):
         referenced: set[str] = set()
         if use_refs:
             for _, record in store.list_refs():

@@ -73,9 +73,9 @@ def prepare_manifests(paths: Sequence[str], *, cache_root: str | os.PathLike[str
         if out is not None:
             path, report = prepare_file(spec.source.path, spec.prepare, Path(out) / spec.manifest_name / spec.model)
         else:
-            from trtops.cache.layout import DIGEST_MEMO_FILE
+            from trtops.keys.memo import user_memo_path
 
-            memo = DigestMemo(Path(cache_root) / DIGEST_MEMO_FILE)
+            memo = DigestMemo(user_memo_path())  # the one memo: never inside the cache
             digest = digest_models([spec.source.path], memo)[spec.source.path].digest
             path, report = ensure_prepared(cache_root, spec.source.path, digest, spec.prepare)
             if report is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from trtops.errors import InputError, PlanMismatch
@@ -30,16 +29,11 @@ from trtops.spec import EngineSpec
 
 
 def memo_for(store: Any) -> DigestMemo:
-    """The digest memo that goes with a store: ``<cache>/digests.json`` for local caches,
-    the default local cache's for remote ones."""
-    path = getattr(store, "digest_memo_path", None)
-    if path is None:
-        from trtops.cache import default_cache_url, is_remote
-        from trtops.cache.layout import DIGEST_MEMO_FILE
+    """The digest memo to plan with: the user's (see :func:`trtops.keys.memo.user_memo_path`),
+    whatever the store; planning writes nothing to a cache."""
+    from trtops.keys.memo import user_memo_path
 
-        url = default_cache_url()
-        path = None if is_remote(url) else Path(url) / DIGEST_MEMO_FILE
-    return DigestMemo(path)
+    return DigestMemo(user_memo_path())
 
 
 def load_specs(
@@ -94,11 +88,12 @@ def compute_digests(
 
 
 def save_memo(memo: DigestMemo) -> None:
-    """Save the digest memo, ignoring a read-only cache (the memo only saves time)."""
+    """Save the digest memo, skipping it when its directory is not writable (the memo only
+    saves time)."""
     try:
         memo.save()
     except OSError:
-        pass  # a read-only cache still plans; the memo only saves time
+        pass  # a read-only home still plans; the memo only saves time
 
 
 @dataclass(frozen=True)

