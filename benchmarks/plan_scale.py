@@ -119,9 +119,10 @@ def main() -> int:
     from trtops.cache.entries import publish_entry
     from trtops.cache.local import LocalStore
     from trtops.cache.store import ENGINE_FILE
-    from trtops.keys.fingerprint import DigestMemo, RACY_NS, default_workers, digest_models
-    from trtops.plan import load_specs, make_plan
+    from trtops.keys.memo import RACY_NS, DigestMemo, default_workers
+    from trtops.keys.model_digest import digest_models
     from trtops.keys.platform import Platform
+    from trtops.plan import load_specs, make_plan
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-plan-scale-"))
     root = work / "project"

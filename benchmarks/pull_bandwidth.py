@@ -101,7 +101,7 @@ def publish(local, count: int, size: int) -> list[str]:
     import hashlib
 
     from trtops.cache.entries import publish_entry
-    from trtops.keys.fingerprint import gpu_signature, key_components, key_of
+    from trtops.keys.engine_key import gpu_signature, key_components, key_of
 
     keys = []
     for index in range(count):
@@ -358,9 +358,10 @@ def main() -> int:
     os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    from trtops.cache.sync import push_entries
+
     from trtops.cache.local import LocalStore
     from trtops.cache.s3 import open_s3_store
-    from trtops.cache.sync import push_entries
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-pull-bench-"))
     port = free_port()

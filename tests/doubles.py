@@ -53,9 +53,9 @@ class FakeToolchain:
         import onnx
         from onnx import numpy_helper
 
-        from trtops.trt.builder import BuildResult
         from trtops.engine_io import EngineIO, ProfileShapes, TensorIO
         from trtops.errors import BuildError
+        from trtops.trt.builder import BuildResult
 
         spec = request.spec
         started = time.monotonic()

@@ -49,7 +49,7 @@ ENTRY_FIELDS = ("key", "components", "model", "engine", "accuracy", "built_at", 
 
 def platform_signature(gpu_name: str, compute_capability: str, tensorrt: str) -> str:
     """The name of a platform's lock file: GPU signature and full TensorRT version."""
-    from trtops.keys.fingerprint import gpu_signature
+    from trtops.keys.engine_key import gpu_signature
 
     return f"{gpu_signature(gpu_name, compute_capability, 'none')}-trt{tensorrt}"
 
@@ -262,7 +262,7 @@ def _check_entry(path: Path, spec_id: Any, data: Any) -> LockEntry:
     components = data.get("components")
     if not isinstance(components, Mapping):
         raise _fail(path, f"{where}.components: must be an object")
-    from trtops.keys.fingerprint import key_of
+    from trtops.keys.engine_key import key_of
 
     try:
         matches = key_of(dict(components)) == data["key"]

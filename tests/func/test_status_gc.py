@@ -14,7 +14,8 @@ from trtops.cache.entries import publish_entry
 from trtops.cache.local import LocalStore
 from trtops.cache.store import BUILD_LOG_FILE, ENGINE_FILE
 from trtops.cli import main
-from trtops.keys.fingerprint import EngineKey, key_components, sha256_json
+from trtops.keys.canonical import sha256_json
+from trtops.keys.engine_key import EngineKey, key_components
 from trtops.plan import Plan
 
 H100_FLAGS = ["--tensorrt", "10.13.3.9", "--gpu", "NVIDIA H100 80GB HBM3", "--compute-capability", "9.0"]

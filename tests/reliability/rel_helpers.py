@@ -129,8 +129,7 @@ class CacheReport:
 def check_cache(store: Any) -> CacheReport:
     """What `trtops cache verify` checks (every file against meta.json, partial entries),
     plus: every ref points at a complete entry, every entry has a valid state."""
-    from trtops.cache.entries import entry_state
-    from trtops.cache.entries import check_entry
+    from trtops.cache.entries import check_entry, entry_state
     from trtops.errors import CacheError
 
     report = CacheReport()

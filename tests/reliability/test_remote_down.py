@@ -15,9 +15,9 @@ from netfaults import DyingProxy
 from rel_helpers import base_env, run_trtops
 from remote_helpers import BUCKET, add_entry
 
+from trtops.cache.entries import check_entry
 from trtops.cache.local import LocalStore
 from trtops.cache.s3 import open_s3_store
-from trtops.cache.entries import check_entry
 
 MiB = 1 << 20
 

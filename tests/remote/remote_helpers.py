@@ -221,7 +221,7 @@ class FlakyProxy:
 
 @dataclass
 class FakeKey:
-    """What publish_entry needs of a trtops.keys.fingerprint.EngineKey."""
+    """What publish_entry needs of a trtops.keys.engine_key.EngineKey."""
 
     key: str
     components: dict
@@ -230,7 +230,12 @@ class FakeKey:
 
 def engine_key(seed: str, gpu: tuple[str, str] = H100, tensorrt: str = TRT,
                hardware_compatibility: str = "none", version_compatible: bool = False) -> FakeKey:
-    from trtops.keys.fingerprint import gpu_signature, key_components, key_of, tensorrt_component
+    from trtops.keys.engine_key import (
+        gpu_signature,
+        key_components,
+        key_of,
+        tensorrt_component,
+    )
 
     build: dict[str, Any] = {"precision": "fp16"}
     if hardware_compatibility != "none":

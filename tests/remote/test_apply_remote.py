@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from apply_helpers import builds, make_project, trtops
 
 pytest.importorskip("onnxruntime")

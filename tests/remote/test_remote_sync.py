@@ -23,11 +23,16 @@ from remote_helpers import (
 from trtops.cache import journal
 from trtops.cache.local import LocalStore
 from trtops.cache.s3 import open_s3_store
-from trtops.cache.transfer import fetch_entry, fetch_timing_cache, push_entry, push_timing_cache
-from trtops.ops.pull import pull_entries, select_for_pull
+from trtops.cache.transfer import (
+    fetch_entry,
+    fetch_timing_cache,
+    push_entry,
+    push_timing_cache,
+)
 from trtops.cli import main
 from trtops.errors import CacheError
 from trtops.keys.platform import GpuInfo, Platform
+from trtops.ops.pull import pull_entries, select_for_pull
 
 MiB = 1 << 20
 A100 = ("NVIDIA A100-SXM4-80GB", "8.0")

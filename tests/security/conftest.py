@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 HERE = Path(__file__).resolve().parent
 for path in (HERE, HERE.parent / "remote"):
     if str(path) not in sys.path:

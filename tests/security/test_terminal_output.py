@@ -13,8 +13,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-
 from helpers import make_multi_input_model, write_manifest
+
 from trtops.cli import main
 
 MANIFEST = """\

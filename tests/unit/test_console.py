@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import os
 import subprocess
 import sys
@@ -12,7 +11,14 @@ import threading
 import pytest
 
 from trtops import console
-from trtops.console import Mode, Progress, detect, in_ci, in_github_actions, make_console
+from trtops.console import (
+    Mode,
+    Progress,
+    detect,
+    in_ci,
+    in_github_actions,
+    make_console,
+)
 
 
 class FakeTTY(io.StringIO):

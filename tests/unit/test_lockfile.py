@@ -7,7 +7,8 @@ import json
 import pytest
 
 from trtops.errors import InputError
-from trtops.keys.fingerprint import key_components, key_of, sha256_json
+from trtops.keys.canonical import sha256_json
+from trtops.keys.engine_key import key_components, key_of
 from trtops.lockfile import (
     LockEntry,
     LockPlatform,

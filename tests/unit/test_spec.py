@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from trtops.spec import BUILD_DEFAULTS, DIRECT_TOLERANCE, TargetSpec, make_engine_spec, profile
+from trtops.spec import (
+    BUILD_DEFAULTS,
+    DIRECT_TOLERANCE,
+    TargetSpec,
+    make_engine_spec,
+    profile,
+)
 
 
 def test_make_engine_spec_normalizes(tmp_path):

@@ -3,7 +3,7 @@
 
 TensorRT plans are not portable by default: a plan runs only with the TensorRT version
 that built it, on GPUs of the same model. Two build options relax that, and the key keeps
-track of them (see :mod:`trtops.keys.fingerprint`):
+track of them (see :mod:`trtops.keys.engine_key`):
 
 - hardware compatibility: ``ampere_plus`` plans (key GPU component ``ampere_plus``) run on
   every GPU of compute capability >= 8.0; ``same_compute_capability`` plans (``cc8.9``) run
@@ -135,7 +135,7 @@ def gpu_reason(meta: Mapping[str, Any], name: str, compute_capability: str) -> s
     Returns:
         A reason for humans, or None.
     """
-    from trtops.keys.fingerprint import gpu_signature
+    from trtops.keys.engine_key import gpu_signature
 
     signature = str(_components(meta).get("gpu") or "")
     kind = hardware_compatibility(meta)

@@ -79,7 +79,7 @@ def meta_problem(key: str, meta: Any) -> str | None:
     Returns:
         A reason, or None.
     """
-    from trtops.keys.fingerprint import key_of
+    from trtops.keys.engine_key import key_of
 
     if not isinstance(meta, Mapping):
         return "meta.json is not a JSON object"
@@ -158,7 +158,7 @@ def check_entry(store: Any, key: str) -> str | None:
     Returns:
         A reason, or None.
     """
-    from trtops.keys.fingerprint import key_of
+    from trtops.keys.engine_key import key_of
 
     try:
         meta = store.read_meta(key)
@@ -190,7 +190,7 @@ def check_entry(store: Any, key: str) -> str | None:
 
 
 def _digest(store: Any, key: str, name: str) -> tuple[str, int] | None:
-    from trtops.keys.fingerprint import sha256_file
+    from trtops.keys.memo import sha256_file
 
     entry_dir = getattr(store, "entry_dir", None)
     if entry_dir is not None:  # local: stream the file instead of reading it into memory
@@ -264,7 +264,7 @@ def record_ref(store: EntryStore, spec_id: str, engine_key: Any) -> dict:
     Args:
         store: Any store.
         spec_id: ``manifest/model/precision/target``.
-        engine_key: A :class:`trtops.keys.fingerprint.EngineKey`.
+        engine_key: A :class:`trtops.keys.engine_key.EngineKey`.
 
     Returns:
         The record written.
@@ -283,7 +283,7 @@ def ensure_ref(store: EntryStore, spec_id: str, engine_key: Any) -> bool:
     Args:
         store: Any store.
         spec_id: ``manifest/model/precision/target``.
-        engine_key: A :class:`trtops.keys.fingerprint.EngineKey`.
+        engine_key: A :class:`trtops.keys.engine_key.EngineKey`.
 
     Returns:
         True when the ref was written.
@@ -342,7 +342,7 @@ def file_digest(source: Path | bytes | bytearray | memoryview) -> tuple[str, int
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         return hashlib.sha256(data).hexdigest(), len(data)
-    from trtops.keys.fingerprint import sha256_file
+    from trtops.keys.memo import sha256_file
 
     return sha256_file(source)
 
@@ -364,7 +364,7 @@ def publish_entry(
 
     Args:
         store: Any store.
-        engine_key: The :class:`trtops.keys.fingerprint.EngineKey` from the plan action.
+        engine_key: The :class:`trtops.keys.engine_key.EngineKey` from the plan action.
         spec_id: ``manifest/model/precision/target``.
         files: At least ``engine.plan``; also build.log, layers.json, calibration.cache...
         accuracy: Initial accuracy.json content (``{"state": "accepted"|"rejected", ...}``);

@@ -40,7 +40,7 @@ from typing import Any
 
 from trtops.errors import CacheError
 from trtops.fsutil import atomic_write, fsync_path
-from trtops.keys.fingerprint import sha256_file
+from trtops.keys.memo import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -193,7 +193,7 @@ def make_meta(
     Args:
         key: The engine key.
         spec_id: ``manifest/model/precision/target`` of the spec that built it.
-        components: Every engine-key component (see :class:`trtops.keys.fingerprint.EngineKey`).
+        components: Every engine-key component (see :class:`trtops.keys.engine_key.EngineKey`).
         engine_sha256: sha256 of ``engine.plan``.
         engine_size: Size of ``engine.plan`` in bytes.
         model: Model digest details (ONNX and external-data file digests).

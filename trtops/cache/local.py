@@ -150,7 +150,7 @@ class LocalStore(ObjectEntries):
             fsync_path(final.parent)
 
     def _stored_sha256(self, key: str, name: str) -> str | None:
-        from trtops.keys.fingerprint import sha256_file
+        from trtops.keys.memo import sha256_file
 
         try:
             return sha256_file(self.entry_dir(key) / layout.check_file_name(name))[0]

@@ -888,6 +888,6 @@ def file_sha256(path: Path) -> str:
     Returns:
         64 lowercase hex digits.
     """
-    from trtops.keys.fingerprint import sha256_file
+    from trtops.keys.memo import sha256_file
 
     return sha256_file(path)[0]

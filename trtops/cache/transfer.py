@@ -45,7 +45,7 @@ Progress = Callable[[int], None]
 
 
 def _sha256(path: Path) -> str:
-    from trtops.keys.fingerprint import sha256_file
+    from trtops.keys.memo import sha256_file
 
     return sha256_file(path)[0]
 
@@ -366,7 +366,7 @@ def fetch_timing_cache(remote: Any, local: Any, tensorrt: str, gpu_signature: st
         remote: The remote store.
         local: The local store.
         tensorrt: Full TensorRT version.
-        gpu_signature: GPU signature (see :func:`trtops.keys.fingerprint.gpu_signature`).
+        gpu_signature: GPU signature (see :func:`trtops.keys.engine_key.gpu_signature`).
         merge: ``merge(local_bytes, remote_bytes) -> bytes`` (the builder's TensorRT-based
             combine); without it an existing local cache is kept as is.
 

@@ -29,8 +29,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     Returns:
         64 lowercase hex digits.
     """
-    # One streaming hasher for the whole package (trtops.keys.fingerprint); it also gives the size.
-    from trtops.keys.fingerprint import sha256_file as _stream_sha256
+    # One streaming hasher for the whole package (trtops.keys.memo); it also gives the size.
+    from trtops.keys.memo import sha256_file as _stream_sha256
 
     return _stream_sha256(path)[0]
 

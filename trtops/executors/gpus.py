@@ -360,7 +360,7 @@ class GpuExecutor:
         Returns:
             (slots, {action id: why it cannot run on the selected GPUs}).
         """
-        from trtops.keys.fingerprint import gpu_signature
+        from trtops.keys.engine_key import gpu_signature
 
         self._selected = self._select(plan.platform)
         blob = _pickled(self.toolchain or toolchain)
@@ -383,7 +383,7 @@ class GpuExecutor:
     def merge_timing(self, tensorrt: str, signature: str, base: bytes | None,
                      pieces: Sequence[bytes]) -> bytes | None:
         """Merge timing caches in a worker whose GPU has ``signature`` (None: none can)."""
-        from trtops.keys.fingerprint import gpu_signature
+        from trtops.keys.engine_key import gpu_signature
 
         for worker, gpu in zip(self.workers, self._selected):
             if gpu_signature(gpu.name, gpu.compute_capability) == signature:

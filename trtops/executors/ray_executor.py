@@ -77,7 +77,7 @@ def node_resources(platform: Any = None) -> dict[str, int]:
     Returns:
         One entry per GPU model (for ``ray start --resources``).
     """
-    from trtops.keys.fingerprint import gpu_signature
+    from trtops.keys.engine_key import gpu_signature
 
     if platform is None:
         from trtops.keys.platform import detect_platform
@@ -147,7 +147,7 @@ def _pin_gpu(signature: str) -> None:
     if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
         os.environ.pop("CUDA_VISIBLE_DEVICES")
     from trtops.executors.gpus import visible_device
-    from trtops.keys.fingerprint import gpu_signature
+    from trtops.keys.engine_key import gpu_signature
     from trtops.keys.platform import detect_platform
 
     for gpu in detect_platform(refresh=True).gpus:
@@ -401,7 +401,7 @@ class RayExecutor:
         Raises:
             EnvironmentMissing: no node offers a ``trtops_gpu:*`` resource, or probes fail.
         """
-        from trtops.keys.fingerprint import gpu_signature
+        from trtops.keys.engine_key import gpu_signature
         from trtops.keys.platform import GpuInfo, Platform
 
         ray = self.connect()

@@ -337,7 +337,7 @@ def verify_cached_engine(store: Any, key: str, model_path: Path, accuracy: Accur
             or an engine whose bytes are not the published ones.
     """
     from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
-    from trtops.keys.fingerprint import sha256_file
+    from trtops.keys.memo import sha256_file
 
     meta = store.read_meta(key)
     if meta is None:

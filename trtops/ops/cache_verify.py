@@ -36,7 +36,7 @@ def verify_cache(store: Any, *, jobs: int | None = None, delete: bool = False) -
     Returns:
         A :class:`CacheCheck`.
     """
-    from trtops.keys.fingerprint import default_workers
+    from trtops.keys.memo import default_workers
 
     keys = list(store.list_keys())
     with ThreadPoolExecutor(max_workers=jobs or default_workers()) as pool:

@@ -53,7 +53,7 @@ class Candidate:
     @property
     def variant(self) -> str:
         """Identity of the engine apart from TensorRT and GPU: model, build, plugins."""
-        from trtops.keys.fingerprint import sha256_json
+        from trtops.keys.canonical import sha256_json
 
         components = self.meta.get("components") or {}
         identity = {name: components.get(name) for name in ("schema", "model_digest", "build", "plugins")}

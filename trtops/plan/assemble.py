@@ -12,13 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtops.errors import InputError, PlanMismatch
-from trtops.keys.fingerprint import (
-    DigestMemo,
-    EngineKey,
-    ModelDigest,
-    data_digest,
-    digest_models,
-)
+from trtops.keys.engine_key import EngineKey
+from trtops.keys.memo import DigestMemo
+from trtops.keys.model_digest import ModelDigest, data_digest, digest_models
 from trtops.keys.platform import Platform
 from trtops.plan.model import CacheView, Plan
 from trtops.plan.planner import check_unique_ids, plan, plugin_paths, spec_key

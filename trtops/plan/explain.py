@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from trtops.keys.fingerprint import BUILD_KEY_DEFAULTS
+from trtops.keys.engine_key import BUILD_KEY_DEFAULTS
 from trtops.names import format_bytes
 from trtops.plan.model import Change, EntryView
 

@@ -16,11 +16,9 @@ from typing import Any
 
 from trtops import __version__
 from trtops.errors import InputError
-from trtops.keys.fingerprint import (
-    EngineKey,
-    ModelDigest,
-    sha256_json,
-)
+from trtops.keys.canonical import sha256_json
+from trtops.keys.engine_key import EngineKey
+from trtops.keys.model_digest import ModelDigest
 from trtops.keys.platform import Platform
 from trtops.spec import EngineSpec
 

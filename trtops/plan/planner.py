@@ -8,13 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from trtops.errors import InputError
-from trtops.keys.fingerprint import (
-    EngineKey,
-    ModelDigest,
-    declared_model_digest,
-    engine_key,
-    gpu_signature,
-)
+from trtops.keys.engine_key import EngineKey, engine_key, gpu_signature
+from trtops.keys.model_digest import ModelDigest, declared_model_digest
 from trtops.keys.platform import Platform
 from trtops.plan.explain import explain_changes, rejected_reason
 from trtops.plan.model import Action, CacheView, Plan

@@ -9,7 +9,7 @@ import functools
 from dataclasses import dataclass
 
 from trtops.capabilities import PRECISIONS, reason_for_version
-from trtops.keys.fingerprint import gpu_signature
+from trtops.keys.engine_key import gpu_signature
 from trtops.keys.platform import GpuInfo, Platform
 from trtops.onnx_facts import try_model_has_qdq
 from trtops.spec import EngineSpec

@@ -11,7 +11,7 @@ from trtops.cache.compat import (
     preference,
     runnable_here,
 )
-from trtops.keys.fingerprint import gpu_signature, tensorrt_component
+from trtops.keys.engine_key import gpu_signature, tensorrt_component
 from trtops.keys.platform import GpuInfo, Platform
 
 H100 = ("NVIDIA H100 80GB HBM3", "9.0")

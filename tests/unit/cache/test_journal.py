@@ -16,7 +16,8 @@ from trtops.cache import journal, open_store
 from trtops.cache.entries import publish_entry
 from trtops.cache.local import LocalStore
 from trtops.cache.store import BUILD_LOG_FILE, ENGINE_FILE, META_FILE
-from trtops.keys.fingerprint import EngineKey, key_components, sha256_json
+from trtops.keys.canonical import sha256_json
+from trtops.keys.engine_key import EngineKey, key_components
 
 BOOT = "11111111-2222-3333-4444-555555555555"
 OTHER_BOOT = "99999999-8888-7777-6666-555555555555"

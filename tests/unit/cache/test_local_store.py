@@ -31,7 +31,8 @@ from trtops.cache.entries import (  # noqa: E402
 from trtops.cache.local import LocalStore  # noqa: E402
 from trtops.cache.store import ACCURACY_FILE, BUILD_LOG_FILE, ENGINE_FILE, META_FILE  # noqa: E402
 from trtops.errors import CacheError, InputError  # noqa: E402
-from trtops.keys.fingerprint import EngineKey, key_components, sha256_json  # noqa: E402
+from trtops.keys.canonical import sha256_json
+from trtops.keys.engine_key import EngineKey, key_components
 
 
 class TestLocalStoreContract(StoreContract):

@@ -12,7 +12,7 @@ from emit_fakes import affine_engine, engine_bytes, engine_io_json, import_file
 from trtops.cache.entries import publish_entry
 from trtops.cache.local import LocalStore
 from trtops.cli import main
-from trtops.keys.fingerprint import EngineKey
+from trtops.keys.engine_key import EngineKey
 
 
 def _publish(store: LocalStore, spec_id: str, state: str | None, cc: str = "9.0",

@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trtops.examples.data import DATA_REGISTRY, build_tiny_cnn_calib, make_tiny_cnn_calib
+from trtops.examples.data import (
+    DATA_REGISTRY,
+    build_tiny_cnn_calib,
+    make_tiny_cnn_calib,
+)
 from trtops.examples.files import npz_bytes, sha256_file, write_if_changed
 
 

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from trtops.spec import ToleranceSpec
 from trtops.gate.compare import compare_arrays, compare_outputs, cosine_similarity
+from trtops.spec import ToleranceSpec
 
 
 def tol(atol=1e-5, rtol=1e-5, stat="elemwise", quantile=None, outputs=()):

@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 
-from trtops.spec import ToleranceSpec
 from trtops.gate.compare import compare_outputs
 from trtops.gate.report import (
     AccuracyReport,
@@ -15,6 +14,7 @@ from trtops.gate.report import (
     tolerance_from_json,
     tolerance_to_json,
 )
+from trtops.spec import ToleranceSpec
 
 TOL = ToleranceSpec(atol=0.1, rtol=0.0, stat="median", outputs=(
     ("mask", ToleranceSpec(atol=0.0, rtol=0.0, stat="quantile", quantile=0.9)),))

@@ -17,22 +17,22 @@ from trtops.errors import InputError
 from trtops.keys import engine_key as engine_key_module
 from trtops.keys import memo as memo_module
 from trtops.keys import model_digest as md
-from trtops.keys.fingerprint import (
+from trtops.keys.canonical import canonical_json
+from trtops.keys.engine_key import (
     BUILD_KEY_DEFAULTS,
-    DigestMemo,
-    ModelDigest,
     build_component,
-    canonical_json,
+    engine_key,
+    gpu_signature,
+    tensorrt_component,
+)
+from trtops.keys.memo import DigestMemo, hash_files, sha256_file
+from trtops.keys.model_digest import (
+    ModelDigest,
     data_digest,
     declared_model_digest,
     digest_models,
-    engine_key,
-    external_data_locations,
-    gpu_signature,
-    hash_files,
-    sha256_file,
-    tensorrt_component,
 )
+from trtops.onnx_facts import external_data_locations
 from trtops.spec import (
     BuildConfig,
     CalibrationSpec,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import make_conv_model, make_multi_input_model, make_qdq_model
+
 from trtops.cli import main
 from trtops.errors import ManifestError
 from trtops.manifest import load_paths

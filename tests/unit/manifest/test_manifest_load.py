@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers import make_conv_model, make_multi_input_model, write_manifest
+
 from trtops.errors import ManifestError
 from trtops.manifest import LoadedManifest, load_paths
 from trtops.manifest.load import parse_yaml

@@ -16,7 +16,8 @@ from trtops.cache.entries import publish_entry
 from trtops.cache.local import LocalStore
 from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
 from trtops.errors import InputError, PlanMismatch
-from trtops.keys.fingerprint import DigestMemo, ModelDigest, digest_models
+from trtops.keys.memo import DigestMemo
+from trtops.keys.model_digest import ModelDigest, digest_models
 from trtops.keys.platform import GpuInfo, Platform
 from trtops.plan import (
     CacheView,

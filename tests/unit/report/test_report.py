@@ -13,7 +13,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 
 from trtops import report
 from trtops.errors import ExitCode, InputError
-from trtops.keys.fingerprint import EngineKey
+from trtops.keys.engine_key import EngineKey
 from trtops.keys.platform import Platform
 from trtops.outcome import STATUS_EXIT, EngineOutcome, RunResult
 from trtops.plan import Action, Plan, load_specs
