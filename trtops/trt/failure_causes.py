@@ -94,6 +94,8 @@ def error_code_name(code: Any) -> str:
 
 _NAMED_DIMS = re.compile(
     r"(?:\((?P<name>[^()]*?):\s*)?Input dimensions with this name are inconsistent"
+    # TensorRT 8.6.0 on an H100 (recorded in the GPU lab): the profile check at build time.
+    r"|Dimensions with name (?P<dim_name>\S+?) must be equal"
     r"|named dimensions .*same name", re.I)
 _IF_SHAPES = re.compile(r"IIfConditionalOutputLayer inputs must have the same shape", re.I)
 _SHAPES = re.compile(
@@ -176,7 +178,7 @@ def diagnose(errors: Sequence[str], *, warnings: Sequence[str] = (), parser_prob
 
 def _named_dims(text: str, ctx: FailureContext) -> Diagnosis:
     match = _NAMED_DIMS.search(text)
-    named = (match.group("name") or "").strip() if match else ""
+    named = ((match.group("name") or match.group("dim_name") or "").strip()) if match else ""
     shared = _shared_dim_names(ctx.inputs)
     if named in shared:
         shared = {named: shared[named]}

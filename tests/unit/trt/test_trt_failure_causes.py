@@ -19,6 +19,11 @@ NAMED_DIMS_86 = ("4: [shapeContext.cpp::getBounds::3442] Error Code 4: Internal 
                  "(?: Input dimensions with this name are inconsistent.)")
 NAMED_DIMS_86_OTHER = ("4: [shapeContext.cpp::getBounds::3442] Error Code 4: Internal Error "
                        "(2B: Input dimensions with this name are inconsistent.)")
+# The same case as TensorRT 8.6.0 on an H100 reported it in the GPU lab (2026-12-06,
+# tests/gpu/test_build_failures.py): the profile check at build time, a different text.
+NAMED_DIMS_86_LAB = ("4: [memoryComputation.cpp::computeEngineAuxMemorySizes::209] Error Code 4: Internal "
+                     "Error (Profile kOPT values are not self-consistent. Dimensions with name ? must be "
+                     "equal. Condition '==' violated: 32 != 64. Instruction: CHECK_EQUAL 32 64.)")
 BUILD_FAILED_86 = ("2: [builder.cpp::buildSerializedNetwork::751] Error Code 2: Internal Error "
                    "(Assertion engine != nullptr failed. )")
 IF_SHAPES_86 = ("4: [graphShapeAnalyzer.cpp::analyzeShapes::1872] Error Code 4: Miscellaneous "
@@ -66,7 +71,7 @@ def test_every_cause_has_a_title():
                            "internal"}
 
 
-@pytest.mark.parametrize("message", [NAMED_DIMS_86, NAMED_DIMS_86_OTHER])
+@pytest.mark.parametrize("message", [NAMED_DIMS_86, NAMED_DIMS_86_OTHER, NAMED_DIMS_86_LAB])
 def test_dims_that_share_a_name_are_a_shapes_problem_with_the_right_hint(message):
     found = diagnose([message, BUILD_FAILED_86],
                      context=FailureContext(inputs=PADDLE_INPUTS, profiles=PADDLE_PROFILE, workspace=1 << 30))
