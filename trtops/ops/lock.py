@@ -284,6 +284,40 @@ def check_lock(specs: Sequence[Any], lock: Lock, memo: Any, *,
     return _compare(specs, section, here, memo)
 
 
+@dataclass
+class LockCheck:
+    """``plan --check-lock``: the lock read and each engine that differs from it."""
+
+    lock: Lock
+    drifts: list[LockDrift]
+
+    @property
+    def engine_count(self) -> int:
+        return sum(len(s.engines) for s in self.lock.sections.values())
+
+    def mismatch(self) -> InputError | None:
+        """The error to exit with when the manifests differ from the lock, else None."""
+        if not self.drifts:
+            return None
+        return InputError(
+            f"the manifests do not match {self.lock.path}: {len(self.drifts)} engine(s) differ",
+            hint="update the lock in this change: `trtops lock` (keys of unbuilt engines are "
+                 "locked as pending; `apply` fills them in)")
+
+
+def check_manifests_against_lock(paths: Sequence[str], store: Any, *, lockfile: str | None = None,
+                                 platform: Any | None = None) -> LockCheck:
+    """Read the manifests (models are not checked) and their lock (``lockfile``, else
+    ``trtops.lock`` beside them) and compare their keys (see :func:`check_lock`)."""
+    from trtops.lockfile import lock_path_for, read_lock
+    from trtops.plan import load_specs, memo_for
+
+    cache_dir = getattr(store, "root", None)
+    specs = load_specs(paths, check_models=False, cache_dir=cache_dir)
+    lock = read_lock(lock_path_for(paths, lockfile))
+    return LockCheck(lock, check_lock(specs, lock, memo_for(store), platform=platform))
+
+
 # --------------------------------------------------------------------------- pull --locked
 
 
