@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
         compute_capability=args.compute_capability, tensorrt=args.tensorrt,
         every=args.every, locked=args.locked, lockfile=args.lockfile, jobs=args.jobs,
         fsync=args.fsync, dry_run=args.dry_run, dest=args.dest, loaders=args.loaders)
-    run = run_pull(request, announce=lambda line: print(line, file=sys.stderr))
-    result, platform, remote, local = run.result, run.platform, run.remote, run.local
+    pulled = run_pull(request, announce=lambda line: print(line, file=sys.stderr))
+    result, platform, remote, local = pulled.result, pulled.platform, pulled.remote, pulled.local
     selection, missing = result.selection, result.missing
 
     if args.dry_run:
