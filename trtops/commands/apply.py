@@ -79,66 +79,39 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtops.cache import open_store
     from trtops.commands.args import cache_url
-    from trtops.errors import EnvironmentMissing
-    from trtops.executors import make_executor
-    from trtops.ops.apply import ApplyOptions, apply_plan
-    from trtops.ops.plan import executor_platform, plan_or_load, restrict_targets
-    from trtops.ops.toolchain import default_toolchain
+    from trtops.errors import EnvironmentMissing, InputError
+    from trtops.ops.apply import ApplyRequest, run_apply
     from trtops.report import check_report_path, render_result, report_refusal
 
     check_report_path(args.junit)
     if args.lock and not args.remote:
-        from trtops.errors import InputError
-
         raise InputError("--lock needs --remote", hint="leases live in the shared cache")
-    paths = manifest_paths(args)
-    store = open_store(cache_url(args), write_for="apply")
-    toolchain = default_toolchain()
-    executor = make_executor(args.executor, gpus=args.gpus, address=args.address,
-                             ray_timeout=args.ray_timeout, toolchain=toolchain)
+    request = ApplyRequest(
+        paths=manifest_paths(args),
+        cache_url=cache_url(args),
+        targets=args.targets,
+        keep_going=args.keep_going,
+        emit_dest=None if args.no_emit else Path(args.emit_dir),
+        engine_ref=args.engine_ref,
+        remote_url=args.remote,
+        lease_ttl=args.lock_ttl if args.lock else None,
+        log_dir=Path(args.log_dir) if args.log_dir else None,
+        executor=args.executor,
+        gpus=args.gpus,
+        address=args.address,
+        ray_timeout=args.ray_timeout,
+        lockfile=args.lockfile,
+        update_lock=not args.no_lock_update,
+    )
     try:
-        platform = executor_platform(executor, toolchain)
-        plan = plan_or_load(paths, store, platform)
-        restrict_targets(plan, args.targets)
-        options = ApplyOptions(
-            keep_going=args.keep_going,
-            emit_dest=None if args.no_emit else Path(args.emit_dir),
-            engine_ref=args.engine_ref,
-            remote=open_store(args.remote) if args.remote else None,
-            lease_ttl=args.lock_ttl if args.lock else None,
-            log_dir=Path(args.log_dir) if args.log_dir else None,
-            executor=executor,
-            lock_path=None if args.no_lock_update else _lock_path(args, paths, plan),
-        )
-        if plan.pending and not args.json:
-            where = f" ({executor.describe()})" if executor.parallel else ""
-            print(f"apply: {len(plan.unique_builds())} engine(s) to build on "
-                  f"{platform.describe()}{where}", file=sys.stderr)
-        try:
-            result = apply_plan(plan, store, toolchain=toolchain, options=options)
-        except EnvironmentMissing as exc:
-            report_refusal(exc, args)
-            raise
-    finally:
-        executor.close()
+        result = run_apply(request, announce=None if args.json else _to_stderr)
+    except EnvironmentMissing as exc:
+        # Only a refusal that carries per-engine results has reports to write.
+        report_refusal(exc, args)
+        raise
     return render_result(result, args)
 
 
-def _lock_path(args: argparse.Namespace, paths: list[str], plan: Any) -> Path | None:
-    """The lock apply records its engines in: ``--lockfile``, else ``trtops.lock`` beside
-    the manifests (those a saved plan was made from); None when there is none."""
-    from trtops.lockfile import lock_path_for
-    from trtops.ops.plan import is_plan_file
-
-    manifests = list(plan.manifests) if is_plan_file(paths) else paths
-    if not manifests and not args.lockfile:
-        return None
-    from trtops.errors import InputError
-
-    try:
-        path = lock_path_for(manifests, args.lockfile)
-    except InputError:
-        return None  # manifests of several directories and no --lockfile: no one lock
-    return path if path.is_dir() else None
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)

@@ -48,51 +48,34 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _local_locks(args: argparse.Namespace, paths: list[str]) -> list[Any]:
-    """The lock beside the manifests (when there is one) for a local gc."""
-    from trtops.errors import InputError
-    from trtops.lockfile import lock_path_for, read_lock
-
-    if not paths and not args.lockfile:
-        return []
-    try:
-        path = lock_path_for(paths, args.lockfile)
-    except InputError:
-        return []  # manifests of several directories and no --lockfile: no one lock
-    lock = read_lock(path, missing_ok=not args.lockfile)
-    return [lock] if lock.sections else []
-
-
 def run(args: argparse.Namespace) -> int:
-    from trtops.cache import is_remote, open_store
     from trtops.commands.args import cache_url
-    from trtops.lockfile import read_locks
+    from trtops.keys.platform import platform_from_args
     from trtops.names import format_bytes, parse_duration
-    from trtops.ops.gc import gc, remote_gc
+    from trtops.ops.gc import GcRequest, run_gc
 
     older_than = parse_duration(args.older_than) if args.older_than else None
-    keep_locks = read_locks(args.keep_locks)
-    url = args.remote or cache_url(args)
-    remote = bool(args.remote) or is_remote(url)
-    store = open_store(url, write_for=None if args.dry_run else "gc")
     verb = "would remove" if args.dry_run else "removed"
 
-    def log_removal(row: dict[str, Any]) -> None:
+    def log_removal(row: dict[str, Any], cache: str) -> None:
         where = f" on {row['platform']}" if row["platform"] else ""
         print(f"gc: {verb} {row['engine']}{where} ({row['key'][:12]}, "
-              f"{format_bytes(row['size'])}) from {store.url}", file=sys.stderr)
+              f"{format_bytes(row['size'])}) from {cache}", file=sys.stderr)
 
-    if remote:
-        result = remote_gc(store, locks=keep_locks, older_than=older_than,
-                           dry_run=args.dry_run, on_remove=log_removal)
-    else:
-        from trtops.keys.platform import platform_from_args
-
-        paths = manifest_paths(args, only_existing=True)
-        platform = platform_from_args(args) if paths else None
-        result = gc(store, paths, platform, explicit_paths=bool(args.paths),
-                    dry_run=args.dry_run, locks=keep_locks + _local_locks(args, paths),
-                    older_than=older_than, on_remove=log_removal)
+    request = GcRequest(
+        cache_url=cache_url(args),
+        remote_url=args.remote,
+        # Only read for a local gc (a remote gc needs no manifests): default folders
+        # that do not exist are dropped.
+        paths=manifest_paths(args, only_existing=True),
+        explicit_paths=bool(args.paths),
+        platform=lambda: platform_from_args(args),
+        keep_locks=args.keep_locks,
+        lockfile=args.lockfile,
+        older_than=older_than,
+        dry_run=args.dry_run,
+    )
+    result = run_gc(request, on_remove=log_removal)
     if result.warning:
         print(f"warning: {result.warning}", file=sys.stderr)
     removed = result.removed
@@ -104,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                + (f", {result.too_young} younger than {args.older_than}" if older_than else "")
                + ".")
     if args.json:
-        json.dump({"cache": store.url, "remote": remote, "dry_run": args.dry_run,
+        json.dump({"cache": result.cache, "remote": result.remote, "dry_run": args.dry_run,
                    "removed": removed, "partial": result.partial, "leftovers": result.leftovers,
                    "bytes": result.bytes, "kept": result.kept, "referenced": result.referenced,
                    "current": result.current, "locked": result.locked,

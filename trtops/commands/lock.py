@@ -41,21 +41,14 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from trtops.cache import open_store
     from trtops.commands.args import REMOTE_ENV, cache_url
-    from trtops.lockfile import lock_path_for, read_lock
-    from trtops.ops.lock import update_lock
-    from trtops.plan import load_specs, memo_for
+    from trtops.ops.lock import lock_manifests
 
-    paths = manifest_paths(args)
-    store = open_store(cache_url(args))
-    specs = load_specs(paths, check_models=False, cache_dir=getattr(store, "root", None))
-    lock = read_lock(lock_path_for(paths, args.lockfile), missing_ok=True)
-    remote_url = args.remote or os.environ.get(REMOTE_ENV)
-    stores = ([open_store(remote_url)] if remote_url else []) + [store]
     platform = lock_platform_from_args(args)
-    update = update_lock(specs, lock, stores, memo_for(store),
-                         platforms=[platform] if platform else [])
+    done = lock_manifests(manifest_paths(args), cache_url(args),
+                          remote_url=args.remote or os.environ.get(REMOTE_ENV),
+                          lockfile=args.lockfile, platform=platform)
+    lock, update = done.lock, done.update
     if args.json:
         print(json.dumps({"lock": str(lock.path), "written": [str(p) for p in update.written],
                           "removed": update.removed, "changed": update.changed,
@@ -75,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError(
             "nothing to lock: no engine of these manifests is built in "
-            + ", ".join(s.url for s in stores) + ", and the lock names no platform",
+            + ", ".join(done.store_urls) + ", and the lock names no platform",
             hint="build with `trtops apply`, or lock a platform's keys before building: "
                  "`trtops lock --platform platforms/h100.json`")
     return 0

@@ -106,17 +106,13 @@ def check_lock(args: argparse.Namespace, paths: list[str], store: Any) -> int:
     """``plan --check-lock``: print each engine whose key differs from the lock; exit 1
     when any does."""
     from trtops.commands.args import lock_platform_from_args
-    from trtops.errors import InputError
-    from trtops.lockfile import lock_path_for, read_lock
-    from trtops.ops.lock import check_lock as compare
-    from trtops.plan import load_specs, memo_for
+    from trtops.ops.lock import check_manifests_against_lock
 
-    cache_dir = getattr(store, "root", None)
-    specs = load_specs(paths, check_models=False, cache_dir=cache_dir)
-    lock = read_lock(lock_path_for(paths, args.lockfile))
     platform = lock_platform_from_args(args)
-    drifts = compare(specs, lock, memo_for(store),
-                     platform=platform.as_platform() if platform else None)
+    check = check_manifests_against_lock(
+        paths, store, lockfile=args.lockfile,
+        platform=platform.as_platform() if platform else None)
+    lock, drifts = check.lock, check.drifts
     if args.json:
         json.dump({"lock": str(lock.path), "matches": not drifts,
                    "engines": [d.to_json() for d in drifts]}, sys.stdout, indent=1)
@@ -124,13 +120,10 @@ def check_lock(args: argparse.Namespace, paths: list[str], store: Any) -> int:
     else:
         for drift in drifts:
             print(drift.render())
-    if drifts:
-        raise InputError(
-            f"the manifests do not match {lock.path}: {len(drifts)} engine(s) differ",
-            hint="update the lock in this change: `trtops lock` (keys of unbuilt engines are "
-                 "locked as pending; `apply` fills them in)")
+    error = check.mismatch()
+    if error is not None:
+        raise error
     if not args.json:
-        count = sum(len(s.engines) for s in lock.sections.values())
-        print(f"{lock.path} matches the manifests ({count} engine(s) on "
+        print(f"{lock.path} matches the manifests ({check.engine_count} engine(s) on "
               f"{len(lock.sections)} platform(s)).")
     return 0

@@ -67,44 +67,22 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtops.cache import open_store
-    from trtops.commands.args import cache_url
+    from trtops.commands.args import cache_url, manifest_paths
     from trtops.errors import CacheError, InputError
     from trtops.names import format_bytes
-    from trtops.ops.pull import pull, target_platform
-    from trtops.plan import load_specs
+    from trtops.ops.pull_run import PullRequest, run_pull
     from trtops.textsafe import terminal_safe
 
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
-    platform = target_platform(platform_file=args.platform, gpu=args.gpu,
-                               compute_capability=args.compute_capability,
-                               tensorrt=args.tensorrt)
-    # A fleet node needs the manifests, not the models: skip checks that read ONNX files.
-    specs = load_specs(args.paths, check_models=False, cache_dir=cache_url(args)) if args.paths else []
-    if args.paths and not specs:
-        raise InputError("the manifests define no engines", hint="check the paths given")
-    local = open_store(cache_url(args), write_for=None if args.dry_run else "pull")
-    remote = open_store(remote_url(args))
-    if args.locked:
-        from trtops.commands.args import manifest_paths
-        from trtops.lockfile import lock_path_for, read_lock
-        from trtops.ops.lock import pull_locked
-
-        if args.every:
-            raise InputError("--locked and --all exclude each other",
-                             hint="the lock names one engine per engine id and platform")
-        lock = read_lock(lock_path_for(manifest_paths(args), args.lockfile))
-        print(f"pulling the engines of {lock.path} for {platform.describe()} from {remote.url}",
-              file=sys.stderr)
-        result = pull_locked(remote, local, platform, lock, specs=specs, jobs=args.jobs,
-                             fsync=args.fsync, dry_run=args.dry_run, dest=args.dest,
-                             loaders=args.loaders)
-    else:
-        print(f"pulling for {platform.describe()} from {remote.url}", file=sys.stderr)
-        result = pull(remote, local, platform, specs=specs, every=args.every, jobs=args.jobs,
-                      fsync=args.fsync, dry_run=args.dry_run, dest=args.dest,
-                      loaders=args.loaders)
+    request = PullRequest(
+        remote_url=remote_url(args), cache_url=cache_url(args), paths=list(args.paths),
+        lock_paths=manifest_paths(args), platform_file=args.platform, gpu=args.gpu,
+        compute_capability=args.compute_capability, tensorrt=args.tensorrt,
+        every=args.every, locked=args.locked, lockfile=args.lockfile, jobs=args.jobs,
+        fsync=args.fsync, dry_run=args.dry_run, dest=args.dest, loaders=args.loaders)
+    pulled = run_pull(request, announce=lambda line: print(line, file=sys.stderr))
+    result, platform, remote, local = pulled.result, pulled.platform, pulled.remote, pulled.local
     selection, missing = result.selection, result.missing
 
     if args.dry_run:

@@ -40,6 +40,7 @@ from trtops.cache.store import (
 from trtops.errors import (
     CacheError,
     EnvironmentMissing,
+    InputError,
     RemoteError,
     TrtopsError,
 )
@@ -634,3 +635,85 @@ def _emit(ctx: _Context, result: RunResult) -> None:
             if outcome.id == skipped["engine"]:
                 outcome.message += f"; loaders not written: {skipped['reason']}"
 
+
+
+@dataclass
+class ApplyRequest:
+    """One ``trtops apply`` run in plain values (the command converts its flags to this)."""
+
+    paths: list[str]  # manifests, or one saved plan
+    cache_url: str
+    targets: list[str] | None = None
+    keep_going: bool = False
+    emit_dest: Path | None = None  # None: write no loaders
+    engine_ref: str = "copy"
+    remote_url: str | None = None
+    lease_ttl: float | None = None  # None: no build lease
+    log_dir: Path | None = None
+    executor: str | None = None  # local, gpus, ray (trtops.executors.make_executor)
+    gpus: str | None = None
+    address: str | None = None
+    ray_timeout: float | None = None
+    lockfile: str | None = None  # --lockfile
+    update_lock: bool = True  # record what this run built, reused or fetched in the lock
+
+
+def run_apply(request: ApplyRequest, *,
+              announce: Callable[[str], None] | None = None) -> RunResult:
+    """Open the caches and the executor, plan (or load the saved plan), then apply it.
+
+    Args:
+        request: what to apply and how.
+        announce: called with one line saying how many engines are to be built where,
+            when any are (the CLI prints it on stderr).
+
+    Raises:
+        EnvironmentMissing: TensorRT or a GPU missing; its ``result`` (when set) holds one
+            entry per engine for the reports.
+    """
+    from trtops.cache import open_store
+    from trtops.executors import make_executor
+    from trtops.ops.plan import executor_platform, plan_or_load, restrict_targets
+
+    store = open_store(request.cache_url, write_for="apply")
+    toolchain = default_toolchain()
+    executor = make_executor(request.executor, gpus=request.gpus, address=request.address,
+                             ray_timeout=request.ray_timeout, toolchain=toolchain)
+    try:
+        platform = executor_platform(executor, toolchain)
+        plan = plan_or_load(request.paths, store, platform)
+        restrict_targets(plan, request.targets)
+        options = ApplyOptions(
+            keep_going=request.keep_going,
+            emit_dest=request.emit_dest,
+            engine_ref=request.engine_ref,
+            remote=open_store(request.remote_url) if request.remote_url else None,
+            lease_ttl=request.lease_ttl,
+            log_dir=request.log_dir,
+            executor=executor,
+            lock_path=(lock_path_for_apply(request.paths, plan, request.lockfile)
+                       if request.update_lock else None),
+        )
+        if plan.pending and announce is not None:
+            where = f" ({executor.describe()})" if executor.parallel else ""
+            announce(f"apply: {len(plan.unique_builds())} engine(s) to build on "
+                     f"{platform.describe()}{where}")
+        return apply_plan(plan, store, toolchain=toolchain, options=options)
+    finally:
+        executor.close()
+
+
+def lock_path_for_apply(paths: list[str], plan: Plan, lockfile: str | None) -> Path | None:
+    """The lock apply records its engines in: ``lockfile``, else ``trtops.lock`` beside
+    the manifests (those a saved plan was made from); None when there is none."""
+    from trtops.lockfile import lock_path_for
+    from trtops.ops.plan import is_plan_file
+
+    manifests = list(plan.manifests) if is_plan_file(paths) else paths
+    if not manifests and not lockfile:
+        return None
+    try:
+        path = lock_path_for(manifests, lockfile)
+    except InputError:
+        return None  # manifests of several directories and no --lockfile: no one lock
+    return path if path.is_dir() else None

@@ -51,6 +51,8 @@ class GcResult:
     kept: int = 0  # distinct keys kept
     too_young: int = 0  # entries kept only because they are younger than --older-than
     warning: str | None = None  # the current keys could not be computed
+    cache: str = ""  # the URL of the cache gc ran in (set by run_gc)
+    remote: bool = False  # gc ran in a remote (shared) cache
 
     @property
     def bytes(self) -> int:
@@ -212,3 +214,68 @@ def remote_gc(store: Any, *, locks: Sequence[Any] = (), older_than: float | None
     locked = set().union(*(lock.keys() for lock in locks)) if locks else set()
     return collect_garbage(store, keep_locked=locked, use_refs=False, older_than=older_than,
                            dry_run=dry_run, on_remove=on_remove)
+
+
+@dataclass
+class GcRequest:
+    """One ``trtops gc`` run in plain values (the command converts its flags to this)."""
+
+    cache_url: str  # the local cache (or an s3:// one: then gc runs as on a remote)
+    remote_url: str | None = None  # --remote: gc runs in this cache instead
+    paths: list[str] = field(default_factory=list)  # manifests whose current keys are kept
+    explicit_paths: bool = False  # the user named ``paths`` (see :func:`gc`)
+    platform: Callable[[], Any] | None = None  # gives the platform of the current keys
+    keep_locks: list[str] = field(default_factory=list)  # lock paths whose keys are kept
+    lockfile: str | None = None  # --lockfile: the lock of the manifests
+    older_than: float | None = None  # seconds
+    dry_run: bool = False
+
+
+def run_gc(request: GcRequest, *,
+           on_remove: Callable[[dict[str, Any], str], None] | None = None) -> GcResult:
+    """Open the cache and collect its garbage: :func:`remote_gc` for a remote (``--remote``
+    or an s3:// cache), else :func:`gc` keeping also the lock beside the manifests.
+
+    Args:
+        request: where and what to keep.
+        on_remove: called with each removed entry's row and the cache's URL.
+    """
+    from trtops.cache import is_remote, open_store
+    from trtops.lockfile import read_locks
+
+    keep_locks = read_locks(request.keep_locks)
+    url = request.remote_url or request.cache_url
+    remote = bool(request.remote_url) or is_remote(url)
+    store = open_store(url, write_for=None if request.dry_run else "gc")
+
+    def removed(row: dict[str, Any]) -> None:
+        if on_remove is not None:
+            on_remove(row, store.url)
+
+    if remote:
+        result = remote_gc(store, locks=keep_locks, older_than=request.older_than,
+                           dry_run=request.dry_run, on_remove=removed)
+    else:
+        paths = request.paths
+        platform = request.platform() if paths and request.platform is not None else None
+        result = gc(store, paths, platform, explicit_paths=request.explicit_paths,
+                    dry_run=request.dry_run,
+                    locks=keep_locks + _manifest_locks(paths, request.lockfile),
+                    older_than=request.older_than, on_remove=removed)
+    result.cache, result.remote = store.url, remote
+    return result
+
+
+def _manifest_locks(paths: Sequence[str], lockfile: str | None) -> list[Any]:
+    """The lock beside the manifests (or ``lockfile``), when there is one, for a local gc."""
+    from trtops.errors import InputError
+    from trtops.lockfile import lock_path_for, read_lock
+
+    if not paths and not lockfile:
+        return []
+    try:
+        path = lock_path_for(paths, lockfile)
+    except InputError:
+        return []  # manifests of several directories and no --lockfile: no one lock
+    lock = read_lock(path, missing_ok=not lockfile)
+    return [lock] if lock.sections else []

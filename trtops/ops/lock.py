@@ -162,6 +162,33 @@ def update_lock(specs: Sequence[Any], lock: Lock, stores: Sequence[Any], memo: A
 APPLIED_STATUSES = ("built", "reused", "downloaded", "rejected", "accuracy_failed")
 
 
+@dataclass
+class LockRun:
+    """``trtops lock``: the lock updated, what changed, and the caches searched."""
+
+    lock: Lock
+    update: LockUpdate
+    store_urls: list[str]
+
+
+def lock_manifests(paths: Sequence[str], cache_url: str, *, remote_url: str | None = None,
+                   lockfile: str | None = None, platform: Any | None = None) -> LockRun:
+    """Read the manifests and their lock (``lockfile``, else ``trtops.lock`` beside them;
+    created when missing) and record in it the engines built in the remote (when given)
+    or the local cache, on the lock's platforms and ``platform`` (see :func:`update_lock`)."""
+    from trtops.cache import open_store
+    from trtops.lockfile import lock_path_for, read_lock
+    from trtops.plan import load_specs, memo_for
+
+    store = open_store(cache_url)
+    specs = load_specs(paths, check_models=False, cache_dir=getattr(store, "root", None))
+    lock = read_lock(lock_path_for(paths, lockfile), missing_ok=True)
+    stores = ([open_store(remote_url)] if remote_url else []) + [store]
+    update = update_lock(specs, lock, stores, memo_for(store),
+                         platforms=[platform] if platform else [])
+    return LockRun(lock, update, [s.url for s in stores])
+
+
 def record_applied(lock_path: Path, plan: Any, result: Any, store: Any) -> list[Path]:
     """Put what an ``apply`` run built, reused or fetched into the lock (its key, sha256,
     size and verdict, rejected ones included), in the file of the platform that built it.
@@ -282,6 +309,40 @@ def check_lock(specs: Sequence[Any], lock: Lock, memo: Any, *,
                               "the lock has no engines for this platform")]
         section = same_gpu[-1]
     return _compare(specs, section, here, memo)
+
+
+@dataclass
+class LockCheck:
+    """``plan --check-lock``: the lock read and each engine that differs from it."""
+
+    lock: Lock
+    drifts: list[LockDrift]
+
+    @property
+    def engine_count(self) -> int:
+        return sum(len(s.engines) for s in self.lock.sections.values())
+
+    def mismatch(self) -> InputError | None:
+        """The error to exit with when the manifests differ from the lock, else None."""
+        if not self.drifts:
+            return None
+        return InputError(
+            f"the manifests do not match {self.lock.path}: {len(self.drifts)} engine(s) differ",
+            hint="update the lock in this change: `trtops lock` (keys of unbuilt engines are "
+                 "locked as pending; `apply` fills them in)")
+
+
+def check_manifests_against_lock(paths: Sequence[str], store: Any, *, lockfile: str | None = None,
+                                 platform: Any | None = None) -> LockCheck:
+    """Read the manifests (models are not checked) and their lock (``lockfile``, else
+    ``trtops.lock`` beside them) and compare their keys (see :func:`check_lock`)."""
+    from trtops.lockfile import lock_path_for, read_lock
+    from trtops.plan import load_specs, memo_for
+
+    cache_dir = getattr(store, "root", None)
+    specs = load_specs(paths, check_models=False, cache_dir=cache_dir)
+    lock = read_lock(lock_path_for(paths, lockfile))
+    return LockCheck(lock, check_lock(specs, lock, memo_for(store), platform=platform))
 
 
 # --------------------------------------------------------------------------- pull --locked
