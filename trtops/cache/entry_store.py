@@ -35,7 +35,7 @@ from typing import Any
 
 import trtops.cache.layout as layout
 from trtops.cache.entries import file_digest, json_bytes, load_json
-from trtops.cache.store import META_FILE, PutResult
+from trtops.cache.store import ACCURACY_FILE, META_FILE, PutResult
 from trtops.cache.transport import ObjectTransport
 from trtops.errors import CacheError, RemoteError
 from trtops.names import ENGINE_FILE
@@ -100,7 +100,13 @@ class ObjectEntries:
                 yield parts[2]
 
     def read_file(self, key: str, name: str) -> bytes | None:
-        """One file of an entry, or None when absent."""
+        """One file of an entry, or None when absent. meta.json and accuracy.json are read
+        up to :data:`~trtops.cache.entry_schema.MAX_METADATA_BYTES` (+1 byte, so that the
+        parser refuses a larger one without it ever being held whole)."""
+        if name in (META_FILE, ACCURACY_FILE):
+            from trtops.cache.entry_schema import MAX_METADATA_BYTES
+
+            return self.objects.get(self._entry_object(key, name), limit=MAX_METADATA_BYTES)
         return self.objects.get(self._entry_object(key, name))
 
     def fetch_file(self, key: str, name: str, dest: Path, *, expected_sha256: str | None = None,

@@ -402,13 +402,17 @@ class S3Transport:
                 return None
             raise self._translate(exc, "read", relative) from exc
 
-    def _get_bytes(self, relative: str) -> tuple[bytes, dict] | None:
-        """Whole small object and its response (ETag, Metadata); None when absent."""
+    def _get_bytes(self, relative: str, limit: int | None = None) -> tuple[bytes, dict] | None:
+        """Whole small object and its response (ETag, Metadata); None when absent. With
+        ``limit``, at most ``limit + 1`` bytes are read and the rest of the body dropped."""
         _, botocore = _boto()
         for attempt in range(self.stream_retries + 1):
             try:
                 response = self._call("read", relative, "get_object", Key=self._name(relative))
-                return response["Body"].read(), response
+                if limit is None:
+                    return response["Body"].read(), response
+                with contextlib.closing(response["Body"]) as body:
+                    return body.read(limit + 1), response
             except botocore.exceptions.ClientError as exc:
                 if _is_not_found(exc):
                     return None
@@ -831,9 +835,9 @@ class S3Transport:
 
     # ----------------------------------------------------------------- the transport API
 
-    def get(self, name: str) -> bytes | None:
-        """The whole object, or None when absent."""
-        got = self._get_bytes(name)
+    def get(self, name: str, limit: int | None = None) -> bytes | None:
+        """The whole object (at most ``limit + 1`` bytes), or None when absent."""
+        got = self._get_bytes(name, limit)
         return None if got is None else got[0]
 
     def get_range(self, name: str, start: int, end: int) -> bytes | None:

@@ -69,7 +69,14 @@ class PullSelection:
     def total_bytes(self) -> int:
         return sum(entry_size(c.meta) for c in self.selected)
 
+    @property
+    def damaged(self) -> list[Candidate]:
+        """Skipped because their metadata is not what trtops writes (hostile or broken)."""
+        return [c for c in self.skipped if (c.reason or "").startswith(DAMAGED)]
 
+
+
+DAMAGED = "damaged: "  # the reason prefix of entries refused for their metadata
 
 METADATA_JOBS = 16  # parallel metadata reads at least (when jobs > 1): small, latency-bound
 
@@ -137,8 +144,7 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
             continue  # deleted meanwhile
         problem = meta.message if isinstance(meta, CacheError) else meta_problem(key, meta)
         if problem:
-            log.warning("%s: skipping entry %s: %s", remote.url, key[:12], problem)
-            selection.skipped.append(Candidate(key, {}, reason=f"damaged: {problem}"))
+            _skip_damaged(selection, remote, key, {}, problem)
             continue
         candidate = Candidate(key, meta)
         if wanted is not None and candidate.spec_id not in wanted:
@@ -147,7 +153,11 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
         if candidate.reason:
             selection.skipped.append(candidate)
             continue
-        state = state_of_accuracy(accuracy, key)
+        try:
+            state = state_of_accuracy(accuracy, key)
+        except CacheError as exc:
+            _skip_damaged(selection, remote, key, meta, exc.message)
+            continue
         if state != "accepted":
             candidate.reason = f"{state} (only accepted engines are pulled)"
             selection.skipped.append(candidate)
@@ -175,6 +185,16 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
                 candidate.reason = (f"{best.key[:12]} is preferred for {spec_id}")
                 selection.skipped.append(candidate)
     return selection
+
+
+def _skip_damaged(selection: PullSelection, remote: Any, key: str, meta: dict,
+                  problem: str) -> None:
+    """One entry whose metadata cannot be trusted is skipped with its reason; the pull goes
+    on (see docs/exit-codes.md: damaged remote entries are warnings)."""
+    from trtops.errors import redact
+
+    log.warning("%s: skipping damaged entry %s: %s", redact(remote.url), key[:12], problem)
+    selection.skipped.append(Candidate(key, meta, reason=f"{DAMAGED}{problem}"))
 
 
 @dataclass
@@ -427,7 +447,7 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
         jobs: Entries in flight at once.
         fsync: See :func:`pull_entries`.
         dry_run: Select only.
-        dest: Write loaders for the pulled entries here (when nothing failed).
+        dest: Write loaders for the entries pulled (or already present) here.
         loaders: Loader list overriding the manifests' (see :func:`emit_pulled`).
         progress: As for :func:`pull_entries`.
 
@@ -443,7 +463,11 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
         return result
     result.outcomes = pull_entries(remote, local, selection.selected, jobs=jobs, fsync=fsync,
                                    progress=progress)
-    if dest and not result.failed and selection.selected:
-        report = emit_pulled(local, selection.selected, spec_by_id, dest, loaders)
+    # Loaders for every entry that is here now: one entry that failed to pull (reported,
+    # exit 1) does not keep the others from being served.
+    ready = {o.key for o in result.outcomes if o.status != "failed"}
+    if dest and ready:
+        report = emit_pulled(local, [c for c in selection.selected if c.key in ready],
+                             spec_by_id, dest, loaders)
         result.emitted, result.emit_skipped = report.written, report.skipped
     return result
