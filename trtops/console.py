@@ -185,12 +185,23 @@ class _PlainFormatter(logging.Formatter):
     """``message`` for info, ``warning: message`` for the rest: CI logs add their own time."""
 
     def format(self, record: logging.LogRecord) -> str:
+        from trtops.redact import redact
+
         text = record.getMessage()
         if record.levelno != logging.INFO:
             text = f"{record.levelname.lower()}: {text}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        return redact(text)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """``%(message)s`` with secrets redacted (the rich handler's formatter)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from trtops.redact import redact
+
+        return redact(super().format(record))
 
 
 class _StderrHandler(logging.Handler):
@@ -227,8 +238,8 @@ def configure_logging(verbose: bool = False) -> logging.Logger:
         from rich.logging import RichHandler
 
         handler = RichHandler(console=err(), show_time=False, show_path=False,
-                              markup=False, rich_tracebacks=verbose)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+                              markup=False, rich_tracebacks=False)
+        handler.setFormatter(_RedactingFormatter("%(message)s"))
     else:
         handler = _StderrHandler()
         handler.setFormatter(_PlainFormatter())

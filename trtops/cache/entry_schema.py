@@ -29,7 +29,6 @@ from pydantic import (
     field_validator,
 )
 
-from trtops.names import SHA256_RE
 
 #: Largest meta.json / accuracy.json / ref a reader accepts (a real one is a few KiB).
 MAX_METADATA_BYTES = 1 << 20
@@ -62,7 +61,7 @@ def parse_document(data: bytes, what: str) -> Any:
 
 # --------------------------------------------------------------------------- field types
 
-Sha256 = Annotated[StrictStr, Field(pattern=SHA256_RE.pattern)]
+Sha256 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]  # as names.SHA256_RE
 Size = Annotated[StrictInt, Field(ge=0)]
 Number = Union[StrictInt, StrictFloat]
 Dim = Annotated[StrictInt, Field(ge=-1)]  # -1: dynamic

@@ -104,6 +104,30 @@ def _redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def check_endpoint_url(url: str) -> str:
+    """``url`` when it is a usable endpoint (http(s)://host[:port][/path], no user info).
+
+    Raises:
+        InputError: naming what is wrong, never quoting the URL's credentials.
+    """
+    from trtops.redact import redact
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError as exc:
+        raise InputError(f"the S3 endpoint URL {redact(url)!r} is not valid ({redact(exc)})",
+                         hint="write it like http://host:9000 or https://s3.example.com") from None
+    if parts.username is not None or parts.password is not None:
+        raise InputError(f"credentials in the S3 endpoint URL ({_redact_url(url)}) are not "
+                         "supported (they were not printed)",
+                         hint="use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"the S3 endpoint URL {redact(url)!r} is not an http(s) URL",
+                         hint="write it like http://host:9000 or https://s3.example.com")
+    return url
+
+
 @dataclass(frozen=True)
 class S3Location:
     """A parsed ``s3://bucket/prefix?options`` URL."""
@@ -262,6 +286,8 @@ class S3Transport:
         self.endpoint_url = (endpoint_url or os.environ.get("TRTOPS_S3_ENDPOINT_URL")
                              or os.environ.get("AWS_ENDPOINT_URL_S3")
                              or os.environ.get("AWS_ENDPOINT_URL") or None)
+        if self.endpoint_url:
+            check_endpoint_url(self.endpoint_url)
         self.region = region
         self.profile = profile
         self.jobs = max(1, int(jobs))
@@ -362,7 +388,9 @@ class S3Transport:
                     hint="check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and the "
                          "bucket policy",
                 )
-            message = exc.response.get("Error", {}).get("Message", "")
+            from trtops.redact import redact
+
+            message = redact(exc.response.get("Error", {}).get("Message", ""))
             return RemoteError(
                 f"S3 refused to {action} {what} at {target}: {code or _status(exc)} {message}".strip(),
                 hint="retry later; if it persists check the server logs",
@@ -375,7 +403,9 @@ class S3Transport:
                      "(?endpoint_url= in the URL, TRTOPS_S3_ENDPOINT_URL or AWS_ENDPOINT_URL); "
                      f"requests were retried {self.max_attempts} times",
             )
-        return RemoteError(f"S3 request to {action} {what} at {target} failed: {exc}",
+        from trtops.redact import redact
+
+        return RemoteError(f"S3 request to {action} {what} at {target} failed: {redact(exc)}",
                            hint="run with -v for details")
 
     def _call(self, action: str, what: str, method: str, **kwargs: Any) -> Any:

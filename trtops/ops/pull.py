@@ -191,7 +191,7 @@ def _skip_damaged(selection: PullSelection, remote: Any, key: str, meta: dict,
                   problem: str) -> None:
     """One entry whose metadata cannot be trusted is skipped with its reason; the pull goes
     on (see docs/exit-codes.md: damaged remote entries are warnings)."""
-    from trtops.errors import redact
+    from trtops.redact import redact
 
     log.warning("%s: skipping damaged entry %s: %s", redact(remote.url), key[:12], problem)
     selection.skipped.append(Candidate(key, meta, reason=f"{DAMAGED}{problem}"))
