@@ -206,22 +206,22 @@ class PullOutcome:
     size: int = 0
 
 
-def _deferred_durability(local: Any, keys: Sequence[str]) -> bool:
-    """Journal ``keys`` so they can be published without fsyncs; False when this store or
+def _deferred_durability(local: Any, keys: Sequence[str]) -> Any:
+    """Journal ``keys`` so they can be published without fsyncs: the journal, locked for
+    the rest of the pull (:func:`trtops.cache.journal.start`), or None when this store or
     system cannot (then every file is fsynced as before)."""
     from trtops.cache import journal
 
     if not keys or not callable(getattr(local, "adopt_entry", None)) \
             or not callable(getattr(local, "recover_unsynced", None)):
-        return False
+        return None
     boot = journal.boot_id()
     if boot is None:
-        return False
+        return None
     try:
-        journal.begin(Path(local.root), keys, boot)
+        return journal.start(Path(local.root), keys, boot)
     except OSError:
-        return False  # a full or read-only disk: the fsyncing path reports it properly
-    return True
+        return None  # a full or read-only disk: the fsyncing path reports it properly
 
 
 def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
@@ -254,7 +254,19 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
     """
     begun = time.perf_counter()
     todo = [c for c in candidates if not local.has_entry(c.key)]
-    durable = fsync or not _deferred_durability(local, [c.key for c in todo])
+    held = None if fsync else _deferred_durability(local, [c.key for c in todo])
+    try:
+        return _pull_entries(remote, local, candidates, todo, durable=held is None, jobs=jobs,
+                             progress=progress, timings=timings, begun=begun)
+    finally:
+        if held is not None:
+            held.release()  # from now on the next command may retire the journal
+
+
+def _pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate],
+                  todo: list[Candidate], *, durable: bool, jobs: int, progress: bool | None,
+                  timings: PullTimings | None, begun: float) -> list[PullOutcome]:
+    """:func:`pull_entries` once the journal (if any) is written and held."""
     outcomes = [PullOutcome(c.key, c.spec_id, "present", "already in the local cache")
                 for c in candidates if c not in todo]
     total = sum(entry_size(c.meta) for c in todo)
