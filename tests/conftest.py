@@ -34,6 +34,7 @@ SLOW_PATHS = (
     "reliability/",  # SIGKILL trials, full disks, a stopped server: up to a minute each
     "ray/",  # a local Ray cluster per test
     "remote/",  # a real S3 server, processes racing on it
+    "security/test_hostile_entries.py",  # every hostile entry on a directory and on SeaweedFS
     "func/test_apply.py",  # apply end to end in subprocesses
     "func/test_apply_gpus.py",
     "func/test_ci_reports.py",
