@@ -66,3 +66,11 @@ def s3_url(s3_endpoint):
     from remote_helpers import BUCKET
 
     return f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}?endpoint_url={s3_endpoint}"
+
+
+@pytest.fixture
+def moto_url(moto_endpoint):
+    """As ``s3_url``, on the moto server."""
+    from remote_helpers import BUCKET
+
+    return f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}?endpoint_url={moto_endpoint}"

@@ -9,10 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 HERE = Path(__file__).resolve().parent
 for path in (HERE, HERE.parent / "remote"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from s3_fixtures import s3_endpoint, s3_url  # noqa: E402,F401 - fixtures
+from s3_fixtures import moto_endpoint, moto_url, s3_endpoint, s3_url  # noqa: E402,F401 - fixtures

@@ -82,7 +82,8 @@ def meta_problem(key: str, meta: Any) -> str | None:
     Returns:
         A reason, or None.
     """
-    from trtops.cache.entry_schema import EntryInvalid, check_meta as check_schema
+    from trtops.cache.entry_schema import EntryInvalid
+    from trtops.cache.entry_schema import check_meta as check_schema
     from trtops.keys.fingerprint import key_of
 
     if not isinstance(meta, Mapping):

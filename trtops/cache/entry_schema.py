@@ -29,7 +29,6 @@ from pydantic import (
     field_validator,
 )
 
-
 #: Largest meta.json / accuracy.json / ref a reader accepts (a real one is a few KiB).
 MAX_METADATA_BYTES = 1 << 20
 

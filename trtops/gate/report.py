@@ -40,8 +40,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from trtops.errors import AccuracyError
-from trtops.spec import ToleranceSpec
 from trtops.gate.compare import OutputResult
+from trtops.spec import ToleranceSpec
 
 SCHEMA = 1
 WORST_IN_JSON = 5
