@@ -473,6 +473,8 @@ def main() -> int:
     from trtops.ops.push import push_entries
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-pull-bench-"))
+    shutil.rmtree(workdir / "seaweedfs", ignore_errors=True)  # a fresh server every run
+    shutil.rmtree(workdir / "builder", ignore_errors=True)
     server = start_server(workdir / "seaweedfs")
     try:
         url = f"s3://{BUCKET}/engines?endpoint_url={server.endpoint}"
@@ -504,11 +506,19 @@ def main() -> int:
             measures.append(("s5cmd", lambda: s5cmd_cp(remote, workdir / "files", args.jobs)))
         candidates = [("crt", crt_gets, "awscrt"), ("obstore", obstore_gets, "obstore"),
                       ("ranged", ranged_gets, None)]
+        unmeasured: dict[str, str] = {}
         for name, function, module in candidates:
-            if module is None or _importable(module):
-                runs[name] = []
-                measures.append((name, lambda f=function: f(remote, keys, args.jobs,
-                                                            workdir / "files")))
+            if module is not None and not _importable(module):
+                unmeasured[name] = f"{module} is not installed"
+                continue
+            try:  # one small try first: a client that cannot talk to this server is a row
+                function(remote, keys[:1], 1, workdir / "files")
+            except Exception as exc:  # noqa: BLE001 - reported, not fatal
+                unmeasured[name] = f"failed against SeaweedFS: {type(exc).__name__}: {exc}"[:160]
+                continue
+            runs[name] = []
+            measures.append((name, lambda f=function: f(remote, keys, args.jobs,
+                                                        workdir / "files")))
         helper = helper_threads_used()
         if helper:  # also without them, to show what they bring on this machine
             runs["pull-serial"] = []
@@ -551,7 +561,9 @@ def main() -> int:
     labels = {"crt": "boto3 + CRT", "obstore": "obstore", "ranged": "ranged->buffers"}
     candidate_lines = ["download clients, every engine.plan to a file, no hashing:",
                        "  " + file_line.replace("GETs to files  ", "boto3 get_object")]
-    candidate_lines += ["  " + row(labels[n], n)[0] for n in labels if runs.get(n)]
+    candidate_lines += ["  " + (row(labels[n], n)[0] if runs.get(n)
+                                else f"{labels[n]:<15} not measured: {unmeasured.get(n, '?')}")
+                        for n in labels]
     ratio = pull_bw / get_bw
     s5_ratio = pull_bw / s5cmd_bw if s5cmd_bw else float("nan")
     lines = [

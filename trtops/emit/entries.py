@@ -138,7 +138,7 @@ def validate(store: Any, item: EmitItem, files: EngineFiles, *,
                       "`trtops pull`)")
     if not is_sha256(item.key):
         return reject("its ref names no valid engine key")
-    from trtops.cache.entries import meta_problem
+    from trtops.cache.entry_schema import EntryInvalid, check_meta
     from trtops.errors import CacheError, RemoteError
 
     damaged = ("the cache entry is damaged: {} (run `trtops cache verify --delete`, then "
@@ -148,10 +148,10 @@ def validate(store: Any, item: EmitItem, files: EngineFiles, *,
         if meta is None:
             return reject("not built: no entry in the cache (run `trtops apply` or "
                           "`trtops pull`)")
-        problem = meta_problem(item.key, meta)
-        if problem:
-            return reject(damaged.format(problem))
+        check_meta(meta)
         state = layout.state_from_accuracy(read_accuracy(store, item.key))
+    except EntryInvalid as exc:
+        return reject(damaged.format(exc.reason))
     except CacheError as exc:
         if isinstance(exc, RemoteError):
             raise  # the store is unreachable: not this entry's fault
