@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from trtops.errors import ExitCode, TrtopsError
+from trtops.names import format_bytes
 
 _DEFAULT_DEST = Path("manifests") / "models"
 
@@ -44,14 +45,6 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the examples and exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     return parser
-
-
-def _size(nbytes: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -107,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             return
         digest = sha256_file(path)[:12]
         extra = f"  {note}" if note else ""
-        print(f"{verb:10s} {path}  {_size(path.stat().st_size)}  sha256:{digest}{extra}")
+        print(f"{verb:10s} {path}  {format_bytes(path.stat().st_size)}  sha256:{digest}{extra}")
 
     jobs: list[tuple[str, Callable[..., object], Path, tuple[Path, ...]]] = []
     for name, (make, filename) in REGISTRY.items():
