@@ -10,7 +10,6 @@ import pytest
 pytest.importorskip("boto3")
 
 from remote_helpers import FlakyProxy
-from s3_fixtures import s3_endpoint, s3_url  # noqa: F401,F811 - fixtures
 
 
 @pytest.fixture
