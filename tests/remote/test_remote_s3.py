@@ -7,7 +7,14 @@ import threading
 import time
 
 import pytest
-from remote_helpers import BUCKET, add_entry, engine_bytes, engine_key, s3_client, sha256
+from remote_helpers import (
+    BUCKET,
+    add_entry,
+    engine_bytes,
+    engine_key,
+    s3_client,
+    sha256,
+)
 
 from trtops.cache import open_store
 from trtops.cache.s3 import S3Store, open_s3_store, parse_s3_url
