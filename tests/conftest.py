@@ -43,9 +43,11 @@ SLOW_PATHS = (
     "func/test_apply.py",  # apply end to end in subprocesses
     "func/test_apply_gpus.py",
     "func/test_ci_reports.py",
+    "func/test_prepare_cli.py",  # trtops prepare/plan/apply in subprocesses
     "unit/test_typecheck_trt.py",  # runs mypy over the TensorRT stubs
 )
 SLOW_TESTS = (
+    "func/test_lock.py::test_lock_round_trip_is_deterministic_and_complete",
     "func/test_plan_cli.py::test_plain_output_in_ci",
     "func/test_validate.py::test_hostile_input_exits_1_without_traceback",
     "func/test_validate.py::test_many_manifests_are_fast",
@@ -53,6 +55,7 @@ SLOW_TESTS = (
     "func/test_validate.py::test_problems_on_stderr_with_locations",
     "func/test_validate.py::test_semantic_problems_after_schema",
     "func/test_validate.py::test_url_sources_are_checked_once_in_the_cache",
+    "func/test_validate.py::test_plain_http_url_sources_need_allow_http",
     "security/test_adversarial_manifests.py::test_adversarial_manifest_is_refused[too-many-values-plan]",
     "security/test_adversarial_manifests.py::test_adversarial_manifest_is_refused[too-many-values-validate]",
     "security/test_generated_code.py::test_tensor_names_are_data_in_generated_loaders",
@@ -62,6 +65,7 @@ SLOW_TESTS = (
     "security/test_integrity.py::test_the_emitted_loader_checks_sha256_before_touching_tensorrt",
     "security/test_untrusted_data.py::test_data_swapped_for_a_pickle_after_planning_is_refused_at_check_time",
     "unit/cache/test_local_store.py::TestLocalStoreContract::test_concurrent_put_from_processes_leaves_one_valid_entry",
+    "unit/cache/test_local_store.py::TestLocalStoreWithEnginesOnAnotherFilesystem::test_concurrent_put_from_processes_leaves_one_valid_entry",
     "unit/examples/test_examples_manifests.py::test_full_check_of_the_seed_scenarios",
     "unit/examples/test_examples_models.py::test_resnet50_smoke_at_batch_1",
     "unit/manifest/test_manifest_invalid.py::test_invalid_manifest[deep-nesting]",

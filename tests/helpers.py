@@ -171,3 +171,85 @@ def write_manifest(directory: str | Path, text: str, name: str = "m.yaml") -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return path
+
+
+def verdict_disagreements(detected, release: str) -> list[tuple]:
+    """Combinations where the builder's verdict with ``detected`` features (from an imported
+    tensorrt module, real or fake) differs from the planner's with the features known for
+    ``release``: every precision x compute capability x hardware compatibility x
+    calibration x Q/DQ x strongly typed x tactic sources x version compatibility."""
+    import itertools
+    from dataclasses import replace
+
+    from trtops.capabilities import PRECISIONS, features_for_version, unsupported_reason
+    from trtops.spec import CalibrationSpec, make_engine_spec
+
+    known = features_for_version(release)
+    calibration = CalibrationSpec(data="/data/calib.npz", batch_size=8, algorithm="entropy", max_batches=None)
+    differ = []
+    for precision, hardware, calibrated, qdq, strongly_typed, sources, version_compatible in itertools.product(
+            PRECISIONS, ("none", "ampere_plus", "same_compute_capability"), (False, True), (False, True),
+            (False, True), (None, ("cudnn",), ("jit_convolutions",)), (False, True)):
+        spec = make_engine_spec("/models/m.onnx", precision, hardware_compatibility=hardware,
+                                calibration=calibration if calibrated else None, tactic_sources=sources,
+                                version_compatible=version_compatible)
+        build = replace(spec.build, strongly_typed=strongly_typed)
+        for cc in ("7.5", "8.0", "8.6", "8.9", "9.0", "10.0"):
+            planned = unsupported_reason(build, known, cc, model_has_qdq=qdq)
+            built = unsupported_reason(build, detected, cc, model_has_qdq=qdq)
+            if planned != built:
+                differ.append((precision, hardware, calibrated, qdq, strongly_typed, sources,
+                               version_compatible, cc, planned, built))
+    return differ
+
+
+def make_shared_dims_classifier(path: str | Path) -> Path:
+    """Like paddle2onnx's PP-OCR angle classifier: input ``x`` declared ``[-1, 3, '?', '?']``
+    (one name for H and W, which TensorRT then ties together), output ``[-1, 2]``."""
+    onnx = _onnx()
+    helper, TP = onnx.helper, onnx.TensorProto
+    rng = np.random.default_rng(3)
+    weight = onnx.numpy_helper.from_array(rng.standard_normal((2, 3, 3, 3)).astype(np.float32), "w")
+    x = helper.make_tensor_value_info("x", TP.FLOAT, [-1, 3, "?", "?"])
+    x.type.tensor_type.shape.dim[0].Clear()
+    x.type.tensor_type.shape.dim[0].dim_value = -1  # paddle2onnx writes -1, not a name
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("GlobalAveragePool", ["c"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["m"]),
+         helper.make_node("Softmax", ["m"], ["prob"], axis=1)],
+        "cls", [x], [_value_info("prob", [-1, 2])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return _save(model, Path(path), external_data=False, check=False)
+
+
+def make_rate_branching_model(path: str | Path) -> Path:
+    """Like torch exports of audio models (silero-vad): ``x`` float ``[N, T]`` and ``sr``, an
+    int64 scalar. ``Slice`` takes its axes from ``Unsqueeze(Constant)`` (TensorRT 8.6 wants an
+    initializer), and an ``If`` on ``sr == 16000`` keeps 256 or 128 samples (branches of
+    different shapes, which TensorRT's conditional layer refuses). Output ``y = 2 * kept``."""
+    onnx = _onnx()
+    helper, TP = onnx.helper, onnx.TensorProto
+    i64 = lambda name, values: onnx.numpy_helper.from_array(np.array(values, dtype=np.int64), name)  # noqa: E731
+    then_branch = helper.make_graph(
+        [helper.make_node("Slice", ["x", "zero", "n256", "axes"], ["kept_then"])],
+        "then", [], [helper.make_tensor_value_info("kept_then", TP.FLOAT, ["N", 256])])
+    else_branch = helper.make_graph(
+        [helper.make_node("Slice", ["x", "zero", "n128", "axes"], ["kept_else"])],
+        "else", [], [helper.make_tensor_value_info("kept_else", TP.FLOAT, ["N", 128])])
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["one"], value=onnx.numpy_helper.from_array(np.array(1, np.int64))),
+         helper.make_node("Constant", [], ["dim0"], value=onnx.numpy_helper.from_array(np.array([0], np.int64))),
+         helper.make_node("Unsqueeze", ["one", "dim0"], ["axes"]),
+         helper.make_node("Equal", ["sr", "rate16k"], ["is16k"]),
+         helper.make_node("If", ["is16k"], ["kept"], then_branch=then_branch, else_branch=else_branch),
+         helper.make_node("Mul", ["kept", "two"], ["y"])],
+        "vad",
+        [helper.make_tensor_value_info("x", TP.FLOAT, ["N", "T"]), helper.make_tensor_value_info("sr", TP.INT64, [])],
+        [helper.make_tensor_value_info("y", TP.FLOAT, ["N", None])],
+        [i64("zero", [0]), i64("n256", [256]), i64("n128", [128]), i64("rate16k", 16000),
+         onnx.numpy_helper.from_array(np.array(2.0, np.float32), "two")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.ir_version = 8
+    return _save(model, Path(path), external_data=False)

@@ -72,7 +72,7 @@ class PrecisionRule:
         builder_flag: BuilderFlag set for it in a weakly typed network (None: fp32).
         strong: how a strongly typed network gets it: ``"plain"`` (nothing to do),
             ``"flag"`` (the builder flag is a math mode that strong typing keeps: TF32),
-            ``"cast"`` (the ONNX model is cast first, :mod:`trtops.trt.prepare`) or
+            ``"cast"`` (the ONNX model is cast first, :mod:`trtops.prepare.cast`) or
             ``"qdq"`` (only from Q/DQ nodes in the model).
         cast_onnx_type: ``onnx.TensorProto`` member the model is cast to (``strong == "cast"``).
         clear_flags: BuilderFlags cleared (strict fp32 turns TF32 off).
@@ -233,7 +233,7 @@ class Strategy:
         set_flags: BuilderFlag names to set.
         clear_flags: BuilderFlag names to clear (TF32 for strict fp32).
         cast: ``"fp16"`` / ``"bf16"`` when the ONNX model must be cast first
-            (:mod:`trtops.trt.prepare`), else ``None``.
+            (:mod:`trtops.prepare.cast`), else ``None``.
         calibrate: whether an INT8 calibrator must be attached.
         notes: human-readable lines for the build log.
     """

@@ -20,6 +20,7 @@ from trtops.redact import redact
 # Order is the order of `trtops --help`.
 COMMANDS = (
     "validate",
+    "prepare",
     "schema",
     "plan",
     "apply",
@@ -29,6 +30,7 @@ COMMANDS = (
     "emit",
     "push",
     "pull",
+    "lock",
     "gc",
     "cache",
 )

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from trtops.textsafe import terminal_safe
+
 if TYPE_CHECKING:  # rich is imported lazily: `import trtops.cli` must stay fast
     from rich.console import Console
 
@@ -187,7 +189,7 @@ class _PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         from trtops.redact import redact
 
-        text = record.getMessage()
+        text = terminal_safe(redact(record.getMessage()), limit=None, keep_lines=True)
         if record.levelno != logging.INFO:
             text = f"{record.levelname.lower()}: {text}"
         if record.exc_info:
@@ -195,8 +197,12 @@ class _PlainFormatter(logging.Formatter):
         return redact(text)
 
 
-class _RedactingFormatter(logging.Formatter):
-    """``%(message)s`` with secrets redacted (the rich handler's formatter)."""
+class _SafeFormatter(logging.Formatter):
+    """Log messages quote names from models and remotes: escaped for the terminal, secrets
+    redacted (the rich handler's formatter; tracebacks go through :meth:`format` too)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return terminal_safe(super().formatMessage(record), limit=None, keep_lines=True)
 
     def format(self, record: logging.LogRecord) -> str:
         from trtops.redact import redact
@@ -239,7 +245,7 @@ def configure_logging(verbose: bool = False) -> logging.Logger:
 
         handler = RichHandler(console=err(), show_time=False, show_path=False,
                               markup=False, rich_tracebacks=False)
-        handler.setFormatter(_RedactingFormatter("%(message)s"))
+        handler.setFormatter(_SafeFormatter("%(message)s"))
     else:
         handler = _StderrHandler()
         handler.setFormatter(_PlainFormatter())
@@ -297,10 +303,12 @@ class Progress:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
-                Progress as RichProgress,
                 SpinnerColumn,
                 TextColumn,
                 TimeElapsedColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
             )
 
             self._bar = RichProgress(
@@ -331,6 +339,7 @@ class Progress:
         return f"[{index:>{width}}/{self.total}]"
 
     def _plain(self, line: str) -> None:
+        line = terminal_safe(line, limit=None)
         if self._console is not None:
             self._console.print(line, markup=False, highlight=False)
             return
@@ -352,7 +361,7 @@ class Progress:
         # Caller holds self._lock.
         position = self._position(item)
         if self._bar is not None:
-            self._bar.update(self._task, description=f"{item}: {message}")
+            self._bar.update(self._task, description=terminal_safe(f"{item}: {message}", limit=None))
         else:
             self._plain(f"{position} {item}: {message}...")
 
@@ -364,7 +373,7 @@ class Progress:
             if seconds is None and started is not None:
                 seconds = time.monotonic() - started
             suffix = f" ({seconds:.1f}s)" if seconds is not None else ""
-            line = f"{position} {item}: {message}{suffix}"
+            line = terminal_safe(f"{position} {item}: {message}{suffix}", limit=None)
             if self._bar is not None:
                 self._bar.console.print(line, markup=False, highlight=False)
                 self._bar.update(self._task, advance=1, description=self.title or "working")

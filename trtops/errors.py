@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from trtops.textsafe import terminal_safe
+
+#: Longest hint shown: hints may list names from a model (see textsafe.name_list).
+_MAX_HINT = 2000
+
 
 class ExitCode(IntEnum):
     OK = 0
@@ -47,9 +52,10 @@ class TrtopsError(Exception):
         self.hint = hint
 
     def render(self) -> str:
-        text = f"error: {self.message}"
+        # Messages quote names from models, remotes and files: escaped for the terminal.
+        text = f"error: {terminal_safe(self.message, limit=None, keep_lines=True)}"
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += f"\n  hint: {terminal_safe(self.hint, limit=_MAX_HINT, keep_lines=True)}"
         return text
 
 
@@ -61,13 +67,16 @@ class Problem:
     field: str
     message: str
     hint: str | None = None
+    # "warning": worth knowing, nothing to fix (validate prints it and still passes; it
+    # never stops a plan or apply).
+    severity: str = "error"
 
     def render(self) -> str:
         where = f"{self.location}: " if self.location else ""
         text = f"{where}{self.field}: {self.message}" if self.field else f"{where}{self.message}"
         if self.hint:
-            text += f" ({self.hint})"
-        return text
+            text += f" ({terminal_safe(self.hint, limit=_MAX_HINT)})"
+        return terminal_safe(text, limit=None)
 
 
 class ManifestError(TrtopsError):
@@ -104,9 +113,14 @@ class EnvironmentMissing(TrtopsError):
 
 
 class BuildError(TrtopsError):
-    """A TensorRT build failed."""
+    """A TensorRT build failed. ``cause`` names why, where known (a key of
+    ``trtops.trt.failure_causes.CAUSES``: ``shapes``, ``unsupported_node``, ...)."""
 
     exit_code = ExitCode.BUILD_FAILED
+
+    def __init__(self, message: str, hint: str | None = None, cause: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.cause = cause
 
 
 class AccuracyError(TrtopsError):

@@ -24,6 +24,7 @@ BUILD_DEFAULTS: dict[str, Any] = {
     "max_aux_streams": None,
     "timing_cache": "shared",
     "strongly_typed": False,
+    "prepare": None,  # no preparation (trtops.prepare)
 }
 
 
@@ -109,10 +110,38 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
+class BoundInput:
+    """A model input replaced by a constant during preparation (``prepare.constants``)."""
+
+    name: str
+    shape: tuple[int, ...]  # () for a scalar
+    values: tuple[int | float, ...]  # row-major; the input's own element type is used
+
+
+@dataclass(frozen=True)
+class PrepareSpec:
+    """What the preparation stage does to the model before TensorRT sees it
+    (:mod:`trtops.prepare`). ``None`` on an :class:`EngineSpec` means no preparation."""
+
+    fold_constants: bool = True
+    infer_shapes: bool = True
+    distinct_dims: bool = True
+    constants: tuple[BoundInput, ...] = ()  # sorted by name
+    opset: int | None = None
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.fold_constants or self.infer_shapes or self.distinct_dims
+                    or self.constants or self.opset)
+
+
+@dataclass(frozen=True)
 class ModelSource:
     path: str  # absolute path of the ONNX file (for url sources: where it is/will be cached)
     url: str | None = None
     sha256: str | None = None
+    allow_http: bool = False  # url sources: plain http allowed
+    max_size: int | None = None  # url sources: download cap in bytes (None: trtops.sources' default)
 
 
 @dataclass(frozen=True)
@@ -130,6 +159,8 @@ class EngineSpec:
     loaders: tuple[str, ...]
     timing_cache: str  # shared | read_only | off
     line: int | None = None  # line of the model in the manifest (annotations)
+    # Graph preparation before the build (trtops.prepare); None: the model as it is.
+    prepare: PrepareSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -209,9 +240,12 @@ def make_engine_spec(
     manifest_name: str = "direct",
     url: str | None = None,
     sha256: str | None = None,
+    allow_http: bool = False,
+    max_size: int | None = None,
     accuracy: AccuracySpec | None = None,
     loaders: Sequence[str] = (),
     line: int | None = None,
+    prepare: PrepareSpec | None = BUILD_DEFAULTS["prepare"],
 ) -> EngineSpec:
     """The one place an :class:`EngineSpec` is assembled: defaults filled, settings normalized.
 
@@ -239,9 +273,12 @@ def make_engine_spec(
         manifest_name: manifest stem (namespaces refs in the cache).
         url: where a url source is downloaded from.
         sha256: the url source's declared digest.
+        allow_http: the url source may be plain http.
+        max_size: the url source's download cap in bytes (None: :mod:`trtops.sources`' default).
         accuracy: the accuracy check (default: on, ONNX Runtime, :data:`DIRECT_TOLERANCE`).
         loaders: loader names to emit.
         line: the model's line in its manifest.
+        prepare: the model preparation before the build (None: the model as it is).
 
     Returns:
         The spec.
@@ -270,10 +307,11 @@ def make_engine_spec(
         model=model,
         precision=precision,
         target=target_spec,
-        source=ModelSource(path=path, url=url, sha256=sha256),
+        source=ModelSource(path=path, url=url, sha256=sha256, allow_http=allow_http, max_size=max_size),
         build=build,
         accuracy=accuracy,
         loaders=tuple(sorted(loaders)),
         timing_cache=timing_cache,
         line=line,
+        prepare=None if prepare is None or prepare.is_noop else prepare,
     )

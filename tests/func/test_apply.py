@@ -134,7 +134,17 @@ def test_apply_without_tensorrt_is_an_environment_error(project):
     if "tensorrt" in sys.modules or _has_tensorrt():
         pytest.skip("TensorRT is installed here")
     assert result.returncode == 5, result.stdout + result.stderr
-    assert "TensorRT" in (result.stdout + result.stderr)
+    # One upfront error: no cascade of "not attempted" lines, no message said twice.
+    assert result.stderr.count("error:") == 1, result.stderr
+    assert "TensorRT is not installed here" in result.stderr
+    assert "not attempted" not in result.stdout + result.stderr
+    assert "not installed here) (" not in result.stdout + result.stderr
+    # verify too: one error, exit 5 (docs/exit-codes.md), not a table of skipped engines
+    verify = subprocess.run([sys.executable, "-m", "trtops", "verify"], cwd=project, env=environ,
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 5, verify.stdout + verify.stderr
+    assert verify.stderr.count("error:") == 1 and "cannot check the" in verify.stderr
+    assert "skipped" not in verify.stdout
 
 
 def _has_tensorrt() -> bool:
@@ -169,4 +179,141 @@ def test_concurrent_applies_on_one_cache_build_each_engine_once(project):
     assert [r.returncode for r in results] == [0] * 8, [r.stderr[-500:] for r in results]
     assert sorted(builds(project)) == ["demo/conv/fp16/lab", "demo/conv/fp32/lab", "demo/heavy/fp32/lab"]
     check = trtops(project, "cache", "verify")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+# --------------------------------------------------------------------------- url sources
+
+
+@pytest.fixture
+def model_server(tmp_path):
+    """Static files from tmp_path/served over http on 127.0.0.1, with the paths requested."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    hits: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    httpd.shutdown()
+    httpd.server_close()
+
+
+URL_MANIFEST = """
+version: 1
+targets:
+  lab: {{gpu: any}}
+models:
+  - name: remote
+    source: {{url: "{url}", sha256: "{sha}", allow_http: true}}
+    precisions: [fp32]
+    profiles:
+      - input: {{min: [1, 3, 8, 8], opt: [2, 3, 16, 16], max: [4, 3, 32, 32]}}
+"""
+LOOPBACK = {"TRTOPS_ALLOW_LOOPBACK_SOURCES": "1"}
+
+
+def _url_project(tmp_path, url, sha):
+    from helpers import write_manifest
+
+    write_manifest(tmp_path / "manifests", URL_MANIFEST.format(url=url, sha=sha), name="remote.yaml")
+    return tmp_path
+
+
+def test_url_source_downloaded_once_verified_and_built(tmp_path, model_server):
+    import hashlib
+    import shutil
+
+    served, base, hits = model_server
+    model = make_conv_model(served / "m.onnx", seed=3)
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    project = _url_project(tmp_path, base + "/m.onnx", sha)
+    sources = project / "cache" / "sources"
+
+    first = trtops(project, "apply", "--json", env=LOOPBACK)
+    assert first.returncode == 0, first.stderr
+    assert [e["status"] for e in json.loads(first.stdout)["engines"]] == ["built"]
+    assert hits == ["/m.onnx"] and sorted(p.name for p in sources.iterdir()) == [f"{sha}.onnx"]
+
+    # Built again from the cached file: no second request.
+    shutil.rmtree(project / "cache" / "engines")
+    again = trtops(project, "apply", "--json", env=LOOPBACK)
+    assert again.returncode == 0, again.stderr
+    assert hits == ["/m.onnx"]
+
+    # A wrong file under the declared name is never built: it is replaced by the download.
+    (sources / f"{sha}.onnx").write_bytes(b"planted, not the declared model")
+    shutil.rmtree(project / "cache" / "engines")
+    planted = trtops(project, "apply", "--json", env=LOOPBACK)
+    assert planted.returncode == 0, planted.stderr
+    assert hits == ["/m.onnx", "/m.onnx"] and (sources / f"{sha}.onnx").read_bytes() == model.read_bytes()
+
+
+def test_url_source_with_a_wrong_sha256_exits_1_and_keeps_nothing(tmp_path, model_server):
+    served, base, hits = model_server
+    make_conv_model(served / "m.onnx", seed=3)
+    project = _url_project(tmp_path, base + "/m.onnx", "ab" * 32)
+    result = trtops(project, "apply", env=LOOPBACK)
+    assert result.returncode == 1, result.stderr
+    assert "abab" in result.stderr and "nothing was kept" in result.stderr and "Traceback" not in result.stderr
+    assert hits == ["/m.onnx"]
+    assert not list((project / "cache" / "sources").iterdir())
+    assert not builds(project)
+
+
+def test_url_source_offline_exits_5(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    project = _url_project(tmp_path, f"http://127.0.0.1:{port}/m.onnx", "ab" * 32)
+    result = trtops(project, "apply", env=LOOPBACK)
+    assert result.returncode == 5, result.stderr
+    assert "cannot download" in result.stderr and "Traceback" not in result.stderr
+    assert not builds(project)
+
+
+def test_apply_records_what_it_built_in_an_existing_lock(project):
+    """The merge step of the release flow: keys locked as pending in the pull request,
+    apply on the GPU type fills in sha256, size and verdict; --no-lock-update leaves it."""
+    lock_dir = project / "manifests" / "trtops.lock"
+    assert trtops(project, "apply", "--no-emit").returncode == 0
+    assert not lock_dir.exists()  # no lock: apply creates none
+    (project / "cache").rename(project / "old-cache")
+    locked = trtops(project, "lock", *PLATFORM)
+    assert locked.returncode == 0, locked.stderr
+    [section] = list(lock_dir.iterdir())
+    assert section.name == "cc9.0-nvidia-h200-trt8.6.0.json"
+    assert {e["engine"] for e in json.loads(section.read_text())["engines"].values()} == {None}
+
+    unchanged = trtops(project, "apply", "--no-emit", "--no-lock-update")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert {e["engine"] for e in json.loads(section.read_text())["engines"].values()} == {None}
+    (project / "cache").rename(project / "cache-2")
+    applied = trtops(project, "apply", "--no-emit", "--json")
+    assert applied.returncode == 0, applied.stderr
+    engines = json.loads(section.read_text())["engines"]
+    built = {e["id"]: e["key"] for e in json.loads(applied.stdout)["engines"] if e["status"] == "built"}
+    assert sorted(engines) == sorted(built) == [
+        "demo/conv/fp16/lab", "demo/conv/fp32/lab", "demo/heavy/fp32/lab"]
+    for spec_id, entry in engines.items():
+        assert entry["key"] == built[spec_id] and entry["accuracy"]["state"] == "accepted"
+        meta = json.loads((project / "cache" / "engines" / entry["key"][:2] / entry["key"]
+                           / "meta.json").read_text())
+        assert entry["engine"] == {"sha256": meta["engine_sha256"], "size": meta["engine_size"]}
+    check = trtops(project, "plan", "--check-lock")
     assert check.returncode == 0, check.stdout + check.stderr

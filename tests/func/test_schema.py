@@ -21,7 +21,8 @@ version: 1
 defaults: {workspace: 4GiB, timing_cache: off}
 targets:
   h100: {gpu: "NVIDIA H100*", tensorrt: ">=10.13,<10.14"}
-  l4: {compute_capability: 8.9}
+  l4: {compute_capability: "8.9"}
+x-notes: {anything: [goes]}
 models:
   - name: conv
     source: models/conv.onnx
@@ -97,6 +98,10 @@ def test_valid_manifest_passes_the_schema(schema: dict[str, Any]) -> None:
     ("workspace: 67108864", "workspace: lots"),
     ("loaders: [python, triton]", "loaders: python"),
     ("{seed: 3,", "{seed: 3, bogus: 1,"),
+    ('compute_capability: "8.9"', "compute_capability: 8.9"),
+    ("workspace: 4GiB", "workspace: 4G"),
+    ("workspace: 4GiB", "workspace: 4gib"),
+    ("x-notes:", "y-notes:"),
 ])
 def test_invalid_manifest_fails_the_schema(schema: dict[str, Any], old: str, new: str) -> None:
     assert old in MANIFEST

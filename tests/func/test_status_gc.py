@@ -126,9 +126,11 @@ def test_gc_removes_only_unused_entries(project, capsys):
     publish_entry(store, stale, "old/model/fp32/h100", {ENGINE_FILE: b"s"})
     store.write_ref("old/model/fp32/h100", {"key": fp32.key.key})  # the ref moved on
 
-    code, out, _ = run(capsys, "gc", "demo.yaml", *H100_FLAGS, "--dry-run")
+    code, out, err = run(capsys, "gc", "demo.yaml", *H100_FLAGS, "--dry-run")
     assert code == 0
-    assert f"would remove {orphan.key}" in out and f"would remove {stale.key}" in out
+    # Logged on stderr by engine name (and key prefix), not as bare keys.
+    assert f"gc: would remove old/model/fp16/h100 ({orphan.key[:12]}, 2 KiB)" in err
+    assert f"gc: would remove old/model/fp32/h100 ({stale.key[:12]}, 1 B)" in err
     assert "Would remove 2 entries" in out
     assert store.has_entry(orphan.key)
 

@@ -154,3 +154,21 @@ def test_url_sources_are_checked_once_in_the_cache(tmp_path: Path) -> None:
     result = trtops("validate", "--cache", "elsewhere", cwd=tmp_path)
     assert result.returncode == 1
     assert "manifests/remote.yaml:4:5: models[0]: model 'remote' has dynamic input" in result.stderr
+
+
+def test_plain_http_url_sources_need_allow_http(tmp_path: Path) -> None:
+    write_manifest(tmp_path / "manifests", f"""
+        version: 1
+        targets: {{lab: {{gpu: any}}}}
+        models:
+          - name: plain
+            source: {{url: "http://models.example.com/m.onnx", sha256: "{'ab' * 32}"}}
+            precisions: [fp16]
+          - name: allowed
+            source: {{url: "http://models.example.com/m.onnx", sha256: "{'ab' * 32}", allow_http: true, max_size: 1GiB}}
+            precisions: [fp16]
+    """, "remote.yaml")
+    result = trtops("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "manifests/remote.yaml:5:5: models[0].source: a plain http URL needs allow_http: true" in result.stderr
+    assert result.stderr.count("allow_http") == 1, result.stderr  # the second model is fine

@@ -285,3 +285,16 @@ def test_corrupt_timing_cache_does_not_fail_the_build(tmp_path, models):
     # (trtops warns and starts empty) or reads nothing useful from it; the build succeeds.
     result = build(tmp_path, models["tiny_cnn"], profiles=[BATCH], timing_cache=b"not a cache" * 10)
     assert result.engine_bytes > 0 and result.timing_cache
+
+
+def test_detected_features_give_the_planners_verdicts(trt):
+    """The builder's attribute lookups on the real module agree with what the planner
+    knows of this release, for every build the capability table judges (no build needed)."""
+    from helpers import verdict_disagreements
+
+    from trtops.trt.trt_compat import detect_features, version_text
+
+    detected = detect_features(trt)
+    differ = verdict_disagreements(detected, version_text(trt))
+    print(f"TensorRT {version_text(trt)}: {len(differ)} disagreements; detected {detected}")
+    assert differ == []

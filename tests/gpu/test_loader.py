@@ -351,3 +351,25 @@ def test_loader_from_the_builder_io(tmp_path):
     for name in expected:
         if expected[name].dtype != np.bool_:
             np.testing.assert_allclose(got[name], expected[name], atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("engine_ref", ["absolute", "relative"])
+def test_an_engine_under_a_non_ascii_and_backslash_path_loads(tiny, tmp_path, engine_ref):
+    """Paths the loader's docstring cannot show (non-ASCII, a backslash) are written only in
+    METADATA (escaped): the loader finds and runs the engine all the same."""
+    import shutil
+
+    folder = tmp_path / "mödels\\x"
+    folder.mkdir()
+    engine = folder / "tiny.engine"
+    shutil.copyfile(tiny.engine_path, engine)
+    module = f"tiny_fp32_lab_{engine_ref}"
+    info = LoaderInfo(module, "tiny", "fp32", "lab", tensorrt=trt.__version__)
+    emitted = write_loader(tmp_path / "lödrs", engine_io_of(engine.read_bytes()), engine, info,
+                           engine_ref=engine_ref)
+    loaded = import_file(emitted.module_path)
+    assert Path(loaded.resolve_engine_path()).resolve() == engine.resolve()
+    with loaded.Engine() as runner:
+        feeds = {"input": images(2, seed=5)}
+        assert_matches(tiny.onnx, feeds, runner.infer(feeds))
+    print(f"{engine_ref}: ran the engine from {engine}")

@@ -20,3 +20,17 @@ class BigLogToolchain(FakeToolchain):
         line = "[fake] a long build log line for the disk-full tests\n"
         text = line * (LOG_BYTES // len(line) + 1)
         return dataclasses.replace(result, log_text=text)
+
+
+class CacheDeletingToolchain(FakeToolchain):
+    """Builds like :class:`FakeToolchain`, but first removes the folder named by
+    ``TRTOPS_FAKE_DELETE`` (the cache, as a user's ``rm -rf cache`` during apply would)."""
+
+    def build(self, request: Any) -> Any:
+        import os
+        import shutil
+
+        target = os.environ.get("TRTOPS_FAKE_DELETE")
+        if target:
+            shutil.rmtree(target, ignore_errors=True)
+        return super().build(request)

@@ -121,3 +121,51 @@ def test_refs_and_timing_caches_on_a_full_disk_are_clear_errors(tmp_path: Path) 
     timing = tmp_path / "cache" / "timing" / "10.13.3.9"
     assert sorted(p.name for p in timing.iterdir()) == ["cc9.0-nvidia-h100.cache",
                                                         "cc9.0-nvidia-h100.cache.sha256"]
+
+
+def _partial_files(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*") if p.name.endswith(".tmp"))
+
+
+def test_loaders_on_a_full_disk_are_a_clear_error(tmp_path: Path, s3_url: str) -> None:
+    """apply, emit and pull --dest write loaders (an engine copy, a module, a Triton config):
+    a full disk there is exit 1 naming what failed, and no half-written file is left."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("polygraphy")
+    project = make_project(tmp_path)
+    env = base_env()
+    built = run_trtops(["apply", "--no-emit", "--remote", s3_url], project, env)
+    assert built.returncode == 0, built.stderr
+    limit = 600  # below the double's engine (its ONNX model), above nothing else written here
+
+    emitted = run_trtops(["emit", "--dest", "out-emit", "--target", "lab"], project, env,
+                         max_file_bytes=limit)
+    assert_clear_failure(emitted, "cannot write the", "loaders in out-emit", "File too large")
+
+    applied = run_trtops(["apply", "--emit-dir", "out-apply"], project, env, max_file_bytes=limit)
+    assert_clear_failure(applied, "loaders in out-apply", "File too large", "free disk space")
+
+    pull = ["pull", "--remote", s3_url, "--cache", "node", "--tensorrt", "8.6.0",
+            "--gpu", "NVIDIA H200", "--compute-capability", "9.0"]
+    assert run_trtops(pull, project, env).returncode == 0
+    pulled = run_trtops([*pull, "--dest", "out-pull"], project, env, max_file_bytes=limit)
+    assert_clear_failure(pulled, "loaders in out-pull", "File too large")
+    for folder in ("out-emit", "out-apply", "out-pull"):
+        assert _partial_files(project / folder) == []
+    # with room, the same command writes them
+    assert run_trtops(["emit", "--dest", "out-emit", "--target", "lab"], project, env).returncode == 0
+
+
+def test_the_cache_removed_during_apply_is_a_clear_error(tmp_path: Path) -> None:
+    """`rm -rf cache` while apply builds: exit 1 saying so, not an internal error; the next
+    apply rebuilds into a fresh cache."""
+    pytest.importorskip("onnxruntime")
+    project = make_project(tmp_path)
+    cache = project / "cache"
+    env = base_env(TRTOPS_TEST_TOOLCHAIN="disk_doubles:CacheDeletingToolchain",
+                   TRTOPS_FAKE_DELETE=str(cache))
+    removed = run_trtops(["apply", "--no-emit"], project, env)
+    assert_clear_failure(removed, "was removed while apply was running")
+    again = run_trtops(["apply", "--no-emit"], project, base_env())
+    assert again.returncode == 0, again.stderr
+    assert check_cache(LocalStore(cache)).ok

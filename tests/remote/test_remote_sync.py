@@ -329,3 +329,18 @@ def test_cli_pull_only_the_engines_of_given_manifests(tmp_path, local, s3_url, c
     assert set(LocalStore(node).list_keys()) == {wanted.key}
     # m/net/fp32/lab was never built: reported, exit 1.
     assert code == 1 and "missing: m/net/fp32/lab" in err
+
+
+def test_push_and_pull_to_a_missing_bucket_say_so_once(tmp_path, local, s3_endpoint, capsys):
+    """The remote is checked once before the per-entry work: one error, not one per engine."""
+    for index in range(6):
+        add_entry(local, f"net{index}", seed=index)
+    missing = f"s3://no-such-bucket-here/p?endpoint_url={s3_endpoint}"
+    for argv in (["push", "--remote", missing, "--cache", str(local.root)],
+                 ["push", "--remote", missing, "--cache", str(local.root), "--dry-run"],
+                 ["pull", "--remote", missing, "--cache", str(tmp_path / "node"), *HERE]):
+        assert main(argv) == 1, argv
+        captured = capsys.readouterr()
+        text = captured.out + captured.err
+        assert text.count("does not exist") == 1, text
+        assert "not attempted" not in text and "Traceback" not in text, text

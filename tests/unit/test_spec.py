@@ -27,7 +27,7 @@ def test_defaults_are_the_build_defaults(tmp_path):
     spec = make_engine_spec(tmp_path / "my-model.v2.onnx")
     assert spec.model == "my_model_v2" and spec.precision == "fp32"
     for name, value in BUILD_DEFAULTS.items():
-        owner = spec if name == "timing_cache" else spec.build
+        owner = spec if name in ("timing_cache", "prepare") else spec.build  # per spec, not per build
         assert getattr(owner, name) == value, name
     assert spec.accuracy.enabled and spec.accuracy.tolerance == DIRECT_TOLERANCE
     assert spec.target.gpu == "any" and spec.target.tensorrt == ""

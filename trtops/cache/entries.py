@@ -159,16 +159,6 @@ def entry_size(meta: Mapping[str, Any]) -> int:
     return int(meta.get("engine_size") or 0)
 
 
-def recorded_size(store: EntryStore, key: str) -> int:
-    """Bytes of an entry according to its meta.json; 0 when it cannot be read (a damaged
-    entry is still counted, e.g. by gc, as nothing rather than failing)."""
-    try:
-        meta = store.read_meta(key)
-    except Exception:  # noqa: BLE001 - a damaged entry still gets removed
-        return 0
-    return entry_size(meta) if isinstance(meta, Mapping) else 0
-
-
 def check_entry(store: Any, key: str) -> str | None:
     """Why an entry is corrupt, or None when every file matches meta.json.
 
@@ -321,6 +311,45 @@ def ensure_ref(store: EntryStore, spec_id: str, engine_key: Any) -> bool:
     if current and current.get("key") == engine_key.key and current.get("components") == engine_key.components:
         return False
     record_ref(store, spec_id, engine_key)
+    return True
+
+
+def ref_keys(record: Any) -> set[str]:
+    """The keys a ref record keeps from ``trtops gc``: its key, and the other entries of the
+    same engine that ``pull --all`` fetched (``also``)."""
+    if not isinstance(record, Mapping):
+        return set()
+    keys = {record.get("key")} | set(record.get("also") or ())
+    return {k for k in keys if is_sha256(k)}
+
+
+def record_pull_ref(store: EntryStore, spec_id: str, key: str, meta: Mapping[str, Any],
+                    also: list[str] | tuple[str, ...] = ()) -> bool:
+    """Point a logical engine's ref at the entry a pull fetched (or found present), so that
+    ``gc`` keeps it and ``status``/``emit`` see it; unchanged refs are not rewritten.
+
+    Args:
+        store: The local store.
+        spec_id: ``manifest/model/precision/target``.
+        key: The pulled entry's key.
+        meta: Its meta.json (components, model).
+        also: Further keys of this engine the pull fetched (``pull --all``).
+
+    Returns:
+        True when the ref was written.
+    """
+    record = layout.make_ref_record(key=key, spec_id=spec_id,
+                                    components=dict(meta.get("components") or {}),
+                                    model=meta.get("model") or {})
+    if also:
+        record["also"] = sorted(set(also) - {record["key"]})
+    try:
+        current = store.read_ref(spec_id)
+    except CacheError:
+        current = None  # a damaged ref is simply replaced
+    if current and all(current.get(k) == record.get(k) for k in ("key", "components", "also")):
+        return False
+    store.write_ref(spec_id, record)
     return True
 
 

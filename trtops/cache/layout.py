@@ -8,13 +8,14 @@ copied to S3 with ``aws s3 sync`` is a valid remote cache and vice versa::
     timing/<tensorrt>/<gpu-signature>.cache                   timing caches
     locks/<name>.lock                                         (local only) file locks
     tmp/                                                      (local only) staging area
+    prepared/<digest>/model.onnx  report.json                 (local only) prepared models
     unsynced/<id>.json                                        (local only) pulls not yet on disk
     digests.json                                              (local only) model digest memo
 
 ``meta.json`` (immutable, written last; see :func:`make_meta`)::
 
     {"format": 1, "key": ..., "spec_id": "manifest/model/precision/target",
-     "components": {"schema", "model_digest", "build", "tensorrt", "gpu", "plugins"},
+     "components": {"schema", "model_digest", "build", "tensorrt", "gpu", "plugins"[, "prepare"]},
      "model": {"onnx_sha256", "external_data": {location: sha256}, "size"},
      "engine_sha256": ..., "engine_size": ..., "created_at": "2025-01-31T12:00:00Z",
      "build_seconds": ..., "device_memory": ..., "io_tensors": [...],
@@ -28,7 +29,8 @@ copied to S3 with ``aws s3 sync`` is a valid remote cache and vice versa::
 
 A ref record::
 
-    {"key": ..., "spec_id": ..., "components": {...}, "model": {...}, "updated_at": ...}
+    {"key": ..., "spec_id": ..., "components": {...}, "model": {...}, "updated_at": ...,
+     "also": [keys]}     (``also``: other entries of the engine that ``pull --all`` fetched)
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ REFS_DIR = "refs"
 TIMING_DIR = "timing"
 LOCKS_DIR = "locks"
 TMP_DIR = "tmp"
+PREPARED_DIR = "prepared"  # prepared models: prepared/<digest>/model.onnx (trtops.prepare.runner)
 DIGEST_MEMO_FILE = "digests.json"
 
 # Files an existing entry may replace in place; everything else is create-only.
@@ -265,7 +268,7 @@ def state_from_accuracy(data: Mapping[str, Any] | None) -> str:
 
 __all__ = [
     "ACCURACY_FILE", "DIGEST_MEMO_FILE", "ENGINE_FILE", "ENGINES_DIR", "KEY_RE", "LOCKS_DIR",
-    "META_FILE", "META_FORMAT", "MUTABLE_FILES", "REFS_DIR", "STATES", "TIMING_DIR", "TMP_DIR",
+    "META_FILE", "META_FORMAT", "MUTABLE_FILES", "REFS_DIR", "STATES", "TIMING_DIR", "TMP_DIR", "PREPARED_DIR",
     "check_file_name", "check_key", "check_segment", "entry_prefix", "lock_file_name",
     "make_meta", "make_ref_record", "parse_time", "ref_from_path", "ref_path", "ref_segments",
     "state_from_accuracy", "timing_path", "utc_now",

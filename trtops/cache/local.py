@@ -6,7 +6,9 @@ Atomicity: an entry is staged in ``<cache>/tmp/`` (same filesystem), every file 
 ``engines/<k[:2]>/<key>``. A directory rename is atomic on POSIX, so readers see either
 no entry or a complete one; the per-key file lock makes concurrent writers of one key
 (several processes building the same engine) leave exactly one entry. Refs, timing caches
-and ``accuracy.json`` are replaced with temp file + ``os.replace`` by the transport.
+and ``accuracy.json`` are replaced with temp file + ``os.replace`` by the transport. When
+``engines/`` is on another filesystem (a mount or symlink: EXDEV), the entry is copied
+beside its place first and renamed there (:func:`_rename_dir`), atomic all the same.
 
 Local only: :meth:`LocalStore.adopt_entry` (a pull's verified staging directory becomes the
 entry without copying), :meth:`LocalStore.recover_unsynced` (the journal of pulls published
@@ -18,6 +20,7 @@ gc and ``cache verify``. Local write failures (a full disk, a read-only director
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import time
@@ -94,7 +97,8 @@ class LocalStore(ObjectEntries):
             except FileNotFoundError:
                 continue
             for name in names:
-                if layout.KEY_RE.match(name) and name.startswith(prefix):
+                # The same rule as every store (entry_store.list_keys): engines/<key[:2]>/<key>.
+                if layout.KEY_RE.match(name) and len(prefix) == 2 and name[:2] == prefix:
                     yield name
 
     def list_files(self, key: str) -> list[str]:
@@ -145,7 +149,7 @@ class LocalStore(ObjectEntries):
             # A partial entry (no meta.json: an interrupted copy by another tool); it was
             # never visible, so it can go.
             self._discard(final)
-        os.rename(staging, final)
+        _rename_dir(staging, final, durable=durable)
         if durable:
             fsync_path(final.parent)
 
@@ -250,6 +254,15 @@ class LocalStore(ObjectEntries):
             os.rename(path, trash)
         except FileNotFoundError:
             return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # engines/ on another filesystem than tmp/: away under a name no reader lists.
+            trash = path.parent / f".trash-{path.name[:16]}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+            try:
+                os.rename(path, trash)
+            except FileNotFoundError:
+                return
         shutil.rmtree(trash, ignore_errors=True)
 
     # ------------------------------------------------------------------ locks
@@ -303,6 +316,34 @@ class LocalStore(ObjectEntries):
                     os.unlink(entry.path)
             removed.append(entry.name)
         return removed
+
+
+def _rename_dir(staging: Path, final: Path, *, durable: bool = True) -> None:
+    """Rename a staged entry to its place (atomic: readers see all of it or nothing).
+
+    When ``engines/`` is on another filesystem than ``tmp/`` (a mount, a symlink: the
+    rename fails with EXDEV), the entry is copied to a hidden name beside ``final``, its
+    files fsynced, and that renamed: still atomic, within the destination's filesystem.
+    Names starting with '.' are never listed as entries; ``staging`` is left to the caller.
+    """
+    try:
+        os.rename(staging, final)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    beside = final.parent / f".{final.name[:16]}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        shutil.copytree(staging, beside)
+        if durable:
+            for item in os.scandir(beside):
+                fsync_path(item.path)
+            fsync_path(beside)
+        os.rename(beside, final)
+    except BaseException:
+        shutil.rmtree(beside, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 class _FileLockContext:

@@ -88,6 +88,17 @@ def _staging_dir(local: Any, label: str) -> Path:
 # --------------------------------------------------------------------------- push
 
 
+def check_remote(remote: Any) -> None:
+    """One request to the remote before any per-entry work (the first page of its entry
+    listing): a missing bucket, refused credentials or an unreachable endpoint is then one
+    error, not one per engine.
+
+    Raises:
+        RemoteError: the remote cannot be used.
+    """
+    next(iter(remote.list_keys()), None)
+
+
 def push_entry(local: Any, remote: Any, key: str, *, progress: Progress | None = None,
                states: Sequence[str] = ("accepted",)) -> PutResult:
     """Publish one local entry to the remote, create-only.

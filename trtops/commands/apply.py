@@ -52,6 +52,12 @@ def register(subparsers: Any) -> None:
                         "of one GPU type build each engine once")
     parser.add_argument("--lock-ttl", type=float, default=300.0, metavar="SECONDS",
                         help="build lease lifetime, renewed while building (default: 300)")
+    parser.add_argument("--no-lock-update", action="store_true",
+                        help="leave trtops.lock alone (default: record the engines this run "
+                        "built, reused or fetched in it, when the lock exists)")
+    from trtops.commands.args import add_lockfile_argument
+
+    add_lockfile_argument(parser)
     parser.add_argument("--log-dir", metavar="DIR",
                         help="also write each build log to DIR (CI artifacts)")
     scale = parser.add_argument_group("scale-out (docs/scale-out.md)")
@@ -74,11 +80,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.errors import EnvironmentMissing
     from trtops.executors import make_executor
     from trtops.ops.apply import ApplyOptions, apply_plan
     from trtops.ops.plan import executor_platform, plan_or_load, restrict_targets
     from trtops.ops.toolchain import default_toolchain
-    from trtops.report import check_report_path, render_result
+    from trtops.report import check_report_path, render_result, report_refusal
 
     check_report_path(args.junit)
     if args.lock and not args.remote:
@@ -102,12 +109,35 @@ def run(args: argparse.Namespace) -> int:
             lease_ttl=args.lock_ttl if args.lock else None,
             log_dir=Path(args.log_dir) if args.log_dir else None,
             executor=executor,
+            lock_path=None if args.no_lock_update else _lock_path(args, paths, plan),
         )
         if plan.pending and not args.json:
             where = f" ({executor.describe()})" if executor.parallel else ""
             print(f"apply: {len(plan.unique_builds())} engine(s) to build on "
                   f"{platform.describe()}{where}", file=sys.stderr)
-        result = apply_plan(plan, store, toolchain=toolchain, options=options)
+        try:
+            result = apply_plan(plan, store, toolchain=toolchain, options=options)
+        except EnvironmentMissing as exc:
+            report_refusal(exc, args)
+            raise
     finally:
         executor.close()
     return render_result(result, args)
+
+
+def _lock_path(args: argparse.Namespace, paths: list[str], plan: Any) -> Path | None:
+    """The lock apply records its engines in: ``--lockfile``, else ``trtops.lock`` beside
+    the manifests (those a saved plan was made from); None when there is none."""
+    from trtops.lockfile import lock_path_for
+    from trtops.ops.plan import is_plan_file
+
+    manifests = list(plan.manifests) if is_plan_file(paths) else paths
+    if not manifests and not args.lockfile:
+        return None
+    from trtops.errors import InputError
+
+    try:
+        path = lock_path_for(manifests, args.lockfile)
+    except InputError:
+        return None  # manifests of several directories and no --lockfile: no one lock
+    return path if path.is_dir() else None

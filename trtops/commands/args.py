@@ -69,6 +69,29 @@ def remote_url(args: argparse.Namespace) -> str:
     return url
 
 
+def add_lockfile_argument(parser: argparse.ArgumentParser) -> None:
+    """``--lockfile PATH``: the lock (default: ``trtops.lock`` beside the manifests)."""
+    parser.add_argument("--lockfile", metavar="PATH", default=None,
+                        help="the lock: a trtops.lock directory or one platform file of it "
+                        "(default: trtops.lock beside the manifests)")
+
+
+def lock_platform_from_args(args: argparse.Namespace) -> Any:
+    """The platform ``--platform``/``--tensorrt``/``--gpu`` name, as a lock platform, or None
+    when no flag is given (commands on the lock never assume this machine)."""
+    if not any(getattr(args, name, None) for name in ("platform", "tensorrt", "gpu")):
+        return None
+    from trtops.errors import InputError
+    from trtops.keys.platform import platform_from_args
+    from trtops.lockfile import LockPlatform
+
+    platform = LockPlatform.from_platform(platform_from_args(args))
+    if platform is None:
+        raise InputError("the platform given has no TensorRT version or no GPU",
+                         hint="pass --platform FILE, or --tensorrt, --gpu and --compute-capability")
+    return platform
+
+
 def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
     """``-j N``: entries transferred in parallel."""
     parser.add_argument("-j", "--jobs", type=int, default=8, metavar="N",

@@ -47,6 +47,7 @@ def _help(parser: argparse.ArgumentParser):
 def run_verify(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
     from trtops.ops.cache_verify import verify_cache
+    from trtops.textsafe import terminal_safe
 
     store = open_store(args.cache)
     found = verify_cache(store, jobs=args.jobs, delete=args.delete)
@@ -57,7 +58,7 @@ def run_verify(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for item in corrupt:
-            print(f"corrupt {item['key']}: {item['problem']}")
+            print(terminal_safe(f"corrupt {item['key']}: {item['problem']}", limit=None))
         for key in partial:
             print(f"partial {key}: no meta.json (an interrupted write)")
         checked = found.checked

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.emit.triton import TritonOptions
     from trtops.errors import InputError
     from trtops.ops.emit import EngineFilter, emit
+    from trtops.textsafe import terminal_safe
 
     if args.triton_version < 1 or args.triton_instances < 1:
         raise InputError("--triton-version and --triton-instances must be at least 1")
@@ -86,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for row in report.written:
-            print(f"{row['loader']:<7} {row['engine']} ({row['key'][:12]}) -> {row['path']}")
+            print(terminal_safe(f"{row['loader']:<7} {row['engine']} ({row['key'][:12]}) -> {row['path']}", limit=None))
         for note in notes:
-            print(f"note: {note}", file=sys.stderr)
+            print(terminal_safe(f"note: {note}", limit=None), file=sys.stderr)
         for row in report.skipped:
-            print(f"skipped {row['engine']}: {row['reason']}", file=sys.stderr)
+            print(terminal_safe(f"skipped {row['engine']}: {row['reason']}", limit=None), file=sys.stderr)
+        print(terminal_safe(report.summary(args.dest), limit=None), file=sys.stderr)
     return int(report.outcome.exit_code)

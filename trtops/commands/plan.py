@@ -36,6 +36,13 @@ def register(subparsers: Any) -> None:
                         help="exit 0 when nothing is to be built, 2 when builds are pending")
     parser.add_argument("--all", action="store_true", dest="show_all",
                         help="also list engines that are up to date")
+    parser.add_argument("--check-lock", action="store_true",
+                        help="only check that the manifests give the keys trtops.lock names "
+                        "(every platform file, or only the platform given); exit 1 naming "
+                        "each engine that differs and what changed")
+    from trtops.commands.args import add_lockfile_argument
+
+    add_lockfile_argument(parser)
     parser.add_argument("--matrix", action="store_true",
                         help="print only the JSON list of targets with builds pending, one "
                         "line, for a CI job matrix (see docs/ci.md)")
@@ -68,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     paths = manifest_paths(args)
     store = open_store(args.cache)
+    if args.check_lock:
+        return check_lock(args, paths, store)
     platform = platform_from_args(args)
     plan = make_plan(paths, store, platform)
     if args.out:
@@ -90,3 +99,37 @@ def run(args: argparse.Namespace) -> int:
     # In GitHub Actions: step summary and annotations (rejected engines); no-op elsewhere.
     emit_ci_reports(result_from_plan(plan), exit_code=int(code))
     return int(code)
+
+
+def check_lock(args: argparse.Namespace, paths: list[str], store: Any) -> int:
+    """``plan --check-lock``: print each engine whose key differs from the lock; exit 1
+    when any does."""
+    from trtops.commands.args import lock_platform_from_args
+    from trtops.errors import InputError
+    from trtops.lockfile import lock_path_for, read_lock
+    from trtops.ops.lock import check_lock as compare
+    from trtops.plan import load_specs, memo_for
+
+    cache_dir = getattr(store, "root", None)
+    specs = load_specs(paths, check_models=False, cache_dir=cache_dir)
+    lock = read_lock(lock_path_for(paths, args.lockfile))
+    platform = lock_platform_from_args(args)
+    drifts = compare(specs, lock, memo_for(store),
+                     platform=platform.as_platform() if platform else None)
+    if args.json:
+        json.dump({"lock": str(lock.path), "matches": not drifts,
+                   "engines": [d.to_json() for d in drifts]}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for drift in drifts:
+            print(drift.render())
+    if drifts:
+        raise InputError(
+            f"the manifests do not match {lock.path}: {len(drifts)} engine(s) differ",
+            hint="update the lock in this change: `trtops lock` (keys of unbuilt engines are "
+                 "locked as pending; `apply` fills them in)")
+    if not args.json:
+        count = sum(len(s.engines) for s in lock.sections.values())
+        print(f"{lock.path} matches the manifests ({count} engine(s) on "
+              f"{len(lock.sections)} platform(s)).")
+    return 0

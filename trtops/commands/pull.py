@@ -9,7 +9,12 @@ import json
 import sys
 from typing import Any
 
-from trtops.commands.args import add_jobs_argument, add_remote_argument, remote_url
+from trtops.commands.args import (
+    add_jobs_argument,
+    add_lockfile_argument,
+    add_remote_argument,
+    remote_url,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -44,6 +49,12 @@ def register(subparsers: Any) -> None:
                        help="use the machine described in FILE (`trtops info --json -o FILE`)")
     parser.add_argument("--all", dest="every", action="store_true",
                         help="pull every runnable accepted entry, not one per engine")
+    parser.add_argument("--locked", action="store_true",
+                        help="pull exactly the engines the lock (trtops.lock beside the "
+                        "manifests, or --lockfile) names for this platform, each checked "
+                        "against the lock's sha256; exit 1 when the lock does not cover "
+                        "this platform")
+    add_lockfile_argument(parser)
     add_jobs_argument(parser)
     parser.add_argument("--fsync", action="store_true",
                         help="flush every pulled file to disk before its entry becomes visible "
@@ -61,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.names import format_bytes
     from trtops.ops.pull import pull, target_platform
     from trtops.plan import load_specs
+    from trtops.textsafe import terminal_safe
 
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
@@ -73,9 +85,25 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("the manifests define no engines", hint="check the paths given")
     local = open_store(args.cache)
     remote = open_store(remote_url(args))
-    print(f"pulling for {platform.describe()} from {remote.url}", file=sys.stderr)
-    result = pull(remote, local, platform, specs=specs, every=args.every, jobs=args.jobs,
-                  fsync=args.fsync, dry_run=args.dry_run, dest=args.dest, loaders=args.loaders)
+    if args.locked:
+        from trtops.commands.args import manifest_paths
+        from trtops.lockfile import lock_path_for, read_lock
+        from trtops.ops.lock import pull_locked
+
+        if args.every:
+            raise InputError("--locked and --all exclude each other",
+                             hint="the lock names one engine per engine id and platform")
+        lock = read_lock(lock_path_for(manifest_paths(args), args.lockfile))
+        print(f"pulling the engines of {lock.path} for {platform.describe()} from {remote.url}",
+              file=sys.stderr)
+        result = pull_locked(remote, local, platform, lock, specs=specs, jobs=args.jobs,
+                             fsync=args.fsync, dry_run=args.dry_run, dest=args.dest,
+                             loaders=args.loaders)
+    else:
+        print(f"pulling for {platform.describe()} from {remote.url}", file=sys.stderr)
+        result = pull(remote, local, platform, specs=specs, every=args.every, jobs=args.jobs,
+                      fsync=args.fsync, dry_run=args.dry_run, dest=args.dest,
+                      loaders=args.loaders)
     selection, missing = result.selection, result.missing
 
     if args.dry_run:
@@ -86,14 +114,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             for row in rows:
                 what = "pull" if row["action"] == "pull" else f"skip ({row['reason']})"
-                print(f"{what}: {row['spec_id']} ({row['key'][:12]})")
+                print(terminal_safe(f"{what}: {row['spec_id']} ({row['key'][:12]})", limit=None))
             for spec_id in missing:
-                print(f"missing: {spec_id}: no runnable accepted engine on the remote")
+                print(terminal_safe(f"missing: {spec_id}: no runnable accepted engine on the remote", limit=None))
         return 0
 
     outcomes, failed, fetched = result.outcomes, result.failed, result.fetched
     for skipped in result.emit_skipped:
-        print(f"warning: no loader for {skipped['engine']}: {skipped['reason']}",
+        print(terminal_safe(f"warning: no loader for {skipped['engine']}: {skipped['reason']}", limit=None),
               file=sys.stderr)
     if args.json:
         print(json.dumps({
@@ -108,11 +136,11 @@ def run(args: argparse.Namespace) -> int:
             "emit_skipped": result.emit_skipped,
         }, indent=2))
     for spec_id in missing:
-        print(f"missing: {spec_id}: no runnable accepted engine on the remote", file=sys.stderr)
+        print(terminal_safe(f"missing: {spec_id}: no runnable accepted engine on the remote", limit=None), file=sys.stderr)
     damaged = selection.damaged
     for candidate in damaged:
-        print(f"warning: skipped remote entry {candidate.key[:12]}: {candidate.reason}",
-              file=sys.stderr)
+        print(terminal_safe(f"warning: skipped remote entry {candidate.key[:12]}: "
+                            f"{candidate.reason}", limit=None), file=sys.stderr)
     print(f"pulled {len(fetched)} entries ({format_bytes(sum(o.size for o in fetched))}); "
           f"{len(outcomes) - len(fetched) - len(failed)} already present, "
           f"{len(selection.skipped) - len(damaged)} not runnable here or not preferred, "

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.errors import CacheError, InputError
     from trtops.names import format_bytes
     from trtops.ops.push import plan_push, push, resolve_keys
+    from trtops.textsafe import terminal_safe
 
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"remote": remote.url, "dry_run": True, "entries": rows}, indent=2))
         else:
             for row in rows:
-                print(f"{row['action']:<28} {row['spec_id'] or '?'} ({row['key'][:12]})")
+                print(terminal_safe(f"{row['action']:<28} {row['spec_id'] or '?'} ({row['key'][:12]})", limit=None))
         return 0
 
     result = push(local, remote, keys, jobs=args.jobs, timing_caches=args.timing_cache)
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         }, indent=2))
     for outcome in outcomes:
         if outcome.status == "skipped":
-            print(f"skipped {outcome.spec_id} ({outcome.key[:12]}): {outcome.detail}",
+            print(terminal_safe(f"skipped {outcome.spec_id} ({outcome.key[:12]}): {outcome.detail}", limit=None),
                   file=sys.stderr)
     summary = (f"pushed {counts.get('created', 0)} entries ({format_bytes(result.pushed_bytes)}) "
                f"to {remote.url}; {counts.get('exists', 0)} already there, "

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
     from trtops.names import format_bytes
     from trtops.ops.status import format_age, status
+    from trtops.textsafe import terminal_safe
 
     store = open_store(args.cache)
     rows, unreferenced = status(store, manifest_paths(args, only_existing=True))
@@ -55,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
         ))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for line in table:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:5])) + "  " + line[5])
+        # Engine ids and accuracy summaries come from cache metadata (maybe pulled): escaped.
+        print(terminal_safe("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:5]))
+                            + "  " + line[5], limit=None))
     if unreferenced:
         print(f"\n{unreferenced} unreferenced entr{'y' if unreferenced == 1 else 'ies'} "
               "(`trtops gc` removes them)")

@@ -42,10 +42,12 @@ def run(args: argparse.Namespace) -> int:
                       cache=getattr(args, "cache", None))
     for valid in result.valid:
         print(f"ok: {valid.path} ({_plural(valid.models, 'model')}, {_plural(valid.engines, 'engine')})")
-    if not result.problems:
+    for warning in result.warnings:
+        print(f"warning: {warning.render()}", file=sys.stderr)
+    if not result.errors:
         return 0
-    for problem in result.problems:
+    for problem in result.errors:
         print(problem.render(), file=sys.stderr)
-    print(f"{_plural(len(result.problems), 'problem')} in {_plural(result.bad_files, 'file')}",
+    print(f"{_plural(len(result.errors), 'problem')} in {_plural(result.bad_files, 'file')}",
           file=sys.stderr)
     return 1

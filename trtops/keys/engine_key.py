@@ -13,6 +13,9 @@
                   full version that built it)
     gpu           the GPU signature (see :func:`gpu_signature`)
     plugins       sorted sha256 of the plugin libraries the engine needs
+    prepare       the model-preparation steps and tool versions
+                  (:func:`trtops.prepare.options.prepare_component`); absent when the model
+                  is built as it is, so keys without preparation did not change
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from trtops.keys.canonical import plain, sha256_json
 from trtops.keys.model_digest import ModelDigest
+from trtops.prepare.options import prepare_component
 
 KEY_SCHEMA = 1
 
@@ -152,9 +156,10 @@ def key_components(
     tensorrt: str,
     gpu: str,
     plugins: Sequence[str] = (),
+    prepare: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """All key components as a dict (the exact thing that is hashed)."""
-    return {
+    components = {
         "schema": KEY_SCHEMA,
         "model_digest": model_digest,
         "build": dict(build),
@@ -162,6 +167,9 @@ def key_components(
         "gpu": gpu,
         "plugins": sorted(plugins),
     }
+    if prepare is not None:
+        components["prepare"] = dict(prepare)
+    return components
 
 
 def engine_key(
@@ -195,6 +203,7 @@ def engine_key(
         tensorrt=tensorrt_component(tensorrt_version, build.version_compatible),
         gpu=gpu,
         plugins=plugin_digests,
+        prepare=prepare_component(getattr(spec, "prepare", None)),
     )
     return EngineKey(key=sha256_json(components), components=components, model=model.details())
 

@@ -17,10 +17,18 @@ from typing import Any
 from trtops.cache.layout import check_segment
 from trtops.capabilities import quantization_problem
 from trtops.errors import InputError, Problem, SourceLocation
+from trtops.manifest.check_tensorrt import (
+    bound_inputs,
+    check_constants,
+    check_parser,
+    check_shared_dims,
+)
+from trtops.manifest.expand import build_value
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource
-from trtops.onnx_facts import Dim, GraphError, GraphInfo, read_graph
+from trtops.onnx_facts import Dim, GraphError, GraphInfo, read_graph, read_ops
 from trtops.suggest import did_you_mean
+from trtops.textsafe import name_list
 
 ALLOW_OUTSIDE_ENV = "TRTOPS_ALLOW_OUTSIDE_SOURCES"
 
@@ -101,7 +109,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
             if name not in graph.inputs:
                 problems.append(_problem(
                     lm, where, f"the model has no input {name!r}{did_you_mean(name, names)}",
-                    f"inputs of the model: {', '.join(names) or 'none'}"))
+                    f"inputs of the model: {name_list(names)}"))
                 continue
             dims = graph.inputs[name]
             if dims is None:
@@ -124,11 +132,12 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
                             f"{_show(dims)}, but {which} gives {given}",
                             f"use {dim} on this axis in min, opt and max", value=True))
                         break
-    dynamic = graph.dynamic_inputs()
+    bound = bound_inputs(lm, model)  # bound to constants: not engine inputs
+    dynamic = {name: dims for name, dims in graph.dynamic_inputs().items() if name not in bound}
     covered = set(model.profiles[0]) if model.profiles else set()
     missing = [name for name in sorted(dynamic) if name not in covered]
     if missing:
-        shapes = ", ".join(f"{n!r} {_show(dynamic[n])}" for n in missing)
+        shapes = name_list(f"{n!r} {_show(dynamic[n])}" for n in missing)
         if model.profiles:
             problems.append(_problem(
                 lm, at + ("profiles",),
@@ -143,8 +152,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
                 f"add profiles: - {{{missing[0]}: {{min: [...], opt: [...], max: [...]}}}}"))
     # What every TensorRT release refuses (the capability table); release- and GPU-specific
     # refusals come from `trtops plan`, which knows the platform.
-    strongly_typed = (model.strongly_typed if model.strongly_typed is not None
-                      else bool(lm.manifest.defaults.strongly_typed))
+    strongly_typed = bool(build_value(lm.manifest, model, "strongly_typed"))
     for p_index, precision in enumerate(model.precisions):
         problem = quantization_problem(precision, model_has_qdq=graph.has_qdq,
                                        has_calibration=model.calibration is not None,
@@ -157,7 +165,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
             problems.append(_problem(
                 lm, at + ("accuracy", "inputs", "ranges", name),
                 f"the model has no input {name!r}{did_you_mean(name, names)}",
-                f"inputs of the model: {', '.join(names) or 'none'}"))
+                f"inputs of the model: {name_list(names)}"))
     outputs = list(graph.outputs)
     for precision, tolerance in model.accuracy.tolerances.items():
         for name in tolerance.outputs:
@@ -165,7 +173,7 @@ def _check_graph(lm: LoadedManifest, index: int, model: ModelSpec, graph: GraphI
                 problems.append(_problem(
                     lm, at + ("accuracy", "tolerances", precision, "outputs", name),
                     f"the model has no output {name!r}{did_you_mean(name, outputs)}",
-                    f"outputs of the model: {', '.join(outputs) or 'none'}"))
+                    f"outputs of the model: {name_list(outputs)}"))
     return problems
 
 
@@ -294,8 +302,8 @@ def _check_data(lm: LoadedManifest, where: tuple[Any, ...], relative: str, what:
         missing = sorted(set(graph.inputs) - names)
         if missing:
             return [_problem(
-                lm, where, f"{what} {relative!r} has no array for input(s) {', '.join(missing)}",
-                f"name one array per model input: {', '.join(sorted(graph.inputs))}", value=True)]
+                lm, where, f"{what} {relative!r} has no array for input(s) {name_list(missing)}",
+                f"name one array per model input: {name_list(sorted(graph.inputs))}", value=True)]
     return []
 
 
@@ -334,12 +342,12 @@ def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_mode
                 "the path is relative to the manifest file", value=True))
             model_path = None
     elif isinstance(source, UrlSource):
-        from trtops.manifest.expand import url_source_path
+        from trtops.sources import cached_source
 
         where = at + ("source", "url")
-        cached = url_source_path(cache_dir, source.sha256)
-        # Not downloaded yet: nothing to check (validation must not touch the network).
-        model_path = cached if cached.is_file() else None
+        # Not downloaded yet, or a file there that is not the declared one (apply replaces
+        # it): nothing to check, and validation must not touch the network.
+        model_path = cached_source(source, cache_dir) if check_models else None
     if check_models and model_path is not None:
         try:
             graph = read_graph(model_path)
@@ -348,6 +356,14 @@ def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_mode
         else:
             problems.extend(_check_external_data(lm, where, model_path, graph))
             problems.extend(_check_graph(lm, index, model, graph))
+            problems.extend(check_shared_dims(lm, index, model, graph))
+            problems.extend(check_constants(lm, index, model, graph))
+            try:
+                ops = read_ops(model_path)
+            except (GraphError, OSError):
+                pass  # reported above
+            else:
+                problems.extend(check_parser(lm, index, model, ops))
 
     if model.calibration is not None:
         problems.extend(_check_data(lm, at + ("calibration", "data"), model.calibration.data,

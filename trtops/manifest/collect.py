@@ -19,6 +19,11 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.location.file, p.location.line or 0, p.location.column or 0))
 
 
+def errors_only(problems: Sequence[Problem]) -> list[Problem]:
+    """The problems that are errors (warnings never stop a command)."""
+    return [p for p in problems if p.severity == "error"]
+
+
 def collect(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -28,7 +33,8 @@ def collect(
     """Load and check manifests without raising.
 
     Returns:
-        (manifests without problems of their own, all problems sorted by place, files read)
+        (manifests without errors of their own, all problems (errors and warnings) sorted
+        by place, files read)
     """
     files, problems = find_manifest_files(paths)
     loaded: list[LoadedManifest] = []
@@ -40,7 +46,7 @@ def collect(
     for manifest in loaded:
         problems.extend(check_manifest(manifest, check_models=check_models, cache_dir=cache_dir))
     problems.extend(check_across(loaded))
-    bad = {p.location.file for p in problems}
+    bad = {p.location.file for p in errors_only(problems)}
     good = [m for m in loaded if str(m.path) not in bad]
     return good, _sorted(problems), files
 
@@ -68,8 +74,9 @@ def load_paths(
         ManifestError: with every problem of every file.
     """
     loaded, problems, _ = collect(paths, check_models=check_models, cache_dir=cache_dir)
-    if problems:
-        raise ManifestError(problems)
+    errors = errors_only(problems)
+    if errors:
+        raise ManifestError(errors)
     return loaded
 
 
@@ -87,5 +94,6 @@ def check_model_files(
     problems: list[Problem] = []
     for manifest in loaded:
         problems.extend(check_manifest(manifest, check_models=True, cache_dir=cache_dir))
-    if problems:
-        raise ManifestError(_sorted(problems))
+    errors = errors_only(problems)
+    if errors:
+        raise ManifestError(_sorted(errors))

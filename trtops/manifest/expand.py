@@ -23,12 +23,16 @@ from trtops.manifest.models import (
     PathSource,
     Target,
     Tolerance,
+    constant_layout,
 )
+from trtops.sources import url_source_path
 from trtops.spec import (
     BUILD_DEFAULTS,
     AccuracySpec,
+    BoundInput,
     CalibrationSpec,
     EngineSpec,
+    PrepareSpec,
     TargetSpec,
     ToleranceSpec,
     make_engine_spec,
@@ -42,11 +46,6 @@ DEFAULT_TOLERANCES: dict[str, ToleranceSpec] = {
 }
 
 DEFAULT_CACHE_DIR = Path("cache")
-
-
-def url_source_path(cache_dir: str | os.PathLike[str], sha256: str) -> Path:
-    """Where a url source with this digest lives once downloaded: ``<cache>/sources/<sha>.onnx``."""
-    return Path(cache_dir) / "sources" / f"{sha256}.onnx"
 
 
 def _absolute(path: Path) -> str:
@@ -82,13 +81,33 @@ def resolve_tolerance(model: ModelSpec, precision: str) -> ToleranceSpec:
     return ToleranceSpec(resolved.atol, resolved.rtol, resolved.stat, resolved.quantile, outputs)
 
 
-def _build_value(manifest: Manifest, model: ModelSpec, name: str) -> Any:
+def build_value(manifest: Manifest, model: ModelSpec, name: str) -> Any:
+    """A build option as the engine gets it: the model's value, else the manifest's
+    ``defaults:``, else ``BUILD_DEFAULTS`` (the one resolution rule)."""
     value = getattr(model, name)
     if value is None:
         value = getattr(manifest.defaults, name)
     if value is None:
         value = BUILD_DEFAULTS[name]
     return value
+
+
+def _prepare_spec(options: Any) -> PrepareSpec | None:
+    """The manifest's ``prepare:`` as a spec; None when it asks for nothing."""
+    if options is None:
+        return None
+    bound = []
+    for name in sorted(options.constants):
+        shape, values = constant_layout(options.constants[name])
+        bound.append(BoundInput(name, shape, values))
+    spec = PrepareSpec(
+        fold_constants=options.fold_constants,
+        infer_shapes=options.infer_shapes,
+        distinct_dims=options.distinct_dims,
+        constants=tuple(bound),
+        opset=options.opset,
+    )
+    return None if spec.is_noop else spec
 
 
 def _target_spec(name: str, target: Target) -> TargetSpec:
@@ -133,6 +152,7 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
     )
     data = _absolute(base / accuracy.data) if accuracy.data is not None else None
     line = lm.location("models", index).line
+    prepare = _prepare_spec(build_value(manifest, model, "prepare"))
     specs = []
     for precision in model.precisions:
         calibration = None
@@ -158,22 +178,25 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
                 model_path,
                 precision,
                 profiles=profiles,
-                workspace=_build_value(manifest, model, "workspace"),
-                builder_optimization_level=_build_value(manifest, model, "builder_optimization_level"),
-                tactic_sources=_build_value(manifest, model, "tactic_sources"),
-                max_aux_streams=_build_value(manifest, model, "max_aux_streams"),
-                strongly_typed=_build_value(manifest, model, "strongly_typed"),
+                workspace=build_value(manifest, model, "workspace"),
+                builder_optimization_level=build_value(manifest, model, "builder_optimization_level"),
+                tactic_sources=build_value(manifest, model, "tactic_sources"),
+                max_aux_streams=build_value(manifest, model, "max_aux_streams"),
+                strongly_typed=build_value(manifest, model, "strongly_typed"),
                 calibration=calibration,
-                timing_cache=_build_value(manifest, model, "timing_cache"),
+                timing_cache=build_value(manifest, model, "timing_cache"),
                 target=_target_spec(target_name, manifest.targets[target_name]),
                 name=model.name,
                 manifest=str(lm.path),
                 manifest_name=lm.name,
                 url=url,
                 sha256=sha256,
+                allow_http=model.source.allow_http if url else False,
+                max_size=model.source.max_size if url else None,
                 accuracy=accuracy_spec,
                 loaders=model.loaders,
                 line=line,
+                prepare=prepare,
             ))
     return specs
 

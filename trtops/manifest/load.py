@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from trtops.errors import ManifestError, Problem, SourceLocation
-from trtops.manifest.models import ERROR_TYPE, SOURCE_TAGS, Manifest
+from trtops.manifest.models import ERROR_TYPE, EXTENSION_PREFIX, SOURCE_TAGS, Manifest
 from trtops.suggest import closest
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: a manifest is a few KiB; anything bigger is a mistake or hostile
@@ -43,6 +43,7 @@ _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:timestamp",
 }
+_NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -58,6 +59,8 @@ class _Index:
     keys: dict[FieldPath, _Mark] = field(default_factory=dict)
     values: dict[FieldPath, _Mark] = field(default_factory=dict)
     containers: set[FieldPath] = field(default_factory=set)
+    #: The text of scalars YAML read as numbers, as written (``10.10``, not ``10.1``).
+    numbers: dict[FieldPath, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,6 +192,8 @@ class _Walker:
         self.seen.add(key)
         self.index.values.setdefault(path, _mark(node))
         if isinstance(node, yaml.ScalarNode):
+            if node.tag in _NUMBER_TAGS:
+                self.index.numbers[path] = node.value
             return self._scalar(node)
         self.active.add(key)
         try:
@@ -487,8 +492,9 @@ _TYPE_NAMES = {
 }
 
 
-def _humanize(error: dict[str, Any], field_path: FieldPath, data: Any) -> tuple[str, str | None]:
-    """Pydantic error → (message, hint)."""
+def _humanize(error: dict[str, Any], field_path: FieldPath, data: Any,
+              written: str | None = None) -> tuple[str, str | None]:
+    """Pydantic error → (message, hint); ``written`` is a number's text as in the file."""
     kind = error["type"]
     ctx = error.get("ctx") or {}
     value = error.get("input")
@@ -523,10 +529,13 @@ def _humanize(error: dict[str, Any], field_path: FieldPath, data: Any) -> tuple[
             hint = "YAML reads unquoted yes/no/on/off as booleans; quote the word"
         return message, hint
     if kind in _TYPE_NAMES:
-        message = f"expected {_TYPE_NAMES[kind]}, got {_short(value)}"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        shown = written if number and written is not None else _short(value)
+        message = f"expected {_TYPE_NAMES[kind]}, got {shown}"
         hint = None
-        if kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            hint = f"YAML read this as a number; quote it: '{value}'"
+        if kind == "string_type" and number:
+            # The text as written: YAML read `10.10` as the float 10.1.
+            hint = f"YAML read this as a number; quote it: '{shown}'"
         elif kind == "string_type" and isinstance(value, bool):
             hint = "YAML reads unquoted yes/no/on/off/true/false as booleans; quote the word"
         elif kind in ("int_parsing", "int_type") and isinstance(value, str) and "profiles" in field_path:
@@ -591,7 +600,7 @@ def validation_problems(exc: ValidationError, data: Any, file: str, index: _Inde
         if error["type"] == ERROR_TYPE:
             loc = loc + tuple((error.get("ctx") or {}).get("at", ()))
         present, reported, key_error = _resolve_loc(loc, data)
-        message, hint = _humanize(error, reported, data)
+        message, hint = _humanize(error, reported, data, index.numbers.get(present))
         if key_error and reported and repr(reported[-1]) not in message:
             message = f"key {reported[-1]!r}: {message}"
         value_position = error["type"] not in ("missing", "extra_forbidden") and not key_error
@@ -647,6 +656,8 @@ def load_file(path: Path) -> tuple[LoadedManifest | None, list[Problem]]:
             SourceLocation(file, 1, 1), "", f"expected a mapping at the top level, got {kind}",
             "a manifest is a mapping with version:, targets: and models:",
         )]
+    # `x-` keys hold YAML anchors for the rest of the file; the schema ignores them.
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith(EXTENSION_PREFIX))}
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:

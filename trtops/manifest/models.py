@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import keyword
 import re
-from fractions import Fraction
 from typing import Annotated, Any, Literal, NoReturn, Union
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -29,7 +28,14 @@ from pydantic_core import PydanticCustomError
 
 from trtops.capabilities import PRECISION_NAMES
 from trtops.emit.registry import LOADER_NAMES
-from trtops.names import IDENTIFIER_RE, SHA256_RE
+from trtops.names import (
+    SHA256_RE,
+    SIZE_PATTERN,
+    identifier_problem,
+    parse_byte_size,
+    suggest_identifier,
+)
+from trtops.sources import DEFAULT_MAX_SIZE as DEFAULT_SOURCE_MAX_SIZE
 
 # Error type of problems raised with :func:`fail`; ``ctx["at"]`` is the path of the offending
 # value relative to the validated field/model, so that load.py can point at its exact line.
@@ -53,18 +59,11 @@ TimingCachePolicy = Literal["shared", "read_only", "off"]
 CalibrationAlgorithm = Literal["entropy", "minmax"]
 ReferenceRuntime = Literal["onnxruntime"]
 
-_UNITS = {
-    "": 1, "b": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
-
 MAX_BYTE_SIZE = 2**50  # 1 PiB: far beyond any GPU; bigger is a typo
 
 
-def _checked_size(size: int) -> int:
+def _byte_size(value: Any) -> int:
+    size = parse_byte_size(value)  # the one size grammar (trtops.names)
     if size <= 0:
         raise ValueError("size must be positive")
     if size > MAX_BYTE_SIZE:
@@ -72,30 +71,13 @@ def _checked_size(size: int) -> int:
     return size
 
 
-def parse_byte_size(value: Any) -> int:
-    """``"4GiB"`` / ``"64 MiB"`` / ``"1.5GB"`` / ``1048576`` → bytes."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 4GiB or 64MiB, got a boolean")
-    if isinstance(value, int):
-        return _checked_size(value)
-    if isinstance(value, str) and len(value) <= 64:
-        match = _SIZE_RE.match(value)
-        if match:
-            number, unit = match.groups()
-            factor = _UNITS.get(unit.lower())
-            if factor is not None:
-                # Fraction, not float: exact, and no overflow on absurdly long numbers.
-                return _checked_size(int(Fraction(number) * factor))
-    raise ValueError(f"expected a size such as 4GiB, 512MiB or a number of bytes, got {value!r}")
-
-
 ByteSize = Annotated[
     int,
-    BeforeValidator(parse_byte_size),
+    BeforeValidator(_byte_size),
     WithJsonSchema({
         "anyOf": [
             {"type": "integer", "minimum": 1},
-            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?[bB]|[bB])?\s*$"},
+            {"type": "string", "pattern": rf"^{SIZE_PATTERN}$"},
         ],
         "examples": ["4GiB", "512MiB", 1073741824],
     }),
@@ -105,14 +87,17 @@ ByteSize = Annotated[
 def _check_identifier(value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    if not IDENTIFIER_RE.match(value):
+    problem = identifier_problem(value)
+    if problem is not None:
         # Shortened: a hostile manifest must not turn its error into megabytes of output.
         shown = (repr(value) if len(value) <= 80
                  else repr(value[:60]) + f"... ({len(value)} characters)")
-        raise ValueError(
-            f"{shown} is not a safe name: use letters, digits and '_', starting with a "
-            "letter or '_', at most 64 characters"
-        )
+        message = (f"{shown} is not a safe name: it {problem}; names use letters, digits "
+                   "and '_', start with a letter or '_', and have at most 64 characters")
+        suggestion = suggest_identifier(value)
+        if suggestion:
+            message += f"; did you mean {suggestion!r}?"
+        raise ValueError(message)
     if keyword.iskeyword(value):
         raise ValueError(f"{value!r} is a Python keyword; names become identifiers in "
                          "generated loaders, pick another")
@@ -169,10 +154,11 @@ class Target(StrictModel):
         "('NVIDIA H100*'). 'any' means the GPU that `trtops apply` runs on.",
     )
     compute_capability: Annotated[
-        str, WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d{1,2}\.\d$"})
+        str, WithJsonSchema({"type": "string", "pattern": r"^\d{1,2}\.\d$"})
     ] | None = Field(
         default=None,
-        description="Compute capability 'major.minor' such as '8.9' or '9.0'.",
+        description="Compute capability 'major.minor' such as '8.9' or '9.0', quoted: "
+        "YAML reads an unquoted 8.10 as the number 8.1.",
     )
     tensorrt: str = Field(
         default="",
@@ -193,8 +179,8 @@ class Target(StrictModel):
     @field_validator("compute_capability", mode="before")
     @classmethod
     def _cc(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
+        # Numbers are refused by the str type (with a hint to quote what was written):
+        # converting them would read `8.10` as '8.1'.
         if isinstance(value, str) and not re.fullmatch(r"\d{1,2}\.\d", value.strip()):
             raise ValueError(f"expected 'major.minor' such as '8.9', got {value!r}")
         return value.strip() if isinstance(value, str) else value
@@ -233,6 +219,57 @@ def _off(value: Any) -> Any:
     return "off" if value is False else value
 
 
+ConstantValue = float | list[Any]
+
+
+def constant_layout(value: Any) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """``(shape, row-major values)`` of a number or a rectangular nested list of numbers.
+
+    Raises:
+        ValueError: a ragged or empty list, or something that is not a number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+        raise ValueError(f"expected a number or a list of numbers, got {value!r}")
+    if not isinstance(value, list):
+        return (), (value,)
+    if not value:
+        raise ValueError("an empty list has no values to bind")
+    parts = [constant_layout(item) for item in value]
+    inner = parts[0][0]
+    if any(shape != inner for shape, _ in parts):
+        raise ValueError("the nested lists have different lengths (the value must be rectangular)")
+    return (len(value), *inner), tuple(v for _, values in parts for v in values)
+
+
+class PrepareOptions(StrictModel):
+    """The model-preparation stage (trtops.prepare); every step with a safe default."""
+
+    fold_constants: bool = Field(
+        default=True, description="Fold constant subgraphs (onnx-graphsurgeon, evaluated with "
+        "ONNX Runtime): shape arithmetic from Constant nodes becomes plain values.")
+    infer_shapes: bool = Field(default=True, description="Run ONNX shape inference.")
+    distinct_dims: bool = Field(
+        default=True, description="Give dynamic dimensions that share a name across different "
+        "axes (paddle2onnx's '?') a distinct name each, so TensorRT does not tie them together.")
+    constants: dict[str, ConstantValue] = Field(
+        default_factory=dict, description="Inputs bound to a constant value (e.g. {sr: 16000}); "
+        "they leave the engine's inputs, and If nodes whose condition becomes constant are "
+        "replaced by the branch taken.")
+    opset: Int | None = Field(
+        default=None, ge=7, le=30, description="Convert the model to this ONNX opset first "
+        "(onnx.version_converter).")
+
+    @field_validator("constants")
+    @classmethod
+    def _rectangular(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, item in value.items():
+            try:
+                constant_layout(item)
+            except ValueError as exc:
+                fail(str(exc), name)
+        return value
+
+
 class BuildOptions(StrictModel):
     """Builder settings. Given under ``defaults:`` they apply to every model; a model's own
     value wins."""
@@ -265,6 +302,13 @@ class BuildOptions(StrictModel):
         description="'shared' (load before, merge after each build; default), 'read_only' "
         "(load, never write) or 'off'.",
     )
+    prepare: PrepareOptions | None = Field(
+        default=None,
+        description="Prepare the ONNX model before TensorRT parses it (constant folding, shape "
+        "inference, distinct dynamic dim names, inputs bound to constants with If nodes "
+        "inlined, opset conversion). Unset: the model is built as it is. `trtops prepare` "
+        "writes the prepared model and what changed.",
+    )
     strongly_typed: bool | None = Field(
         default=None,
         description="Build a strongly typed network: every layer runs in the type its tensors "
@@ -292,8 +336,12 @@ def _fail_duplicates(values: list[Any]) -> None:
 class UrlSource(StrictModel):
     """A model downloaded once into the cache and checked against its sha256."""
 
-    url: str = Field(description="http(s) URL of the ONNX file.")
-    sha256: str = Field(description="Expected sha256 of the file (64 lowercase hex digits).")
+    url: str = Field(description="https URL of the ONNX file (http only with allow_http: true).")
+    sha256: str = Field(description="Expected sha256 of the file (64 lowercase hex digits); the "
+                        "download is checked against it before it is used.")
+    allow_http: bool = Field(False, description="Allow a plain http URL (and redirects to http).")
+    max_size: ByteSize = Field(DEFAULT_SOURCE_MAX_SIZE, description="Largest file the download accepts "
+                               "(default 2GiB); a bigger one is refused and nothing is kept.")
 
     @field_validator("url")
     @classmethod
@@ -310,6 +358,12 @@ class UrlSource(StrictModel):
             if not SHA256_RE.match(value):
                 raise ValueError("expected 64 hexadecimal digits")
         return value
+
+    @model_validator(mode="after")
+    def _scheme(self) -> "UrlSource":
+        if self.url.startswith("http://") and not self.allow_http:
+            raise ValueError("a plain http URL needs allow_http: true (use https where the server offers it)")
+        return self
 
 
 class PathSource(StrictModel):
@@ -596,8 +650,14 @@ class ModelSpec(BuildOptions):
     # trtops.manifest.check.
 
 
+#: Top-level keys with this prefix are ignored: a place for YAML anchors (as in docker compose).
+EXTENSION_PREFIX = "x-"
+
+
 class Manifest(StrictModel):
-    """A trtops manifest (schema version 1)."""
+    """A trtops manifest (schema version 1). Top-level ``x-`` keys are ignored (for anchors)."""
+
+    model_config = ConfigDict(json_schema_extra={"patternProperties": {f"^{EXTENSION_PREFIX}": {}}})
 
     version: Literal[1] = Field(description="Schema version; must be 1.")
     defaults: BuildOptions = Field(

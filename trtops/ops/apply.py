@@ -39,6 +39,7 @@ from trtops.cache.store import (
 )
 from trtops.errors import (
     CacheError,
+    EnvironmentMissing,
     RemoteError,
     TrtopsError,
 )
@@ -76,6 +77,9 @@ class ApplyOptions:
     # other). Parallel ones (--gpus, --executor ray): their workers build, this process
     # publishes. The caller owns it (and closes it).
     executor: Any = None
+    # The lock to record what this run built, reused or fetched in (an existing
+    # trtops.lock directory; None: leave any lock alone).
+    lock_path: Path | None = None
 
 
 @dataclass
@@ -113,10 +117,12 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
     from trtops import console
 
     started = time.monotonic()
+    check_runtime(plan)
     options = options or ApplyOptions()
     toolchain = toolchain or default_toolchain()
     make_progress = progress_factory or console.progress
     result = RunResult("apply")
+    _fetch_sources(plan, store)
     with make_progress(len(plan.unique_builds()), "apply") as progress:
         ctx = _Context(plan, store, toolchain, options, progress)
         _run_builds(ctx, options.executor or _local_executor(toolchain))
@@ -143,8 +149,30 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
                 ctx.stop = True
     if options.emit_dest is not None:
         _emit(ctx, result)
+    if options.lock_path is not None:
+        from trtops.ops.lock import record_applied
+
+        record_applied(options.lock_path, plan, result, store)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _fetch_sources(plan: Plan, store: Any) -> None:
+    """Download (or verify) the url sources the pending builds need, once each, before
+    anything is built: an offline machine (exit 5) or a wrong sha256 (exit 1) stops the run
+    with its own exit code, and no build ever reads a file that is not the declared one."""
+    needed = {a.spec.source.sha256: a.spec for a in plan.pending if a.spec.source.url}
+    if not needed:
+        return
+    from trtops.plan.assemble import memo_for, save_memo
+    from trtops.sources import ensure_source
+
+    memo = memo_for(store)
+    try:
+        for spec in needed.values():
+            ensure_source(spec, getattr(store, "root", "cache"), memo=memo)
+    finally:
+        save_memo(memo)
 
 
 # --------------------------------------------------------------------------- one action
@@ -163,11 +191,6 @@ def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
     from trtops.cache.entries import ensure_ref, record_ref
 
     if action.kind == "skip":
-        missing = _missing_runtime(ctx.plan.platform)
-        if missing:
-            # Nothing can be built on this machine at all: that is an environment
-            # problem (exit 5), not a target meant for another CI job.
-            return action_outcome(action, "environment", f"{action.reason} ({missing})")
         return action_outcome(action, "skipped", action.reason)
     if action.kind == "rejected":
         return action_outcome(action, "rejected", action.reason,
@@ -232,12 +255,15 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
         outcome = action_outcome(action, failure_status(exc), failure_text(exc),
                            details=getattr(exc, "details", "") or "")
     except Exception as exc:  # noqa: BLE001 - one engine's bug must not lose the others' results
+        vanished = _vanished_cache(ctx.store, exc)
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
             # A full disk while building (the toolchain's own writes) is no bug in trtops.
             from trtops.cache.local import write_error
 
             error = write_error(exc, f"the build files of {action.id}")
             outcome = action_outcome(action, failure_status(error), failure_text(error))
+        elif vanished is not None:
+            outcome = action_outcome(action, failure_status(vanished), failure_text(vanished))
         else:
             outcome = action_outcome(action, "error", f"{type(exc).__name__}: {exc}",
                                details=traceback.format_exc())
@@ -247,6 +273,17 @@ def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
     outcome.seconds = time.monotonic() - started
     progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
     return outcome
+
+
+def _vanished_cache(store: Any, exc: BaseException) -> CacheError | None:
+    """The error to report when ``exc`` is a file gone because the local cache folder was
+    removed while apply ran (``rm -rf cache``, a cleanup job): the user's doing, not a bug."""
+    root = getattr(store, "root", None)
+    if not isinstance(exc, FileNotFoundError) or root is None or Path(root).is_dir():
+        return None
+    return CacheError(f"the cache {root} was removed while apply was running",
+                      hint="nothing half-written was kept; run `trtops apply` again (it "
+                      "rebuilds what is missing), and keep cleanup jobs away from a running apply")
 
 
 def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
@@ -262,12 +299,39 @@ def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
                     accuracy=_accuracy_summary(ctx.store, action.key.key))
 
 
-def _missing_runtime(platform: Any) -> str | None:
+def check_runtime(plan: Plan, doing: str = "build") -> None:
+    """Refuse, once and before any work, a plan with engines to build (or check: ``doing``)
+    on a machine that cannot run TensorRT (none installed, no GPU): an environment problem
+    (exit 5), not one failure per engine. ``apply`` and ``verify`` ask it first.
+
+    Raises:
+        EnvironmentMissing: TensorRT or a GPU is missing and the plan has engines to build
+            here (pending, or skipped since nothing can build here). Its ``result`` holds
+            one outcome per engine (those that needed TensorRT: ``environment``) for the
+            reports scripts and CI read (``--json``, ``--junit``).
+    """
+    platform = plan.platform
     if not getattr(platform, "tensorrt", None):
-        return "TensorRT is not installed here: pip install 'trtops[trt]'"
-    if not getattr(platform, "gpus", None):
-        return "no NVIDIA GPU is visible here"
-    return None
+        missing = "TensorRT is not installed here"
+        hint = "pip install 'trtops[trt]' (TensorRT needs an NVIDIA GPU and driver)"
+    elif not getattr(platform, "gpus", None):
+        missing = "no NVIDIA GPU is visible here"
+        hint = "run apply on a machine with a GPU (`trtops info` shows what this one has)"
+    else:
+        return
+    needed = [a for a in plan.actions
+              if a.pending or a.kind == "skip" or (doing != "build" and a.key is not None)]
+    if needed:
+        count = len({a.key.key if a.key else a.id for a in needed})
+        error = EnvironmentMissing(
+            f"{missing}: cannot {doing} the {count} engine{'s' if count != 1 else ''} of this plan",
+            hint=f"{hint}; `trtops plan` shows what apply would build, and engines built "
+            "elsewhere can be fetched with `trtops pull`")
+        ids = {a.id for a in needed}
+        error.result = RunResult("apply" if doing == "build" else "verify", [  # type: ignore[attr-defined]
+            action_outcome(a, "environment", missing) if a.id in ids
+            else action_outcome(a, "skipped", a.reason) for a in plan.actions])
+        raise error
 
 
 def _acquire_lease(ctx: _Context, action: Action) -> Any:
@@ -307,7 +371,7 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
     from trtops.executors.base import default_staging
     from trtops.executors.jobs import BuildJob
 
-    spec = action.spec
+    spec, prepared_note = _prepared_spec(ctx, action, item)
     store = ctx.store
     tensorrt = action.tensorrt or ""
     signature = action.timing_signature or ""
@@ -325,6 +389,8 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
         job = BuildJob(spec=spec, key=action.key.key, workdir=str(workdir), timing_cache=timing,
                        timing_pieces=pieces, gpu_index=action.gpu_index, signature=signature or None)
         built = runner.run(job, lambda text: ctx.progress.update(item, text))
+        if prepared_note:
+            built.log_text = prepared_note + "\n" + built.log_text
         _save_log(ctx, spec.id, built.log_text)
         if built.timing_cache and shared_timing:
             _merge_timing(ctx, tensorrt, signature, built.timing_cache, snapshot=timing)
@@ -370,8 +436,34 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
                 _push_timing(ctx, tensorrt, signature)
             else:
                 ctx.ledger.touch(tensorrt, signature)  # pushed once, after the last build
-    message = action.reason if put.created else f"{action.reason} (an identical engine was already cached)"
+    # DETAILS of a built engine say how it turned out (the accuracy verdict); why it was
+    # built ("not built yet") is the plan's story, kept only for rebuilds ("model changed").
+    message = built.accuracy_summary or "accuracy not checked"
+    if action.kind != "build":
+        message = f"{action.reason}; {message}"
+    if not put.created:
+        message += " (an identical engine was already cached)"
     return action_outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
+
+
+def _prepared_spec(ctx: _Context, action: Action, item: str) -> tuple[Any, str]:
+    """The spec with its source at the prepared model (made once per source and options,
+    kept in ``<cache>/prepared/``), or the spec itself when nothing is prepared. The builder
+    parses it and the gate compares the engine with it: bound inputs are no longer inputs."""
+    from dataclasses import replace
+
+    spec = action.spec
+    if spec.prepare is None or spec.prepare.is_noop:
+        return spec, ""
+    from trtops.prepare.runner import ensure_prepared
+
+    ctx.progress.update(item, "preparing the model")
+    path, report = ensure_prepared(ctx.store.root, spec.source.path, action.key.components["model_digest"],
+                                   spec.prepare)
+    note = f"[trtops] built from the prepared model {path}"
+    if report is not None:
+        note += "\n" + "\n".join(f"[trtops]   {line}" for line in report.lines())
+    return replace(spec, source=replace(spec.source, path=str(path))), note
 
 
 def _worker_line(worker: dict) -> str:
@@ -428,9 +520,7 @@ def _save_log(ctx: _Context, spec_id: str, text: str) -> None:
 
 def _fails_unbuilt(ctx: _Context, action: Action) -> bool:
     """True when ``action``'s outcome is a failure that needs no build (see _run_action)."""
-    if action.kind == "rejected":
-        return True
-    return action.kind == "skip" and _missing_runtime(ctx.plan.platform) is not None
+    return action.kind == "rejected"
 
 
 def _local_executor(toolchain: Toolchain) -> Any:
@@ -449,9 +539,9 @@ def _run_builds(ctx: _Context, executor: Any) -> None:
 
     builds = ctx.plan.unique_builds()
     if not ctx.options.keep_going:
-        # An action that fails without building (a rejected engine, a skip for want of
-        # TensorRT or a GPU) stops the run where it stands in plan order: builds after it
-        # are not attempted.
+        # An action that fails without building (a rejected engine) stops the run where it
+        # stands in plan order: builds after it are not attempted. (A missing TensorRT or
+        # GPU never gets here: apply refuses it upfront, before any build.)
         first_failure = next((i for i, a in enumerate(ctx.plan.actions) if _fails_unbuilt(ctx, a)), None)
         if first_failure is not None:
             before = {a.id for a in ctx.plan.actions[:first_failure]}

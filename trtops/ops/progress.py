@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from trtops.textsafe import terminal_safe
+
 
 class TransferProgress:
     """Byte progress over many entries, safe from worker threads.
@@ -70,7 +72,8 @@ class TransferProgress:
         with self._lock:
             self._done_items += 1
             width = len(str(self.total_items)) or 1
-            line = f"[{self._done_items:>{width}}/{self.total_items}] {label}: {message}"
+            line = terminal_safe(f"[{self._done_items:>{width}}/{self.total_items}] {label}: {message}",
+                                 limit=None)
         if self._bar is not None:
             self._bar.console.print(line, markup=False, highlight=False)
         else:

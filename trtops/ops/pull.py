@@ -56,8 +56,10 @@ class Candidate:
         from trtops.keys.fingerprint import sha256_json
 
         components = self.meta.get("components") or {}
-        return sha256_json({name: components.get(name)
-                            for name in ("schema", "model_digest", "build", "plugins")})
+        identity = {name: components.get(name) for name in ("schema", "model_digest", "build", "plugins")}
+        if components.get("prepare") is not None:  # absent for models built as they are
+            identity["prepare"] = components["prepare"]
+        return sha256_json(identity)
 
 
 @dataclass
@@ -473,13 +475,42 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
                         sorted(set(spec_by_id) - {c.spec_id for c in selection.selected}))
     if dry_run:
         return result
-    result.outcomes = pull_entries(remote, local, selection.selected, jobs=jobs, fsync=fsync,
+    fetch_and_emit(remote, local, platform, result, spec_by_id, jobs=jobs, fsync=fsync,
+                    dest=dest, loaders=loaders, progress=progress)
+    return result
+
+
+def fetch_and_emit(remote: Any, local: Any, platform: Any, result: PullResult,
+                    spec_by_id: dict[str, Any], *, jobs: int, fsync: bool,
+                    dest: str | Path | None, loaders: str | None,
+                    progress: bool | None) -> None:
+    """Pull the selection, point the refs at what is now local, write loaders."""
+    selected = result.selection.selected
+    result.outcomes = pull_entries(remote, local, selected, jobs=jobs, fsync=fsync,
                                    progress=progress)
+    record_pull_refs(local, selected, result.outcomes, platform)
     # Loaders for every entry that is here now: one entry that failed to pull (reported,
     # exit 1) does not keep the others from being served.
     ready = {o.key for o in result.outcomes if o.status != "failed"}
     if dest and ready:
-        report = emit_pulled(local, [c for c in selection.selected if c.key in ready],
-                             spec_by_id, dest, loaders)
+        report = emit_pulled(local, [c for c in selected if c.key in ready], spec_by_id,
+                             dest, loaders)
         result.emitted, result.emit_skipped = report.written, report.skipped
-    return result
+
+
+def record_pull_refs(local: Any, candidates: Sequence[Candidate],
+                     outcomes: Sequence[PullOutcome], platform: Any) -> None:
+    """Refs for the entries a pull made local (fetched or already present), so that
+    ``trtops gc`` keeps them: per engine the one this machine prefers, and the others
+    (``pull --all``) listed beside it."""
+    from trtops.cache.entries import record_pull_ref
+
+    local_keys = {o.key for o in outcomes if o.status in ("fetched", "present")}
+    groups: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        if candidate.key in local_keys:
+            groups.setdefault(candidate.spec_id, []).append(candidate)
+    for spec_id, group in sorted(groups.items()):
+        best = min(group, key=lambda c: (preference(c.meta, platform), -c.created_at, c.key))
+        record_pull_ref(local, spec_id, best.key, best.meta,
+                        also=[c.key for c in group if c is not best])

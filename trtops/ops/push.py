@@ -9,7 +9,6 @@ TensorRT, `apply` does it).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,13 +22,12 @@ from trtops.cache.entries import (
     state_of_accuracy,
 )
 from trtops.cache.store import ACCURACY_FILE
-from trtops.cache.transfer import push_entry, push_timing_cache
+from trtops.cache.transfer import check_remote, push_entry, push_timing_cache
 from trtops.errors import CacheError, InputError, RemoteError
-from trtops.names import SHA256_RE, format_bytes
+from trtops.names import KEY_PREFIX_RE, SHA256_RE, format_bytes
 from trtops.ops.progress import TransferProgress
 
 DEFAULT_JOBS = 8
-_KEY_PREFIX_RE = re.compile(r"^[0-9a-f]{6,63}\Z")
 
 
 @dataclass
@@ -121,7 +119,7 @@ def resolve_keys(store: Any, given: list[str]) -> list[str]:
         if SHA256_RE.match(text):
             keys.append(text)
             continue
-        if not _KEY_PREFIX_RE.match(text):
+        if not KEY_PREFIX_RE.match(text):
             raise InputError(f"{text!r} is not an engine key",
                              hint="give a key or a prefix of at least 6 hex digits")
         if known is None:
@@ -147,6 +145,7 @@ def plan_push(local: Any, remote: Any, keys: list[str] | None) -> list[dict[str,
     Returns:
         Rows ``{"key", "spec_id", "action"}``.
     """
+    check_remote(remote)
     rows = []
     for key in keys if keys is not None else list(local.list_keys()):
         meta = local.read_meta(key) or {}
@@ -198,6 +197,7 @@ def push(local: Any, remote: Any, keys: list[str] | None = None, *, jobs: int = 
     Returns:
         A :class:`PushResult`.
     """
+    check_remote(remote)
     result = PushResult(push_entries(local, remote, keys, jobs=jobs, progress=progress))
     if timing_caches and keys is None:
         for tensorrt, signature in list_timing_caches(local):

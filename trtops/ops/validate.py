@@ -27,8 +27,16 @@ class Validation:
     problems: list[Problem] = field(default_factory=list)
 
     @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+    @property
     def bad_files(self) -> int:
-        return len({p.location.file for p in self.problems})
+        return len({p.location.file for p in self.errors})
 
 
 def local_cache_dir(cache: str | None) -> str | None:

@@ -37,8 +37,10 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
         skipped (not in the cache or not runnable here).
     """
     from trtops import console
+    from trtops.ops.apply import check_runtime
 
     started = time.monotonic()
+    check_runtime(plan, "check")
     result = RunResult("verify")
     cached = [a for a in plan.actions if a.kind in ("reuse", "rejected")]
     done: dict[str, EngineOutcome] = {}
@@ -65,11 +67,13 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
 
 def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     from trtops.gate.gate import verify_cached_engine
+    from trtops.sources import ensure_source
 
     started = time.monotonic()
     spec = action.spec
     try:
-        report = verify_cached_engine(store, action.key.key, Path(spec.source.path), spec.accuracy,
+        model = ensure_source(spec, Path(spec.source.path).parent.parent)
+        report = verify_cached_engine(store, action.key.key, model, spec.accuracy,
                                       precision=spec.precision, verify=toolchain.verify)
     except TrtopsError as exc:
         status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)

@@ -52,8 +52,8 @@ def load_specs(
 
     Args:
         paths: Manifest files or directories.
-        check_models: Also run the checks that read model files (slow; the planner runs
-            them only when something is to be built).
+        check_models: Also run the checks that read model files (graphs are read without
+            weights; :func:`make_plan` runs them for every engine).
         cache_dir: Local cache holding url sources.
 
     Returns:

@@ -89,6 +89,20 @@ def _model_change(old_model: Mapping[str, Any], new_model: Mapping[str, Any]) ->
     return "model changed"
 
 
+def _prepare_change(old: Any, new: Any) -> str:
+    if not old:
+        return "model preparation turned on"
+    if not new:
+        return "model preparation turned off"
+    if old.get("tools") != new.get("tools"):
+        moved = [f"{name} {old['tools'].get(name)} → {version}"
+                 for name, version in (new.get("tools") or {}).items()
+                 if (old.get("tools") or {}).get(name) != version]
+        if old.get("steps") == new.get("steps"):
+            return "preparation tools changed: " + ", ".join(moved)
+    return "preparation steps changed"
+
+
 def explain_changes(
     old: Mapping[str, Any],
     new: Mapping[str, Any],
@@ -128,6 +142,9 @@ def explain_changes(
                               f"GPU {old.get('gpu')} → {new.get('gpu')}"))
     if sorted(old.get("plugins") or []) != sorted(new.get("plugins") or []):
         changes.append(Change("plugins", old.get("plugins"), new.get("plugins"), "plugins changed"))
+    if old.get("prepare") != new.get("prepare"):
+        changes.append(Change("prepare", old.get("prepare"), new.get("prepare"),
+                              _prepare_change(old.get("prepare"), new.get("prepare"))))
     return changes
 
 

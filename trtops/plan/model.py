@@ -37,7 +37,7 @@ PENDING_KINDS = ("build", "rebuild")
 class Change:
     """One key component that differs from the last build of a logical engine."""
 
-    component: str  # schema | model | build | tensorrt | gpu | plugins
+    component: str  # schema | model | build | tensorrt | gpu | plugins | prepare
     old: Any
     new: Any
     message: str

@@ -37,10 +37,14 @@ from trtops.report.github import (
 )
 from trtops.report.json_doc import dump_json
 from trtops.report.junit import junit_xml, write_junit
-from trtops.report.output import check_report_path, emit_ci_reports, render_result
+from trtops.report.output import (
+    check_report_path,
+    emit_ci_reports,
+    render_result,
+    report_refusal,
+)
 from trtops.report.plans import (
     PLAN_STATUS,
-    matrix_from_document,
     matrix_from_plan,
     result_from_plan,
 )
@@ -51,7 +55,7 @@ __all__ = [
     "STATUS_LABELS", "accuracy_line", "annotation_path", "append_step_summary",
     "check_report_path", "dump_json", "emit_ci_reports", "escape_data", "escape_property",
     "format_seconds", "format_table", "github_annotations", "github_step_summary", "junit_xml",
-    "manifest_name", "matrix_from_document", "matrix_from_plan", "print_result", "render_result",
+    "manifest_name", "matrix_from_plan", "print_result", "render_result", "report_refusal",
     "result_from_plan", "short_name", "status_label", "summary_line", "workflow_command",
     "write_junit",
 ]

@@ -7,8 +7,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from trtops.errors import ExitCode
 from trtops.names import try_parse_engine_id
-from trtops.outcome import EngineOutcome, RunResult
+from trtops.outcome import STATUS_EXIT, EngineOutcome, RunResult
 
 STATUS_LABELS = {
     "built": "built",
@@ -36,8 +37,10 @@ STATUS_ICONS = {
 # Statuses that are a JUnit <failure> (the engine failed, or its inputs such as calibration
 # data are invalid: the user has something to fix) vs. an <error> (it could not be tested:
 # missing TensorRT/GPU, a bug in trtops).
-FAILURE_STATUSES = frozenset({"build_failed", "accuracy_failed", "rejected", "invalid"})
-ERROR_STATUSES = frozenset({"environment", "error"})
+FAILURE_STATUSES = frozenset(status for status, code in STATUS_EXIT.items()
+                             if code in (ExitCode.USER_ERROR, ExitCode.BUILD_FAILED, ExitCode.ACCURACY_FAILED))
+ERROR_STATUSES = frozenset(status for status, code in STATUS_EXIT.items()
+                           if code in (ExitCode.ENVIRONMENT, ExitCode.INTERNAL))
 # `pending` only appears in plans: nothing was built or checked, which JUnit calls skipped.
 SKIPPED_STATUSES = frozenset({"skipped", "pending"})
 

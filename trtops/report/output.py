@@ -81,6 +81,18 @@ def check_report_path(path: str | os.PathLike[str] | None, option: str = "--juni
                          hint=f"pass {option} a path in a writable folder")
 
 
+def report_refusal(error: Exception, args: Any) -> None:
+    """A run refused before any work (``apply``/``verify`` without TensorRT): the CLI prints
+    its one error; the reports scripts and CI read (``--json``, ``--junit``, the step
+    summary) still get one entry per engine, from the error's ``result`` when it has one."""
+    result = getattr(error, "result", None)
+    if not isinstance(result, RunResult):
+        return
+    if getattr(args, "json", False):
+        dump_json(result)
+    emit_ci_reports(result, getattr(args, "junit", None))
+
+
 def render_result(result: RunResult, args: Any) -> int:
     """Output a command's result as its flags ask and return its exit code.
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trtops.names import try_parse_engine_id
 from trtops.outcome import RunResult, action_outcome
-from trtops.plan.model import PENDING_KINDS, Action, Plan
+from trtops.plan.model import Action, Plan
 
 # Planner action kind -> RunResult status, for reports of `trtops plan`.
 PLAN_STATUS = {"build": "pending", "rebuild": "pending", "reuse": "reused", "skip": "skipped",
@@ -80,34 +79,3 @@ def _document_target(action: Mapping[str, Any], engine_id: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
     return engine_id.target if engine_id is not None else None
-
-
-def matrix_from_document(document: Mapping[str, Any] | Sequence[Any]) -> list[dict[str, Any]]:
-    """:func:`matrix_from_plan` for JSON documents: a saved plan file, a RunResult
-    document (``{"engines": [...]}``) or a bare list of actions.
-
-    Each action names its kind (``kind`` or ``action``) and its target
-    (``spec.target.name``, ``target`` or the last part of ``id``).
-    """
-    if isinstance(document, Mapping):
-        actions = document.get("actions")
-        if actions is None:
-            actions = document.get("engines", [])
-    else:
-        actions = document
-    matrix: dict[str, dict[str, Any]] = {}
-    for action in actions or []:
-        if not isinstance(action, Mapping):
-            continue
-        if str(action.get("kind") or action.get("action") or "") not in PENDING_KINDS:
-            continue
-        raw_id = action.get("id") or _get(action, "spec", "id")
-        engine_id = try_parse_engine_id(raw_id) if isinstance(raw_id, str) else None
-        name = _document_target(action, engine_id)
-        if name is None:
-            continue
-        manifest = _get(action, "spec", "manifest_name") or action.get("manifest_name")
-        if not manifest and isinstance(action.get("id"), str) and engine_id is not None:
-            manifest = engine_id.manifest
-        _add(matrix, name, manifest)
-    return list(matrix.values())

@@ -4,7 +4,7 @@ Public entry points:
 
 * :func:`trtops.trt.builder.build_engine` (``BuildRequest`` → ``BuildResult``);
 * :func:`trtops.trt.timing.merge_timing_caches` (for the cache store, under its lock);
-* :func:`trtops.trt.prepare.prepare_model` (fp16/bf16 casting for strongly typed builds);
+* the fp16/bf16 casting of strongly typed builds is :mod:`trtops.prepare.cast` (pure ONNX work);
 * :func:`trtops.trt.runtime.engine_io` (engines run through the emitted loader's runtime).
 
 What can be built where is not decided here: :mod:`trtops.capabilities` holds the table

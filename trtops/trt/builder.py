@@ -36,6 +36,7 @@ from trtops.engine_io import EngineIO
 from trtops.errors import BuildError, EnvironmentMissing, TrtopsError
 from trtops.names import ENGINE_FILE
 from trtops.spec import EngineSpec
+from trtops.trt.failure_causes import FailureContext, diagnose, error_code_name
 from trtops.trt.logger import LogCapture, get_logger
 from trtops.trt.network_checks import (
     InputInfo,
@@ -155,10 +156,29 @@ def build_engine(request: BuildRequest) -> BuildResult:
             raise
         except Exception as exc:  # TensorRT raises plain RuntimeError/TypeError on bad input
             detail = "\n".join(list(capture.errors)[-10:]) or capture.tail(10)
+            found = diagnose([*capture.errors, f"{type(exc).__name__}: {exc}"], warnings=list(capture.warnings),
+                             context=failure_context(request.spec, Path(request.model_path)))
             raise BuildError(
-                f"building {request.spec.id} failed: {type(exc).__name__}: {exc}" + (f"\n{detail}" if detail else ""),
-                hint="see the build log for TensorRT's messages",
+                f"building {request.spec.id} failed ({found.title}): {found.detail}\n"
+                f"{type(exc).__name__}: {exc}" + (f"\n{detail}" if detail else ""),
+                hint=found.hint, cause=found.cause,
             ) from exc
+
+
+def failure_context(spec: EngineSpec, model_path: Path) -> FailureContext:
+    """What a failure diagnosis may use: the model's inputs and opsets (read without
+    weights; nothing when the model cannot be read) and the build's profiles, workspace
+    and precision."""
+    from trtops.onnx_facts import read_graph
+
+    try:
+        graph = read_graph(model_path)
+        inputs, opsets = dict(graph.inputs), dict(graph.opsets)
+    except Exception:  # noqa: BLE001 - an unreadable model has its own error; diagnose without it
+        inputs, opsets = {}, {}
+    build = spec.build
+    return FailureContext(inputs=inputs, opsets=opsets, profiles=build.profiles, workspace=build.workspace,
+                          precision=build.precision)
 
 
 class _Build:
@@ -175,8 +195,8 @@ class _Build:
 
     # ------------------------------------------------------------------ helpers
 
-    def fail(self, message: str, hint: str | None = None) -> BuildError:
-        return BuildError(message, hint=hint)
+    def fail(self, message: str, hint: str | None = None, cause: str | None = None) -> BuildError:
+        return BuildError(message, hint=hint, cause=cause)
 
     def _trt_errors(self, count: int = 10) -> str:
         errors = list(self.capture.errors)[-count:]
@@ -217,7 +237,7 @@ class _Build:
 
         parse_path = model_path
         if strategy.cast:
-            from trtops.trt.prepare import PrepareError, prepare_model
+            from trtops.prepare.cast import PrepareError, prepare_model
 
             try:
                 parse_path, report = prepare_model(model_path, workdir / "prepared", strategy.cast)
@@ -365,17 +385,18 @@ class _Build:
         if ok and count == 0:
             return parser
         problems = [self._parser_problem(parser.get_error(i)) for i in range(count)]
-        if any(p.node_index >= 0 and not (p.node_name and p.op_type) for p in problems):
+        if any(p.node_index >= 0 for p in problems):
             from trtops.onnx_facts import graph_nodes
 
             try:
                 problems = resolve_nodes(problems, graph_nodes(path))
             except Exception:  # the model may be unreadable; keep what the parser said
                 pass
+        found = diagnose(list(self.capture.errors), warnings=list(self.capture.warnings), parser_problems=problems,
+                         context=failure_context(self.spec, path))
         raise self.fail(
-            parser_error_message(str(self.request.model_path), problems),
-            hint="the model uses something this TensorRT cannot import: check the op against TensorRT's "
-            "ONNX operator support, re-export the model with another opset, or use a plugin",
+            parser_error_message(str(self.request.model_path), problems) + f"\ncause: {found.title}: {found.detail}",
+            hint=found.hint, cause=found.cause,
         )
 
     @staticmethod
@@ -389,8 +410,7 @@ class _Build:
                     return None
             return value
 
-        code = call("code")
-        code_text = getattr(code, "name", None) or (str(code).rsplit(".", 1)[-1] if code is not None else "ERROR")
+        code_text = error_code_name(call("code"))
         try:
             node_index = int(call("node"))
         except (TypeError, ValueError):
@@ -494,7 +514,9 @@ class _Build:
                 profile.set_shape(shape_range.name, tuple(shape_range.min), tuple(shape_range.opt), tuple(shape_range.max))
             added = config.add_optimization_profile(profile)
             if added is None or int(added) < 0:
-                raise self.fail(f"TensorRT rejected optimization profile {index}:\n{self._trt_errors()}")
+                found = diagnose(list(self.capture.errors), context=failure_context(self.spec, Path(self.request.model_path)))
+                raise self.fail(f"TensorRT rejected optimization profile {index} ({found.title}): {found.detail}\n"
+                                f"{self._trt_errors()}", hint=found.hint, cause=found.cause)
             self.capture.info(
                 f"profile {index}: "
                 + "; ".join(f"{r.name} {list(r.min)}/{list(r.opt)}/{list(r.max)}" for r in profile_spec)
@@ -548,4 +570,8 @@ class _Build:
             text = "\n".join(self.capture.errors).lower()
             if "lean" in text or not text or not lean_runtime_expected(self.features.version):
                 return self.fail(message, hint=_LEAN_RUNTIME_HINT)
-        return self.fail(message, hint="see the build log; a larger workspace or another precision may help")
+        found = diagnose(list(self.capture.errors), warnings=list(self.capture.warnings),
+                         context=failure_context(self.spec, Path(self.request.model_path)))
+        return self.fail(
+            f"TensorRT failed to build {self.spec.id} ({found.title}): {found.detail}" + (f"\n{errors}" if errors else ""),
+            hint=found.hint, cause=found.cause)

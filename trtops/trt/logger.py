@@ -49,6 +49,8 @@ class LogCapture:
         self.min_severity = min_severity
         self.lines: deque[str] = deque(maxlen=max_lines)
         self.errors: deque[str] = deque(maxlen=200)
+        # kept for the failure diagnosis: TensorRT tells of skipped tactics as warnings
+        self.warnings: deque[str] = deque(maxlen=200)
         self._start = time.monotonic()
 
     def add(self, severity: int, message: str, source: str = "TRT") -> None:
@@ -65,6 +67,8 @@ class LogCapture:
                 pass
         if severity <= ERROR:
             self.errors.append(message.rstrip())
+        elif severity == WARNING:
+            self.warnings.append(message.rstrip())
         if self.echo is not None and (severity <= WARNING or source == "trtops"):
             try:
                 self.echo(line)

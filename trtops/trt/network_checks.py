@@ -99,6 +99,7 @@ class ParserProblem:
     node_index: int = -1
     node_name: str | None = None
     op_type: str | None = None
+    domain: str = ""  # the node's op domain ("" is ONNX), for its opset
 
     def render(self) -> str:
         if self.node_index >= 0 or self.node_name:
@@ -122,12 +123,13 @@ def resolve_nodes(problems: Sequence[ParserProblem], nodes: Sequence[NodeRef]) -
     """
     resolved = []
     for problem in problems:
-        name, op = problem.node_name, problem.op_type
+        name, op, domain = problem.node_name, problem.op_type, problem.domain
         if 0 <= problem.node_index < len(nodes):
             node = nodes[problem.node_index]
             name = name or node.name or None
             op = op or node.op_type
-        resolved.append(ParserProblem(problem.code, problem.description, problem.node_index, name, op))
+            domain = domain or node.domain
+        resolved.append(ParserProblem(problem.code, problem.description, problem.node_index, name, op, domain))
     return resolved
 
 

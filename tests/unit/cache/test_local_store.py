@@ -41,6 +41,55 @@ class TestLocalStoreContract(StoreContract):
         (directory / ENGINE_FILE).write_bytes(b"half-copied engine")
 
 
+def _other_filesystem(tmp_path: Path) -> Path | None:
+    """A folder on another filesystem than ``tmp_path`` (/dev/shm is tmpfs), or None."""
+    import shutil
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK) or \
+            os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="trtops-engines-", dir=shm))
+    return folder if shutil.disk_usage(folder).free > 64 << 20 else None
+
+
+class TestLocalStoreWithEnginesOnAnotherFilesystem(StoreContract):
+    """``cache/engines`` mounted (here: symlinked) on another filesystem than ``cache/tmp``:
+    renames of staged entries fail with EXDEV; every promise of the contract still holds."""
+
+    @pytest.fixture
+    def store(self, tmp_path):
+        import shutil
+
+        elsewhere = _other_filesystem(tmp_path)
+        if elsewhere is None:
+            pytest.skip("no second writable filesystem (/dev/shm) here")
+        (tmp_path / "cache").mkdir()
+        (tmp_path / "cache" / layout.ENGINES_DIR).symlink_to(elsewhere)
+        yield LocalStore(tmp_path / "cache")
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+    def make_partial_entry(self, store, key):
+        directory = store.entry_dir(key)
+        directory.mkdir(parents=True)
+        (directory / ENGINE_FILE).write_bytes(b"half-copied engine")
+
+    def test_entries_cross_filesystems_and_leave_nothing_behind(self, store):
+        key = key_of("exdev")
+        store.put_entry(key, {ENGINE_FILE: b"engine"}, meta_for(key, b"engine"))
+        staging = store.new_staging("adopt")
+        (staging / ENGINE_FILE).write_bytes(b"engine 2")
+        other = key_of("exdev-2")
+        store.adopt_entry(other, staging, meta_for(other, b"engine 2"))
+        assert sorted(store.list_keys()) == sorted([key, other])
+        store.delete_entry(key)
+        assert list(store.list_keys()) == [other]
+        engines = store.root / layout.ENGINES_DIR
+        assert not [p for p in engines.rglob(".*")], list(engines.rglob("*"))
+        assert list(store.tmp_dir.iterdir()) == []
+
+
 @pytest.fixture
 def store(tmp_path) -> LocalStore:
     return LocalStore(tmp_path / "cache")
@@ -111,6 +160,15 @@ def test_list_entry_dirs_includes_partial(store):
     store.entry_dir(partial).mkdir(parents=True)
     assert set(store.list_entry_dirs()) == {complete, partial}
     assert list(store.list_keys()) == [complete]
+
+
+def test_list_entry_dirs_follows_the_layout_rule(store):
+    """Only engines/<key[:2]>/<key> is an entry directory, as every store lists keys: a key
+    under another prefix folder would be acted on at a path where it is not."""
+    key = key_of("stray")
+    for prefix in (key[:1], key[:3], "zz"):
+        (store.root / "engines" / prefix / key).mkdir(parents=True)
+    assert list(store.list_entry_dirs()) == []
 
 
 def test_list_refs_skips_stray_files(store):

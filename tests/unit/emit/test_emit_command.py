@@ -123,6 +123,10 @@ def test_manifest_loaders_and_missing_builds(tmp_path, cache, capsys, monkeypatc
     assert "note: demo/other/fp32/h100: no loaders: in its manifest" in captured.err
     assert (tmp_path / "out" / "python" / "tiny_fp16_h100.py").is_file()
     assert not (tmp_path / "out" / "triton").exists()
+    # what was written, what was skipped and why, and the count: also when one failed
+    assert "python  demo/tiny/fp16/h100" in captured.out
+    assert captured.err.rstrip().endswith(
+        "emit: 1 loader for 1 engine written to " + str(tmp_path / "out") + "; 1 engine skipped (exit 1)")
 
 
 def test_nothing_to_emit(tmp_path, cache, capsys):
@@ -140,3 +144,20 @@ def test_engine_names_two_manifests_share_get_the_manifest_in_front(tmp_path, ca
     assert python == ["a_tiny_fp16_h100.py", "b_2_tiny_fp16_h100.py"]
     triton = sorted(p.name for p in (tmp_path / "out" / "triton").iterdir())
     assert triton == ["b_2_tiny_fp16", "tiny_fp16"]
+
+
+@pytest.mark.parametrize("engine_ref", ["key", "relative", "absolute"])
+def test_non_ascii_and_backslash_paths_work_with_every_engine_reference(tmp_path, monkeypatch,
+                                                                          engine_ref):
+    """The loader's docstring cannot show such paths (ASCII, no backslashes): it points at
+    METADATA, whose literal holds them exactly. No crash after the build."""
+    monkeypatch.chdir(tmp_path)  # no ./manifests: engines come from the cache's refs
+    cache = LocalStore(tmp_path / "cäche\\b")
+    key = _publish(cache, "demo/tiny/fp16/h100", "accepted")
+    dest = tmp_path / "öut\\x"
+    monkeypatch.delenv("TRTOPS_CACHE", raising=False)
+    assert main(["emit", "--cache", str(cache.root), "--dest", str(dest),
+                 "--engine-ref", engine_ref]) == 0
+    loader = import_file(dest / "python" / "tiny_fp16_h100.py")
+    assert Path(loader.resolve_engine_path()).resolve() == \
+        (cache.entry_dir(key) / "engine.plan").resolve()

@@ -202,3 +202,21 @@ def test_match_inputs_static_engine():
     with pytest.raises(InputError, match="fit none") as info:
         match_inputs(io, [InputSet("data/a", -1, {"x": np.ones((3, 8), np.float32)})])
     assert "static" in info.value.hint
+
+
+def test_a_huge_static_input_is_refused_before_anything_is_allocated():
+    """A model whose static input needs 4 TB: a clear error naming it, never a MemoryError."""
+    io = EngineIO(tensors=(TensorIO("small", "input", "float32", (1, 8)),
+                           TensorIO("huge", "input", "float32", (1_000_000, 1_000_000)),
+                           TensorIO("y", "output", "float32", (1, 8))), profiles=())
+    with pytest.raises(InputError) as caught:
+        generate_input_sets(io, accuracy_spec())
+    message = caught.value.message
+    assert "input 'huge' of shape [1000000, 1000000]" in message and "3.64 TiB" in message
+    assert "accuracy.data" in (caught.value.hint or "")
+
+
+def test_a_huge_profile_max_is_refused_at_its_point():
+    io = mlp_io(profiles=[((1, 8), (4, 8), (1 << 30, 8))])
+    with pytest.raises(InputError, match=r"at profile0/max would take 32 GiB"):
+        generate_input_sets(io, accuracy_spec())

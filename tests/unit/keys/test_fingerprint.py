@@ -453,3 +453,33 @@ def test_key_components_are_kept():
     assert key.components["model_digest"] == MODEL.digest
     assert key.model == MODEL.details()
     assert engine_key_module.key_of(key.components) == key.key
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+def test_no_preparation_keeps_the_key_and_its_components():
+    from trtops.spec import PrepareSpec
+
+    spec = make_spec()
+    components = engine_key(spec, MODEL, tensorrt_version="10.13.3.9", gpu="g").components
+    assert "prepare" not in components
+    # A prepare: that turns every step off is no preparation either.
+    noop = replace(spec, prepare=PrepareSpec(False, False, False))
+    assert key_of(noop) == key_of(spec)
+
+
+def test_preparation_enters_the_key_and_the_plan_says_so():
+    from trtops.plan.explain import explain_changes
+    from trtops.spec import BoundInput, PrepareSpec
+
+    spec = make_spec()
+    prepared = replace(spec, prepare=PrepareSpec())
+    bound = replace(spec, prepare=PrepareSpec(constants=(BoundInput("sr", (), (16000,)),)))
+    assert len({key_of(spec), key_of(prepared), key_of(bound)}) == 3
+    old = engine_key(spec, MODEL, tensorrt_version="10.13.3.9", gpu="g").components
+    new = engine_key(prepared, MODEL, tensorrt_version="10.13.3.9", gpu="g").components
+    assert [c.message for c in explain_changes(old, new)] == ["model preparation turned on"]
+    newer = dict(new, prepare=dict(new["prepare"], tools={"onnx": "9.9", "onnx-graphsurgeon": "0.6.1"}))
+    (change,) = explain_changes(new, newer)
+    assert change.component == "prepare" and change.message.startswith("preparation tools changed: onnx ")

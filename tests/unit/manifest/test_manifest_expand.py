@@ -144,7 +144,8 @@ def test_url_source_lives_in_the_cache(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("left, right", [
     ("workspace: 64MiB", "workspace: 67108864"),
-    ("workspace: 64MiB", "workspace: 64 mib"),
+    ("workspace: 64MiB", "workspace: 64 MiB"),
+    ("workspace: 1536MiB", "workspace: 1.5GiB"),
     ("workspace: 1GB", "workspace: 1000000000"),
     ("tactic_sources: [cudnn, cublas]", "tactic_sources: [cublas, cudnn]"),
     ("loaders: [python, triton]", "loaders: [triton, python]"),
@@ -258,3 +259,39 @@ def test_unknown_target_outside_load_paths(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="problem") as caught:
         expand([loaded])
     assert "unknown target 'nope'" in caught.value.problems[0].message
+
+
+PREPARE = """
+version: 1
+defaults:
+  prepare: {}
+targets: {lab: {gpu: any}}
+models:
+  - name: inherits
+    source: a.onnx
+    precisions: [fp32]
+  - name: binds
+    source: a.onnx
+    precisions: [fp32]
+    prepare: {constants: {sr: 16000, window: [[0.5, 1], [2, 3]]}, opset: 17, distinct_dims: false}
+  - name: nothing
+    source: a.onnx
+    precisions: [fp32]
+    prepare: {fold_constants: false, infer_shapes: false, distinct_dims: false}
+"""
+
+
+def test_prepare_is_inherited_replaced_or_nothing(tmp_path: Path) -> None:
+    from trtops.plan.model import spec_from_json
+    from trtops.spec import BoundInput, PrepareSpec
+
+    path = write_manifest(tmp_path, PREPARE)
+    specs = {s.model: s for s in expand(load_paths([str(path)], check_models=False))}
+    assert specs["inherits"].prepare == PrepareSpec()
+    assert specs["binds"].prepare == PrepareSpec(
+        distinct_dims=False, opset=17,
+        constants=(BoundInput("sr", (), (16000,)), BoundInput("window", (2, 2), (0.5, 1, 2, 3))))
+    assert specs["nothing"].prepare is None  # every step off: no preparation, no key component
+    # saved plans carry the preparation (spec -> JSON -> spec)
+    for spec in specs.values():
+        assert spec_from_json(json.loads(json.dumps(spec.to_json()))) == spec

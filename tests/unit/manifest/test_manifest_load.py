@@ -23,7 +23,7 @@ defaults:
 targets:
   h100: {gpu: "NVIDIA H100*", tensorrt: ">=10.13,<10.14"}
   l4:
-    compute_capability: 8.9  # a number is accepted
+    compute_capability: "8.9"
     tensorrt: ">=10.13,<10.14"
   lab: {gpu: any}
 models:
@@ -133,6 +133,22 @@ def test_merge_keys_and_anchors(project: Path) -> None:
     assert [m.workspace for m in loaded.manifest.models] == [2**30, 2 * 2**30]
     assert loaded.location("models", 0, "workspace").line == 3  # where the anchor wrote it
     assert loaded.location("models", 1, "workspace").line == 13
+
+
+def test_x_prefixed_top_level_keys_hold_anchors_and_are_ignored(project: Path) -> None:
+    write_manifest("manifests", """
+        version: 1
+        x-common: &common {workspace: 1GiB, precisions: [fp16]}
+        x-notes: free text the schema ignores
+        targets: {lab: {gpu: any}}
+        models:
+          - <<: *common
+            name: a
+            source: models/static.onnx
+    """, "ext.yaml")
+    (loaded,) = load_paths(["manifests/ext.yaml"])
+    assert loaded.manifest.models[0].workspace == 2**30
+    assert loaded.location("models", 0, "workspace").line == 2  # the anchor under x-common
 
 
 def test_merge_key_locations(tmp_path: Path) -> None:

@@ -116,3 +116,26 @@ def test_run_slots_raises_what_a_slot_raised_after_every_slot_stopped():
     # one slot: the caller's thread, the exception as it is
     with pytest.raises(RuntimeError, match="building x"):
         run_slots([replace(slots[0])], [Action("x")], work, keep_going=True)
+
+
+def test_built_engines_report_their_result_not_why_they_were_built(project):
+    _plan, result = _apply(project, FakeToolchain())
+    built = [o for o in result.outcomes if o.status == "built"]
+    assert built
+    for outcome in built:
+        assert "not built yet" not in outcome.message
+        assert outcome.message.startswith("accuracy"), outcome.message
+
+
+class _NoTensorRT(FakeToolchain):
+    def platform(self):
+        return replace(super().platform(), tensorrt=None)
+
+
+def test_no_tensorrt_is_one_upfront_environment_error(project):
+    from trtops.errors import EnvironmentMissing
+
+    with pytest.raises(EnvironmentMissing) as caught:
+        _apply(project, _NoTensorRT())
+    assert "TensorRT is not installed here" in caught.value.message
+    assert not (project / "builds.log").exists()

@@ -349,6 +349,35 @@ def test_print_result_rich_console(mixed):
     assert "\x1b[" in text and "bert" in text and "build failed" in text
 
 
+def test_rich_table_is_one_line_per_engine_at_80_columns(mixed):
+    from rich.console import Console
+
+    long = RunResult("apply", [*mixed.outcomes, outcome(
+        "a_model_with_a_rather_long_descriptive_name", "built", target="h100_sxm_80gb", seconds=75.0,
+        engine_bytes=3 * 2**30 + 12345, message="not cached yet; " + "built with a long reason " * 6)])
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=80, color_system=None)
+    report.print_result(long, console)
+    lines = buffer.getvalue().splitlines()
+    assert len(lines) == 1 + len(long.outcomes) + 1, "\n".join(lines)  # header, engines, summary
+    assert all(len(line) <= 80 for line in lines[:-1]), "\n".join(lines)
+    assert "3 GiB" in lines[-2] and "1m15s" in lines[-2] and "…" in lines[-2]
+
+
+def test_table_escapes_hostile_names(mixed):
+    from rich.console import Console
+
+    hostile = RunResult("apply", [outcome("x", "build_failed", message=(
+        "input 'a\x1b]52;c;ZWNobyBoaQ==\x07b' and 'c\u202ed' [red]not markup[/]"))])
+    plain = report.format_table(hostile)
+    buffer = io.StringIO()
+    report.print_result(hostile, Console(file=buffer, force_terminal=True, width=400, color_system=None))
+    for text in (plain, buffer.getvalue()):
+        assert "\x1b]" not in text and "\u202e" not in text and "\x07" not in text
+        assert "\\x07b" in text and "\\u202ed" in text
+    assert "[red]not markup[/]" in buffer.getvalue()
+
+
 def test_render_result_returns_exit_code(mixed, capsys, monkeypatch):
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
 
@@ -373,35 +402,6 @@ def test_formatting_helpers():
 
 # --------------------------------------------------------------------------- matrix
 
-
-def test_matrix_from_document_groups_pending_work_by_target():
-    plan = {"actions": [
-        {"kind": "build", "id": "vision/resnet/fp16/h100",
-         "spec": {"manifest_name": "vision", "target": {"name": "h100", "gpu": "NVIDIA H100*"}}},
-        {"kind": "reuse", "spec": {"target": {"name": "l4"}}},
-        {"kind": "rebuild", "id": "ocr/det/fp16/h100",
-         "spec": {"manifest_name": "ocr", "target": {"name": "h100"}}},
-        {"kind": "skip", "target": "a100"},
-        {"action": "build", "target": "l4"},
-        {"kind": "build", "id": "vision/resnet/fp16/lab"},
-        {"kind": "rejected", "target": "h100"},
-    ]}
-    assert report.matrix_from_document(plan) == [
-        {"target": "h100", "engines": 2, "manifests": ["vision", "ocr"]},
-        {"target": "l4", "engines": 1, "manifests": []},
-        {"target": "lab", "engines": 1, "manifests": ["vision"]},
-    ]
-
-
-def test_matrix_from_document_empty_and_result_document():
-    assert report.matrix_from_document({"actions": []}) == []
-    assert report.matrix_from_document([]) == []
-    doc = RunResult("plan", [outcome("a", "pending", action="build", target="h100"),
-                             outcome("b", "pending", action="reuse")]).to_json()
-    assert [m["target"] for m in report.matrix_from_document(doc)] == ["h100"]
-
-
-# --------------------------------------------------------------------------- plans
 
 PLAN_MANIFEST = """\
 version: 1
@@ -443,8 +443,6 @@ def test_matrix_from_plan_groups_pending_work_by_target(tmp_path):
         {"target": "lab", "engines": 1, "manifests": ["vision"]},
     ]
     assert report.matrix_from_plan(plan.actions[1:2]) == []
-    # a saved plan reads back to the same matrix
-    assert report.matrix_from_document(plan.to_json()) == report.matrix_from_plan(plan)
 
 
 def test_result_from_plan_statuses_and_locations(tmp_path):

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from trtops.capabilities import CAST_TARGETS, PRECISIONS
+from trtops.prepare.graph import subgraphs as _subgraphs
+from trtops.prepare.runner import save_model
 
 # The precisions strongly typed builds get by casting the model (the capability table says).
 TARGETS = CAST_TARGETS
@@ -121,15 +123,6 @@ def _convert_tensor(tensor, target: str):
 
 
 # --------------------------------------------------------------------------- graph helpers
-
-
-def _subgraphs(node) -> list:
-    graphs = []
-    for attr in node.attribute:
-        if attr.HasField("g"):
-            graphs.append(attr.g)
-        graphs.extend(attr.graphs)
-    return graphs
 
 
 def _defined_in(graph, into: set[str]) -> None:
@@ -428,14 +421,6 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None) -> tu
 # --------------------------------------------------------------------------- files
 
 
-def _external_data_needed(model) -> bool:
-    total = 0
-    for tensor in model.graph.initializer:
-        total += len(tensor.raw_data) or tensor.ByteSize()
-    # protobuf refuses messages of 2 GiB and more; stay well below.
-    return total > 1_500_000_000
-
-
 def prepare_model(model_path: str | Path, out_dir: str | Path, target: str) -> tuple[Path, PrepareReport]:
     """Write ``model_path`` cast to ``target`` into ``out_dir`` (see :func:`cast_model`).
 
@@ -460,14 +445,6 @@ def prepare_model(model_path: str | Path, out_dir: str | Path, target: str) -> t
     model = onnx.load(str(model_path), load_external_data=True)
     prepared, report = cast_model(model, target, types=types)
     out_path = out_dir / f"{model_path.stem}.{target}.onnx"
-    if _external_data_needed(prepared):
-        location = f"{out_path.name}.data"
-        (out_dir / location).unlink(missing_ok=True)
-        onnx.save_model(
-            prepared, str(out_path), save_as_external_data=True, all_tensors_to_one_file=True,
-            location=location, size_threshold=1024,
-        )
-    else:
-        onnx.save_model(prepared, str(out_path))
+    save_model(prepared, out_path)
     return out_path, report
 

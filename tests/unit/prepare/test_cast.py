@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from trtops.examples import models as examples
-from trtops.trt.prepare import (
+from trtops.prepare.cast import (
     PrepareError,
     bfloat16_bits_to_float32,
     cast_model,

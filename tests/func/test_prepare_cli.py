@@ -1,0 +1,112 @@
+"""`trtops prepare` and the preparation stage through plan and apply, on the CLI (the
+toolchain double stands in for TensorRT: its "engine" is the model it is given, so apply
+here shows the builder gets the prepared model and the gate compares against it)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from apply_helpers import PLATFORM, trtops
+from helpers import (
+    make_rate_branching_model,
+    make_shared_dims_classifier,
+    write_manifest,
+)
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx_graphsurgeon")
+
+MANIFEST = """
+version: 1
+targets: {lab: {gpu: any}}
+models:
+  - name: cls
+    source: models/cls.onnx
+    precisions: [fp32]
+    prepare: {}
+    profiles:
+      - x: {min: [1, 3, 16, 16], opt: [2, 3, 32, 48], max: [4, 3, 48, 64]}
+  - name: vad
+    source: models/vad.onnx
+    precisions: [fp32]
+    prepare: {constants: {sr: 16000}}
+    profiles:
+      - x: {min: [1, 256], opt: [1, 512], max: [4, 512]}
+  - name: plain
+    source: models/cls.onnx
+    precisions: [fp32]
+    profiles:
+      - x: {min: [1, 3, 16, 16], opt: [2, 3, 32, 32], max: [4, 3, 48, 48]}
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    make_shared_dims_classifier(tmp_path / "manifests" / "models" / "cls.onnx")
+    make_rate_branching_model(tmp_path / "manifests" / "models" / "vad.onnx")
+    write_manifest(tmp_path / "manifests", MANIFEST, name="real.yaml")
+    return tmp_path
+
+
+def test_prepare_writes_into_the_cache_once_and_says_what_changed(project):
+    first = trtops(project, "prepare")
+    assert first.returncode == 0, first.stderr
+    out = first.stdout
+    assert "real/cls: " in out and "dim renamed: x[2]: '?' -> 'x_dim2'" in out
+    assert "real/vad: " in out and "constant: sr = 16000 (int64)" in out and "If nodes: 1 inlined, 0 left" in out
+    assert "real/plain: skipped: no prepare: options" in out
+    prepared = sorted((project / "cache" / "prepared").glob("*/model.onnx"))
+    assert len(prepared) == 2
+    stamps = [p.stat().st_mtime_ns for p in prepared]
+    second = trtops(project, "prepare")
+    assert second.returncode == 0 and second.stdout == first.stdout  # the cached report
+    assert [p.stat().st_mtime_ns for p in prepared] == stamps
+
+
+def test_prepare_out_dir(project):
+    result = trtops(project, "prepare", "--out", "inspect", "--model", "vad")
+    assert result.returncode == 0, result.stderr
+    assert (project / "inspect" / "real" / "vad" / "model.onnx").is_file()
+    report = json.loads((project / "inspect" / "real" / "vad" / "report.json").read_text())
+    assert report["ifs_inlined"] == 1 and report["inputs"] == {"x": ["N", "T"]}
+    assert not (project / "cache" / "prepared").exists()
+
+
+def test_prepare_failure_is_a_user_error(project):
+    write_manifest(project / "manifests", MANIFEST.replace("{sr: 16000}", "{sr: [1, 2]}"), name="real.yaml")
+    result = trtops(project, "prepare", "--model", "vad")
+    assert result.returncode == 1
+    assert "prepare.constants.sr: a value of shape [2] does not fit the input's shape []" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plan_names_the_steps(project):
+    result = trtops(project, "plan", *PLATFORM)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[2]: line for line in result.stdout.splitlines() if line.strip().startswith("+")}
+    assert "prepared first: bind sr=16000, distinct dim names, fold constants and inline If, infer shapes" \
+        in lines["real/vad/fp32/lab"]
+    assert "prepared first" not in lines["real/plain/fp32/lab"]
+
+
+def test_apply_builds_from_the_prepared_model_and_the_gate_passes(project):
+    result = trtops(project, "apply", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert {e["id"]: e["status"] for e in doc["engines"]} == {
+        "real/cls/fp32/lab": "built", "real/vad/fp32/lab": "built", "real/plain/fp32/lab": "built"}
+    for engine in doc["engines"]:
+        entry = project / "cache" / "engines" / engine["key"][:2] / engine["key"]
+        meta = json.loads((entry / "meta.json").read_text())
+        log = (entry / "build.log").read_text()
+        if engine["id"] == "real/plain/fp32/lab":
+            assert "prepare" not in meta["components"] and "prepared model" not in log
+            continue
+        assert meta["components"]["prepare"]["steps"]["fold_constants"] is True
+        assert "[trtops] built from the prepared model" in log
+        assert engine["accuracy"]["state"] == "accepted"
+    # the engine's inputs are the prepared model's: sr is bound
+    vad = next(e for e in doc["engines"] if e["id"] == "real/vad/fp32/lab")
+    meta = json.loads((project / "cache" / "engines" / vad["key"][:2] / vad["key"] / "meta.json").read_text())
+    assert [t["name"] for t in meta["io"]["tensors"] if t["mode"] == "input"] == ["x"]
