@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parent / "remote"))
 
 from helpers import make_conv_model, make_qdq_model  # noqa: E402
+
+# The S3 servers (SeaweedFS; moto where a test needs it), one per test session for every
+# directory that uses them (tests/remote, tests/reliability, tests/security).
+from s3_fixtures import moto_endpoint, moto_url, s3_endpoint, s3_url  # noqa: E402,F401
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +46,7 @@ SLOW_PATHS = (
     "reliability/",  # SIGKILL trials, full disks, a stopped server: up to a minute each
     "ray/",  # a local Ray cluster per test
     "remote/",  # a real S3 server, processes racing on it
+    "security/test_hostile_entries.py",  # every hostile entry on a directory and on SeaweedFS
     "func/test_apply.py",  # apply end to end in subprocesses
     "func/test_apply_gpus.py",
     "func/test_ci_reports.py",

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from trtops import __version__
 from trtops.errors import ExitCode, InternalError, TrtopsError
+from trtops.redact import redact
 
 # Order is the order of `trtops --help`.
 COMMANDS = (
@@ -117,19 +118,25 @@ def main(argv: list[str] | None = None) -> int:
         return _stdout_closed()
     except TrtopsError as exc:
         if args.verbose:
-            traceback.print_exc()
-        print(exc.render(), file=sys.stderr)
+            _print_traceback()
+        print(redact(exc.render()), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except (InternalError, Exception) as exc:  # noqa: BLE001 - the one place that maps bugs to 70
         if args.verbose or os.environ.get("TRTOPS_DEBUG"):
-            traceback.print_exc()
+            _print_traceback()
         else:
-            print(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback; "
-                  "please report it)", file=sys.stderr)
+            print(redact(f"internal error: {type(exc).__name__}: {exc} (run with -v for the "
+                         "traceback; please report it)"), file=sys.stderr)
         return int(ExitCode.INTERNAL)
+
+
+def _print_traceback() -> None:
+    """The current exception's traceback on stderr, secrets redacted (a client library's
+    message may quote an endpoint URL with credentials)."""
+    print(redact(traceback.format_exc()), end="", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -187,19 +187,27 @@ class _PlainFormatter(logging.Formatter):
     """``message`` for info, ``warning: message`` for the rest: CI logs add their own time."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = terminal_safe(record.getMessage(), limit=None, keep_lines=True)
+        from trtops.redact import redact
+
+        text = terminal_safe(redact(record.getMessage()), limit=None, keep_lines=True)
         if record.levelno != logging.INFO:
             text = f"{record.levelname.lower()}: {text}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        return redact(text)
 
 
 class _SafeFormatter(logging.Formatter):
-    """Log messages quote names from models and remotes: escaped for the terminal."""
+    """Log messages quote names from models and remotes: escaped for the terminal, secrets
+    redacted (the rich handler's formatter; tracebacks go through :meth:`format` too)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         return terminal_safe(super().formatMessage(record), limit=None, keep_lines=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        from trtops.redact import redact
+
+        return redact(super().format(record))
 
 
 class _StderrHandler(logging.Handler):
@@ -236,7 +244,7 @@ def configure_logging(verbose: bool = False) -> logging.Logger:
         from rich.logging import RichHandler
 
         handler = RichHandler(console=err(), show_time=False, show_path=False,
-                              markup=False, rich_tracebacks=verbose)
+                              markup=False, rich_tracebacks=False)
         handler.setFormatter(_SafeFormatter("%(message)s"))
     else:
         handler = _StderrHandler()

@@ -1,9 +1,9 @@
 """tests/reliability: fault injection (SIGKILL at random points, a full disk, a remote that
 goes away) and concurrency.
 
-tests/reliability (faultrun.py, the toolchain doubles) and tests/remote (remote_helpers: a
-moto S3 server, entries to publish) are put on sys.path. The S3 fixtures start a server of
-their own, once per session, and skip cleanly without moto[server] and boto3."""
+tests/reliability (faultrun.py, the toolchain doubles) and tests/remote (remote_helpers:
+entries to publish, a fault-injecting proxy) are put on sys.path. The S3 fixtures (a SeaweedFS
+server, once per session) come from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -15,4 +15,3 @@ for path in (HERE, HERE.parent / "remote"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from s3_fixtures import s3_endpoint, s3_url  # noqa: E402,F401 - fixtures

@@ -119,7 +119,8 @@ def test_refs_and_timing_caches_on_a_full_disk_are_clear_errors(tmp_path: Path) 
     assert "free disk space" in (caught.value.hint or "")
     assert store.read_timing_cache("10.13.3.9", "cc9.0-nvidia-h100") == b"old"
     timing = tmp_path / "cache" / "timing" / "10.13.3.9"
-    assert sorted(p.name for p in timing.iterdir()) == ["cc9.0-nvidia-h100.cache"]
+    assert sorted(p.name for p in timing.iterdir()) == ["cc9.0-nvidia-h100.cache",
+                                                        "cc9.0-nvidia-h100.cache.sha256"]
 
 
 def _partial_files(folder: Path) -> list[str]:

@@ -1,5 +1,5 @@
 """`kill -9` at random points of `trtops push` (publishing to S3) and `trtops pull` (fetching
-from S3 into the local cache and writing loaders), against a real S3 server (moto):
+from S3 into the local cache and writing loaders), against a real S3 server (SeaweedFS):
 
 - after a killed push, every entry the remote lists (meta.json present) is complete and
   matches its digests; files of an interrupted upload are no entry; the next push completes

@@ -1,6 +1,6 @@
-"""Fixtures for remote-cache tests: a real S3-compatible server (moto) on 127.0.0.1 at a
-free port, started once per session and stopped at the end; one bucket; a fresh prefix per
-test. Skipped cleanly when moto[server] or boto3 is not installed.
+"""Fixtures for remote-cache tests: a real S3 server (SeaweedFS) on 127.0.0.1 at
+free ports, started once per session and stopped at the end; one bucket; a fresh prefix per
+test. Skipped cleanly when boto3 is not installed.
 """
 
 from __future__ import annotations
@@ -8,11 +8,8 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("boto3")
-pytest.importorskip("moto.server")
-pytest.importorskip("werkzeug")
 
 from remote_helpers import FlakyProxy
-from s3_fixtures import s3_endpoint, s3_url  # noqa: F401,F811 - fixtures
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """`trtops apply --remote`: two machines (two local caches) share one S3 remote. The first
 builds and pushes; the second downloads instead of building; `--lock` leases work; a
 rejected engine never reaches the remote. The builder is the toolchain test double; the S3
-server is real (moto on 127.0.0.1)."""
+server is real (SeaweedFS on 127.0.0.1)."""
 
 from __future__ import annotations
 

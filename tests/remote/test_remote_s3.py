@@ -1,4 +1,4 @@
-"""The S3 backend against a real S3-compatible server (moto) on 127.0.0.1."""
+"""The S3 backend against a real S3-compatible server (SeaweedFS) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -66,10 +66,15 @@ def test_url_options_are_parsed_and_checked():
 
 
 def test_endpoint_and_region_from_environment(monkeypatch):
-    monkeypatch.setenv("TRTOPS_S3_ENDPOINT_URL", "http://user:pw@127.0.0.1:1234/?x=1")
+    monkeypatch.setenv("TRTOPS_S3_ENDPOINT_URL", "http://127.0.0.1:1234/?x=1")
     store = open_s3_store("s3://bucket/p")
-    assert store.endpoint_url == "http://user:pw@127.0.0.1:1234/?x=1"
-    assert store.endpoint == "http://127.0.0.1:1234/"  # never shows user info or query
+    assert store.endpoint_url == "http://127.0.0.1:1234/?x=1"
+    assert store.endpoint == "http://127.0.0.1:1234/"  # never shows the query
+    # Credentials in the endpoint are refused before any client sees (and quotes) them.
+    monkeypatch.setenv("TRTOPS_S3_ENDPOINT_URL", "http://user:pw-secret@127.0.0.1:1234/")
+    with pytest.raises(InputError) as refused:
+        open_s3_store("s3://bucket/p")
+    assert "pw-secret" not in refused.value.render()
 
 
 # --------------------------------------------------------------------------- entries
@@ -107,6 +112,7 @@ def test_layout_matches_a_local_cache(s3_store, s3_endpoint):
         f"engines/{key[:2]}/{key}/meta.json",
         "refs/m/x/fp16/lab.json",
         "timing/10.13.3.9/cc9.0-nvidia-h100.cache",
+        "timing/10.13.3.9/cc9.0-nvidia-h100.cache.sha256",  # checked before TensorRT reads it
     ]
 
 

@@ -138,11 +138,11 @@ class DirTransport:
 
     # ------------------------------------------------------------------ plain objects
 
-    def get(self, name: str) -> bytes | None:
-        """The whole object, or None when absent."""
+    def get(self, name: str, limit: int | None = None) -> bytes | None:
+        """The whole object (at most ``limit + 1`` bytes), or None when absent."""
         try:
             with open(self._path(name), "rb") as handle:
-                return handle.read()
+                return handle.read() if limit is None else handle.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 

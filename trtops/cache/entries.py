@@ -32,11 +32,14 @@ def json_bytes(data: Any) -> bytes:
 
 
 def load_json(data: bytes, what: str) -> Any:
-    """Parse stored JSON; a damaged file is a :class:`CacheError` naming ``what``."""
+    """Parse stored JSON (size-capped, depth-safe: :func:`entry_schema.parse_document`); a
+    damaged file is a :class:`CacheError` naming ``what``."""
+    from trtops.cache.entry_schema import EntryInvalid, parse_document
+
     try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise CacheError(f"{what} is not valid JSON ({exc})",
+        return parse_document(data, what)
+    except EntryInvalid as exc:
+        raise CacheError(exc.reason,
                          hint="run `trtops cache verify` to find damaged entries") from None
 
 
@@ -79,10 +82,18 @@ def meta_problem(key: str, meta: Any) -> str | None:
     Returns:
         A reason, or None.
     """
+    from trtops.cache.entry_schema import EntryInvalid
+    from trtops.cache.entry_schema import check_meta as check_schema
     from trtops.keys.engine_key import key_of
 
     if not isinstance(meta, Mapping):
         return "meta.json is not a JSON object"
+    if not (isinstance(meta.get("engine_sha256"), str) and is_sha256(meta["engine_sha256"])):
+        return "meta.json has no valid engine_sha256 (the engine could not be verified)"
+    try:
+        check_schema(dict(meta))
+    except EntryInvalid as exc:
+        return exc.reason
     if meta.get("key") not in (None, key):
         return f"meta.json names another key ({str(meta.get('key'))[:70]!r})"
     components = meta.get("components")
@@ -158,7 +169,6 @@ def check_entry(store: Any, key: str) -> str | None:
     Returns:
         A reason, or None.
     """
-    from trtops.keys.engine_key import key_of
 
     try:
         meta = store.read_meta(key)
@@ -166,11 +176,13 @@ def check_entry(store: Any, key: str) -> str | None:
         return exc.message
     if meta is None:
         return "meta.json vanished"
-    if meta.get("key") not in (None, key):
-        return f"meta.json names key {meta.get('key')}"
-    components = meta.get("components")
-    if isinstance(components, dict) and components and key_of(components) != key:
-        return "meta.json components do not hash to the entry key"
+    problem = meta_problem(key, meta)
+    if problem:
+        return problem
+    try:
+        read_accuracy(store, key)
+    except CacheError as exc:
+        return exc.message
     expected = {ENGINE_FILE: {"sha256": meta.get("engine_sha256"), "size": meta.get("engine_size")}}
     for name, info in (meta.get("files") or {}).items():
         if isinstance(info, dict) and name not in expected:
@@ -223,10 +235,15 @@ def parse_accuracy(data: bytes | None, key: str) -> dict | None:
     Raises:
         CacheError: when the file is not valid JSON.
     """
+    from trtops.cache.entry_schema import EntryInvalid, check_accuracy
+
     if data is None:
         return None
-    parsed = load_json(data, f"accuracy.json of entry {key}")
-    return parsed if isinstance(parsed, dict) else None
+    try:
+        return check_accuracy(load_json(data, f"accuracy.json of entry {key}"))
+    except EntryInvalid as exc:
+        raise CacheError(f"{exc.reason} (entry {key[:12]})",
+                         hint="run `trtops cache verify --delete` to drop damaged entries") from None
 
 
 def entry_state(store: EntryStore, key: str) -> str | None:
@@ -381,7 +398,9 @@ def publish_entry(
         raise ValueError("publish_entry needs engine.plan")
     payload: dict[str, Path | bytes] = dict(files)
     if accuracy is not None:
-        layout.state_from_accuracy(accuracy)
+        from trtops.cache.entry_schema import check_accuracy, written
+
+        check_accuracy(written(dict(accuracy)))
         payload[ACCURACY_FILE] = json_bytes(dict(accuracy))
     digests = {
         name: file_digest(source)

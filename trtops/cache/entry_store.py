@@ -35,7 +35,7 @@ from typing import Any
 
 import trtops.cache.layout as layout
 from trtops.cache.entries import file_digest, json_bytes, load_json
-from trtops.cache.store import META_FILE, PutResult
+from trtops.cache.store import ACCURACY_FILE, META_FILE, PutResult
 from trtops.cache.transport import ObjectTransport
 from trtops.errors import CacheError, RemoteError
 from trtops.names import ENGINE_FILE
@@ -45,6 +45,8 @@ log = logging.getLogger("trtops.cache")
 Progress = Callable[[int], None]
 
 _TIMING_SUFFIX = ".cache"
+#: The sha256 (hex) of each timing cache is stored in ``<name>.cache.sha256`` beside it.
+TIMING_DIGEST_SUFFIX = ".sha256"
 
 
 class ObjectEntries:
@@ -100,7 +102,13 @@ class ObjectEntries:
                 yield parts[2]
 
     def read_file(self, key: str, name: str) -> bytes | None:
-        """One file of an entry, or None when absent."""
+        """One file of an entry, or None when absent. meta.json and accuracy.json are read
+        up to :data:`~trtops.cache.entry_schema.MAX_METADATA_BYTES` (+1 byte, so that the
+        parser refuses a larger one without it ever being held whole)."""
+        if name in (META_FILE, ACCURACY_FILE):
+            from trtops.cache.entry_schema import MAX_METADATA_BYTES
+
+            return self.objects.get(self._entry_object(key, name), limit=MAX_METADATA_BYTES)
         return self.objects.get(self._entry_object(key, name))
 
     def fetch_file(self, key: str, name: str, dest: Path, *, expected_sha256: str | None = None,
@@ -322,12 +330,36 @@ class ObjectEntries:
     # ------------------------------------------------------------------ timing caches
 
     def read_timing_cache(self, tensorrt: str, gpu_signature: str) -> bytes | None:
-        """The serialized timing cache for a TensorRT version and GPU signature, or None."""
-        return self.objects.get(layout.timing_path(tensorrt, gpu_signature))
+        """The serialized timing cache for a TensorRT version and GPU signature, or None.
+
+        It is returned only when its sha256 is the one recorded beside it when it was
+        written (``<name>.cache.sha256``): TensorRT deserializes these bytes, so one that
+        was changed, truncated or written by something else is not handed to it (a warning;
+        the build then runs without, and writes a sound one).
+        """
+        path = layout.timing_path(tensorrt, gpu_signature)
+        data = self.objects.get(path)
+        if data is None:
+            return None
+        recorded = self.objects.get(path + TIMING_DIGEST_SUFFIX, limit=128)
+        actual = hashlib.sha256(data).hexdigest()
+        if recorded is None or recorded.decode("ascii", "replace").strip() != actual:
+            from trtops.redact import redact
+
+            log.warning("%s: ignoring the timing cache %s: %s", redact(self.url), path,
+                        "no sha256 was recorded for it" if recorded is None else
+                        "its sha256 is not the one recorded when it was written")
+            return None
+        return data
 
     def write_timing_cache(self, tensorrt: str, gpu_signature: str, data: bytes) -> None:
-        """Atomically replace a timing cache (callers merge under :meth:`lock`)."""
-        self.objects.put(layout.timing_path(tensorrt, gpu_signature), bytes(data))
+        """Atomically replace a timing cache (callers merge under :meth:`lock`), then
+        record its sha256 beside it (a reader between the two sees a mismatch and goes
+        without, never the wrong bytes)."""
+        path = layout.timing_path(tensorrt, gpu_signature)
+        self.objects.put(path, bytes(data))
+        self.objects.put(path + TIMING_DIGEST_SUFFIX,
+                         hashlib.sha256(data).hexdigest().encode("ascii"))
 
     def list_timing_caches(self) -> list[tuple[str, str]]:
         """(tensorrt, gpu_signature) of every timing cache, sorted."""

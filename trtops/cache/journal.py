@@ -20,6 +20,13 @@ lab host, GETs written to files reach 4692 MB/s and fsyncing each file cuts that
      entries against the sha256 in their meta.json, deletes those that do not match, and
      drops the journal.
 
+A pull owns its journal by a lock, not by its pid: it holds ``flock`` on the journal
+file from before the file appears until the pull ends (:func:`start`), and a journal is
+retired only by whoever can take that lock. A pid says nothing in another PID namespace
+(a second container on the same volume) or on another host sharing the filesystem; a lock
+does (Linux NFS maps ``flock`` to byte-range locks the server arbitrates), and the kernel
+drops it when the pull's process dies, however it dies.
+
 Where no boot id can be read (not Linux), pulls fall back to an fsync per file.
 Loaders emitted into ``--dest`` check the engine's sha256 before deserializing it anyway.
 """
@@ -39,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from trtops.errors import CacheError
-from trtops.fsutil import atomic_write, fsync_path
+from trtops.fsutil import FILE_MODE, fsync_path
 from trtops.keys.memo import sha256_file
 
 log = logging.getLogger(__name__)
@@ -61,25 +68,96 @@ def boot_id(path: str = BOOT_ID_PATH) -> str | None:
     return value or None
 
 
-def begin(root: Path, keys: Iterable[str], boot: str) -> Path:
-    """Record, durably, that ``keys`` are about to be published without fsyncs.
+class HeldJournal:
+    """A journal file and the lock its pull holds on it (:func:`start`); :meth:`release`
+    (or leaving the ``with`` block) gives the lock up, after which :func:`recover` may
+    retire the journal."""
 
-    Returns:
-        The journal file (left in place: :func:`recover` retires it later).
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the last descriptor drops the flock
+
+    def __enter__(self) -> HeldJournal:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def start(root: Path, keys: Iterable[str], boot: str) -> HeldJournal:
+    """Record, durably, that ``keys`` are about to be published without fsyncs, and hold
+    the journal's lock until :meth:`HeldJournal.release` (the end of the pull).
+
+    The lock is taken on the file before it gets its final name, so no moment exists in
+    which the journal is visible and unowned.
 
     Raises:
         OSError: the journal could not be written (the caller then must fsync instead).
     """
+    import fcntl
+
     directory = root / JOURNAL_DIR
     directory.mkdir(parents=True, exist_ok=True)
     record = {"format": 1, "boot_id": boot, "created": time.time(), "pid": os.getpid(),
               "keys": sorted(set(keys))}
-    final = directory / f"{uuid.uuid4().hex}.json"
+    name = uuid.uuid4().hex
+    final = directory / f"{name}.json"
     # The temporary name starts with a dot: recover() never reads a half-written journal.
-    atomic_write(final, json.dumps(record).encode(), fsync=True)
-    fsync_path(directory)
-    fsync_path(root)
-    return final
+    temporary = directory / f".{name}.tmp"
+    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps(record).encode())
+        os.fsync(fd)
+        os.rename(temporary, final)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    held = HeldJournal(final, fd)
+    try:
+        fsync_path(directory)
+        fsync_path(root)
+    except BaseException:
+        held.release()
+        raise
+    return held
+
+
+def begin(root: Path, keys: Iterable[str], boot: str) -> Path:
+    """:func:`start` without holding the lock afterwards (a journal whose pull is over).
+
+    Returns:
+        The journal file (left in place: :func:`recover` retires it later).
+    """
+    with start(root, keys, boot) as held:
+        return held.path
+
+
+def _try_lock(path: Path) -> int | None:
+    """A descriptor holding the journal's lock, or None while its pull holds it (or the
+    file vanished). Read-write: NFS grants exclusive locks only to writers."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 @dataclass
@@ -89,7 +167,7 @@ class Recovery:
     settled: int = 0  # journals of this boot retired after fsyncing their entries
     checked: list[str] = field(default_factory=list)  # entries re-hashed after a reboot
     removed: list[str] = field(default_factory=list)  # entries found damaged and deleted
-    pending: int = 0  # journals of this boot too young to retire
+    pending: int = 0  # journals still owned by their pull, or of this boot and too young
 
 
 def _file_sha256(path: Path) -> str | None:
@@ -174,49 +252,49 @@ def _retire(store: Any, directory: Path, names: list[str], now: float,
     with store.lock(JOURNAL_DIR):
         for name in names:
             path = directory / name
-            record = _read_journal(path)
-            if record is None:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                continue
-            keys = [key for key in record["keys"] if isinstance(key, str)]
-            same_boot = current_boot is not None and record.get("boot_id") == current_boot
-            if same_boot:
-                # A pull still running keeps publishing entries its journal names: retiring
-                # the journal under it would leave those entries unguarded.
-                if now - float(record.get("created", 0)) < SETTLE_SECONDS \
-                        or _other_process_alive(record.get("pid")):
+            # A pull still running (here, in another PID namespace, on another host) holds
+            # its journal's lock and keeps publishing entries the journal names: retiring
+            # it under the pull would leave those entries unguarded.
+            fd = _try_lock(path)
+            if fd is None:
+                if path.exists():
                     result.pending += 1
-                    continue
-                for key in keys:
-                    _fsync_entry(store.entry_dir(key))
-                result.settled += 1
-            else:
-                for key in keys:
-                    entry = store.entry_dir(key)
-                    if not entry.exists():
-                        continue
-                    result.checked.append(key)
-                    if not entry_intact(entry):
-                        store.delete_entry(key)
-                        result.removed.append(key)
-                fsync_path(Path(store.root))
-            with contextlib.suppress(OSError):
-                path.unlink()
+                continue
+            try:
+                _retire_one(store, path, now, current_boot, result)
+            finally:
+                os.close(fd)
 
 
-def _other_process_alive(pid: Any) -> bool:
-    """True when ``pid`` is a running process other than this one (a pid reused since
-    only delays the journal's retirement)."""
-    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by another user
-    return True
+def _retire_one(store: Any, path: Path, now: float, current_boot: str | None,
+                result: Recovery) -> None:
+    """Retire one journal whose lock this process holds (or count it as pending)."""
+    record = _read_journal(path)
+    if record is None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return
+    keys = [key for key in record["keys"] if isinstance(key, str)]
+    same_boot = current_boot is not None and record.get("boot_id") == current_boot
+    if same_boot:
+        if now - float(record.get("created", 0)) < SETTLE_SECONDS:
+            result.pending += 1  # the kernel may still be writing its entries back
+            return
+        for key in keys:
+            _fsync_entry(store.entry_dir(key))
+        result.settled += 1
+    else:
+        for key in keys:
+            entry = store.entry_dir(key)
+            if not entry.exists():
+                continue
+            result.checked.append(key)
+            if not entry_intact(entry):
+                store.delete_entry(key)
+                result.removed.append(key)
+        fsync_path(Path(store.root))
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def _fsync_entry(entry_dir: Path) -> None:
@@ -234,9 +312,11 @@ __all__ = [
     "BOOT_ID_PATH",
     "JOURNAL_DIR",
     "SETTLE_SECONDS",
+    "HeldJournal",
     "Recovery",
     "begin",
     "boot_id",
     "entry_intact",
     "recover",
+    "start",
 ]

@@ -227,6 +227,9 @@ def make_meta(
     }
     for name, value in (extra or {}).items():
         meta.setdefault(name, value)
+    from trtops.cache.entry_schema import check_meta, written
+
+    check_meta(written(meta))  # what readers will check it against (a failure is a bug here)
     return meta
 
 

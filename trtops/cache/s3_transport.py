@@ -30,10 +30,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from trtops.cache.file_sink import (
     Abandoned,
@@ -47,7 +45,13 @@ from trtops.cache.file_sink import (
     usable_cpus,
     write_local,
 )
-from trtops.errors import CacheError, EnvironmentMissing, InputError, RemoteError
+from trtops.cache.s3_urls import (  # noqa: F401 - the S3 backend's public names
+    S3Location,
+    _redact_url,
+    check_endpoint_url,
+    parse_s3_url,
+)
+from trtops.errors import CacheError, EnvironmentMissing, RemoteError
 
 log = logging.getLogger("trtops.cache.s3")  # one logger for the S3 backend
 
@@ -71,87 +75,9 @@ SHA_METADATA = "sha256"  # x-amz-meta-sha256
 
 Progress = Callable[[int], None]
 
-_OPTIONS = {
-    "endpoint_url": str,
-    "region": str,
-    "profile": str,
-    "max_attempts": int,
-    "connect_timeout": float,
-    "read_timeout": float,
-    "jobs": int,
-    "addressing_style": str,
-    "stream_retries": int,
-    "multipart_threshold": int,
-    "part_size": int,
-    "lock_timeout": float,
-    "lease_ttl": float,
-}
 
 
 # --------------------------------------------------------------------------- configuration
-
-
-def _redact_url(url: str) -> str:
-    """An endpoint URL without user info or query (either could carry secrets)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises for a port that is not a number
-    except ValueError:
-        return "<invalid URL>"
-    netloc = parts.hostname or ""
-    if port:
-        netloc += f":{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """A parsed ``s3://bucket/prefix?options`` URL."""
-
-    bucket: str
-    prefix: str  # no leading or trailing '/'
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-
-def parse_s3_url(url: str) -> S3Location:
-    """Parse ``s3://bucket[/prefix][?endpoint_url=...&region=...]``.
-
-    Args:
-        url: The remote URL as the user wrote it.
-
-    Returns:
-        The bucket, the prefix (normalized) and typed options.
-
-    Raises:
-        InputError: when the URL is not an s3:// URL or names an unknown option.
-    """
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc:
-        raise InputError(f"{url!r} is not an S3 URL", hint="write s3://bucket/prefix")
-    if "@" in parts.netloc:
-        raise InputError("credentials in the S3 URL are not supported",
-                         hint="use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
-    bucket = parts.netloc
-    prefix = parts.path.strip("/")
-    if any(segment in ("", ".", "..") for segment in prefix.split("/")) and prefix:
-        raise InputError(f"invalid prefix {prefix!r} in {url!r}",
-                         hint="use a prefix like s3://bucket/team/engines")
-    options: dict[str, Any] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        kind = _OPTIONS.get(name)
-        if kind is None:
-            raise InputError(f"unknown option {name!r} in the S3 URL",
-                             hint=f"known options: {', '.join(sorted(_OPTIONS))}")
-        try:
-            options[name] = kind(value)
-        except ValueError:
-            raise InputError(f"option {name}={value!r} in the S3 URL is not a {kind.__name__}",
-                             hint=f"write e.g. {name}=4") from None
-    return S3Location(bucket=bucket, prefix=prefix, options=options)
 
 
 def _boto():
@@ -262,6 +188,8 @@ class S3Transport:
         self.endpoint_url = (endpoint_url or os.environ.get("TRTOPS_S3_ENDPOINT_URL")
                              or os.environ.get("AWS_ENDPOINT_URL_S3")
                              or os.environ.get("AWS_ENDPOINT_URL") or None)
+        if self.endpoint_url:
+            check_endpoint_url(self.endpoint_url)
         self.region = region
         self.profile = profile
         self.jobs = max(1, int(jobs))
@@ -362,7 +290,9 @@ class S3Transport:
                     hint="check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and the "
                          "bucket policy",
                 )
-            message = exc.response.get("Error", {}).get("Message", "")
+            from trtops.redact import redact
+
+            message = redact(exc.response.get("Error", {}).get("Message", ""))
             return RemoteError(
                 f"S3 refused to {action} {what} at {target}: {code or _status(exc)} {message}".strip(),
                 hint="retry later; if it persists check the server logs",
@@ -375,7 +305,9 @@ class S3Transport:
                      "(?endpoint_url= in the URL, TRTOPS_S3_ENDPOINT_URL or AWS_ENDPOINT_URL); "
                      f"requests were retried {self.max_attempts} times",
             )
-        return RemoteError(f"S3 request to {action} {what} at {target} failed: {exc}",
+        from trtops.redact import redact
+
+        return RemoteError(f"S3 request to {action} {what} at {target} failed: {redact(exc)}",
                            hint="run with -v for details")
 
     def _call(self, action: str, what: str, method: str, **kwargs: Any) -> Any:
@@ -402,13 +334,17 @@ class S3Transport:
                 return None
             raise self._translate(exc, "read", relative) from exc
 
-    def _get_bytes(self, relative: str) -> tuple[bytes, dict] | None:
-        """Whole small object and its response (ETag, Metadata); None when absent."""
+    def _get_bytes(self, relative: str, limit: int | None = None) -> tuple[bytes, dict] | None:
+        """Whole small object and its response (ETag, Metadata); None when absent. With
+        ``limit``, at most ``limit + 1`` bytes are read and the rest of the body dropped."""
         _, botocore = _boto()
         for attempt in range(self.stream_retries + 1):
             try:
                 response = self._call("read", relative, "get_object", Key=self._name(relative))
-                return response["Body"].read(), response
+                if limit is None:
+                    return response["Body"].read(), response
+                with contextlib.closing(response["Body"]) as body:
+                    return body.read(limit + 1), response
             except botocore.exceptions.ClientError as exc:
                 if _is_not_found(exc):
                     return None
@@ -831,9 +767,9 @@ class S3Transport:
 
     # ----------------------------------------------------------------- the transport API
 
-    def get(self, name: str) -> bytes | None:
-        """The whole object, or None when absent."""
-        got = self._get_bytes(name)
+    def get(self, name: str, limit: int | None = None) -> bytes | None:
+        """The whole object (at most ``limit + 1`` bytes), or None when absent."""
+        got = self._get_bytes(name, limit)
         return None if got is None else got[0]
 
     def get_range(self, name: str, start: int, end: int) -> bytes | None:

@@ -23,8 +23,9 @@ class ObjectTransport(Protocol):
     failures of the medium raise :class:`~trtops.errors.CacheError` (``RemoteError`` for an
     unreachable remote)."""
 
-    def get(self, name: str) -> bytes | None:
-        """The whole object, or None when absent."""
+    def get(self, name: str, limit: int | None = None) -> bytes | None:
+        """The whole object, or None when absent; with ``limit``, at most ``limit + 1``
+        bytes are read (so the caller sees that the object is larger and refuses it)."""
 
     def get_range(self, name: str, start: int, end: int) -> bytes | None:
         """Bytes ``start`` to ``end`` (exclusive) of an object, or None when absent."""

@@ -110,14 +110,20 @@ def run(args: argparse.Namespace) -> int:
             "skipped": [{"key": c.key, "spec_id": c.spec_id, "reason": c.reason}
                         for c in selection.skipped],
             "missing": missing,
+            "damaged": len(selection.damaged),
             "emitted": result.emitted,
             "emit_skipped": result.emit_skipped,
         }, indent=2))
     for spec_id in missing:
         print(terminal_safe(f"missing: {spec_id}: no runnable accepted engine on the remote", limit=None), file=sys.stderr)
+    damaged = selection.damaged
+    for candidate in damaged:
+        print(terminal_safe(f"warning: skipped remote entry {candidate.key[:12]}: "
+                            f"{candidate.reason}", limit=None), file=sys.stderr)
     print(f"pulled {len(fetched)} entries ({format_bytes(sum(o.size for o in fetched))}); "
           f"{len(outcomes) - len(fetched) - len(failed)} already present, "
-          f"{len(selection.skipped)} not runnable here or not preferred"
+          f"{len(selection.skipped) - len(damaged)} not runnable here or not preferred, "
+          f"{len(damaged)} damaged (skipped)"
           + (f"; wrote {len(result.emitted)} loader(s) into {args.dest}" if result.emitted else ""),
           file=sys.stderr)
     if failed:

@@ -138,11 +138,24 @@ def validate(store: Any, item: EmitItem, files: EngineFiles, *,
                       "`trtops pull`)")
     if not is_sha256(item.key):
         return reject("its ref names no valid engine key")
-    meta = store.read_meta(item.key)
-    if meta is None:
-        return reject("not built: no entry in the cache (run `trtops apply` or "
-                      "`trtops pull`)")
-    state = layout.state_from_accuracy(read_accuracy(store, item.key))
+    from trtops.cache.entry_schema import EntryInvalid, check_meta
+    from trtops.errors import CacheError, RemoteError
+
+    damaged = ("the cache entry is damaged: {} (run `trtops cache verify --delete`, then "
+               "`trtops apply` or `trtops pull`)")
+    try:
+        meta = store.read_meta(item.key)
+        if meta is None:
+            return reject("not built: no entry in the cache (run `trtops apply` or "
+                          "`trtops pull`)")
+        check_meta(meta)
+        state = layout.state_from_accuracy(read_accuracy(store, item.key))
+    except EntryInvalid as exc:
+        return reject(damaged.format(exc.reason))
+    except CacheError as exc:
+        if isinstance(exc, RemoteError):
+            raise  # the store is unreachable: not this entry's fault
+        return reject(damaged.format(exc.message))
     if state == "rejected":
         return reject("its accuracy check failed (see `trtops status`); loaders are emitted "
                       "only for accepted engines", ExitCode.ACCURACY_FAILED)

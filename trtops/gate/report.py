@@ -156,8 +156,13 @@ class AccuracyReport:
         }
 
     def to_bytes(self) -> bytes:
-        """``accuracy.json`` as stored in the cache (UTF-8, indented, trailing newline)."""
-        return (json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n").encode()
+        """``accuracy.json`` as stored in the cache (UTF-8, indented, trailing newline),
+        checked against the schema every reader applies (:mod:`trtops.cache.entry_schema`)."""
+        from trtops.cache.entry_schema import check_accuracy, written
+
+        document = self.to_json()
+        check_accuracy(written(document))
+        return (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AccuracyReport:

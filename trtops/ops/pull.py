@@ -71,7 +71,14 @@ class PullSelection:
     def total_bytes(self) -> int:
         return sum(entry_size(c.meta) for c in self.selected)
 
+    @property
+    def damaged(self) -> list[Candidate]:
+        """Skipped because their metadata is not what trtops writes (hostile or broken)."""
+        return [c for c in self.skipped if (c.reason or "").startswith(DAMAGED)]
 
+
+
+DAMAGED = "damaged: "  # the reason prefix of entries refused for their metadata
 
 METADATA_JOBS = 16  # parallel metadata reads at least (when jobs > 1): small, latency-bound
 
@@ -139,8 +146,7 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
             continue  # deleted meanwhile
         problem = meta.message if isinstance(meta, CacheError) else meta_problem(key, meta)
         if problem:
-            log.warning("%s: skipping entry %s: %s", remote.url, key[:12], problem)
-            selection.skipped.append(Candidate(key, {}, reason=f"damaged: {problem}"))
+            _skip_damaged(selection, remote, key, {}, problem)
             continue
         candidate = Candidate(key, meta)
         if wanted is not None and candidate.spec_id not in wanted:
@@ -149,7 +155,11 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
         if candidate.reason:
             selection.skipped.append(candidate)
             continue
-        state = state_of_accuracy(accuracy, key)
+        try:
+            state = state_of_accuracy(accuracy, key)
+        except CacheError as exc:
+            _skip_damaged(selection, remote, key, meta, exc.message)
+            continue
         if state != "accepted":
             candidate.reason = f"{state} (only accepted engines are pulled)"
             selection.skipped.append(candidate)
@@ -179,6 +189,16 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     return selection
 
 
+def _skip_damaged(selection: PullSelection, remote: Any, key: str, meta: dict,
+                  problem: str) -> None:
+    """One entry whose metadata cannot be trusted is skipped with its reason; the pull goes
+    on (see docs/exit-codes.md: damaged remote entries are warnings)."""
+    from trtops.redact import redact
+
+    log.warning("%s: skipping damaged entry %s: %s", redact(remote.url), key[:12], problem)
+    selection.skipped.append(Candidate(key, meta, reason=f"{DAMAGED}{problem}"))
+
+
 @dataclass
 class PullOutcome:
     key: str
@@ -188,22 +208,22 @@ class PullOutcome:
     size: int = 0
 
 
-def _deferred_durability(local: Any, keys: Sequence[str]) -> bool:
-    """Journal ``keys`` so they can be published without fsyncs; False when this store or
+def _deferred_durability(local: Any, keys: Sequence[str]) -> Any:
+    """Journal ``keys`` so they can be published without fsyncs: the journal, locked for
+    the rest of the pull (:func:`trtops.cache.journal.start`), or None when this store or
     system cannot (then every file is fsynced as before)."""
     from trtops.cache import journal
 
     if not keys or not callable(getattr(local, "adopt_entry", None)) \
             or not callable(getattr(local, "recover_unsynced", None)):
-        return False
+        return None
     boot = journal.boot_id()
     if boot is None:
-        return False
+        return None
     try:
-        journal.begin(Path(local.root), keys, boot)
+        return journal.start(Path(local.root), keys, boot)
     except OSError:
-        return False  # a full or read-only disk: the fsyncing path reports it properly
-    return True
+        return None  # a full or read-only disk: the fsyncing path reports it properly
 
 
 def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
@@ -236,7 +256,19 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
     """
     begun = time.perf_counter()
     todo = [c for c in candidates if not local.has_entry(c.key)]
-    durable = fsync or not _deferred_durability(local, [c.key for c in todo])
+    held = None if fsync else _deferred_durability(local, [c.key for c in todo])
+    try:
+        return _pull_entries(remote, local, candidates, todo, durable=held is None, jobs=jobs,
+                             progress=progress, timings=timings, begun=begun)
+    finally:
+        if held is not None:
+            held.release()  # from now on the next command may retire the journal
+
+
+def _pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate],
+                  todo: list[Candidate], *, durable: bool, jobs: int, progress: bool | None,
+                  timings: PullTimings | None, begun: float) -> list[PullOutcome]:
+    """:func:`pull_entries` once the journal (if any) is written and held."""
     outcomes = [PullOutcome(c.key, c.spec_id, "present", "already in the local cache")
                 for c in candidates if c not in todo]
     total = sum(entry_size(c.meta) for c in todo)
@@ -429,7 +461,7 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
         jobs: Entries in flight at once.
         fsync: See :func:`pull_entries`.
         dry_run: Select only.
-        dest: Write loaders for the pulled entries here (when nothing failed).
+        dest: Write loaders for the entries pulled (or already present) here.
         loaders: Loader list overriding the manifests' (see :func:`emit_pulled`).
         progress: As for :func:`pull_entries`.
 
@@ -457,8 +489,12 @@ def fetch_and_emit(remote: Any, local: Any, platform: Any, result: PullResult,
     result.outcomes = pull_entries(remote, local, selected, jobs=jobs, fsync=fsync,
                                    progress=progress)
     record_pull_refs(local, selected, result.outcomes, platform)
-    if dest and not result.failed and selected:
-        report = emit_pulled(local, selected, spec_by_id, dest, loaders)
+    # Loaders for every entry that is here now: one entry that failed to pull (reported,
+    # exit 1) does not keep the others from being served.
+    ready = {o.key for o in result.outcomes if o.status != "failed"}
+    if dest and ready:
+        report = emit_pulled(local, [c for c in selected if c.key in ready], spec_by_id,
+                             dest, loaders)
         result.emitted, result.emit_skipped = report.written, report.skipped
 
 

@@ -85,22 +85,59 @@ def test_an_old_journal_of_this_boot_is_retired(store):
     assert journals(store) == [] and store.has_entry(key)
 
 
-def test_an_old_journal_of_a_pull_still_running_stays(store):
+# A process that holds a journal's lock the way a running pull does, as another container
+# (its pid means nothing here) or another host would: it says "held" once it has the lock
+# and keeps it until its stdin closes. No sleeps: each side waits for the other's word.
+_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def _hold_lock(path: Path):
     import subprocess
     import sys
 
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+@pytest.mark.parametrize("boot", [BOOT, OTHER_BOOT], ids=["same-boot", "other-host"])
+def test_a_journal_whose_lock_is_held_is_never_retired(store, boot):
+    """Ownership by lock, not pid: the journal's pid is of no live process here (a pull in
+    another PID namespace) or its boot id is another machine's (a host sharing the
+    filesystem); while its lock is held it stays, entries untouched; once released it goes."""
     key = add_entry(store, "running")
-    path = journal.begin(store.root, [key], BOOT)
-    puller = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open(store.entry_dir(key) / ENGINE_FILE, "r+b") as handle:
+        handle.truncate(10)  # still being written back, as far as the other host knows
+    path = journal.begin(store.root, [key], boot)
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "pid": 2**22 + 12345}))  # no such process here
+    later = time.time() + journal.SETTLE_SECONDS + 1
+    holder = _hold_lock(path)
     try:
-        record = json.loads(path.read_text())
-        path.write_text(json.dumps({**record, "pid": puller.pid}))
-        later = time.time() + journal.SETTLE_SECONDS + 1
-        assert journal.recover(store, current_boot=BOOT, now=later).pending == 1
-        assert journals(store) == [path]
+        result = journal.recover(store, current_boot=BOOT, now=later)
+        assert result.pending == 1 and result.settled == 0 and result.removed == []
+        assert journals(store) == [path] and store.has_entry(key)
     finally:
-        puller.kill()
-        puller.wait()
+        holder.stdin.close()
+        holder.wait()
+    result = journal.recover(store, current_boot=BOOT, now=later)
+    assert result.pending == 0 and journals(store) == []
+    assert (result.settled == 1) if boot == BOOT else (result.removed == [key])
+
+
+def test_a_pull_holds_its_journal_lock_until_it_ends(store):
+    key = add_entry(store, "pulling")
+    later = time.time() + journal.SETTLE_SECONDS + 1
+    with journal.start(store.root, [key], BOOT) as held:
+        assert journal.recover(store, current_boot=BOOT, now=later).pending == 1
+        assert journals(store) == [held.path]
     assert journal.recover(store, current_boot=BOOT, now=later).settled == 1
     assert journals(store) == []
 

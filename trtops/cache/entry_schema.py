@@ -1,0 +1,264 @@
+"""The one schema of an entry's ``meta.json`` and ``accuracy.json``.
+
+Writers (:func:`trtops.cache.layout.make_meta`, :func:`trtops.cache.entries.publish_entry`,
+the accuracy gate) check what they write against it, and every reader checks what it
+reads against it, so a field the writer could never produce (``size: "big"``, ``gpu:
+"NVIDIA H100"``, ``io: [1, 2]``, a shape of strings, a TensorRT version that is no version)
+is refused at the door with its field named, instead of crashing whatever reads it later.
+A remote is shared: its entries are untrusted input (see ``docs/guarantees.md``).
+
+Stored metadata is parsed by :func:`parse_document` only: at most
+:data:`MAX_METADATA_BYTES`, and nesting too deep for the parser is a refusal, not a crash.
+Unknown top-level fields are allowed (builders may add facts; readers ignore them).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+#: Largest meta.json / accuracy.json / ref a reader accepts (a real one is a few KiB).
+MAX_METADATA_BYTES = 1 << 20
+
+
+class EntryInvalid(ValueError):
+    """A stored document does not follow the schema; ``reason`` says where and why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_document(data: bytes, what: str) -> Any:
+    """Parse stored JSON, size-capped and depth-safe.
+
+    Raises:
+        EntryInvalid: too large, not UTF-8 JSON, or nested too deeply to parse.
+    """
+    if len(data) > MAX_METADATA_BYTES:
+        raise EntryInvalid(f"{what} is larger than {MAX_METADATA_BYTES >> 20} MiB "
+                           f"({len(data)} bytes or more)")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise EntryInvalid(f"{what} is nested too deeply") from None
+    except ValueError as exc:
+        raise EntryInvalid(f"{what} is not valid JSON ({str(exc)[:120]})") from None
+
+
+# --------------------------------------------------------------------------- field types
+
+Sha256 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]  # as names.SHA256_RE
+Size = Annotated[StrictInt, Field(ge=0)]
+Number = Union[StrictInt, StrictFloat]
+Dim = Annotated[StrictInt, Field(ge=-1)]  # -1: dynamic
+Shape = Annotated[list[Dim], Field(max_length=64)]
+Name = Annotated[StrictStr, Field(max_length=1024)]
+_FILE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # as layout.check_file_name
+_VERSION = r"^\d+(\.\d+){0,5}$"  # a full TensorRT version (as keys.platform checks one)
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class FileInfo(_Part):
+    sha256: Sha256
+    size: Size
+
+
+class Tensor(_Part):
+    name: Name
+    mode: Literal["input", "output"]
+    dtype: Annotated[StrictStr, Field(max_length=32)]
+    shape: Shape
+
+
+class ShapeRange(_Part):
+    min: Shape
+    opt: Shape
+    max: Shape
+
+
+class EngineIOFacts(_Part):
+    tensors: list[Tensor]
+    profiles: list[dict[Name, ShapeRange]] = []
+
+
+class BuiltOn(_Part):
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    name: Name
+    compute_capability: Annotated[StrictStr, Field(pattern=r"^\d+\.\d+$")]
+
+
+class Meta(BaseModel):
+    """``meta.json`` (see :func:`trtops.cache.layout.make_meta` for what each field is)."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    format: Annotated[StrictInt, Field(ge=1)] = 1
+    key: Sha256
+    spec_id: Annotated[StrictStr, Field(max_length=600)]
+    components: dict[StrictStr, Any]
+    model: dict[StrictStr, Any] = {}
+    engine_sha256: Sha256
+    engine_size: Size
+    created_at: StrictStr | None = None
+    build_seconds: Number | None = None
+    device_memory: Size | None = None
+    io_tensors: list[Tensor] = []
+    tensorrt_version: Annotated[StrictStr, Field(pattern=_VERSION)] | None = None
+    gpu: BuiltOn | None = None
+    files: dict[Annotated[StrictStr, Field(pattern=_FILE_NAME)], FileInfo] = {}
+    # builder extras apply writes (trtops.ops.apply)
+    io: EngineIOFacts | None = None
+    precision: StrictStr | None = None
+    target: StrictStr | None = None
+    hardware_compatibility: Literal["none", "ampere_plus", "same_compute_capability"] | None = None
+    version_compatible: StrictBool | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        from datetime import datetime
+
+        if value is not None:
+            text = value.strip()
+            datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        return value  # (layout.parse_time reads it; a ValueError above names the field)
+
+
+class OutputCheck(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    name: Name
+    passed: StrictBool
+    stat: StrictStr | None = None
+    atol: Number | None = None
+    rtol: Number | None = None
+    max_abs: Number | None = None
+    mean_abs: Number | None = None
+    median_abs: Number | None = None
+    max_rel: Number | None = None
+    mean_rel: Number | None = None
+    median_rel: Number | None = None
+    cosine: Number | None = None
+    elements: Size | None = None
+    mismatches: Size | None = None
+    nonfinite: Size | None = None
+    excess: Number | None = None
+    shape: Shape | None = None
+    quantile: Number | None = None
+    quantile_abs: Number | None = None
+    quantile_rel: Number | None = None
+    reason: StrictStr | None = None
+
+
+class CaseCheck(_Part):
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    label: StrictStr
+    profile: Size
+    shapes: dict[Name, Shape] = {}
+    passed: StrictBool | None = None
+    error: StrictStr | None = None
+    outputs: list[OutputCheck] = []
+
+
+class Counts(_Part):
+    cases: Size
+    checks: Size
+    failed: Size
+
+
+class Accuracy(BaseModel):
+    """``accuracy.json`` (see :mod:`trtops.gate.report` for what each field is)."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, populate_by_name=True)
+
+    schema_version: Annotated[StrictInt, Field(ge=1)] | None = Field(None, alias="schema")
+    state: Literal["accepted", "rejected", "unverified"] = "unverified"
+    summary: StrictStr | None = None
+    checked_at: StrictStr | None = None
+    passed: StrictBool | None = None
+    skipped: StrictBool | None = None
+    precision: StrictStr | None = None
+    reference: StrictStr | None = None
+    candidate: StrictStr | None = None
+    inputs: dict[StrictStr, Any] | None = None
+    tolerances: dict[StrictStr, Any] | None = None
+    counts: Counts | None = None
+    cases: list[CaseCheck] = []
+    worst: list[dict[StrictStr, Any]] = []
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _reason(exc: ValidationError, what: str) -> str:
+    """The first problem of a validation error as one line: ``what field: message``."""
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"]) or "(document)"
+    value = error.get("input")
+    shown = repr(value)[:60] if not isinstance(value, (dict, list)) else type(value).__name__
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{what} field {where!r}: {error['msg'].lower()} (got {shown}){more}"
+
+
+def check_meta(document: Any) -> dict[str, Any]:
+    """``document`` when it is a valid meta.json.
+
+    Raises:
+        EntryInvalid: naming the first bad field.
+    """
+    if not isinstance(document, dict):
+        raise EntryInvalid("meta.json is not a JSON object")
+    try:
+        Meta.model_validate(document)
+    except ValidationError as exc:
+        raise EntryInvalid(_reason(exc, "meta.json")) from None
+    except RecursionError:
+        raise EntryInvalid("meta.json is nested too deeply") from None
+    return document
+
+
+def check_accuracy(document: Any) -> dict[str, Any]:
+    """``document`` when it is a valid accuracy.json.
+
+    Raises:
+        EntryInvalid: naming the first bad field.
+    """
+    if not isinstance(document, dict):
+        raise EntryInvalid("accuracy.json is not a JSON object")
+    try:
+        Accuracy.model_validate(document)
+    except ValidationError as exc:
+        raise EntryInvalid(_reason(exc, "accuracy.json")) from None
+    except RecursionError:
+        raise EntryInvalid("accuracy.json is nested too deeply") from None
+    return document
+
+
+def written(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` as it reads back once stored (tuples become lists): writers check
+    this form, which is what readers see."""
+    return json.loads(json.dumps(document, allow_nan=False))
+
+
+__all__ = [
+    "MAX_METADATA_BYTES", "Accuracy", "EntryInvalid", "Meta", "check_accuracy", "check_meta",
+    "parse_document", "written",
+]
