@@ -79,6 +79,36 @@ def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
             raise WireError("varint too long")
 
 
+def _fields(buf: memoryview, start: int, end: int):
+    """(field number, wire type, value or (start, stop) of a length-delimited field)."""
+    pos = start
+    while pos < end:
+        tag, pos = _varint(buf, pos, end)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos, end)
+            yield number, wire, value
+        elif wire == 2:
+            length, pos = _varint(buf, pos, end)
+            stop = pos + length
+            if stop > end:
+                raise WireError("truncated field")
+            yield number, wire, (pos, stop)
+            pos = stop
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise WireError(f"unsupported wire type {wire}")
+    if pos != end:
+        raise WireError("field runs past its message")
+
+
+def _text(buf: memoryview, span: tuple[int, int]) -> str:
+    return bytes(buf[span[0]:span[1]]).decode("utf-8", errors="strict")
+
+
 def _walk(buf: memoryview, start: int, end: int, kind: int, out: _Found, depth: int = 0,
           inference: bool = True) -> None:
     # ``inference``: outside training info, whose graphs TensorRT never parses (their
@@ -90,24 +120,17 @@ def _walk(buf: memoryview, start: int, end: int, kind: int, out: _Found, depth: 
     is_node = kind == _NODE and inference
     location: str | None = None
     external = False
-    pos = start
-    while pos < end:
-        tag, pos = _varint(buf, pos, end)
-        number, wire = tag >> 3, tag & 7
+    for number, wire, value in _fields(buf, start, end):
         if wire == 0:
-            value, pos = _varint(buf, pos, end)
             if is_tensor and number == _TENSOR_DATA_LOCATION:
                 external = value == _LOCATION_EXTERNAL
         elif wire == 2:
-            length, pos = _varint(buf, pos, end)
-            stop = pos + length
-            if stop > end:
-                raise WireError("truncated field")
+            pos, stop = value
             if is_tensor:
                 if number == _TENSOR_EXTERNAL_DATA:
-                    key, value = _string_pair(buf, pos, stop)
+                    key, text = _string_pair(buf, pos, stop)
                     if key == "location":
-                        location = value
+                        location = text
             elif is_node and number == _NODE_OP_TYPE:
                 if bytes(buf[pos:stop]).decode("utf-8", errors="replace") in QDQ_OPS:
                     out.has_qdq = True
@@ -116,15 +139,6 @@ def _walk(buf: memoryview, start: int, end: int, kind: int, out: _Found, depth: 
                 if child is not None:
                     below = inference and not (kind == _MODEL and number == _MODEL_TRAINING_INFO)
                     _walk(buf, pos, stop, child, out, depth + 1, below)
-            pos = stop
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise WireError(f"unsupported wire type {wire}")
-    if pos != end:
-        raise WireError("field runs past its message")
     if is_tensor and external:
         if not location:
             raise WireError("a tensor stored externally has no 'location'")
@@ -133,26 +147,12 @@ def _walk(buf: memoryview, start: int, end: int, kind: int, out: _Found, depth: 
 
 def _string_pair(buf: memoryview, start: int, end: int) -> tuple[str, str]:
     key = value = ""
-    pos = start
-    while pos < end:
-        tag, pos = _varint(buf, pos, end)
-        number, wire = tag >> 3, tag & 7
-        if wire == 2:
-            length, pos = _varint(buf, pos, end)
-            text = bytes(buf[pos : pos + length]).decode("utf-8", errors="strict")
-            pos += length
+    for number, wire, span in _fields(buf, start, end):
+        if wire == 2 and number in (1, 2):
             if number == 1:
-                key = text
-            elif number == 2:
-                value = text
-        elif wire == 0:
-            _, pos = _varint(buf, pos, end)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise WireError(f"unsupported wire type {wire}")
+                key = _text(buf, span)
+            else:
+                value = _text(buf, span)
     return key, value
 
 
@@ -293,36 +293,6 @@ class _Structure:
     inputs: list[tuple[str, tuple[Dim, ...] | None]]
     outputs: list[str]
     has_graph: bool = False
-
-
-def _fields(buf: memoryview, start: int, end: int):
-    """(field number, wire type, value or (start, stop) of a length-delimited field)."""
-    pos = start
-    while pos < end:
-        tag, pos = _varint(buf, pos, end)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-            yield number, wire, value
-        elif wire == 2:
-            length, pos = _varint(buf, pos, end)
-            stop = pos + length
-            if stop > end:
-                raise WireError("truncated field")
-            yield number, wire, (pos, stop)
-            pos = stop
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise WireError(f"unsupported wire type {wire}")
-    if pos != end:
-        raise WireError("field runs past its message")
-
-
-def _text(buf: memoryview, span: tuple[int, int]) -> str:
-    return bytes(buf[span[0]:span[1]]).decode("utf-8", errors="strict")
 
 
 def _string_field(buf: memoryview, span: tuple[int, int], number: int) -> str:
