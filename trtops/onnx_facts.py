@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import mmap
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -109,6 +111,40 @@ def _text(buf: memoryview, span: tuple[int, int]) -> str:
     return bytes(buf[span[0]:span[1]]).decode("utf-8", errors="strict")
 
 
+@contextmanager
+def _mapped(path: str, empty: Exception) -> Iterator[memoryview]:
+    """The model file as a read-only memoryview (mmap: weights are never copied in);
+    ``empty`` is raised for a 0-byte file, which mmap cannot map."""
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise empty
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                yield view
+            finally:
+                view.release()
+
+
+@contextmanager
+def _graph_errors() -> Iterator[None]:
+    try:
+        yield
+    except (WireError, UnicodeDecodeError) as exc:
+        raise GraphError(f"cannot read it as an ONNX model ({exc})") from None
+
+
+def _opset(buf: memoryview, span: tuple[int, int]) -> tuple[str, int]:
+    """(domain, version) of one ``opset_import`` entry."""
+    domain, version = "", 0
+    for field, wire, value in _fields(buf, *span):
+        if field == 1 and wire == 2:
+            domain = _text(buf, value)
+        elif field == 2 and wire == 0:
+            version = _signed(value)
+    return domain, version
+
+
 def _walk(buf: memoryview, start: int, end: int, kind: int, out: _Found, depth: int = 0,
           inference: bool = True) -> None:
     # ``inference``: outside training info, whose graphs TensorRT never parses (their
@@ -167,16 +203,8 @@ class ModelFacts:
 
 def _scan(path: str) -> ModelFacts:
     out = _Found({})
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            raise WireError("the file is empty")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                _walk(view, 0, size, _MODEL, out)
-            finally:
-                view.release()
+    with _mapped(path, WireError("the file is empty")) as view:
+        _walk(view, 0, len(view), _MODEL, out)
     return ModelFacts(tuple(sorted(out.locations)), out.has_qdq)
 
 
@@ -372,28 +400,13 @@ def _graph_structure(buf: memoryview, span: tuple[int, int], out: _Structure) ->
 
 def _structure(path: str) -> _Structure:
     out = _Structure({}, [], set(), [], [])
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            raise GraphError("it is not an ONNX model (the file is empty)")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                for field, wire, value in _fields(view, 0, size):
-                    if field == _M_GRAPH and wire == 2:
-                        _graph_structure(view, value, out)
-                    elif field == _M_OPSET and wire == 2:
-                        domain, version = "", 0
-                        for ofield, owire, ovalue in _fields(view, *value):
-                            if ofield == 1 and owire == 2:
-                                domain = _text(view, ovalue)
-                            elif ofield == 2 and owire == 0:
-                                version = _signed(ovalue)
-                        out.opsets[domain] = version
-            except (WireError, UnicodeDecodeError) as exc:
-                raise GraphError(f"cannot read it as an ONNX model ({exc})") from None
-            finally:
-                view.release()
+    with _mapped(path, GraphError("it is not an ONNX model (the file is empty)")) as view, _graph_errors():
+        for field, wire, value in _fields(view, 0, len(view)):
+            if field == _M_GRAPH and wire == 2:
+                _graph_structure(view, value, out)
+            elif field == _M_OPSET and wire == 2:
+                domain, version = _opset(view, value)
+                out.opsets[domain] = version
     return out
 
 
@@ -554,37 +567,22 @@ def _ops_of(path: str) -> GraphOps:
     inputs: list[tuple[str, str]] = []
     outputs: list[tuple[str, str]] = []
     initializers: set[str] = set()
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            raise GraphError("it is not an ONNX model (the file is empty)")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                for field, wire, value in _fields(view, 0, size):
-                    if field == _M_GRAPH and wire == 2:
-                        _graph_ops(view, value, set(), ops)
-                        for gfield, gwire, gvalue in _fields(view, *value):
-                            if gwire != 2:
-                                continue
-                            if gfield == _G_INIT:
-                                initializers.add(_string_field(view, gvalue, _T_NAME))
-                            elif gfield == _G_INPUT:
-                                inputs.append(_elem_type(view, gvalue))
-                            elif gfield == _G_OUTPUT:
-                                outputs.append(_elem_type(view, gvalue))
-                    elif field == _M_OPSET and wire == 2:
-                        domain, version = "", 0
-                        for ofield, owire, ovalue in _fields(view, *value):
-                            if ofield == 1 and owire == 2:
-                                domain = _text(view, ovalue)
-                            elif ofield == 2 and owire == 0:
-                                version = _signed(ovalue)
-                        opsets[domain] = version
-            except (WireError, UnicodeDecodeError) as exc:
-                raise GraphError(f"cannot read it as an ONNX model ({exc})") from None
-            finally:
-                view.release()
+    with _mapped(path, GraphError("it is not an ONNX model (the file is empty)")) as view, _graph_errors():
+        for field, wire, value in _fields(view, 0, len(view)):
+            if field == _M_GRAPH and wire == 2:
+                _graph_ops(view, value, set(), ops)
+                for gfield, gwire, gvalue in _fields(view, *value):
+                    if gwire != 2:
+                        continue
+                    if gfield == _G_INIT:
+                        initializers.add(_string_field(view, gvalue, _T_NAME))
+                    elif gfield == _G_INPUT:
+                        inputs.append(_elem_type(view, gvalue))
+                    elif gfield == _G_OUTPUT:
+                        outputs.append(_elem_type(view, gvalue))
+            elif field == _M_OPSET and wire == 2:
+                domain, version = _opset(view, value)
+                opsets[domain] = version
     return GraphOps(
         opset=max((v for d, v in opsets.items() if d in ("", "ai.onnx")), default=0),
         ops=tuple(ops),
