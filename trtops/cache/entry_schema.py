@@ -218,21 +218,25 @@ def _reason(exc: ValidationError, what: str) -> str:
     return f"{what} field {where!r}: {error['msg'].lower()} (got {shown}){more}"
 
 
+def _check(document: Any, model: Any, what: str) -> dict[str, Any]:
+    if not isinstance(document, dict):
+        raise EntryInvalid(f"{what} is not a JSON object")
+    try:
+        model.model_validate(document)
+    except ValidationError as exc:
+        raise EntryInvalid(_reason(exc, what)) from None
+    except RecursionError:
+        raise EntryInvalid(f"{what} is nested too deeply") from None
+    return document
+
+
 def check_meta(document: Any) -> dict[str, Any]:
     """``document`` when it is a valid meta.json.
 
     Raises:
         EntryInvalid: naming the first bad field.
     """
-    if not isinstance(document, dict):
-        raise EntryInvalid("meta.json is not a JSON object")
-    try:
-        Meta.model_validate(document)
-    except ValidationError as exc:
-        raise EntryInvalid(_reason(exc, "meta.json")) from None
-    except RecursionError:
-        raise EntryInvalid("meta.json is nested too deeply") from None
-    return document
+    return _check(document, Meta, "meta.json")
 
 
 def check_accuracy(document: Any) -> dict[str, Any]:
@@ -241,15 +245,7 @@ def check_accuracy(document: Any) -> dict[str, Any]:
     Raises:
         EntryInvalid: naming the first bad field.
     """
-    if not isinstance(document, dict):
-        raise EntryInvalid("accuracy.json is not a JSON object")
-    try:
-        Accuracy.model_validate(document)
-    except ValidationError as exc:
-        raise EntryInvalid(_reason(exc, "accuracy.json")) from None
-    except RecursionError:
-        raise EntryInvalid("accuracy.json is nested too deeply") from None
-    return document
+    return _check(document, Accuracy, "accuracy.json")
 
 
 def written(document: dict[str, Any]) -> dict[str, Any]:
