@@ -46,6 +46,23 @@ def test_server_honours_create_only_puts(s3_endpoint):
     assert client.get_object(Bucket=BUCKET, Key=name)["Body"].read() == b"first"
 
 
+def test_server_refuses_a_body_that_does_not_match_its_content_md5(s3_endpoint):
+    """The property small-object PUTs (meta.json, refs) rely on: the body is checked against
+    Content-MD5, so a PUT cut off mid-body is refused instead of stored short."""
+    import base64
+    import hashlib
+
+    from botocore.exceptions import ClientError
+
+    client = s3_client(s3_endpoint)
+    name = f"probe/{time.time_ns()}"
+    digest_of_other = base64.b64encode(hashlib.md5(b"the whole body").digest()).decode()
+    with pytest.raises(ClientError):
+        client.put_object(Bucket=BUCKET, Key=name, Body=b"the whole", ContentMD5=digest_of_other)
+    with pytest.raises(ClientError):
+        client.head_object(Bucket=BUCKET, Key=name)
+
+
 def test_open_store_dispatches_s3_urls(s3_url):
     store = open_store(s3_url)
     assert isinstance(store, S3Store)

@@ -20,6 +20,7 @@ messages or logs.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -364,6 +365,9 @@ class S3Transport:
         kwargs: dict[str, Any] = {
             "Key": self._name(relative), "Body": data,
             "Metadata": {SHA_METADATA: sha256 or hashlib.sha256(data).hexdigest()},
+            # The server checks the body against it: a PUT cut off mid-body (a killed
+            # client) is refused instead of stored short, so meta.json is whole or absent.
+            "ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode("ascii"),
         }
         if create_only:
             kwargs["IfNoneMatch"] = "*"
