@@ -48,6 +48,11 @@ class TensorRTToolchain:
 
         return merge_timing_caches(base, new)
 
+    def measure(self, engine_path: Path, cases: list[dict], settings: dict) -> dict:
+        from trtops.trt.measure import measure_engine
+
+        return measure_engine(engine_path, cases, settings)
+
     def platform(self) -> Any:
         from trtops.keys.platform import detect_platform
 

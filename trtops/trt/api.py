@@ -32,6 +32,8 @@ if TYPE_CHECKING:
         IInt8MinMaxCalibrator: type[tensorrt.IInt8MinMaxCalibrator]
         ILogger: type[tensorrt.ILogger]
         LayerInformationFormat: type[tensorrt.LayerInformationFormat]
+        # Subclassed by measure for outputs of data-dependent shape.
+        IOutputAllocator: type[tensorrt.IOutputAllocator]
         MemoryPoolType: type[tensorrt.MemoryPoolType]
         NetworkDefinitionCreationFlag: type[tensorrt.NetworkDefinitionCreationFlag]
         OnnxParser: type[tensorrt.OnnxParser]
