@@ -427,3 +427,98 @@ def test_closed_engine(affine):
     with pytest.raises(RuntimeError, match="closed"):
         engine.infer(x=np.ones((1, 4), np.float32))
     assert isinstance(backend, FakeBackend)
+
+
+# --------------------------------------------------------------------------- the hot path
+
+
+def test_repeated_shapes_skip_validation_and_set_up(affine, monkeypatch):
+    """Issue 21: a call with the last call's shapes (plain numpy arrays of the engine's
+    dtype) runs the recipe's prebound closure: no input checks, plan lookup or context
+    set-up per call."""
+    module, _, _ = affine
+    engine = module.Engine()
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    engine.infer(x=x)  # new shapes: checked, planned, run
+    engine.infer(x=x)  # known shapes: the recipe (views, bound copies) is set up
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the full path ran for repeated shapes")
+
+    for name in ("_prepare", "_make_recipe", "_set_shapes", "_bind", "_ensure"):
+        monkeypatch.setattr(engine, name, refuse)
+    monkeypatch.setattr(engine.io, "check_names", refuse)
+    for value in (x, x + 1, np.asfortranarray(x * 3)):  # any strides, same dtype and shape
+        np.testing.assert_array_equal(engine.infer(x=value)["y"], value * 2 + 1)
+        np.testing.assert_array_equal(engine.infer({"x": value})["total"], value.sum(axis=1))
+        np.testing.assert_array_equal(engine.run({"x": value})["y"], value * 2 + 1)
+
+
+def test_after_a_warm_call_bad_inputs_still_get_the_documented_errors(affine):
+    module, backend, _ = affine
+    engine = module.Engine()
+    x = np.ones((2, 4), np.float32)
+    engine.infer(x=x)
+    engine.infer(x=x)
+    assert engine._recipe is not None
+    with pytest.raises(module.InputDTypeError):
+        engine.infer(x=np.ones((2, 4), np.float64))
+    with pytest.raises(module.NoProfileError):
+        engine.infer(x=np.ones((65, 4), np.float32))
+    with pytest.raises(module.UnknownInputError):
+        engine.infer(x=x, y=x)
+    with pytest.raises(module.MissingInputError):
+        engine.infer()
+    with pytest.raises(module.InputShapeError):
+        engine.infer(x=np.ones((2, 5), np.float32))
+    # Values the hot path does not take go the full way and still compute right.
+    swapped = np.arange(8, dtype=">f4").reshape(2, 4)
+    np.testing.assert_array_equal(engine.infer(x=swapped)["y"], swapped * 2 + 1)
+    np.testing.assert_array_equal(engine.infer(x=[[1, 2, 3, 4], [5, 6, 7, 8]])["total"], [10, 26])
+    np.testing.assert_array_equal(engine.infer(x=x)["y"], x * 3)
+    engine.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.infer(x=x)
+
+
+def test_the_hot_path_uses_the_backends_prebound_calls(emit_fake, monkeypatch):
+    class Backend(FakeBackend):
+        fast_enters = syncs = 0
+
+        def enter_fast(self):
+            Backend.fast_enters += 1
+            return False
+
+        def bind_synchronize(self):
+            def synchronize():
+                Backend.syncs += 1
+
+            return synchronize
+
+    module, _ = emit_fake(affine_engine())
+    install(module, monkeypatch, backend=Backend())
+    engine = module.Engine()
+    x = np.ones((3, 4), np.float32)
+    engine.infer(x=x)  # the first two calls plan and set the recipe up (full path)
+    engine.infer(x=x)
+    before = Backend.fast_enters, Backend.syncs
+    for _ in range(4):
+        engine.infer(x=x)
+    assert (Backend.fast_enters - before[0], Backend.syncs - before[1]) == (4, 4)
+
+
+def test_the_hot_path_waits_for_another_thread(affine):
+    module, _, _ = affine
+    engine = module.Engine()
+    x = np.ones((2, 4), np.float32)
+    engine.infer(x=x)
+    engine.infer(x=x)
+    engine._lock.acquire()  # another caller is mid-call
+    done = []
+    thread = threading.Thread(target=lambda: done.append(engine.infer(x=x)))
+    thread.start()
+    thread.join(0.2)
+    assert not done  # it waits on the full path instead of running beside the other call
+    engine._lock.release()
+    thread.join(5)
+    np.testing.assert_array_equal(done[0]["y"], x * 3)

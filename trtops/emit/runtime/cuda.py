@@ -27,7 +27,8 @@ def _cuda_driver_names() -> list[str]:
 
 class _Driver:
     """The few CUDA driver calls neither pycuda nor this loader's backends wrap uniformly:
-    stream capture into graphs, graph launch, and waiting on a foreign stream."""
+    stream capture into graphs, graph launch, waiting on a foreign stream, and which
+    context is current (pycuda's per-call check)."""
 
     _instance: _Driver | None = None
     _failed = False
@@ -46,6 +47,7 @@ class _Driver:
             "cuEventDestroy_v2": [vp],
             "cuStreamWaitEvent": [vp, vp, ctypes.c_uint],
             "cuGetErrorString": [c_int, ctypes.POINTER(ctypes.c_char_p)],
+            "cuCtxGetCurrent": [ctypes.POINTER(vp)],
         }
         for name, argtypes in signatures.items():
             function = getattr(lib, name)
@@ -175,6 +177,32 @@ class _PycudaBackend:
         finally:
             cuda.Context.pop()
         self.stream_handle = int(self.stream.handle)
+        # For enter_fast: the driver's current context, asked with one prebound call.
+        driver = _Driver.get()
+        self._handle = int(getattr(self.context, "handle", 0) or 0)
+        self._get_current = (
+            driver.lib.cuCtxGetCurrent if driver is not None and self._handle else None
+        )
+        self._current = ctypes.c_void_p()
+        self._current_ref = ctypes.byref(self._current)
+
+    def enter_fast(self) -> bool:
+        """:meth:`enter` for a call's hot path, which makes no pycuda allocation: the
+        driver says in one call whether our context is current (pycuda's
+        ``Context.get_current()`` and ``==`` build Python objects each time); when it is
+        not, :meth:`enter` decides as always."""
+        get_current = self._get_current
+        if (
+            get_current is not None
+            and get_current(self._current_ref) == 0
+            and self._current.value == self._handle
+        ):
+            return False
+        return self.enter()
+
+    def bind_synchronize(self) -> Any:
+        """The stream's synchronize as a zero-argument call (no wrapper frame)."""
+        return self.stream.synchronize
 
     def enter(self) -> bool:
         current = self.cuda.Context.get_current()
@@ -299,6 +327,9 @@ class _CudaPythonBackend:
 
     def leave(self, switched: bool) -> None:
         pass  # the runtime's current device is per thread; leave ours set
+
+    def bind_synchronize(self) -> Any:
+        return self.synchronize
 
     def malloc(self, nbytes: int) -> tuple[Any, int]:
         ptr = int(self._ck(self.cudart.cudaMalloc(nbytes), "cudaMalloc"))
