@@ -42,12 +42,15 @@ def test_steps_on_in_plan_words():
 def test_prepared_once_under_its_digest(tmp_path):
     source = make_shared_dims_classifier(tmp_path / "cls.onnx")
     cache = tmp_path / "cache"
-    path, report = ensure_prepared(cache, source, "d" * 64, PrepareSpec())
+    first = ensure_prepared(cache, source, "d" * 64, PrepareSpec())
+    path, report = first.model, first.report
+    assert first.reference == path  # no cast: the gate compares with the prepared model
     assert path.name == MODEL_FILE and (path.parent / REPORT_FILE).is_file()
     assert path.parent.parent == cache / "prepared"
     assert report is not None and report.dims_renamed
     stamp = path.stat().st_mtime_ns
-    again, second = ensure_prepared(cache, source, "d" * 64, PrepareSpec())
+    cached = ensure_prepared(cache, source, "d" * 64, PrepareSpec())
+    again, second = cached.model, cached.report
     assert again == path and second is None and path.stat().st_mtime_ns == stamp
     assert not any((cache / "tmp").iterdir())  # no leftovers
 
