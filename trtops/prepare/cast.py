@@ -227,7 +227,7 @@ def _weights_set_aside(model) -> Iterator[None]:
     aside: list[tuple[object, bytes]] = []
     try:
         for tensor in model.graph.initializer:
-            if len(tensor.raw_data) > 1024 and tensor.data_location != onnx.TensorProto.EXTERNAL:
+            if len(tensor.raw_data) > 1024 and not tensor.HasField("data_location"):
                 aside.append((tensor, tensor.raw_data))
                 tensor.ClearField("raw_data")
                 tensor.data_location = onnx.TensorProto.EXTERNAL
@@ -237,7 +237,7 @@ def _weights_set_aside(model) -> Iterator[None]:
     finally:
         for tensor, data in aside:
             del tensor.external_data[:]
-            tensor.data_location = onnx.TensorProto.DEFAULT
+            tensor.ClearField("data_location")  # as it was: absent (proto2 would write a default)
             tensor.raw_data = data
 
 

@@ -52,3 +52,37 @@ def key_for(tensorrt: str, precision: str, prepared: bool, **build) -> str:
 def test_keys_of_8_6_and_10_are_unchanged(case):
     assert key_for(*case) == BEFORE[case]
 
+
+
+def components_for(tensorrt: str, precision: str, prepared: bool = False, **build) -> dict:
+    spec = make_engine_spec("/m/m.onnx", precision, profiles=PROFILE, target=TARGET, name="m",
+                            manifest="/m/demo.yaml", manifest_name="demo", **build)
+    if prepared:
+        from dataclasses import replace
+
+        spec = replace(spec, prepare=PrepareSpec())
+    return engine_key(spec, MODEL, tensorrt_version=tensorrt, gpu=GPU).components
+
+
+def test_tensorrt_11_keys_name_the_cast_per_precision():
+    assert "prepare" not in components_for("11.0.0", "fp32")  # nothing to cast: built as it is
+    fp16 = components_for("11.0.0", "fp16")["prepare"]
+    bf16 = components_for("11.0.0", "bf16")["prepare"]
+    assert fp16["steps"] == {"fold_constants": False, "infer_shapes": False, "distinct_dims": False, "cast": "fp16"}
+    assert bf16["steps"]["cast"] == "bf16"
+    prepared = components_for("11.0.0", "fp16", prepared=True)["prepare"]["steps"]
+    assert prepared["cast"] == "fp16" and prepared["fold_constants"] is True
+    # The prepared model without the cast is the fp32 one's (same component, same digest).
+    from trtops.prepare.options import without_cast
+
+    assert without_cast(components_for("11.0.0", "fp16", prepared=True)["prepare"]) == \
+        components_for("11.0.0", "fp32", prepared=True)["prepare"]
+    assert without_cast(fp16) is None
+
+
+def test_strongly_typed_10x_builds_name_their_cast_too():
+    # 10.x casts only where strongly_typed: true asks for it (the builder cast there before;
+    # these keys changed once, with the cast moving into preparation).
+    assert components_for("10.13.3.9", "fp16", strongly_typed=True)["prepare"]["steps"]["cast"] == "fp16"
+    assert "prepare" not in components_for("10.13.3.9", "fp16")
+    assert "prepare" not in components_for("8.6.0", "fp16")
