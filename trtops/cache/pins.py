@@ -86,3 +86,21 @@ def drop_pin(cache_root: str | os.PathLike[str], name: str) -> None:
     """Remove ``name``'s pin file (call inside :func:`unpinned`, after the deletion)."""
     with contextlib.suppress(FileNotFoundError):
         pin_path(cache_root, name).unlink()
+
+
+def in_use(cache_root: str | os.PathLike[str], name: str) -> bool:
+    """Whether someone holds ``name``'s pin now (read-only: for ``gc --dry-run``, which may
+    run on a cache it cannot write)."""
+    import fcntl
+
+    try:
+        fd = os.open(pin_path(cache_root, name), os.O_RDONLY)
+    except OSError:
+        return False  # never pinned (or gone)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
