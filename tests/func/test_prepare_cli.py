@@ -151,6 +151,10 @@ def test_prepare_shows_the_tensorrt_11_cast(cast_project):
     assert re.search(r"cast to fp16: \d+ initializers, \d+ Cast nodes inserted", out), out
     # fp16 and bf16 of conv, the folded model and its fp16 cast
     assert len(list((cast_project / "cache" / "prepared").glob("*/model.onnx"))) == 4
+    out_dir = trtops(cast_project, "prepare", *TRT11, "--out", "inspect", "--model", "conv")
+    assert out_dir.returncode == 0, out_dir.stderr
+    assert sorted(p.parent.name for p in (cast_project / "inspect" / "cast" / "conv").glob("*/model.onnx")) == [
+        "bf16", "fp16"]
     # 8.6 casts nothing: the same manifests prepare only what prepare: asks for
     old = trtops(cast_project, "prepare", *PLATFORM)
     assert old.returncode == 0 and "cast to" not in old.stdout and " cast]" not in old.stdout
@@ -186,6 +190,11 @@ def test_plan_and_apply_on_tensorrt_11_build_fp16_from_the_cast_model(cast_proje
         assert cast == (engine["id"].split("/")[2] if "/fp32/" not in engine["id"] else None), engine["id"]
         if cast:
             log = (entry / "build.log").read_text()
-            assert "the accuracy gate compares with" in log and f"cast to {cast}: " in log
+            assert f"cast to {cast}: " in log
+            reference = re.search(r"the accuracy gate compares with (\S+)\)", log).group(1)
+            if engine["id"].startswith("cast/conv/"):
+                assert reference == source  # the cast is all conv's preparation does
+            else:  # the folded model, before the cast
+                assert "/prepared/" in reference and reference != parsed[engine["id"]]
         # the gate ran the fp16/bf16 "engine" (the cast model) against the fp32 reference
         assert engine["accuracy"]["state"] == "accepted", engine
