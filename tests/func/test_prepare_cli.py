@@ -111,6 +111,10 @@ def test_apply_builds_from_the_prepared_model_and_the_gate_passes(project):
     vad = next(e for e in doc["engines"] if e["id"] == "real/vad/fp32/lab")
     meta = json.loads((project / "cache" / "engines" / vad["key"][:2] / vad["key"] / "meta.json").read_text())
     assert [t["name"] for t in meta["io"]["tensors"] if t["mode"] == "input"] == ["x"]
+    # `trtops verify` compares with what the gate compared with: the prepared model
+    verify = trtops(project, "verify", "--json")
+    assert verify.returncode == 0, verify.stderr
+    assert {e["status"] for e in json.loads(verify.stdout)["engines"]} == {"verified"}
 
 
 CAST_MANIFEST = """
@@ -198,3 +202,6 @@ def test_plan_and_apply_on_tensorrt_11_build_fp16_from_the_cast_model(cast_proje
                 assert "/prepared/" in reference and reference != parsed[engine["id"]]
         # the gate ran the fp16/bf16 "engine" (the cast model) against the fp32 reference
         assert engine["accuracy"]["state"] == "accepted", engine
+    verify = trtops(cast_project, "verify", "--json", env=env)
+    assert verify.returncode == 0, verify.stderr
+    assert {e["status"] for e in json.loads(verify.stdout)["engines"]} == {"verified"}
