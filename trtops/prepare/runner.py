@@ -295,10 +295,11 @@ def ensure_prepared(cache_root: str | os.PathLike[str], source: str | os.PathLik
                                     lambda work: prepare_file(source, prepare, work))
     model = reference
     if cast:
-        made = report
+        # The cast model's report tells the whole preparation: the steps', then the cast.
+        steps_report = (report or read_report(reference)) if base is not None else None
 
         def cast_it(work: Path) -> tuple[Path, PrepareReport]:
-            return prepare_file(reference, None, work, cast=cast, base_report=(made or read_report(reference)) if base is not None else None)
+            return prepare_file(reference, None, work, cast=cast, base_report=steps_report)
 
         model, report = _ensure(cache_root, prepared_digest(model_digest, component), cast_it)
     return Prepared(model, reference, report, prepared_chain(model_digest, component))
