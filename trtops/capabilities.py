@@ -488,6 +488,33 @@ def unsupported_reason(
     return None
 
 
+def model_cast(build: Any, tensorrt_version: str | tuple[int, ...]) -> str | None:
+    """The precision the ONNX model is cast to before the given TensorRT release parses it
+    (``"fp16"`` / ``"bf16"``), or ``None``: a strongly typed network of a ``"cast"``
+    precision, which is every fp16/bf16 build on 11.x and the ``strongly_typed: true`` ones
+    on 10.x; never on 8.6 or a weakly typed 10.x build. The preparation stage casts, and the
+    engine key names the cast (:func:`trtops.prepare.options.prepare_component`).
+
+    Args:
+        build: the build config (precision, strongly_typed, calibration).
+        tensorrt_version: the release that builds it (``"11.0.0"``).
+
+    Returns:
+        The cast, or None (also when the combination cannot be built: the planner skips it).
+    """
+    rule = PRECISIONS.get(getattr(build, "precision", None) or "")
+    if rule is None or rule.strong != "cast":
+        return None
+    try:
+        features = features_for_version(tensorrt_version)
+        strategy = choose_strategy(rule.name, features, model_has_qdq=False,
+                                   has_calibration=getattr(build, "calibration", None) is not None,
+                                   strongly_typed=strongly_typed_request(build))
+    except (Unsupported, ValueError):
+        return None
+    return strategy.cast
+
+
 def reason_for_version(build: Any, tensorrt_version: str, compute_capability: str | None, *,
                        model_has_qdq: bool | None) -> str | None:
     """:func:`unsupported_reason` with the features known for a release (the planner's view).

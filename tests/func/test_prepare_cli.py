@@ -5,6 +5,7 @@ here shows the builder gets the prepared model and the gate compares against it)
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from apply_helpers import PLATFORM, trtops
@@ -110,3 +111,97 @@ def test_apply_builds_from_the_prepared_model_and_the_gate_passes(project):
     vad = next(e for e in doc["engines"] if e["id"] == "real/vad/fp32/lab")
     meta = json.loads((project / "cache" / "engines" / vad["key"][:2] / vad["key"] / "meta.json").read_text())
     assert [t["name"] for t in meta["io"]["tensors"] if t["mode"] == "input"] == ["x"]
+    # `trtops verify` compares with what the gate compared with: the prepared model
+    verify = trtops(project, "verify", "--json")
+    assert verify.returncode == 0, verify.stderr
+    assert {e["status"] for e in json.loads(verify.stdout)["engines"]} == {"verified"}
+
+
+CAST_MANIFEST = """
+version: 1
+targets: {lab: {gpu: any}}
+models:
+  - name: conv
+    source: models/conv.onnx
+    precisions: [fp32, fp16, bf16]
+    profiles:
+      - input: {min: [1, 3, 8, 8], opt: [2, 3, 16, 16], max: [4, 3, 32, 32]}
+  - name: folded
+    source: models/conv.onnx
+    precisions: [fp32, fp16]
+    prepare: {}
+    profiles:
+      - input: {min: [1, 3, 8, 8], opt: [2, 3, 16, 16], max: [4, 3, 32, 32]}
+"""
+TRT11 = ("--tensorrt", "11.0.0", "--gpu", "NVIDIA H200", "--compute-capability", "9.0")
+
+
+@pytest.fixture
+def cast_project(tmp_path):
+    from helpers import make_conv_model
+
+    make_conv_model(tmp_path / "manifests" / "models" / "conv.onnx", seed=3)
+    write_manifest(tmp_path / "manifests", CAST_MANIFEST, name="cast.yaml")
+    return tmp_path
+
+
+def test_prepare_shows_the_tensorrt_11_cast(cast_project):
+    result = trtops(cast_project, "prepare", *TRT11)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "cast/conv: skipped: no prepare: options and no cast" in out  # fp32: built as it is
+    for name in ("cast/conv [fp16 cast]", "cast/conv [bf16 cast]", "cast/folded [fp16 cast]"):
+        assert f"{name}: " in out, out
+    assert re.search(r"cast to fp16: \d+ initializers, \d+ Cast nodes inserted", out), out
+    # fp16 and bf16 of conv, the folded model and its fp16 cast
+    assert len(list((cast_project / "cache" / "prepared").glob("*/model.onnx"))) == 4
+    out_dir = trtops(cast_project, "prepare", *TRT11, "--out", "inspect", "--model", "conv")
+    assert out_dir.returncode == 0, out_dir.stderr
+    assert sorted(p.parent.name for p in (cast_project / "inspect" / "cast" / "conv").glob("*/model.onnx")) == [
+        "bf16", "fp16"]
+    # 8.6 casts nothing: the same manifests prepare only what prepare: asks for
+    old = trtops(cast_project, "prepare", *PLATFORM)
+    assert old.returncode == 0 and "cast to" not in old.stdout and " cast]" not in old.stdout
+    assert "cast/folded: " in old.stdout
+
+
+def test_plan_and_apply_on_tensorrt_11_build_fp16_from_the_cast_model(cast_project):
+    plan = trtops(cast_project, "plan", *TRT11)
+    assert plan.returncode == 0, plan.stderr
+    lines = {line.split()[2]: line for line in plan.stdout.splitlines() if line.strip().startswith("+")}
+    assert "prepared first: cast to fp16 (strongly typed build" in lines["cast/conv/fp16/lab"]
+    assert "prepared first" not in lines["cast/conv/fp32/lab"]
+    device_log = cast_project / "device.log"
+    env = {"TRTOPS_FAKE_TENSORRT": "11.0.0", "TRTOPS_FAKE_DEVICE_LOG": str(device_log)}
+    # bf16 Conv is valid ONNX only from opset 22, so ONNX Runtime cannot stand in for a
+    # TensorRT bf16 engine (the double's "engine" is the model): fp32 and fp16 here.
+    write_manifest(cast_project / "manifests", CAST_MANIFEST.replace("[fp32, fp16, bf16]", "[fp32, fp16]"),
+                   name="cast.yaml")
+    result = trtops(cast_project, "apply", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert {e["status"] for e in doc["engines"]} == {"built"}
+    parsed = dict(line.split()[0::4] for line in device_log.read_text().splitlines())
+    parsed = {spec_id: path.removeprefix("model=") for spec_id, path in parsed.items()}
+    source = str(cast_project / "manifests" / "models" / "conv.onnx")
+    assert parsed["cast/conv/fp32/lab"] == source
+    for spec_id in ("cast/conv/fp16/lab", "cast/folded/fp16/lab"):
+        assert "/prepared/" in parsed[spec_id], spec_id
+    for engine in doc["engines"]:
+        entry = cast_project / "cache" / "engines" / engine["key"][:2] / engine["key"]
+        meta = json.loads((entry / "meta.json").read_text())
+        cast = (meta["components"].get("prepare") or {}).get("steps", {}).get("cast")
+        assert cast == (engine["id"].split("/")[2] if "/fp32/" not in engine["id"] else None), engine["id"]
+        if cast:
+            log = (entry / "build.log").read_text()
+            assert f"cast to {cast}: " in log
+            reference = re.search(r"the accuracy gate compares with (\S+)\)", log).group(1)
+            if engine["id"].startswith("cast/conv/"):
+                assert reference == source  # the cast is all conv's preparation does
+            else:  # the folded model, before the cast
+                assert "/prepared/" in reference and reference != parsed[engine["id"]]
+        # the gate ran the fp16/bf16 "engine" (the cast model) against the fp32 reference
+        assert engine["accuracy"]["state"] == "accepted", engine
+    verify = trtops(cast_project, "verify", "--json", env=env)
+    assert verify.returncode == 0, verify.stderr
+    assert {e["status"] for e in json.loads(verify.stdout)["engines"]} == {"verified"}

@@ -221,3 +221,78 @@ def test_cache_verify_damaged_meta(project, capsys):
 def test_cache_without_subcommand(project, capsys):
     code, _, err = run(capsys, "cache")
     assert code == 1 and "verify" in err
+
+
+# --------------------------------------------------------------------------- gc of prepared/
+
+H100_TRT11 = ["--tensorrt", "11.0.0", "--gpu", "NVIDIA H100 80GB HBM3", "--compute-capability", "9.0"]
+
+
+def prepared_dirs(project) -> set[str]:
+    base = project / "cache" / "prepared"
+    return {p.name for p in base.iterdir()} if base.is_dir() else set()
+
+
+def fake_prepared(project, digest: str, *, age: float = 0.0) -> None:
+    path = project / "cache" / "prepared" / digest
+    path.mkdir(parents=True)
+    (path / "model.onnx").write_bytes(b"m" * 1024)
+    if age:
+        past = time.time() - age
+        os.utime(path, (past, past))
+
+
+def test_gc_prunes_prepared_models_nothing_builds_from(project, capsys):
+    from trtops.cache.pins import pin_path, pinned
+
+    code, out, err = run(capsys, "prepare", "demo.yaml", *H100_TRT11)
+    assert code == 0, err
+    assert "demo/conv [fp16 cast]: " in out  # TensorRT 11: the fp16 engine's model is cast
+    (current,) = prepared_dirs(project)
+    orphan, busy, young = "e" * 64, "f" * 64, "d" * 64
+    fake_prepared(project, orphan, age=7200)
+    fake_prepared(project, busy, age=7200)
+    fake_prepared(project, young)
+    cache = project / "cache"
+    with pinned(cache, [busy]):  # an apply building from it
+        code, out, err = run(capsys, "gc", "demo.yaml", *H100_TRT11, "--dry-run", "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert sorted(r["digest"] for r in result["prepared_removed"]) == [young, orphan]
+        assert result["prepared_in_use"] == 1 and result["prepared_kept"] == 1
+        assert f"gc: would remove prepared model {orphan[:12]} of ? (1 KiB)" in err
+        assert prepared_dirs(project) == {current, orphan, busy, young}  # a dry run removes nothing
+
+        code, out, err = run(capsys, "gc", "demo.yaml", *H100_TRT11, "--older-than", "1h")
+        assert code == 0, err
+        assert "1 prepared model (1 KiB)" in out and "1 prepared in use" in out
+        assert prepared_dirs(project) == {current, busy, young}
+        assert not pin_path(cache, orphan).exists()
+    # Unpinned now, and no engine of the manifests is built from it.
+    code, out, err = run(capsys, "gc", "demo.yaml", *H100_TRT11)
+    assert code == 0, err
+    assert prepared_dirs(project) == {current}
+    # On 10.x nothing is cast: the current manifests keep no prepared model.
+    code, out, err = run(capsys, "gc", "demo.yaml", *H100_FLAGS)
+    assert code == 0 and prepared_dirs(project) == set()
+
+
+def test_gc_keeps_the_prepared_models_of_kept_entries(project, capsys):
+    code, out, err = run(capsys, "plan", "demo.yaml", "--json", *H100_TRT11)
+    assert code == 0, err
+    plan = Plan.from_json(json.loads(out))
+    fp16 = next(a for a in plan.actions if a.spec.precision == "fp16")
+    assert fp16.key.components["prepare"]["steps"]["cast"] == "fp16"
+    code, _, err = run(capsys, "prepare", "demo.yaml", *H100_TRT11)
+    assert code == 0, err
+    (current,) = prepared_dirs(project)
+    store = LocalStore(project / "cache")
+    publish(store, fp16, "accepted")  # writes its ref: kept without the manifests
+    (project / "demo.yaml").unlink()
+    code, out, _ = run(capsys, "gc", "--json")
+    assert code == 0 and json.loads(out)["prepared_kept"] == 1
+    assert prepared_dirs(project) == {current}
+    store.delete_entry(fp16.key.key)
+    code, out, _ = run(capsys, "gc", "--json")
+    assert code == 0 and [r["digest"] for r in json.loads(out)["prepared_removed"]] == [current]
+    assert prepared_dirs(project) == set()

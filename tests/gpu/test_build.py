@@ -27,15 +27,28 @@ BATCH = profile(input=([1, 3, 32, 32], [4, 3, 32, 32], [8, 3, 32, 32]))
 
 
 def build(tmp_path, model, precision="fp32", *, name="w", timing_cache=None, calibration_cache=None,
-          strongly_typed=False, lines=None, policy="shared", **spec_kw):
+          strongly_typed=False, lines=None, policy="shared", cast=True, **spec_kw):
+    """Build as apply does: where this TensorRT builds the precision from a cast model
+    (strongly typed fp16/bf16: every one on 11.x), the preparation stage casts it first
+    (``cast=False``: skip that, the builder must refuse)."""
+    import tensorrt
+
+    from trtops.capabilities import model_cast
+    from trtops.prepare.runner import prepare_file
+
     spec = make_engine_spec(model, precision, timing_cache=policy, strongly_typed=strongly_typed, **spec_kw)
+    wanted = model_cast(spec.build, tensorrt.__version__) if cast else None
+    parse = model
+    if wanted:
+        parse, _ = prepare_file(model, None, tmp_path / f"{name}-cast", cast=wanted)
     request = BuildRequest(
         spec=spec,
-        model_path=model,
+        model_path=parse,
         workdir=tmp_path / name,
         timing_cache=timing_cache,
         calibration_cache=calibration_cache,
         log=lines.append if lines is not None else None,
+        model_cast=wanted,
     )
     return build_engine(request)
 
@@ -271,13 +284,47 @@ def test_strongly_typed_fp16(tmp_path, trt, models, ort_run):
         with pytest.raises(BuildError, match="strongly typed"):
             build(tmp_path, models["tiny_cnn"], "fp16", profiles=[BATCH], strongly_typed=True)
         return
+    with pytest.raises(BuildError, match="was not cast; build through `trtops apply`"):
+        build(tmp_path, models["tiny_cnn"], "fp16", profiles=[BATCH], strongly_typed=True, cast=False,
+              name="uncast")
     result = build(tmp_path, models["tiny_cnn"], "fp16", profiles=[BATCH], strongly_typed=True)
-    assert "cast to fp16" in result.log_text
+    assert "parsing the model cast to fp16 by the preparation stage" in result.log_text
     (inp,) = result.io.inputs
     assert inp.dtype == "float32"  # the prepared model keeps its I/O types
     feeds = {"input": images(3, seed=10)}
     got = run_engine(result, feeds)["logits"]
     assert_close(ort_run(models["tiny_cnn"], feeds)["logits"], got, atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.parametrize("name", ["tiny_cnn", "tiny_seg"])
+def test_the_preparation_stages_cast_model_parses_and_agrees(tmp_path, trt, models, ort_run, name):
+    """What TensorRT 11 parses for fp16 (the preparation stage's cast: fp16 weights, Casts at
+    the float32 I/O, Resize scales and shape arithmetic kept), parsed and built by whatever
+    TensorRT this is; on 8.6 as a plain fp32/weakly typed network from the cast file."""
+    from trtops.prepare.runner import prepare_file
+
+    seg = profile(input=([1, 3, 16, 16], [1, 3, 64, 80], [2, 3, 128, 128]))
+    profiles, output = ([BATCH], "logits") if name == "tiny_cnn" else ([seg], "out")
+    cast, report = prepare_file(models[name], None, tmp_path / "cast", cast="fp16")
+    assert report.cast_initializers > 0
+    result = build(tmp_path, cast, "fp32", profiles=profiles, cast=False)
+    assert {t.dtype for t in result.io.inputs + result.io.outputs} == {"float32"}
+    feeds = {"input": images(2, seed=11) if name == "tiny_cnn" else images(1, seed=12, h=45, w=77)}
+    got = run_engine(result, feeds)[output]
+    print(f"{name}: cast model built by TensorRT {trt.__version__}: {report.cast_line()}")
+    assert_close(ort_run(models[name], feeds)[output], got, atol=5e-2, rtol=5e-2)
+
+
+def test_a_cast_model_is_refused_where_this_tensorrt_builds_no_cast(tmp_path, trt, models):
+    from trtops.capabilities import model_cast
+    from trtops.spec import make_engine_spec
+
+    spec = make_engine_spec(models["tiny_cnn"], "fp16", profiles=[BATCH])
+    if model_cast(spec.build, trt.__version__):
+        pytest.skip(f"TensorRT {trt.__version__} builds every fp16 network from a cast model")
+    request = BuildRequest(spec=spec, model_path=models["tiny_cnn"], workdir=tmp_path / "w", model_cast="fp16")
+    with pytest.raises(BuildError, match="does not make here"):
+        build_engine(request)
 
 
 def test_corrupt_timing_cache_does_not_fail_the_build(tmp_path, models):

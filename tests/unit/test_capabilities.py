@@ -238,3 +238,18 @@ def test_table_rows_are_complete():
         assert (rule.strong == "cast") == (rule.cast_onnx_type is not None)
         assert rule.quantized == (rule.strong == "qdq")
         assert rule.tolerance.atol > 0 and rule.tolerance.rtol > 0
+
+
+def test_model_cast_follows_the_strategy():
+    from trtops.capabilities import CAST_TARGETS, PRECISIONS, model_cast
+
+    def cast(precision, version, strongly_typed=False):
+        return model_cast(spec(precision, strongly_typed=strongly_typed).build, version)
+
+    for precision in PRECISIONS:
+        assert cast(precision, "8.6.0") is None  # precision flags
+        assert cast(precision, "10.13.3.9") is None  # weak typing by default
+        expected = precision if precision in CAST_TARGETS else None
+        assert cast(precision, "11.0.0") == expected
+    assert cast("fp16", "10.13.3.9", strongly_typed=True) == "fp16"
+    assert cast("bf16", "8.6.0") is None and cast("fp16", "not a version") is None

@@ -78,20 +78,31 @@ def run(args: argparse.Namespace) -> int:
     result = run_gc(request, on_remove=log_removal)
     if result.warning:
         print(f"warning: {result.warning}", file=sys.stderr)
+    from trtops.textsafe import terminal_safe
+
+    for row in result.prepared_removed:
+        print(f"gc: {verb} prepared model {row['digest'][:12]} of {terminal_safe(row['source'])} "
+              f"({format_bytes(row['size'])}) from {result.cache}", file=sys.stderr)
     removed = result.removed
+    prepared = result.prepared_removed
     summary = (f"{verb.capitalize()} {len(removed)} entr{'y' if len(removed) == 1 else 'ies'} "
                f"({format_bytes(result.bytes)})"
                + (f" and {len(result.partial)} partial" if result.partial else "")
+               + (f", {len(prepared)} prepared model{'' if len(prepared) == 1 else 's'} "
+                  f"({format_bytes(sum(row['size'] for row in prepared))})" if prepared else "")
                + f"; kept {result.referenced} referenced, {result.current} current, "
                f"{result.locked} locked"
                + (f", {result.too_young} younger than {args.older_than}" if older_than else "")
+               + (f", {result.prepared_in_use} prepared in use" if result.prepared_in_use else "")
                + ".")
     if args.json:
         json.dump({"cache": result.cache, "remote": result.remote, "dry_run": args.dry_run,
                    "removed": removed, "partial": result.partial, "leftovers": result.leftovers,
                    "bytes": result.bytes, "kept": result.kept, "referenced": result.referenced,
                    "current": result.current, "locked": result.locked,
-                   "too_young": result.too_young}, sys.stdout, indent=1)
+                   "too_young": result.too_young, "prepared_removed": prepared,
+                   "prepared_kept": result.prepared_kept, "prepared_in_use": result.prepared_in_use},
+                  sys.stdout, indent=1)
         sys.stdout.write("\n")
         print(summary, file=sys.stderr)
         return 0

@@ -44,6 +44,11 @@ class BuildJob:
             worker merges them into ``timing_cache`` before building (it has TensorRT).
         gpu_index: The plan's GPU for this engine (index in the plan's platform).
         signature: GPU signature the engine must be built on (``cc9.0-nvidia-h100...``).
+        model_path: The model TensorRT parses when it is not the spec's source: the
+            prepared model cast to fp16/bf16 for a strongly typed build (TensorRT 11); the
+            spec's source stays the accuracy gate's fp32 reference.
+        model_cast: The cast ``model_path`` had (``"fp16"``/``"bf16"``), or None; the
+            builder refuses a build whose TensorRT wants a cast the model did not get.
     """
 
     spec: Any
@@ -53,6 +58,8 @@ class BuildJob:
     timing_pieces: tuple[bytes, ...] = ()
     gpu_index: int | None = None
     signature: str | None = None
+    model_path: str | None = None
+    model_cast: str | None = None
 
     @property
     def id(self) -> str:
@@ -231,8 +238,9 @@ def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = Non
         if job.workdir is None:
             raise BuildError("the build job has no working directory",
                              hint="this is a bug in trtops: please report it")
-        request = BuildRequest(spec=spec, model_path=Path(spec.source.path), workdir=Path(job.workdir),
-                               timing_cache=timing, log=log_lines.append)
+        request = BuildRequest(spec=spec, model_path=Path(job.model_path or spec.source.path),
+                               workdir=Path(job.workdir), timing_cache=timing, log=log_lines.append,
+                               model_cast=job.model_cast)
         try:
             built = toolchain.build(request)
         except BuildError as exc:

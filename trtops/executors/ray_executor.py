@@ -204,7 +204,10 @@ def _build_task(job: BuildJob, bundle: dict | None) -> JobOutput:
     root = Path(tempfile.mkdtemp(prefix="trtops-ray-build-"))
     try:
         if bundle:
-            job.spec = _relocate(job.spec, _materialize(bundle, root / "inputs"))
+            paths = _materialize(bundle, root / "inputs")
+            job.spec = _relocate(job.spec, paths)
+            if job.model_path is not None and "parse" in paths:
+                job.model_path = paths["parse"]
         job.workdir = str(root / "build")
         os.makedirs(job.workdir)
         from trtops.ops.toolchain import default_toolchain
@@ -232,26 +235,35 @@ def _file_set(path: Path) -> tuple[str, dict[str, bytes]]:
     return path.name, {path.name: path.read_bytes()}
 
 
-def make_bundle(spec: Any) -> dict | None:
+def _model_files(model: Path) -> tuple[str, dict[str, bytes]]:
+    """An ONNX file and its external data, as shipped (raises ValueError for a location
+    outside the model's folder)."""
+    from trtops.onnx_facts import external_data_locations
+
+    files = {model.name: model.read_bytes()}
+    for location in external_data_locations(model):
+        _safe_join(Path("."), location)
+        files[PurePosixPath(location.replace("\\", "/")).as_posix()] = (model.parent / location).read_bytes()
+    return model.name, files
+
+
+def make_bundle(spec: Any, parse_model: str | None = None) -> dict | None:
     """The files a build of ``spec`` reads, as bytes keyed by role and relative path
     (None when a file is missing or an external-data location leaves the model's folder:
     the node must then see the same paths, e.g. on a shared filesystem).
 
     Args:
         spec: The engine spec.
+        parse_model: The model TensorRT parses when it is not the spec's source (the cast
+            model of a strongly typed build, :attr:`BuildJob.model_path`), shipped as "parse".
 
     Returns:
-        ``{"model": (name, {relative: bytes}), "calibration": ..., "accuracy": ...}``.
+        ``{"model": (name, {relative: bytes}), "parse": ..., "calibration": ..., "accuracy": ...}``.
     """
-    from trtops.onnx_facts import external_data_locations
-
-    model = Path(spec.source.path)
     try:
-        files = {model.name: model.read_bytes()}
-        for location in external_data_locations(model):
-            _safe_join(Path("."), location)
-            files[PurePosixPath(location.replace("\\", "/")).as_posix()] = (model.parent / location).read_bytes()
-        bundle: dict[str, Any] = {"model": (model.name, files)}
+        bundle: dict[str, Any] = {"model": _model_files(Path(spec.source.path))}
+        if parse_model is not None:
+            bundle["parse"] = _model_files(Path(parse_model))
         if spec.build.calibration is not None:
             bundle["calibration"] = _file_set(Path(spec.build.calibration.data))
         if spec.accuracy.enabled and spec.accuracy.data:
@@ -276,12 +288,12 @@ class RayRunner:
         """Submit the build, wait for it (``--ray-timeout``) and return its output."""
         ray = self.executor.ray
         timeout = self.executor.timeout
-        bundle = self.executor.shipment(job.spec)
+        bundle = self.executor.shipment(job.spec, job.model_path)
         task = self.executor.remote("build").options(
             num_gpus=1, resources={resource_name(self.signature): 1}, max_retries=0,
             name=f"trtops-build:{job.id}")
         ref = task.remote(BuildJob(job.spec, job.key, None, job.timing_cache, job.timing_pieces,
-                                   job.gpu_index, job.signature), bundle)
+                                   job.gpu_index, job.signature, job.model_path, job.model_cast), bundle)
         ready, _ = ray.wait([ref], timeout=timeout)
         if not ready:
             try:
@@ -497,16 +509,16 @@ class RayExecutor:
                                   RayRunner(self, signature, number + 1)))
         return slots, unschedulable
 
-    def shipment(self, spec: Any) -> Any:
+    def shipment(self, spec: Any, parse_model: str | None = None) -> Any:
         """An object ref of the spec's input files (put once per set of files), or None."""
         if not self.ship_files:
             return None
         calibration = spec.build.calibration.data if spec.build.calibration is not None else None
         accuracy = spec.accuracy.data if spec.accuracy.enabled else None
-        key = (spec.source.path, calibration, accuracy)
+        key = (spec.source.path, parse_model, calibration, accuracy)
         with self._lock:
             if key not in self._bundles:
-                bundle = make_bundle(spec)
+                bundle = make_bundle(spec, parse_model)
                 self._bundles[key] = self.ray.put(bundle) if bundle is not None else None
             return self._bundles[key]
 

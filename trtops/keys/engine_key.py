@@ -14,8 +14,9 @@
     gpu           the GPU signature (see :func:`gpu_signature`)
     plugins       sorted sha256 of the plugin libraries the engine needs
     prepare       the model-preparation steps and tool versions
-                  (:func:`trtops.prepare.options.prepare_component`); absent when the model
-                  is built as it is, so keys without preparation did not change
+                  (:func:`trtops.prepare.options.prepare_component`), the fp16/bf16 cast of
+                  strongly typed builds included (TensorRT 11); absent when the model is
+                  built as it is, so keys without preparation did not change
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from trtops.capabilities import model_cast
 from trtops.keys.canonical import plain, sha256_json
 from trtops.keys.model_digest import ModelDigest
 from trtops.prepare.options import prepare_component
@@ -203,7 +205,7 @@ def engine_key(
         tensorrt=tensorrt_component(tensorrt_version, build.version_compatible),
         gpu=gpu,
         plugins=plugin_digests,
-        prepare=prepare_component(getattr(spec, "prepare", None)),
+        prepare=prepare_component(getattr(spec, "prepare", None), model_cast(build, tensorrt_version)),
     )
     return EngineKey(key=sha256_json(components), components=components, model=model.details())
 

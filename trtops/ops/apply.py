@@ -367,12 +367,24 @@ def _fetch_from_remote(ctx: _Context, action: Action) -> EngineOutcome | None:
 
 def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any) -> EngineOutcome:
     """Build and check (``runner``: an executor slot's, in this process or a worker), then
-    publish here: the worker side is :func:`trtops.executors.jobs.run_build_job`."""
+    publish here: the worker side is :func:`trtops.executors.jobs.run_build_job`. The
+    prepared models are pinned throughout, so a concurrent ``gc`` keeps them."""
+    from trtops.cache.pins import pinned
+    from trtops.prepare.runner import prepared_chain
+
+    chain = prepared_chain(action.key.components["model_digest"], action.key.components.get("prepare"))
+    if not chain:
+        return _build_prepared(ctx, action, item, runner)
+    with pinned(ctx.store.root, chain):
+        return _build_prepared(ctx, action, item, runner)
+
+
+def _build_prepared(ctx: _Context, action: Action, item: str, runner: Any) -> EngineOutcome:
     from trtops.cache.entries import publish_entry
     from trtops.executors.base import default_staging
     from trtops.executors.jobs import BuildJob
 
-    spec, prepared_note = _prepared_spec(ctx, action, item)
+    spec, model_path, cast, prepared_note = _prepared_spec(ctx, action, item)
     store = ctx.store
     tensorrt = action.tensorrt or ""
     signature = action.timing_signature or ""
@@ -388,7 +400,8 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
     workdir = Path(tempfile.mkdtemp(prefix="build-", dir=staging_root))
     try:
         job = BuildJob(spec=spec, key=action.key.key, workdir=str(workdir), timing_cache=timing,
-                       timing_pieces=pieces, gpu_index=action.gpu_index, signature=signature or None)
+                       timing_pieces=pieces, gpu_index=action.gpu_index, signature=signature or None,
+                       model_path=model_path, model_cast=cast)
         built = runner.run(job, lambda text: ctx.progress.update(item, text))
         if prepared_note:
             built.log_text = prepared_note + "\n" + built.log_text
@@ -447,24 +460,34 @@ def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any)
     return action_outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
 
 
-def _prepared_spec(ctx: _Context, action: Action, item: str) -> tuple[Any, str]:
-    """The spec with its source at the prepared model (made once per source and options,
-    kept in ``<cache>/prepared/``), or the spec itself when nothing is prepared. The builder
-    parses it and the gate compares the engine with it: bound inputs are no longer inputs."""
+def _prepared_spec(ctx: _Context, action: Action, item: str) -> tuple[Any, str | None, str | None, str]:
+    """What the build reads: ``(spec, model TensorRT parses, cast, log note)``. The spec's
+    source is the gate's reference: the prepared model without the cast (made once per
+    source and options, kept in ``<cache>/prepared/``; an input bound by ``constants`` is no
+    longer an input), or the source itself. The model TensorRT parses is the cast one where
+    the key's ``prepare`` component names a cast (TensorRT 11 fp16/bf16), else None (the
+    spec's source). The key says which: what is built is what the key describes."""
     from dataclasses import replace
 
+    from trtops.prepare.options import cast_of
+
     spec = action.spec
-    if spec.prepare is None or spec.prepare.is_noop:
-        return spec, ""
+    component = action.key.components.get("prepare")
+    if component is None:
+        return spec, None, None, ""
     from trtops.prepare.runner import ensure_prepared
 
+    cast = cast_of(component)
     ctx.progress.update(item, "preparing the model")
-    path, report = ensure_prepared(ctx.store.root, spec.source.path, action.key.components["model_digest"],
-                                   spec.prepare)
-    note = f"[trtops] built from the prepared model {path}"
-    if report is not None:
-        note += "\n" + "\n".join(f"[trtops]   {line}" for line in report.lines())
-    return replace(spec, source=replace(spec.source, path=str(path))), note
+    prepared = ensure_prepared(ctx.store.root, spec.source.path, action.key.components["model_digest"],
+                               spec.prepare, cast)
+    note = f"[trtops] built from the prepared model {prepared.model}"
+    if cast:
+        note += f" (the accuracy gate compares with {prepared.reference})"
+    if prepared.report is not None:
+        note += "\n" + "\n".join(f"[trtops]   {line}" for line in prepared.report.lines())
+    spec = replace(spec, source=replace(spec.source, path=str(prepared.reference)))
+    return spec, str(prepared.model) if cast else None, cast, note
 
 
 def _worker_line(worker: dict) -> str:

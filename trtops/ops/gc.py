@@ -14,6 +14,12 @@ What is kept depends on where gc runs (DVC's ``gc`` is the model: no scope, no g
 
 Every removal is reported with its engine name and platform, not a bare key.
 
+A local gc also prunes ``prepared/`` (the models the preparation stage made): a prepared
+model stays while an entry gc keeps, or an engine of the current manifests on this
+platform, is built from it (:func:`trtops.prepare.runner.prepared_chain` of its key) or
+while an apply or ``trtops prepare`` uses it (they pin it, :mod:`trtops.cache.pins`);
+``--older-than`` spares the younger ones, ``--dry-run`` only lists.
+
 Runs under the cache's ``publish`` lock, which :func:`trtops.cache.entries.publish_entry`
 also takes, so an engine being published is never mistaken for garbage.
 """
@@ -21,20 +27,41 @@ also takes, so an engine being published is never mistaken for garbage.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PARTIAL_GRACE_SECONDS = 3600.0
 
 
-def current_keys(paths: list[str], store: Any, platform: Any) -> set[str]:
-    """Keys of the manifests' engines buildable on ``platform`` (hashing through the memo)."""
+def current_engine_keys(paths: list[str], store: Any, platform: Any) -> list[Any]:
+    """The :class:`~trtops.keys.engine_key.EngineKey` of the manifests' engines buildable on
+    ``platform`` (hashing through the memo)."""
     from trtops.plan import load_specs, memo_for, spec_keys
 
     specs = load_specs(paths, check_models=False, cache_dir=getattr(store, "root", None))
-    return {key.key for key in spec_keys(specs, platform, memo_for(store)).keys.values()}
+    return list(spec_keys(specs, platform, memo_for(store)).keys.values())
+
+
+def current_keys(paths: list[str], store: Any, platform: Any) -> set[str]:
+    """Keys of the manifests' engines buildable on ``platform`` (hashing through the memo)."""
+    return {key.key for key in current_engine_keys(paths, store, platform)}
+
+
+def prepared_of(components: Iterable[Any]) -> set[str]:
+    """The ``prepared/`` digests engines of these key components are built from."""
+    from trtops.prepare.runner import prepared_chain
+
+    digests: set[str] = set()
+    for parts in components:
+        if isinstance(parts, dict) and isinstance(parts.get("model_digest"), str):
+            prepare = parts.get("prepare")
+            digests.update(prepared_chain(parts["model_digest"], prepare if isinstance(prepare, dict) else None))
+    return digests
 
 
 @dataclass
@@ -50,6 +77,10 @@ class GcResult:
     locked: int = 0  # keys some lock names
     kept: int = 0  # distinct keys kept
     too_young: int = 0  # entries kept only because they are younger than --older-than
+    #: prepared models removed: {"digest", "size", "source" (the model it was made from)}
+    prepared_removed: list[dict[str, Any]] = field(default_factory=list)
+    prepared_kept: int = 0  # prepared models some kept or current engine is built from
+    prepared_in_use: int = 0  # prepared models kept because an apply or prepare pins them
     warning: str | None = None  # the current keys could not be computed
     cache: str = ""  # the URL of the cache gc ran in (set by run_gc)
     remote: bool = False  # gc ran in a remote (shared) cache
@@ -77,9 +108,12 @@ def collect_garbage(store: Any, *, keep_current: set[str] | frozenset[str] = fro
                     use_refs: bool = True, older_than: float | None = None,
                     dry_run: bool = False,
                     grace_seconds: float = PARTIAL_GRACE_SECONDS,
-                    on_remove: Callable[[dict[str, Any]], None] | None = None) -> GcResult:
+                    on_remove: Callable[[dict[str, Any]], None] | None = None,
+                    prune_prepared: bool = False,
+                    keep_prepared: set[str] | frozenset[str] = frozenset()) -> GcResult:
     """Delete entries nothing keeps, partial entries and staging leftovers older than
-    ``grace_seconds``, under the store's ``publish`` lock.
+    ``grace_seconds``, under the store's ``publish`` lock; with ``prune_prepared``, the
+    prepared models no kept entry and nothing in ``keep_prepared`` is built from.
 
     Args:
         store: The cache.
@@ -93,6 +127,9 @@ def collect_garbage(store: Any, *, keep_current: set[str] | frozenset[str] = fro
         grace_seconds: Partial entries and leftovers younger than this may belong to a
             writer still running, and are kept.
         on_remove: Called with each removed entry's row (the deletion log).
+        prune_prepared: Also prune ``prepared/`` (a local cache's).
+        keep_prepared: Prepared digests to keep besides those of the kept entries (the
+            current manifests', see :func:`prepared_of`).
 
     Returns:
         A :class:`GcResult`.
@@ -141,16 +178,92 @@ def collect_garbage(store: Any, *, keep_current: set[str] | frozenset[str] = fro
                     result.partial.append(key)
                     if not dry_run:
                         store.delete_entry(key)
+        if prune_prepared and hasattr(store, "root"):
+            gone = {row["key"] for row in result.removed}
+            kept_components = []
+            for key in store.list_keys():
+                if key not in gone:
+                    with contextlib.suppress(Exception):  # a damaged meta.json keeps nothing
+                        kept_components.append((store.read_meta(key) or {}).get("components"))
+            _prune_prepared(Path(store.root), set(keep_prepared) | prepared_of(kept_components), result,
+                            older_than=older_than, dry_run=dry_run, now=now)
         if hasattr(store, "clean_tmp") and not dry_run:
             result.leftovers = store.clean_tmp(grace_seconds)
     return result
+
+
+def _prune_prepared(root: Path, keep: set[str], result: GcResult, *, older_than: float | None,
+                    dry_run: bool, now: float) -> None:
+    """Remove the prepared models of ``root`` that are not in ``keep``, not pinned and (with
+    ``older_than``) old enough. A model goes by one rename out of ``prepared/`` while gc
+    holds its pin exclusively, so an apply either finds all of it or makes it again."""
+    from trtops.cache.layout import PREPARED_DIR
+    from trtops.cache.pins import drop_pin, in_use, unpinned
+    from trtops.names import SHA256_RE
+
+    base = root / PREPARED_DIR
+    try:
+        found = sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return
+    for digest in found:
+        if not SHA256_RE.match(digest):
+            continue  # not a prepared model (trtops writes no other names there)
+        if digest in keep:
+            result.prepared_kept += 1
+            continue
+        path = base / digest
+        if older_than is not None:
+            try:
+                if now - path.stat().st_mtime < older_than:
+                    result.too_young += 1
+                    continue
+            except FileNotFoundError:
+                continue
+        row = {"digest": digest, "size": _tree_size(path), "source": _prepared_source(path)}
+        if dry_run:
+            if in_use(root, digest):
+                result.prepared_in_use += 1
+            else:
+                result.prepared_removed.append(row)
+            continue
+        with unpinned(root, digest) as free:
+            if not free:
+                result.prepared_in_use += 1
+                continue
+            trash = base / f".trash-{digest[:16]}.{os.getpid()}"
+            try:
+                os.rename(path, trash)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(trash, ignore_errors=True)
+            drop_pin(root, digest)
+        result.prepared_removed.append(row)
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for item in path.rglob("*"):
+        with contextlib.suppress(OSError):
+            if item.is_file():
+                total += item.stat().st_size
+    return total
+
+
+def _prepared_source(path: Path) -> str:
+    """The model a prepared one was made from (its report says), or "?"."""
+    from trtops.prepare.runner import MODEL_FILE, read_report
+
+    report = read_report(path / MODEL_FILE)
+    return report.source if report is not None and report.source else "?"
 
 
 def gc(store: Any, paths: Sequence[str], platform: Any, *, explicit_paths: bool,
        dry_run: bool = False, locks: Sequence[Any] = (), older_than: float | None = None,
        on_remove: Callable[[dict[str, Any]], None] | None = None) -> GcResult:
     """``trtops gc`` on a local cache: keep what refs, the manifests' current keys and the
-    locks name, remove the rest (only entries older than ``older_than`` when given).
+    locks name, remove the rest (only entries older than ``older_than`` when given), and the
+    prepared models none of the kept or current engines is built from.
 
     Args:
         store: The cache.
@@ -169,10 +282,13 @@ def gc(store: Any, paths: Sequence[str], platform: Any, *, explicit_paths: bool,
     from trtops.errors import TrtopsError
 
     keep_current: set[str] = set()
+    keep_prepared: set[str] = set()
     warning = None
     if paths:
         try:
-            keep_current = current_keys(list(paths), store, platform)
+            current = current_engine_keys(list(paths), store, platform)
+            keep_current = {key.key for key in current}
+            keep_prepared = prepared_of(key.components for key in current)
         except TrtopsError as exc:
             if explicit_paths:
                 raise
@@ -180,7 +296,8 @@ def gc(store: Any, paths: Sequence[str], platform: Any, *, explicit_paths: bool,
                        f"({exc.message}); keeping referenced and locked entries only")
     locked = set().union(*(lock.keys() for lock in locks)) if locks else set()
     result = collect_garbage(store, keep_current=keep_current, keep_locked=locked,
-                             older_than=older_than, dry_run=dry_run, on_remove=on_remove)
+                             older_than=older_than, dry_run=dry_run, on_remove=on_remove,
+                             prune_prepared=True, keep_prepared=keep_prepared)
     result.warning = warning
     return result
 

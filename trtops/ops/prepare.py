@@ -24,6 +24,13 @@ class PreparedModel:
     path: Path | None
     report: Any = None
     skipped: str = ""  # why nothing was prepared
+    cast: str | None = None  # the fp16/bf16 cast of strongly typed builds on this platform
+    precisions: tuple[str, ...] = ()  # the precisions built from this prepared model
+
+    @property
+    def name(self) -> str:
+        """``manifest/model`` (with the cast, ``manifest/model [fp16 cast]``)."""
+        return f"{self.manifest}/{self.model}" + (f" [{self.cast} cast]" if self.cast else "")
 
 
 @dataclass
@@ -32,65 +39,74 @@ class PrepareRun:
 
 
 def prepare_manifests(paths: Sequence[str], *, cache_root: str | os.PathLike[str],
-                      out: str | os.PathLike[str] | None = None, only: Sequence[str] = ()) -> PrepareRun:
-    """Prepare every model of the manifests that has ``prepare:`` options (once per model).
+                      out: str | os.PathLike[str] | None = None, only: Sequence[str] = (),
+                      platform: Any = None) -> PrepareRun:
+    """Prepare every model of the manifests that has ``prepare:`` options or, on
+    ``platform``'s TensorRT, a cast (:func:`trtops.capabilities.model_cast`): once per model
+    and cast.
 
     Args:
         paths: Manifest files or directories.
         cache_root: The local cache directory (url sources, the digest memo, prepared/).
-        out: Write here instead of the cache (``<out>/<manifest>/<model>/model.onnx``).
+        out: Write here instead of the cache (``<out>/<manifest>/<model>/model.onnx``, the
+            cast ones in ``<out>/<manifest>/<model>/<cast>/``).
         only: Model names to prepare (default: all).
+        platform: The platform whose TensorRT decides the casts (engines it cannot build
+            get none); None: no casts.
 
     Returns:
-        One :class:`PreparedModel` per model, in manifest order.
+        One :class:`PreparedModel` per model and cast, in manifest order.
 
     Raises:
         ManifestError: manifest problems. PreparationFailed (exit 1): a step cannot do what
         the manifest asks. EnvironmentMissing: folding without its tools, or a url
         source that cannot be downloaded.
     """
+    from trtops.capabilities import model_cast
     from trtops.keys.memo import DigestMemo
     from trtops.keys.model_digest import digest_models
     from trtops.plan.assemble import load_specs
-    from trtops.prepare.runner import ensure_prepared, prepare_file
+    from trtops.plan.targets import match_target
+    from trtops.prepare.runner import ensure_prepared, prepare_file, read_report
 
     specs = load_specs(paths, check_models=True, cache_dir=cache_root)
-    run = PrepareRun()
-    seen: set[tuple[str, str]] = set()
+    groups: dict[tuple[str, str, str | None], list[Any]] = {}
     for spec in specs:
-        ident = (spec.manifest_name, spec.model)
-        if ident in seen or (only and spec.model not in only):
+        if only and spec.model not in only:
             continue
-        seen.add(ident)
-        if spec.prepare is None or spec.prepare.is_noop:
-            run.models.append(PreparedModel(spec.manifest_name, spec.model, None,
-                                            skipped="no prepare: options (built as it is)"))
+        cast = None
+        if platform is not None:
+            match = match_target(spec, platform)
+            cast = model_cast(spec.build, match.tensorrt) if match.problem is None and match.tensorrt else None
+        groups.setdefault((spec.manifest_name, spec.model, cast), []).append(spec)
+    run = PrepareRun()
+    for (manifest, model, cast), group in groups.items():
+        spec = group[0]
+        precisions = tuple(dict.fromkeys(s.precision for s in group))
+        nothing = spec.prepare is None or spec.prepare.is_noop
+        if nothing and cast is None:
+            run.models.append(PreparedModel(manifest, model, None, precisions=precisions,
+                                            skipped="no prepare: options and no cast (built as it is)"))
             continue
         if spec.source.url:
             from trtops.sources import ensure_source
 
             ensure_source(spec, cache_root)  # downloaded (with a progress bar) and verified once
         if out is not None:
-            path, report = prepare_file(spec.source.path, spec.prepare, Path(out) / spec.manifest_name / spec.model)
+            where = Path(out) / manifest / model / (cast or "")
+            path, report = prepare_file(spec.source.path, spec.prepare, where, cast=cast)
         else:
+            from trtops.cache.pins import pinned
             from trtops.keys.memo import user_memo_path
+            from trtops.prepare.options import prepare_component
+            from trtops.prepare.runner import prepared_chain
 
             memo = DigestMemo(user_memo_path())  # the one memo: never inside the cache
             digest = digest_models([spec.source.path], memo)[spec.source.path].digest
-            path, report = ensure_prepared(cache_root, spec.source.path, digest, spec.prepare)
+            with pinned(cache_root, prepared_chain(digest, prepare_component(spec.prepare, cast))):
+                prepared = ensure_prepared(cache_root, spec.source.path, digest, spec.prepare, cast)
+            path, report = prepared.model, prepared.report
             if report is None:
-                report = _cached_report(path)
-        run.models.append(PreparedModel(spec.manifest_name, spec.model, path, report))
+                report = read_report(path)
+        run.models.append(PreparedModel(manifest, model, path, report, cast=cast, precisions=precisions))
     return run
-
-
-def _cached_report(path: Path) -> Any:
-    import json
-
-    from trtops.prepare.runner import REPORT_FILE, PrepareReport
-
-    try:
-        data = json.loads((path.parent / REPORT_FILE).read_text(encoding="utf-8"))
-        return PrepareReport(**data)
-    except (OSError, ValueError, TypeError):
-        return None

@@ -7,8 +7,10 @@ tightening a tolerance never triggers a rebuild: it needs a re-check, which this
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,25 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
     return result
 
 
+@contextlib.contextmanager
+def _reference(action: Action, store: Any, model: Path) -> Iterator[Path]:
+    """What apply's gate compared the engine with: the prepared model without its cast
+    (pinned while in use), or the source when nothing but the cast (or nothing) is prepared."""
+    from trtops.prepare.options import without_cast
+
+    component = action.key.components.get("prepare")
+    if component is None or without_cast(component) is None or not hasattr(store, "root"):
+        yield Path(model)
+        return
+    from trtops.cache.pins import pinned
+    from trtops.prepare.runner import ensure_prepared, prepared_chain
+
+    digest = action.key.components["model_digest"]
+    base = without_cast(component)
+    with pinned(store.root, prepared_chain(digest, base)):
+        yield ensure_prepared(store.root, model, digest, action.spec.prepare).model
+
+
 def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     from trtops.gate.gate import verify_cached_engine
     from trtops.sources import ensure_source
@@ -73,8 +94,9 @@ def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     spec = action.spec
     try:
         model = ensure_source(spec, Path(spec.source.path).parent.parent)
-        report = verify_cached_engine(store, action.key.key, model, spec.accuracy,
-                                      precision=spec.precision, verify=toolchain.verify)
+        with _reference(action, store, model) as reference:
+            report = verify_cached_engine(store, action.key.key, reference, spec.accuracy,
+                                          precision=spec.precision, verify=toolchain.verify)
     except TrtopsError as exc:
         status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
         return action_outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)

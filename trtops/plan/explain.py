@@ -9,6 +9,7 @@ from typing import Any
 from trtops.keys.engine_key import BUILD_KEY_DEFAULTS
 from trtops.names import format_bytes
 from trtops.plan.model import Change, EntryView
+from trtops.prepare.options import cast_of, without_cast
 
 
 def _show(value: Any) -> str:
@@ -90,6 +91,11 @@ def _model_change(old_model: Mapping[str, Any], new_model: Mapping[str, Any]) ->
 
 
 def _prepare_change(old: Any, new: Any) -> str:
+    old_cast, new_cast = cast_of(old), cast_of(new)
+    if old_cast != new_cast and (without_cast(old) if old else None) == (without_cast(new) if new else None):
+        if new_cast:
+            return f"the model is cast to {new_cast} in the preparation stage (strongly typed build)"
+        return f"the model is no longer cast to {old_cast}"
     if not old:
         return "model preparation turned on"
     if not new:

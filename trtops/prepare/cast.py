@@ -1,8 +1,12 @@
-"""Model preparation for strongly typed builds: cast an fp32 ONNX model to fp16 or bf16.
+"""The preparation stage's last step for strongly typed builds: cast an fp32 ONNX model to
+fp16 or bf16.
 
 TensorRT 11 removed the precision builder flags: a strongly typed network runs each layer
-in the type its tensors have, so reduced precision has to be in the model itself. This pass
-does what ``--fp16`` used to do, on the ONNX graph:
+in the type its tensors have, so reduced precision has to be in the model itself. Which
+builds get it is :func:`trtops.capabilities.model_cast` (every fp16/bf16 build on 11.x,
+``strongly_typed: true`` ones on 10.x); the runner (:mod:`trtops.prepare.runner`) applies it
+after the other steps and keeps the result under its own digest. This pass does what
+``--fp16`` used to do, on the ONNX graph:
 
 * float32 weights (initializers, Constant nodes) and float32 activations become fp16/bf16;
 * graph inputs and outputs keep their types: a Cast follows each float input and precedes
@@ -11,7 +15,8 @@ does what ``--fp16`` used to do, on the ONNX graph:
   constants) is left alone, as are ``Range``, ``ConstantOfShape``, random/quantization/
   control-flow ops and unknown domains, and ``Resize``'s ``roi``/``scales`` inputs
   (``Upsample``'s ``scales``), with Casts inserted at the boundaries;
-* ``Cast(to=FLOAT)`` inside the converted region casts to the new type instead.
+* ``Cast(to=FLOAT)`` inside the converted region casts to the new type instead;
+* nodes named in ``keep_fp32_nodes`` stay float32 like the ops above (Casts around them).
 
 Only tensors that were float32 are touched; float16/float64/integer tensors are left as
 they are. Nothing here imports tensorrt.
@@ -19,14 +24,15 @@ they are. Nothing here imports tensorrt.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from trtops.capabilities import CAST_TARGETS, PRECISIONS
+from trtops.prepare.graph import PreparationFailed
 from trtops.prepare.graph import subgraphs as _subgraphs
-from trtops.prepare.runner import save_model
 
 # The precisions strongly typed builds get by casting the model (the capability table says).
 TARGETS = CAST_TARGETS
@@ -54,13 +60,13 @@ STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 FP16_MAX = 65504.0
 
 
-class PrepareError(ValueError):
-    """The model cannot be cast (the message says why)."""
+class PrepareError(PreparationFailed):
+    """The model cannot be cast (the message says why; exit 1 like every preparation step)."""
 
 
 @dataclass
-class PrepareReport:
-    """What :func:`cast_model` did (for the build log)."""
+class CastReport:
+    """What :func:`cast_model` did (the preparation report carries it)."""
 
     converted_nodes: int = 0
     kept_nodes: int = 0
@@ -69,8 +75,8 @@ class PrepareReport:
 
     def summary(self, target: str) -> str:
         return (
-            f"cast to {target}: {self.converted_nodes} nodes converted, {self.kept_nodes} kept in float32, "
-            f"{self.converted_initializers} weights converted, {self.casts_inserted} casts inserted"
+            f"cast to {target}: {self.converted_initializers} initializers, {self.casts_inserted} Cast nodes "
+            f"inserted ({self.converted_nodes} nodes in {target}, {self.kept_nodes} kept in float32)"
         )
 
 
@@ -188,7 +194,8 @@ def infer_types(model) -> dict[str, int]:
     """
     onnx = _onnx()
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+        with _weights_set_aside(model):
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
     except Exception:  # inference is a best effort: unknown types are handled conservatively
         inferred = model
     graph = inferred.graph
@@ -210,23 +217,51 @@ def infer_types(model) -> dict[str, int]:
     return types
 
 
+@contextlib.contextmanager
+def _weights_set_aside(model) -> Iterator[None]:
+    """Large weights out of ``model`` while ONNX type inference serializes it (types never
+    depend on them, and a model of 2 GiB or more cannot be serialized), put back after. They
+    look like unloaded external data meanwhile, which inference reads as it does in a model
+    loaded without its external data."""
+    onnx = _onnx()
+    aside: list[tuple[object, bytes]] = []
+    try:
+        for tensor in model.graph.initializer:
+            if len(tensor.raw_data) > 1024 and not tensor.HasField("data_location"):
+                aside.append((tensor, tensor.raw_data))
+                tensor.ClearField("raw_data")
+                tensor.data_location = onnx.TensorProto.EXTERNAL
+                entry = tensor.external_data.add()
+                entry.key, entry.value = "location", "trtops-set-aside"
+        yield
+    finally:
+        for tensor, data in aside:
+            del tensor.external_data[:]
+            tensor.ClearField("data_location")  # as it was: absent (proto2 would write a default)
+            tensor.raw_data = data
+
+
 # --------------------------------------------------------------------------- the pass
 
 
-def cast_model(model, target: str, *, types: dict[str, int] | None = None) -> tuple[object, PrepareReport]:
+def cast_model(model, target: str, *, types: dict[str, int] | None = None,
+               keep_fp32_nodes: Set[str] = frozenset()) -> tuple[object, CastReport]:
     """Cast a float32 model to ``target`` (fp16 or bf16), keeping input/output types.
 
     Args:
         model: ``onnx.ModelProto`` with its weights loaded (not modified).
         target: ``"fp16"`` or ``"bf16"``.
-        types: element types from :func:`infer_types` (computed from ``model`` if omitted;
-            pass them when the model is too large to serialize for inference).
+        types: element types from :func:`infer_types` (computed from ``model`` if omitted).
+        keep_fp32_nodes: names of main-graph nodes that stay float32 (their float inputs
+            are cast to float32 and their outputs cast back where converted nodes read
+            them), as the ops of :data:`BLOCKED_OPS` do.
 
     Returns:
-        ``(new ModelProto, PrepareReport)``.
+        ``(new ModelProto, CastReport)``.
 
     Raises:
-        PrepareError: unknown target, or bf16 with an opset older than 13.
+        PrepareError: unknown target, bf16 with an opset older than 13, or a
+            ``keep_fp32_nodes`` name that is no node of the main graph.
     """
     onnx = _onnx()
     TP = onnx.TensorProto
@@ -237,12 +272,17 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None) -> tu
     if target == "bf16" and opset < 13:
         raise PrepareError(f"casting to bf16 needs ONNX opset >= 13 (Cast to bfloat16); the model uses opset {opset}")
 
+    missing = sorted(set(keep_fp32_nodes) - {n.name for n in model.graph.node if n.name})
+    if missing:
+        shown = ", ".join(repr(name) for name in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise PrepareError(f"nodes to keep in float32 are not in the model's main graph: {shown}")
+
     if types is None:
         types = infer_types(model)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    report = PrepareReport()
+    report = CastReport()
 
     def is_f32(name: str) -> bool:
         return bool(name) and types.get(name) == TP.FLOAT
@@ -273,6 +313,7 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None) -> tu
                 constant.update(o for o in node.output if o)
         block = (
             node.op_type in BLOCKED_OPS
+            or (bool(node.name) and node.name in keep_fp32_nodes)
             or node.domain not in STANDARD_DOMAINS
             or has_sub
             or any(o in shapeish for o in node.output if o)
@@ -416,35 +457,3 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None) -> tu
     # Intermediate types changed; TensorRT and ONNX Runtime infer them again.
     del graph.value_info[:]
     return out, report
-
-
-# --------------------------------------------------------------------------- files
-
-
-def prepare_model(model_path: str | Path, out_dir: str | Path, target: str) -> tuple[Path, PrepareReport]:
-    """Write ``model_path`` cast to ``target`` into ``out_dir`` (see :func:`cast_model`).
-
-    Args:
-        model_path: the original ONNX file (external data next to it is read).
-        out_dir: directory for the prepared model (created); large models get their
-            weights in ``<name>.data`` beside it.
-        target: ``"fp16"`` or ``"bf16"``.
-
-    Returns:
-        ``(path of the prepared model, PrepareReport)``.
-
-    Raises:
-        PrepareError: the model cannot be cast.
-    """
-    onnx = _onnx()
-    model_path = Path(model_path)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Types come from the structure alone, so inference never serializes the weights.
-    types = infer_types(onnx.load(str(model_path), load_external_data=False))
-    model = onnx.load(str(model_path), load_external_data=True)
-    prepared, report = cast_model(model, target, types=types)
-    out_path = out_dir / f"{model_path.stem}.{target}.onnx"
-    save_model(prepared, out_path)
-    return out_path, report
-

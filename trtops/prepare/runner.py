@@ -2,11 +2,16 @@
 
 Steps, in order: opset conversion, inputs bound to constants, distinct dim names, shape
 inference, constant folding (inlining If nodes whose condition became constant), shape
-inference again. The prepared model lives at ``<cache>/prepared/<digest>/model.onnx``
-with ``report.json`` beside it; the digest covers the source model's digest, the key's
-``prepare`` component and the ONNX Runtime version that evaluated the folded constants, so
-a prepared model is made once and never changes under its name. The directory appears by
-one rename: a killed run leaves at most a temporary directory under ``<cache>/tmp``.
+inference again, and last the fp16/bf16 cast of strongly typed builds
+(:mod:`trtops.prepare.cast`, where :func:`trtops.capabilities.model_cast` says so). The
+prepared model lives at ``<cache>/prepared/<digest>/model.onnx`` with ``report.json``
+beside it; the digest covers the source model's digest, the key's ``prepare`` component
+(the cast included) and the ONNX Runtime version that evaluated the folded constants, so a
+prepared model is made once and never changes under its name. A cast model is made from
+the prepared model without the cast, which stays beside it: the accuracy gate compares the
+engine with that one (the fp32 model TensorRT would have seen), never with the cast one.
+The directory appears by one rename: a killed run leaves at most a temporary directory
+under ``<cache>/tmp``.
 """
 
 from __future__ import annotations
@@ -16,13 +21,19 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Set
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trtops.errors import InputError
 from trtops.prepare.graph import PreparationFailed, count_nodes, count_ops, real_inputs
-from trtops.prepare.options import prepare_component, tool_version
+from trtops.prepare.options import (
+    cast_of,
+    prepare_component,
+    tool_version,
+    without_cast,
+)
 
 MODEL_FILE = "model.onnx"
 REPORT_FILE = "report.json"
@@ -46,6 +57,11 @@ class PrepareReport:
     ifs_left: int = 0
     inputs: dict[str, list[Any]] = field(default_factory=dict)
     seconds: float = 0.0
+    cast: str | None = None  # fp16 / bf16: the cast of strongly typed builds
+    cast_initializers: int = 0
+    cast_nodes_inserted: int = 0
+    cast_nodes_converted: int = 0
+    cast_nodes_kept: int = 0
 
     def lines(self) -> list[str]:
         """The report in words, one change per line."""
@@ -59,8 +75,17 @@ class PrepareReport:
         if self.ifs_inlined or self.ifs_left:
             out.append(f"If nodes: {self.ifs_inlined} inlined, {self.ifs_left} left (their condition "
                        "depends on run-time values)")
+        if self.cast:
+            out.append(self.cast_line())
         out.append("inputs: " + ", ".join(f"{name} {dims}" for name, dims in self.inputs.items()))
         return out
+
+    def cast_line(self) -> str:
+        """``cast to fp16: N initializers, M Cast nodes inserted (...)``."""
+        from trtops.prepare.cast import CastReport
+
+        return CastReport(self.cast_nodes_converted, self.cast_nodes_kept, self.cast_initializers,
+                          self.cast_nodes_inserted).summary(str(self.cast))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,14 +96,18 @@ def _dims(value: Any) -> list[Any]:
             for d in value.type.tensor_type.shape.dim]
 
 
-def run_steps(model: Any, prepare: Any, source: str = "") -> tuple[Any, PrepareReport]:
-    """Apply the steps a :class:`trtops.spec.PrepareSpec` asks for.
+def run_steps(model: Any, prepare: Any, source: str = "", *, cast: str | None = None,
+              keep_fp32_nodes: Set[str] = frozenset()) -> tuple[Any, PrepareReport]:
+    """Apply the steps a :class:`trtops.spec.PrepareSpec` asks for, then the cast.
 
     Args:
         model: ``onnx.ModelProto`` with its weights loaded (modified in place, and returned
             possibly as a new object).
-        prepare: the spec.
+        prepare: the spec (None: no steps but the cast).
         source: the source path, for the report.
+        cast: ``"fp16"`` / ``"bf16"``: cast the model last (:func:`trtops.prepare.cast.cast_model`),
+            or None.
+        keep_fp32_nodes: nodes the cast leaves in float32.
 
     Returns:
         ``(prepared model, report)``.
@@ -94,6 +123,8 @@ def run_steps(model: Any, prepare: Any, source: str = "") -> tuple[Any, PrepareR
 
     started = time.monotonic()
     report = PrepareReport(source=source, nodes_before=count_nodes(model.graph))
+    if prepare is None:
+        from trtops.prepare.options import _NOTHING as prepare
     if prepare.opset:
         model, report.opset = convert_opset(model, prepare.opset)
     if prepare.constants:
@@ -107,9 +138,18 @@ def run_steps(model: Any, prepare: Any, source: str = "") -> tuple[Any, PrepareR
         report.ifs_inlined = counts["ifs_inlined"]
     if prepare.infer_shapes:
         model = infer_shapes(model)
-    report.nodes_after = count_nodes(model.graph)
     if prepare.fold_constants:
-        report.nodes_folded = max(0, report.nodes_before - report.nodes_after)
+        report.nodes_folded = max(0, report.nodes_before - count_nodes(model.graph))
+    if cast:
+        from trtops.prepare.cast import cast_model
+
+        model, casting = cast_model(model, cast, keep_fp32_nodes=keep_fp32_nodes)
+        report.cast = cast
+        report.cast_initializers = casting.converted_initializers
+        report.cast_nodes_inserted = casting.casts_inserted
+        report.cast_nodes_converted = casting.converted_nodes
+        report.cast_nodes_kept = casting.kept_nodes
+    report.nodes_after = count_nodes(model.graph)
     report.ifs_left = count_ops(model.graph, "If")
     report.inputs = {v.name: _dims(v) for v in real_inputs(model.graph)}
     report.seconds = round(time.monotonic() - started, 3)
@@ -129,8 +169,19 @@ def save_model(model: Any, path: Path) -> None:
         onnx.save_model(model, str(path))
 
 
-def prepare_file(source: str | os.PathLike[str], prepare: Any, out_dir: str | os.PathLike[str]) -> tuple[Path, PrepareReport]:
+def prepare_file(source: str | os.PathLike[str], prepare: Any, out_dir: str | os.PathLike[str], *,
+                 cast: str | None = None, keep_fp32_nodes: Set[str] = frozenset(),
+                 base_report: PrepareReport | None = None) -> tuple[Path, PrepareReport]:
     """Prepare ``source`` into ``out_dir/model.onnx`` (with ``report.json``).
+
+    Args:
+        source: the ONNX file (external data beside it is read).
+        prepare: the :class:`trtops.spec.PrepareSpec`, or None (the cast alone).
+        out_dir: created if missing.
+        cast: see :func:`run_steps`.
+        keep_fp32_nodes: see :func:`run_steps`.
+        base_report: the report of the preparation that made ``source`` (a cast of an
+            already prepared model reports both).
 
     Returns:
         ``(prepared model path, report)``.
@@ -142,13 +193,26 @@ def prepare_file(source: str | os.PathLike[str], prepare: Any, out_dir: str | os
         model = onnx.load(str(source), load_external_data=True)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
         raise InputError(f"{source}: cannot read it as an ONNX model ({type(exc).__name__}: {exc})") from None
-    prepared, report = run_steps(model, prepare, str(source))
+    prepared, report = run_steps(model, prepare, str(source), cast=cast, keep_fp32_nodes=keep_fp32_nodes)
+    if base_report is not None:
+        report = PrepareReport(**{**base_report.to_json(), "nodes_after": report.nodes_after,
+                                  "seconds": round(base_report.seconds + report.seconds, 3),
+                                  **{k: v for k, v in report.to_json().items() if k.startswith("cast")}})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MODEL_FILE
     save_model(prepared, path)
     (out_dir / REPORT_FILE).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     return path, report
+
+
+def read_report(model_path: Path) -> PrepareReport | None:
+    """The ``report.json`` beside a prepared model, or None when missing or unreadable."""
+    try:
+        data = json.loads((model_path.parent / REPORT_FILE).read_text(encoding="utf-8"))
+        return PrepareReport(**data)
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def prepared_digest(model_digest: str, component: dict[str, Any]) -> str:
@@ -168,32 +232,92 @@ def prepared_dir(cache_root: str | os.PathLike[str], digest: str) -> Path:
     return Path(cache_root) / PREPARED_DIR / digest
 
 
+def prepared_chain(model_digest: str, component: dict[str, Any] | None) -> list[str]:
+    """The digests of the prepared models a build with this key ``prepare`` component uses,
+    in the order they are made: the steps' model (also the gate's reference), then the cast
+    one. Empty without a component. gc keeps exactly these for the entries it keeps."""
+    if component is None:
+        return []
+    chain = []
+    base = without_cast(component) if cast_of(component) else component
+    if base is not None:
+        chain.append(prepared_digest(model_digest, base))
+    if cast_of(component):
+        chain.append(prepared_digest(model_digest, component))
+    return chain
+
+
+@dataclass
+class Prepared:
+    """The models a build uses (:func:`ensure_prepared`).
+
+    Attributes:
+        model: what TensorRT parses (the cast model where a cast applies).
+        reference: what the accuracy gate runs in ONNX Runtime: the prepared model without
+            the cast, or the source itself when the cast is all the preparation does.
+        report: what was done, or None when everything came from the cache.
+        digests: the ``prepared/`` digests involved (to pin them while in use).
+    """
+
+    model: Path
+    reference: Path
+    report: PrepareReport | None
+    digests: list[str]
+
+
 def ensure_prepared(cache_root: str | os.PathLike[str], source: str | os.PathLike[str], model_digest: str,
-                    prepare: Any) -> tuple[Path, PrepareReport | None]:
+                    prepare: Any, cast: str | None = None) -> Prepared:
     """The prepared model of ``source`` from the cache, made first when missing.
+
+    Pin the digests (:func:`trtops.cache.pins.pinned` on :func:`prepared_chain`) before
+    calling this and for as long as the files are used, so gc keeps them.
 
     Args:
         cache_root: the local cache directory.
         source: the source ONNX file.
         model_digest: its digest (the engine key's ``model_digest``).
-        prepare: the :class:`trtops.spec.PrepareSpec` (not a no-op).
+        prepare: the :class:`trtops.spec.PrepareSpec`, or None.
+        cast: the target's cast (:func:`trtops.capabilities.model_cast`), or None.
 
     Returns:
-        ``(path of model.onnx, report)``; the report is None when the model was cached.
-    """
-    from trtops.cache.layout import TMP_DIR
+        A :class:`Prepared`.
 
-    component = prepare_component(prepare)
+    Raises:
+        ValueError: nothing to prepare (no step and no cast).
+    """
+    component = prepare_component(prepare, cast)
     if component is None:
         raise ValueError("ensure_prepared needs a preparation that does something")
-    final = prepared_dir(cache_root, prepared_digest(model_digest, component))
+    base = without_cast(component) if cast else component
+    reference, report = Path(source), None
+    if base is not None:
+        reference, report = _ensure(cache_root, prepared_digest(model_digest, base),
+                                    lambda work: prepare_file(source, prepare, work))
+    model = reference
+    if cast:
+        # The cast model's report tells the whole preparation: the steps', then the cast.
+        steps_report = (report or read_report(reference)) if base is not None else None
+
+        def cast_it(work: Path) -> tuple[Path, PrepareReport]:
+            return prepare_file(reference, None, work, cast=cast, base_report=steps_report)
+
+        model, report = _ensure(cache_root, prepared_digest(model_digest, component), cast_it)
+    return Prepared(model, reference, report, prepared_chain(model_digest, component))
+
+
+def _ensure(cache_root: str | os.PathLike[str], digest: str,
+            make: Any) -> tuple[Path, PrepareReport | None]:
+    """``prepared/<digest>/model.onnx``, made by ``make(work_dir)`` when missing (one rename)."""
+    from trtops.cache.layout import TMP_DIR
+
+    final = prepared_dir(cache_root, digest)
     if (final / MODEL_FILE).is_file():
         return final / MODEL_FILE, None
     tmp_root = Path(cache_root) / TMP_DIR
     tmp_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="prepare-", dir=tmp_root))
     try:
-        path, report = prepare_file(source, prepare, work)
+        path, report = make(work)
         with open(path, "rb") as handle:  # durable before it appears under its digest
             os.fsync(handle.fileno())
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -207,5 +331,5 @@ def ensure_prepared(cache_root: str | os.PathLike[str], source: str | os.PathLik
     return final / MODEL_FILE, report
 
 
-__all__ = ["MODEL_FILE", "REPORT_FILE", "PrepareReport", "PreparationFailed", "ensure_prepared",
-           "prepare_file", "prepared_digest", "prepared_dir", "run_steps"]
+__all__ = ["MODEL_FILE", "REPORT_FILE", "PrepareReport", "Prepared", "PreparationFailed", "ensure_prepared",
+           "prepare_file", "prepared_chain", "prepared_digest", "prepared_dir", "read_report", "run_steps"]

@@ -4,7 +4,8 @@ Public entry points:
 
 * :func:`trtops.trt.builder.build_engine` (``BuildRequest`` → ``BuildResult``);
 * :func:`trtops.trt.timing.merge_timing_caches` (for the cache store, under its lock);
-* the fp16/bf16 casting of strongly typed builds is :mod:`trtops.prepare.cast` (pure ONNX work);
+* the fp16/bf16 cast of strongly typed builds happens before: the preparation stage
+  (:mod:`trtops.prepare.cast`, pure ONNX work) casts, the builder gets the cast model;
 * :func:`trtops.trt.runtime.engine_io` (engines run through the emitted loader's runtime).
 
 What can be built where is not decided here: :mod:`trtops.capabilities` holds the table

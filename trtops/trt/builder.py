@@ -6,7 +6,8 @@ goes through :mod:`trtops.trt.trt_compat` (feature detection) and
 :mod:`trtops.capabilities` (the verdict the planner also gives, and how to build each
 precision).
 
-Flow: check the combination → (cast the model for strongly typed builds) → parse ONNX
+Flow: check the combination (and that a strongly typed fp16/bf16 build got the model the
+preparation stage cast, :mod:`trtops.prepare.cast`; the builder casts nothing) → parse ONNX
 (errors name node and op) → check profiles → configure (workspace, optimization level,
 tactic sources, aux streams, compatibility, precision, profiles, calibration, timing
 cache) → build → write ``engine.plan`` → read back I/O, layers, device memory.
@@ -79,6 +80,9 @@ class BuildRequest:
         timing_cache: serialized timing cache for this TensorRT and GPU, or ``None``.
         calibration_cache: INT8 calibration cache of an earlier build, or ``None``.
         log: called with progress lines, warnings and errors while the build runs.
+        model_cast: ``"fp16"``/``"bf16"`` when ``model_path`` is the prepared model cast to it
+            (:func:`trtops.prepare.runner.ensure_prepared`), else None. A strongly typed
+            fp16/bf16 build needs it (:func:`cast_problem`).
 
     Strongly typed networks are asked for by the spec (``spec.build.strongly_typed``);
     TensorRT 11 builds nothing else.
@@ -90,6 +94,24 @@ class BuildRequest:
     timing_cache: bytes | None = None
     calibration_cache: bytes | None = None
     log: Callable[[str], None] | None = None
+    model_cast: str | None = None
+
+
+def cast_problem(wanted: str | None, given: str | None, tensorrt: str) -> str | None:
+    """Why a model cast to ``given`` cannot be built where the strategy wants ``wanted``, or
+    None. The preparation stage casts for the TensorRT the plan names; a builder that finds
+    another one (or a caller that skipped preparation) must not build an fp32 network under an
+    fp16 key, nor cast twice."""
+    if wanted == given:
+        return None
+    if wanted is None:
+        return (f"the model was cast to {given} for a strongly typed build, which TensorRT {tensorrt} "
+                "does not make here; plan and apply with the TensorRT that builds it")
+    prepared = f"cast to {given}" if given else "not cast"
+    return (f"TensorRT {tensorrt} builds {wanted} as a strongly typed network from a model cast to {wanted}, "
+            f"and the model given was {prepared}; build through `trtops apply` (its preparation stage casts "
+            f"it), or pass the model of trtops.prepare.runner.ensure_prepared(..., cast={wanted!r}) with "
+            f"model_cast={wanted!r}")
 
 
 @dataclass
@@ -235,15 +257,13 @@ class _Build:
         for note in strategy.notes:
             log.info(note)
 
+        problem = cast_problem(strategy.cast, request.model_cast, version_text(trt))
+        if problem:
+            raise self.fail(problem, hint="this is the planning platform's TensorRT differing from the building one, "
+                            "or a direct builder call without the preparation stage")
         parse_path = model_path
         if strategy.cast:
-            from trtops.prepare.cast import PrepareError, prepare_model
-
-            try:
-                parse_path, report = prepare_model(model_path, workdir / "prepared", strategy.cast)
-            except PrepareError as exc:
-                raise self.fail(f"cannot prepare {model_path} for {cfg.precision}: {exc}") from exc
-            log.info(report.summary(strategy.cast))
+            log.info(f"parsing the model cast to {strategy.cast} by the preparation stage")
 
         try:
             builder = trt.Builder(self.logger)

@@ -268,3 +268,17 @@ def test_ray_inputs_are_shipped_with_external_data_and_relocated(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         _materialize({"model": ("x.onnx", {"../escape": b""})}, tmp_path / "node2")
     assert make_bundle(replace(spec, source=replace(spec.source, path=str(tmp_path / "gone.onnx")))) is None
+
+
+def test_ray_ships_the_cast_model_beside_the_gate_reference(tmp_path):
+    from trtops.executors.ray_executor import _materialize, make_bundle
+    from trtops.prepare.runner import prepare_file
+    from trtops.spec import make_engine_spec
+
+    model = make_conv_model(tmp_path / "src" / "conv.onnx")
+    cast, _ = prepare_file(model, None, tmp_path / "prepared", cast="fp16")
+    spec = make_engine_spec(model, "fp16")
+    paths = _materialize(make_bundle(spec, str(cast)), tmp_path / "node")
+    assert Path(paths["model"]).read_bytes() == model.read_bytes()  # the gate's fp32 reference
+    assert Path(paths["parse"]).read_bytes() == cast.read_bytes()  # what TensorRT parses
+    assert "parse" not in make_bundle(spec)

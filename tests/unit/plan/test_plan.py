@@ -445,3 +445,21 @@ def test_digests_in_plan_are_only_of_used_models(tmp_path):
     digests = digest_models([str(model)])
     spec = replace(make_spec(tgt=target(gpu="Tesla*")), source=ModelSource(path=str(model)))
     assert plan([spec], view_with(), TRT10, digests).digests == {}
+
+
+def test_explain_the_cast_moving_into_preparation():
+    """A strongly typed 10.x fp16 engine built before the cast moved into preparation: its
+    new key names the cast, and plan says so instead of "preparation turned on"."""
+    from trtops.prepare.options import prepare_component
+    from trtops.spec import PrepareSpec
+
+    old = {"schema": 1, "model_digest": "a" * 64, "build": {"precision": "fp16", "strongly_typed": True}}
+    new = dict(old, prepare=prepare_component(None, "fp16"))
+    (change,) = explain_changes(old, new, None, None)
+    assert change.message == "the model is cast to fp16 in the preparation stage (strongly typed build)"
+    steps = prepare_component(PrepareSpec())
+    (change,) = explain_changes(dict(old, prepare=steps), dict(old, prepare=prepare_component(PrepareSpec(), "bf16")),
+                                None, None)
+    assert change.message.startswith("the model is cast to bf16")
+    (change,) = explain_changes(new, old, None, None)
+    assert change.message == "the model is no longer cast to fp16"

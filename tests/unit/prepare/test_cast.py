@@ -1,4 +1,5 @@
-"""Model preparation for strongly typed builds: fp16/bf16 casting, checked with ONNX Runtime."""
+"""The preparation stage's cast for strongly typed builds (TensorRT 11): fp16/bf16, checked
+with ONNX Runtime; files go through the runner, as apply and `trtops prepare` do."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from trtops.prepare.cast import (
     cast_model,
     float32_to_bfloat16_bits,
     infer_types,
-    prepare_model,
 )
+from trtops.prepare.runner import prepare_file
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -32,6 +33,11 @@ def io_types(model):
         [(v.name, v.type.tensor_type.elem_type) for v in model.graph.input],
         [(v.name, v.type.tensor_type.elem_type) for v in model.graph.output],
     )
+
+
+def prepare_model(source, out_dir, cast):
+    """The source cast to ``cast`` by the runner (no other step): ``(path, report)``."""
+    return prepare_file(source, None, out_dir, cast=cast)
 
 
 def assert_close(reference, candidate, atol, rtol=1e-2):
@@ -64,7 +70,7 @@ def test_fp16_examples_match_onnxruntime(tmp_path, name):
     before = onnx.load(str(original), load_external_data=False)
     after = onnx.load(str(prepared))
     assert io_types(after) == io_types(before)
-    assert report.converted_initializers > 0 and report.converted_nodes > 0
+    assert report.cast_initializers > 0 and report.cast_nodes_converted > 0
     assert all(t.data_type != TensorProto.FLOAT for t in after.graph.initializer if len(t.dims) > 1)
     assert_close(run(original, feeds), run(prepared, feeds), atol=1e-2)
 
@@ -75,7 +81,7 @@ def test_tiny_seg_keeps_shape_arithmetic(tmp_path):
     model = onnx.load(str(prepared))
     kept = {n.op_type for n in model.graph.node if n.op_type in ("Shape", "Slice", "Concat")}
     assert kept == {"Shape", "Slice", "Concat"}
-    assert report.kept_nodes >= 5
+    assert report.cast_nodes_kept >= 5
 
 
 def _value(name, elem, dims):
@@ -243,3 +249,49 @@ def test_external_data_model_written_inline_when_small(tmp_path):
     prepared, _ = prepare_model(original, tmp_path / "out", "fp16")
     assert prepared.parent == tmp_path / "out"
     assert not list((tmp_path / "out").glob("*.data"))
+
+
+def kept_add_model():
+    """x -> Mul(x, 1) 'scale' -> Add(., 1/3) 'add' -> y (fp16 holds 1/3 as 0.33325)."""
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "one"], ["scaled"], name="scale"),
+         helper.make_node("Add", ["scaled", "third"], ["y"], name="add")],
+        "kept", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        initializer=[numpy_helper.from_array(np.ones(4, np.float32), "one"),
+                     numpy_helper.from_array(np.full(4, 1 / 3, np.float32), "third")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_kept_node_computes_in_fp32():
+    model = kept_add_model()
+    feeds = {"x": np.ones(4, np.float32)}
+    exact = np.float32(1) + np.float32(1 / 3)
+    cast, _ = cast_model(model, "fp16")
+    # ONNX Runtime's CPU kernels may compute fp16 in fp32, but the fp16 weight shows.
+    assert np.all(np.abs(run(cast, feeds)["y"] - exact) > 5e-5)
+    kept, report = cast_model(model, "fp16", keep_fp32_nodes={"add"})
+    onnx.checker.check_model(kept)
+    np.testing.assert_array_equal(run(kept, feeds)["y"], np.full(4, exact))
+    assert report.kept_nodes == 1 and report.converted_nodes == 1  # the Mul is still fp16
+    by_name = {n.name: n for n in kept.graph.node}
+    types = {t.name: t.data_type for t in kept.graph.initializer}
+    assert types == {"one": TensorProto.FLOAT16, "third": TensorProto.FLOAT}
+    producer = {o: n for n in kept.graph.node for o in n.output}
+    cast_in = producer[by_name["add"].input[0]]
+    assert cast_in.op_type == "Cast" and cast_in.attribute[0].i == TensorProto.FLOAT
+
+
+def test_keep_fp32_names_must_be_nodes_of_the_model():
+    with pytest.raises(PrepareError, match="not in the model's main graph: 'nope'"):
+        cast_model(kept_add_model(), "fp16", keep_fp32_nodes={"add", "nope"})
+
+
+def test_types_are_inferred_with_the_weights_set_aside():
+    model = kept_add_model()
+    big = numpy_helper.from_array(np.ones(4096, np.float32), "big")
+    model.graph.initializer.append(big)
+    before = model.SerializeToString()
+    types = infer_types(model)
+    assert types["scaled"] == TensorProto.FLOAT and types["y"] == TensorProto.FLOAT
+    assert model.SerializeToString() == before  # the weights are back, byte for byte

@@ -42,12 +42,15 @@ def test_steps_on_in_plan_words():
 def test_prepared_once_under_its_digest(tmp_path):
     source = make_shared_dims_classifier(tmp_path / "cls.onnx")
     cache = tmp_path / "cache"
-    path, report = ensure_prepared(cache, source, "d" * 64, PrepareSpec())
+    first = ensure_prepared(cache, source, "d" * 64, PrepareSpec())
+    path, report = first.model, first.report
+    assert first.reference == path  # no cast: the gate compares with the prepared model
     assert path.name == MODEL_FILE and (path.parent / REPORT_FILE).is_file()
     assert path.parent.parent == cache / "prepared"
     assert report is not None and report.dims_renamed
     stamp = path.stat().st_mtime_ns
-    again, second = ensure_prepared(cache, source, "d" * 64, PrepareSpec())
+    cached = ensure_prepared(cache, source, "d" * 64, PrepareSpec())
+    again, second = cached.model, cached.report
     assert again == path and second is None and path.stat().st_mtime_ns == stamp
     assert not any((cache / "tmp").iterdir())  # no leftovers
 
@@ -69,3 +72,60 @@ def test_a_failed_preparation_leaves_nothing(tmp_path):
         ensure_prepared(cache, source, "e" * 64, PrepareSpec(constants=(BoundInput("nope", (), (1,)),)))
     assert not (cache / "prepared").exists() or not any((cache / "prepared").iterdir())
     assert not any((cache / "tmp").iterdir())
+
+
+def tiny_cnn(tmp_path):
+    from trtops.examples import models as examples
+
+    return examples.make_tiny_cnn(tmp_path / "cnn.onnx")
+
+
+def ort_run(path, feeds):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0]
+
+
+def test_the_cast_is_the_last_step_and_the_reference_stays_fp32(tmp_path):
+    import numpy as np
+    import onnx
+
+    from trtops.prepare.options import prepare_component
+    from trtops.prepare.runner import prepared_chain, prepared_dir
+
+    source = tiny_cnn(tmp_path)
+    cache = tmp_path / "cache"
+    cast = ensure_prepared(cache, source, "c" * 64, PrepareSpec(), "fp16")
+    plain = ensure_prepared(cache, source, "c" * 64, PrepareSpec())
+    # The fp32 build's prepared model is the cast's input and the gate's reference.
+    assert cast.reference == plain.model and cast.model != plain.model
+    assert plain.report is None  # made once, by the cast's preparation
+    chain = prepared_chain("c" * 64, prepare_component(PrepareSpec(), "fp16"))
+    assert cast.digests == chain and [prepared_dir(cache, d) / MODEL_FILE for d in chain] == [plain.model, cast.model]
+    assert sorted(p.name for p in (cache / "prepared").iterdir()) == sorted(chain)
+
+    lines = cast.report.lines()
+    assert any(line.startswith("cast to fp16: ") and " initializers, " in line and " Cast nodes inserted" in line
+               for line in lines), lines
+    assert cast.report.cast_initializers > 0 and cast.report.cast_nodes_inserted >= 2
+    model = onnx.load(str(cast.model))
+    assert {v.type.tensor_type.elem_type for v in list(model.graph.input) + list(model.graph.output)} == {
+        onnx.TensorProto.FLOAT}  # cast at the boundary: the loader and the gate feed fp32
+    feeds = {"input": np.random.default_rng(1).random((2, 3, 32, 32), dtype=np.float32)}
+    np.testing.assert_allclose(ort_run(cast.model, feeds), ort_run(source, feeds), atol=1e-2, rtol=1e-2)
+
+
+def test_a_cast_alone_prepares_from_the_source(tmp_path):
+    source = tiny_cnn(tmp_path)
+    cache = tmp_path / "cache"
+    prepared = ensure_prepared(cache, source, "c" * 64, None, "bf16")
+    assert prepared.reference == source and len(prepared.digests) == 1
+    assert prepared.report.cast == "bf16" and prepared.report.nodes_folded == 0
+    with pytest.raises(ValueError, match="does something"):
+        ensure_prepared(cache, source, "c" * 64, PrepareSpec(False, False, False), None)
+
+
+def test_steps_on_names_the_cast():
+    assert steps_on(None, "fp16") == ["cast to fp16 (strongly typed build: inputs and outputs keep their types)"]
+    assert steps_on(PrepareSpec(), "bf16")[-1].startswith("cast to bf16")
