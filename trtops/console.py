@@ -15,12 +15,13 @@ tests that redirect the streams see the output.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -165,6 +166,15 @@ def is_interactive() -> bool:
 
 
 # --------------------------------------------------------------------------- streams, logging
+
+
+@contextlib.contextmanager
+def library_output_to_stderr() -> Iterator[None]:
+    """Send what libraries print (graph surgeon's and Polygraphy's loggers use ``print``)
+    to stderr while they run, so that stdout carries only trtops' own output: a ``--json``
+    document must stay parseable (a folding warning once came first on stdout)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def line_buffer_streams() -> None:

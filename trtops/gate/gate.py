@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from trtops.console import library_output_to_stderr
 from trtops.engine_io import EngineIO
 from trtops.errors import CacheError, EnvironmentMissing, InputError
 from trtops.gate.compare import compare_outputs
@@ -197,6 +198,12 @@ def verify_engine(
     if not accuracy.enabled:
         return AccuracyReport(precision=precision, reference="", tolerance=accuracy.tolerance,
                               cases=[], inputs={}, skipped=True)
+    with library_output_to_stderr():  # Polygraphy logs with print(): keep stdout for --json
+        return _verify_enabled(engine_path, model_path, io, accuracy, precision=precision, quiet=quiet)
+
+
+def _verify_enabled(engine_path: Path, model_path: Path, io: EngineIO, accuracy: AccuracySpec, *,
+                    precision: str, quiet: bool) -> AccuracyReport:
     if accuracy.reference != "onnxruntime":
         raise InputError(f"unsupported accuracy reference {accuracy.reference!r}",
                          hint="use reference: onnxruntime")

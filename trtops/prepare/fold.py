@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trtops.console import library_output_to_stderr
 from trtops.errors import EnvironmentMissing
 from trtops.prepare.constants import inline_constant_ifs
 from trtops.prepare.graph import PreparationFailed, count_nodes, count_ops
@@ -40,6 +41,19 @@ def _graphsurgeon() -> Any:
     return gs
 
 
+def _keep_ir_version(graph: Any, ir_version: int) -> None:
+    """Give every subgraph (If/Loop bodies) the model's IR version.
+
+    Graph surgeon imports subgraphs without one, and folds inside them by exporting each
+    to ONNX Runtime with onnx's newest IR version: an ONNX Runtime older than the onnx
+    package refuses that model ("Unsupported model IR version: 14, max supported IR
+    version: 11" in the lab), and nothing in the If branches was folded.
+    """
+    graph.ir_version = ir_version
+    for subgraph in graph.subgraphs(recursive=True):
+        subgraph.ir_version = ir_version
+
+
 def fold_constants(model: Any) -> tuple[Any, dict[str, int]]:
     """Fold constant subgraphs, inline If nodes of constant condition, drop dead nodes.
 
@@ -61,13 +75,15 @@ def fold_constants(model: Any) -> tuple[Any, dict[str, int]]:
         folded = model
         # Passes until nothing changes: folding exposes constant If conditions, inlining a
         # branch exposes more constants.
-        for _ in range(8):
-            graph = gs.import_onnx(folded)
-            graph.fold_constants(size_threshold=FOLD_SIZE_LIMIT, flatten_subgraphs=False).cleanup()
-            graph.toposort()
-            folded = gs.export_onnx(graph)
-            if not inline_constant_ifs(folded.graph):
-                break
+        with library_output_to_stderr():
+            for _ in range(8):
+                graph = gs.import_onnx(folded)
+                _keep_ir_version(graph, model.ir_version)
+                graph.fold_constants(size_threshold=FOLD_SIZE_LIMIT, flatten_subgraphs=False).cleanup()
+                graph.toposort()
+                folded = gs.export_onnx(graph)
+                if not inline_constant_ifs(folded.graph):
+                    break
     except Exception as exc:  # graph surgeon raises assorted types on exotic graphs
         raise PreparationFailed(
             f"constant folding failed: {type(exc).__name__}: {exc}",
