@@ -23,6 +23,7 @@ from trtops.manifest.check_tensorrt import (
     check_parser,
     check_shared_dims,
 )
+from trtops.manifest.check_performance import check_performance
 from trtops.manifest.expand import build_value
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource
@@ -325,6 +326,7 @@ def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_mode
                 f"tolerances for {precision!r}, which is not built (precisions: "
                 f"{', '.join(model.precisions)})",
                 f"add {precision} to precisions or remove these tolerances"))
+    problems.extend(check_performance(lm, index, model))
 
     graph: GraphInfo | None = None
     source = model.source
