@@ -41,6 +41,11 @@ def _fits(profile: dict[str, Any], case: dict[str, list[int]]) -> bool:
 
 def _check_case(lm: LoadedManifest, model: ModelSpec, name: str, case: dict[str, list[int]],
                 where: tuple[Any, ...]) -> list[Problem]:
+    from trtops.perf.cases import OPT_LABEL
+
+    if name == OPT_LABEL:
+        return [_problem(lm, where, f"shape case name {OPT_LABEL!r} is taken: it labels each "
+                         "profile's opt shape, which is always measured", "pick another name")]
     if not model.profiles:
         return [_problem(lm, where, f"model {model.name!r} has no profiles: its one shape is "
                          "measured already", "list shape cases only for models with "
