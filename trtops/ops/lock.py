@@ -416,24 +416,27 @@ def locked_candidates(remote: Any, chosen: Sequence[LockedChoice]) -> list[Any]:
     Raises:
         CacheError: naming every locked engine that the remote lacks or that differs.
     """
-    from trtops.cache.entries import meta_problem, state_of_accuracy
-    from trtops.cache.store import ACCURACY_FILE
+    from trtops.cache.entries import meta_problem, parse_perf, state_of_accuracy
+    from trtops.cache.store import ACCURACY_FILE, PERF_FILE
     from trtops.ops.pull import Candidate
 
-    def read(choice: LockedChoice) -> tuple[Any, bytes | None]:
+    def read(choice: LockedChoice) -> tuple[Any, tuple[bytes | None, bytes | None]]:
         try:
             meta = remote.read_meta(choice.entry.key)
         except RemoteError:
             raise
         except CacheError as exc:
-            return exc, None
-        return meta, remote.read_file(choice.entry.key, ACCURACY_FILE) if meta else None
+            return exc, (None, None)
+        if not meta:
+            return meta, (None, None)
+        key = choice.entry.key
+        return meta, (remote.read_file(key, ACCURACY_FILE), remote.read_file(key, PERF_FILE))
 
     workers = max(1, min(METADATA_JOBS, len(chosen)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trtops-meta") as pool:
         read_back = list(pool.map(read, chosen))
     problems, candidates = [], []
-    for choice, (meta, accuracy) in zip(chosen, read_back):
+    for choice, (meta, (accuracy, perf)) in zip(chosen, read_back):
         key, entry = choice.entry.key, choice.entry
         label = f"{choice.engine} ({key[:12]})"
         if isinstance(meta, CacheError):
@@ -451,6 +454,7 @@ def locked_candidates(remote: Any, chosen: Sequence[LockedChoice]) -> list[Any]:
         if problem is None:
             try:
                 state = state_of_accuracy(accuracy, key)
+                parse_perf(perf, key)
             except CacheError as exc:
                 state = exc.message
             if state != "accepted":
@@ -458,7 +462,7 @@ def locked_candidates(remote: Any, chosen: Sequence[LockedChoice]) -> list[Any]:
         if problem:
             problems.append(f"{label}: {problem}")
             continue
-        candidate = Candidate(key, dict(meta), accuracy=accuracy)
+        candidate = Candidate(key, dict(meta), accuracy=accuracy, perf=perf)
         candidates.append(candidate)
     if problems:
         raise CacheError(
