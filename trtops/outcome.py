@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trtops.errors import (
+    EXIT_PRECEDENCE,
     AccuracyError,
     BuildError,
     EnvironmentMissing,
@@ -31,6 +32,8 @@ STATUS_EXIT = {
     "build_failed": ExitCode.BUILD_FAILED,
     "accuracy_failed": ExitCode.ACCURACY_FAILED,
     "rejected": ExitCode.ACCURACY_FAILED,
+    "perf_failed": ExitCode.PERFORMANCE_FAILED,
+    "benched": ExitCode.OK,
     "environment": ExitCode.ENVIRONMENT,
     "invalid": ExitCode.USER_ERROR,
     "error": ExitCode.INTERNAL,
@@ -55,6 +58,7 @@ class EngineOutcome:
     details: str = ""  # longer text (build log tail, accuracy table)
     accuracy: dict[str, Any] | None = None  # accuracy.json summary (passed, worst outputs)
     engine_bytes: int | None = None
+    perf: dict[str, Any] | None = None  # perf.json summary (trtops.perf.document.perf_summary)
 
     @property
     def failed(self) -> bool:
@@ -74,8 +78,7 @@ class RunResult:
 
     def exit_code(self) -> ExitCode:
         codes = [STATUS_EXIT.get(o.status, ExitCode.INTERNAL) for o in self.outcomes]
-        for code in (ExitCode.INTERNAL, ExitCode.ENVIRONMENT, ExitCode.BUILD_FAILED,
-                     ExitCode.ACCURACY_FAILED, ExitCode.USER_ERROR):
+        for code in EXIT_PRECEDENCE:
             if code in codes:
                 return code
         return ExitCode.OK
