@@ -1,0 +1,178 @@
+"""The performance gate end to end on the CLI (in process), with the toolchain test double
+(tests/doubles.py) standing in for TensorRT and steering the latencies it reports
+(``TRTOPS_FAKE_LATENCY``). Everything else is real: manifests, ONNX models, the cache, the
+lock, the reports. The same flows on real TensorRT: tests/gpu/test_perf_gate.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from helpers import make_conv_model
+
+from trtops.cli import main
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("polygraphy")
+
+MANIFEST = """\
+version: 1
+defaults:
+  performance: {{max_regression: 10%, repeats: 3, iterations: 20, warmup: 2}}
+targets:
+  lab: {{gpu: any}}
+models:
+  - name: conv
+    source: models/conv.onnx
+    precisions: {precisions}
+    loaders: [python]
+    profiles:
+      - input: {{min: [1, 3, 8, 8], opt: [2, 3, 16, 16], max: [4, 3, 32, 32]}}
+{extra}"""
+
+
+def _write(project: Path, precisions: str = "[fp32]", extra: str = "") -> None:
+    (project / "m.yaml").write_text(MANIFEST.format(precisions=precisions, extra=extra))
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    make_conv_model(tmp_path / "models" / "conv.onnx")
+    _write(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("TRTOPS_", "GITHUB_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TRTOPS_TEST_TOOLCHAIN", "doubles:FakeToolchain")
+    monkeypatch.setenv("CI", "true")
+    return tmp_path
+
+
+def _run(capsys, *argv: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def _engines(doc: dict) -> dict[str, dict]:
+    return {e["id"]: e for e in doc["engines"]}
+
+
+def _perf_json(project: Path, key: str) -> dict:
+    return json.loads((project / "cache" / "engines" / key[:2] / key / "perf.json").read_text())
+
+
+def test_apply_measures_every_accepted_engine_and_stores_perf_json(project, capsys):
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert code == 0
+    engine = _engines(doc)["m/conv/fp32/lab"]
+    assert engine["status"] == "built"
+    assert engine["perf"]["state"] == "measured" and engine["perf"]["latency_ms"] == 2.0
+    assert "performance: opt 2.00 ms, 1,000/s" in engine["message"]
+    perf = _perf_json(project, engine["key"])
+    assert perf["schema"] == 1 and perf["settings"] == {"warmup": 2, "iterations": 20,
+                                                        "repeats": 3, "cuda_graph": "auto"}
+    assert [c["label"] for c in perf["cases"]] == ["opt"]
+    assert perf["cases"][0]["shapes"] == {"input": [2, 3, 16, 16]}
+    assert perf["verdict"]["notes"] == ["no previous engine measured on this GPU to compare with"]
+
+
+def test_a_latency_budget_fails_with_exit_6_and_a_junit_failure(project, capsys):
+    _write(project, extra="    performance: {max_latency_ms: 1.5}\n")
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit", "--junit", "junit.xml")
+    assert code == 6
+    engine = _engines(doc)["m/conv/fp32/lab"]
+    assert engine["status"] == "perf_failed"
+    assert "opt: median 2.00 ms over the budget of 1.50 ms" in engine["message"]
+    junit = (project / "junit.xml").read_text()
+    assert 'type="perf_failed"' in junit and "over the budget" in junit
+    # published all the same (it is accurate), and judged again on the next apply
+    assert _perf_json(project, engine["key"])["verdict"]["state"] == "failed"
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert code == 6 and _engines(doc)["m/conv/fp32/lab"]["status"] == "perf_failed"
+    # budgets are not in the key: loosening one needs no rebuild, nor a measurement
+    _write(project, extra="    performance: {max_latency_ms: 2.5}\n")
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert code == 0 and _engines(doc)["m/conv/fp32/lab"]["status"] == "reused"
+
+
+def test_a_regression_against_the_previous_engine_is_caught(project, capsys, monkeypatch):
+    assert _run(capsys, "apply", "m.yaml", "--no-emit")[0] == 0
+    # new weights: a rebuild, whose engine runs 30% slower than the previous one
+    make_conv_model(project / "models" / "conv.onnx", seed=5)
+    monkeypatch.setenv("TRTOPS_FAKE_LATENCY", "conv=1.3")
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert code == 6
+    engine = _engines(doc)["m/conv/fp32/lab"]
+    assert engine["status"] == "perf_failed"
+    assert "opt: median 2.60 ms vs 2.00 ms before (+30%, limit 10%, spread ±0.5%)" in engine["message"]
+    # within the limit: passes, and says against what
+    make_conv_model(project / "models" / "conv.onnx", seed=6)
+    monkeypatch.setenv("TRTOPS_FAKE_LATENCY", "conv=1.35")
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert code == 0, doc
+    assert "+3.8% vs" in _engines(doc)["m/conv/fp32/lab"]["message"]
+
+
+def test_noise_larger_than_the_slowdown_is_no_regression(project, capsys, monkeypatch):
+    monkeypatch.setenv("TRTOPS_FAKE_PERF_CV", "0.08")
+    assert _run(capsys, "apply", "m.yaml", "--no-emit")[0] == 0
+    make_conv_model(project / "models" / "conv.onnx", seed=5)
+    monkeypatch.setenv("TRTOPS_FAKE_LATENCY", "conv=1.15")
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert code == 0
+    assert _perf_json(project, _engines(doc)["m/conv/fp32/lab"]["key"])["verdict"]["checks"][0][
+        "message"].endswith("within the measured noise")
+
+
+def test_performance_disabled_measures_nothing(project, capsys):
+    _write(project, extra="    performance: {enabled: false, max_latency_ms: 0.1}\n")
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert code == 0 and _engines(doc)["m/conv/fp32/lab"]["perf"] is None
+    key = _engines(doc)["m/conv/fp32/lab"]["key"]
+    assert not (project / "cache" / "engines" / key[:2] / key / "perf.json").exists()
+
+
+def test_a_failed_measurement_fails_only_a_gated_engine(project, capsys, monkeypatch):
+    monkeypatch.setenv("TRTOPS_FAKE_MEASURE_FAIL", "conv")
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert code == 6  # max_regression is set in defaults: the gate could not be checked
+    engine = _engines(doc)["m/conv/fp32/lab"]
+    assert engine["status"] == "perf_failed"
+    assert "performance not measured: fake measurement failure" in engine["message"]
+
+
+def test_bench_measures_again_and_compares_with_the_measurement_it_replaces(
+        project, capsys, monkeypatch):
+    log = project / "measure.log"
+    monkeypatch.setenv("TRTOPS_FAKE_MEASURE_LOG", str(log))
+    assert _run(capsys, "apply", "m.yaml", "--no-emit")[0] == 0
+    code, doc = _run(capsys, "bench", "m.yaml")
+    assert code == 0
+    engine = _engines(doc)["m/conv/fp32/lab"]
+    assert engine["status"] == "benched" and "(+0% vs" in engine["message"]
+    assert len(log.read_text().splitlines()) == 2  # measured again, not rebuilt
+    monkeypatch.setenv("TRTOPS_FAKE_LATENCY", "conv=1.5")  # a driver upgrade made it slower
+    code, doc = _run(capsys, "bench", "m.yaml", "--engine", "m/conv/fp32/lab")
+    assert code == 6
+    engine = _engines(doc)["m/conv/fp32/lab"]
+    assert engine["status"] == "perf_failed" and "(+50%, limit 10%" in engine["message"]
+    assert _perf_json(project, engine["key"])["cases"][0]["latency_ms"]["median"] == 3.0
+
+
+def test_bench_without_a_gpu_is_one_environment_error(project, capsys, monkeypatch):
+    assert _run(capsys, "apply", "m.yaml", "--no-emit")[0] == 0
+    monkeypatch.setenv("TRTOPS_FAKE_GPUS", "0")
+    capsys.readouterr()
+    assert main(["bench", "m.yaml"]) == 5
+    assert "cannot measure the 1 engine" in capsys.readouterr().err
+
+
+def test_bench_unknown_engine_is_a_user_error(project, capsys):
+    assert _run(capsys, "apply", "m.yaml", "--no-emit")[0] == 0
+    capsys.readouterr()
+    assert main(["bench", "m.yaml", "--engine", "m/conv/int8/lab"]) == 1
+    assert "names no engine" in capsys.readouterr().err
