@@ -75,6 +75,10 @@ class RunResult:
     command: str
     outcomes: list[EngineOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    # select: fastest: the choice per manifest/model/target (trtops.perf.select), and the
+    # record per engine id the lock keeps ({"policy", "chosen", "precision", "reason"})
+    selections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    selected: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def exit_code(self) -> ExitCode:
         codes = [STATUS_EXIT.get(o.status, ExitCode.INTERNAL) for o in self.outcomes]
@@ -87,13 +91,27 @@ class RunResult:
         counts: dict[str, int] = {}
         for outcome in self.outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        return {
+        document = {
             "command": self.command,
             "exit_code": int(self.exit_code()),
             "seconds": round(self.seconds, 3),
             "counts": counts,
             "engines": [o.to_json() for o in self.outcomes],
         }
+        if self.selections:
+            document["selections"] = self.selections
+        return document
+
+    def apply_selections(self, selections: dict[str, dict[str, Any]],
+                         selected: dict[str, dict[str, Any]]) -> None:
+        """Record ``select: fastest``'s choices (:func:`trtops.ops.select.select_from_outcomes`)
+        and say on the chosen engines' lines why they were chosen."""
+        self.selections, self.selected = selections, selected
+        for outcome in self.outcomes:
+            record = selected.get(outcome.id)
+            if record and record.get("chosen"):
+                note = f"selected as {outcome.model}'s default loader: {record['reason']}"
+                outcome.message = f"{outcome.message}; {note}" if outcome.message else note
 
 
 def failure_status(exc: TrtopsError) -> str:

@@ -176,3 +176,36 @@ def test_bench_unknown_engine_is_a_user_error(project, capsys):
     capsys.readouterr()
     assert main(["bench", "m.yaml", "--engine", "m/conv/int8/lab"]) == 1
     assert "names no engine" in capsys.readouterr().err
+
+
+def test_select_fastest_makes_the_fastest_accepted_precision_the_default_loader(
+        project, capsys, monkeypatch):
+    (project / "trtops.lock").mkdir()
+    _write(project, precisions="[fp32, fp16]", extra="    select: fastest\n")
+    monkeypatch.setenv("TRTOPS_FAKE_LATENCY", "conv/fp32=0.8,conv/fp16=0.4")
+    code, doc = _run(capsys, "apply", "m.yaml", "--emit-dir", "out")
+    assert code == 0
+    choice = doc["selections"]["m/conv/lab"]
+    assert choice["precision"] == "fp16" and choice["latency_ms"] == 0.8
+    assert choice["reason"] == "fp16 0.80 ms at opt, fp32 1.60 ms (2.00x faster than fp32)"
+    engines = _engines(doc)
+    assert "selected as conv's default loader" in engines["m/conv/fp16/lab"]["message"]
+    assert "selected" not in engines["m/conv/fp32/lab"]["message"]
+    # the default loader re-exports the chosen engine's module; the others stay
+    alias = (project / "out" / "python" / "conv_lab.py").read_text()
+    assert "from conv_fp16_lab import *" in alias
+    assert (project / "out" / "python" / "conv_fp32_lab.py").is_file()
+    # the lock says which was chosen and why
+    section = json.loads(next((project / "trtops.lock").glob("*.json")).read_text())
+    fp16 = section["engines"]["m/conv/fp16/lab"]["performance"]
+    assert fp16["selected"]["chosen"] is True and fp16["latency_ms"] == 0.8
+    assert section["engines"]["m/conv/fp32/lab"]["performance"]["selected"]["chosen"] is False
+    # `trtops emit` chooses the same engine from the cache
+    capsys.readouterr()
+    assert main(["emit", "m.yaml", "--dest", "again"]) == 0
+    assert "from conv_fp16_lab import *" in (project / "again" / "python" / "conv_lab.py").read_text()
+    # when fp32 becomes the faster one (a re-measurement), the choice follows
+    monkeypatch.setenv("TRTOPS_FAKE_LATENCY", "conv/fp32=0.1,conv/fp16=0.4")
+    _write(project, precisions="[fp32, fp16]", extra="    select: fastest\n")
+    code, doc = _run(capsys, "bench", "m.yaml")
+    assert doc["selections"]["m/conv/lab"]["precision"] == "fp32"

@@ -36,7 +36,13 @@ from trtops.cache.entries import (
     parse_perf,
     state_of_accuracy,
 )
-from trtops.cache.store import ACCURACY_FILE, ENTRY_FILES, META_FILE, PERF_FILE, PutResult
+from trtops.cache.store import (
+    ACCURACY_FILE,
+    ENTRY_FILES,
+    META_FILE,
+    PERF_FILE,
+    PutResult,
+)
 from trtops.errors import CacheError
 from trtops.names import ENGINE_FILE
 

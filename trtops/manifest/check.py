@@ -17,13 +17,13 @@ from typing import Any
 from trtops.cache.layout import check_segment
 from trtops.capabilities import quantization_problem
 from trtops.errors import InputError, Problem, SourceLocation
+from trtops.manifest.check_performance import check_performance
 from trtops.manifest.check_tensorrt import (
     bound_inputs,
     check_constants,
     check_parser,
     check_shared_dims,
 )
-from trtops.manifest.check_performance import check_performance
 from trtops.manifest.expand import build_value
 from trtops.manifest.load import LoadedManifest, format_field
 from trtops.manifest.models import ModelSpec, PathSource, UrlSource

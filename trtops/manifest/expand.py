@@ -25,8 +25,8 @@ from trtops.manifest.models import (
     Tolerance,
     constant_layout,
 )
-from trtops.sources import url_source_path
 from trtops.names import parse_percent
+from trtops.sources import url_source_path
 from trtops.spec import (
     BUILD_DEFAULTS,
     PERFORMANCE_DEFAULTS,

@@ -148,6 +148,9 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
             result.outcomes.append(outcome)
             if outcome.failed and not options.keep_going:
                 ctx.stop = True
+    from trtops.ops.select import select_from_outcomes
+
+    result.apply_selections(*select_from_outcomes(plan.actions, result.outcomes))
     if options.emit_dest is not None:
         _emit(ctx, result)
     if options.lock_path is not None:
@@ -676,7 +679,8 @@ def _emit(ctx: _Context, result: RunResult) -> None:
             continue
         if (outcome.accuracy or {}).get("state") != "accepted":
             continue
-        items.append(EmitItem(outcome.id, outcome.key, tuple(action.spec.loaders)))
+        chosen = (result.selected.get(outcome.id) or {}).get("chosen", False)
+        items.append(EmitItem(outcome.id, outcome.key, tuple(action.spec.loaders), default=chosen))
     if not items:
         return
     report = emit_entries(ctx.store, items, ctx.options.emit_dest, engine_ref=ctx.options.engine_ref)

@@ -87,6 +87,9 @@ def bench_plan(plan: Plan, store: Any, toolchain: Any, *,
             done[action.key.key] = outcome
             result.outcomes.append(outcome)
             progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
+    from trtops.ops.select import select_from_outcomes
+
+    result.apply_selections(*select_from_outcomes(plan.actions, result.outcomes))
     result.seconds = time.monotonic() - started
     return result
 
@@ -108,7 +111,12 @@ def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     from trtops.cache.store import ENGINE_FILE
     from trtops.engine_io import EngineIO
     from trtops.keys.memo import sha256_file
-    from trtops.ops.perf_gate import find_baseline, gate_message, gated_status, judge_measurement
+    from trtops.ops.perf_gate import (
+        find_baseline,
+        gate_message,
+        gated_status,
+        judge_measurement,
+    )
     from trtops.perf.cases import measure_cases
     from trtops.perf.document import perf_summary
     from trtops.perf.judge import LAST_MEASUREMENT, Baseline

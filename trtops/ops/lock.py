@@ -235,7 +235,7 @@ def record_applied(lock_path: Path, plan: Any, result: Any, store: Any) -> list[
     from trtops.cache.entries import read_accuracy
     from trtops.lockfile import read_lock
 
-    selections = getattr(result, "selections", None) or {}
+    selections = getattr(result, "selected", None) or {}
     if not lock_path.is_dir():
         return []
     lock = read_lock(lock_path)
