@@ -209,3 +209,18 @@ def test_select_fastest_makes_the_fastest_accepted_precision_the_default_loader(
     _write(project, precisions="[fp32, fp16]", extra="    select: fastest\n")
     code, doc = _run(capsys, "bench", "m.yaml")
     assert doc["selections"]["m/conv/lab"]["precision"] == "fp32"
+
+
+def test_plan_and_status_show_the_last_measurement(project, capsys):
+    _write(project, extra="    performance: {max_latency_ms: 1.5}\n")
+    assert _run(capsys, "apply", "m.yaml", "--no-emit")[0] == 6
+    capsys.readouterr()
+    assert main(["status", "m.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["ENGINE", "KEY", "STATE", "SIZE", "AGE", "PERF", "ACCURACY"]
+    assert "2.00ms 1,000/s !" in out
+    code, doc = _run(capsys, "status", "m.yaml")
+    assert doc["engines"][0]["perf"]["state"] == "failed"
+    assert main(["plan", "m.yaml", "--all", "--tensorrt", "8.6.0", "--gpu", "NVIDIA H200",
+                 "--compute-capability", "9.0"]) == 0
+    assert "up to date, 2.00ms 1,000/s" in capsys.readouterr().out
