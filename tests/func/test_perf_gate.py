@@ -224,3 +224,36 @@ def test_plan_and_status_show_the_last_measurement(project, capsys):
     assert main(["plan", "m.yaml", "--all", "--tensorrt", "8.6.0", "--gpu", "NVIDIA H200",
                  "--compute-capability", "9.0"]) == 0
     assert "up to date, 2.00ms 1,000/s" in capsys.readouterr().out
+
+
+def test_validate_names_every_performance_problem_with_its_line(project, capsys):
+    (project / "m.yaml").write_text("""\
+version: 1
+defaults:
+  performance: {max_regression: 10}
+targets:
+  lab: {gpu: any}
+models:
+  - name: conv
+    source: models/conv.onnx
+    precisions: [fp32]
+    select: fastest
+    profiles:
+      - input: {min: [1, 3, 8, 8], opt: [2, 3, 16, 16], max: [4, 3, 32, 32]}
+    performance:
+      cuda_graph: off
+      shapes:
+        big: {input: [1, 3, 8, 64]}
+        opt: {input: [1, 3, 8, 8]}
+""")
+    capsys.readouterr()
+    assert main(["validate", "m.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert "m.yaml:3:33: defaults.performance.max_regression: got 10, which is not a percentage" in err
+    (project / "m.yaml").write_text((project / "m.yaml").read_text().replace("max_regression: 10}", "max_regression: 10%}"))
+    assert main(["validate", "m.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert "m.yaml:10:13: models[0].select: select: fastest needs several precisions" in err
+    assert ("m.yaml:16:32: models[0].performance.shapes.big.input[3]: shape case 'big': 'input' "
+            "axis 3 is 64, outside the profile's min/max 8..32") in err
+    assert "m.yaml:17:9: models[0].performance.shapes.opt: shape case name 'opt' is taken" in err
