@@ -257,3 +257,26 @@ models:
     assert ("m.yaml:16:32: models[0].performance.shapes.big.input[3]: shape case 'big': 'input' "
             "axis 3 is 64, outside the profile's min/max 8..32") in err
     assert "m.yaml:17:9: models[0].performance.shapes.opt: shape case name 'opt' is taken" in err
+
+
+DOUBLE = ["--tensorrt", "8.6.0", "--gpu", "NVIDIA H200", "--compute-capability", "9.0"]
+
+
+def test_push_and_pull_carry_perf_json_and_a_damaged_one_skips_the_entry(project, capsys):
+    (project / "remote").mkdir()
+    code, doc = _run(capsys, "apply", "m.yaml", "--no-emit", "--remote", "remote")
+    assert code == 0
+    key = _engines(doc)["m/conv/fp32/lab"]["key"]
+    remote_perf = project / "remote" / "engines" / key[:2] / key / "perf.json"
+    assert json.loads(remote_perf.read_text()) == _perf_json(project, key)
+    capsys.readouterr()
+    assert main(["pull", "m.yaml", "--remote", "remote", "--cache", "node", *DOUBLE]) == 0
+    pulled = project / "node" / "engines" / key[:2] / key / "perf.json"
+    assert json.loads(pulled.read_text()) == _perf_json(project, key)
+    damaged = json.loads(remote_perf.read_text())
+    damaged["cases"][0]["latency_ms"]["median"] = "fast"
+    remote_perf.write_text(json.dumps(damaged))
+    capsys.readouterr()
+    assert main(["pull", "m.yaml", "--remote", "remote", "--cache", "node2", *DOUBLE]) == 1
+    err = capsys.readouterr().err
+    assert "1 damaged (skipped)" in err and "perf.json field 'cases.0.latency_ms.median" in err
