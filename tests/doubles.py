@@ -22,6 +22,16 @@ For the executors (``--gpus``, ``--executor ray``):
 - ``TRTOPS_FAKE_SLOW``: the builds of these models sleep 120 s (timeouts).
 The timing cache a build returns holds the one it was given plus its own line, like
 TensorRT's (what was loaded plus what this build timed).
+
+The performance gate (``measure``): deterministic numbers, per sample of the case's batch,
+by precision (:data:`FAKE_LATENCY_MS`), steered by
+- ``TRTOPS_FAKE_LATENCY``: ``model=ms`` or ``model/precision=ms`` pairs, comma-separated
+  (``conv/fp16=0.4,conv=2``): the median latency of one sample;
+- ``TRTOPS_FAKE_PERF_CV``: the coefficient of variation of the repeat medians (default 0.005);
+- ``TRTOPS_FAKE_MEASURE_FAIL``: the measurement of these models fails;
+- ``TRTOPS_FAKE_MEASURE_LOG``: a file that gets one line per measurement (to count them).
+The engine the double builds records its spec id in the ONNX metadata (``trtops_fake_engine``),
+which is how ``measure`` knows the model and precision of a cached engine too (``bench``).
 """
 
 from __future__ import annotations
@@ -36,6 +46,24 @@ import numpy as np
 
 def _names(variable: str) -> set[str]:
     return {n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()}
+
+
+#: Median latency (ms) of one sample per precision, when TRTOPS_FAKE_LATENCY says nothing.
+FAKE_LATENCY_MS = {"fp32": 1.0, "tf32": 0.8, "fp16": 0.5, "bf16": 0.5, "int8": 0.3, "fp8": 0.25}
+FAKE_ENGINE_KEY = "trtops_fake_engine"
+
+
+def _fake_latency(spec_id: str) -> float:
+    _, model, precision, _ = (spec_id.split("/") + ["", "", "", ""])[:4]
+    steer = {}
+    for pair in os.environ.get("TRTOPS_FAKE_LATENCY", "").split(","):
+        name, _, value = pair.partition("=")
+        if name.strip() and value.strip():
+            steer[name.strip()] = float(value)
+    for name in (f"{model}/{precision}", model):
+        if name in steer:
+            return steer[name]
+    return FAKE_LATENCY_MS.get(precision, 1.0)
 
 
 class FakeToolchain:
@@ -81,6 +109,7 @@ class FakeToolchain:
             raise BuildError(f"ONNX parser: node 3 (Conv 'conv1') of {spec.model}: "
                              "unsupported attribute", hint="fake failure for tests")
         model = onnx.load(request.model_path)
+        onnx.helper.set_model_props(model, {FAKE_ENGINE_KEY: spec.id})
         if spec.model in _names("TRTOPS_FAKE_PERTURB"):
             for init in model.graph.initializer:
                 array = numpy_helper.to_array(init)
@@ -130,3 +159,41 @@ class FakeToolchain:
     def merge_timing_caches(self, base: bytes | None, new: bytes) -> bytes:
         lines = set((base or b"").splitlines()) | set(new.splitlines())
         return b"\n".join(sorted(lines)) + b"\n"
+
+    def measure(self, engine_path: Path, cases: list[dict], settings: dict) -> dict:
+        import onnx
+
+        from trtops.errors import EnvironmentMissing
+
+        model = onnx.load(str(engine_path), load_external_data=False)
+        spec_id = next((p.value for p in model.metadata_props if p.key == FAKE_ENGINE_KEY), "")
+        if log := os.environ.get("TRTOPS_FAKE_MEASURE_LOG"):
+            with open(log, "a") as handle:
+                handle.write(f"{spec_id} {','.join(c['label'] for c in cases)}\n")
+        parts = spec_id.split("/")
+        if len(parts) == 4 and parts[1] in _names("TRTOPS_FAKE_MEASURE_FAIL"):
+            raise EnvironmentMissing("fake measurement failure: CUDA context lost",
+                                     hint="fake failure for tests")
+        per_sample = _fake_latency(spec_id)
+        cv = float(os.environ.get("TRTOPS_FAKE_PERF_CV", "0.005"))
+        out = []
+        for case in cases:
+            shapes = case.get("shapes") or {}
+            first = next(iter(shapes.values()), [1])
+            batch = int(first[0]) if first else 1
+            median = per_sample * max(batch, 1)
+            stats = {"median": median, "p90": median * 1.05, "p99": median * 1.1,
+                     "mean": median * 1.01, "min": median * 0.95}
+            out.append({
+                "label": case["label"], "shapes": shapes, "batch": batch,
+                "cuda_graph": settings.get("cuda_graph") != "off",
+                "iterations": int(settings["iterations"]), "latency_ms": stats,
+                "gpu_ms": {k: v * 0.9 for k, v in stats.items()},
+                "throughput": batch / median * 1000.0,
+                "repeat_medians_ms": [median * (1 + cv * s) for s in (-1, -0.5, 0, 0.5, 1)][:int(settings["repeats"])],
+                "cv": cv,
+            })
+        return {"gpu": {"name": self.platform().gpus[0].name if self.platform().gpus else "none",
+                        "driver": "550.54", "sm_clock_mhz": 1980, "mem_clock_mhz": 2619,
+                        "temperature_c": 40},
+                "tensorrt": self.platform().tensorrt, "cases": out}

@@ -28,6 +28,7 @@ COMMANDS = (
     "status",
     "info",
     "verify",
+    "bench",
     "emit",
     "push",
     "pull",

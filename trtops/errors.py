@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     BUILD_FAILED = 3
     ACCURACY_FAILED = 4
     ENVIRONMENT = 5
+    PERFORMANCE_FAILED = 6
     INTERNAL = 70
 
 
@@ -137,6 +138,13 @@ class InternalError(Exception):
     """A bug in trtops. Not a TrtopsError on purpose: it must never be mistaken for user error."""
 
 
+#: The exit code of a run whose engines failed differently: the first of these present
+#: (docs/exit-codes.md says why). A slow engine is still a correct one: a performance
+#: failure ranks below every failure that leaves no usable engine.
+EXIT_PRECEDENCE = (ExitCode.INTERNAL, ExitCode.ENVIRONMENT, ExitCode.BUILD_FAILED,
+                   ExitCode.ACCURACY_FAILED, ExitCode.PERFORMANCE_FAILED, ExitCode.USER_ERROR)
+
+
 @dataclass
 class Outcome:
     """Exit code accumulator for commands that process many engines."""
@@ -151,8 +159,7 @@ class Outcome:
         failures = [c for c in self.codes if c not in (ExitCode.OK, ExitCode.CHANGES_PENDING)]
         if failures:
             # Build failures outrank accuracy failures: they say less about the engine.
-            order = [ExitCode.INTERNAL, ExitCode.ENVIRONMENT, ExitCode.BUILD_FAILED,
-                     ExitCode.ACCURACY_FAILED, ExitCode.USER_ERROR]
+            order = EXIT_PRECEDENCE
             for code in order:
                 if code in failures:
                     return code

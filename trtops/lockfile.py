@@ -18,7 +18,9 @@ two shards add or change neighbouring sections). A file::
           "engine": {"sha256": ..., "size": ...} | null,     (null: not built yet)
           "accuracy": {"state": ..., "summary": ...} | null,
           "built_at": ...,
-          "performance": {...}                               (optional, reserved)
+          "performance": {"state", "gpu", "latency_ms", "throughput", "cv", "case",
+                          "cases": {label: {"median_ms", "cv"}}, "measured_at",
+                          "selected": {...}}                  (optional: measured engines)
         }
       }
     }
@@ -111,7 +113,9 @@ class LockEntry:
     engine: dict[str, Any] | None = None  # {"sha256", "size"}; None: not built yet
     accuracy: dict[str, Any] | None = None  # {"state", "summary"}
     built_at: str | None = None
-    performance: dict[str, Any] | None = None  # reserved for the performance gate
+    # the performance gate's numbers and select: fastest's choice (trtops.ops.lock.lock_performance);
+    # absent in locks written before the gate, which stay readable
+    performance: dict[str, Any] | None = None
 
     @property
     def sha256(self) -> str | None:
@@ -138,8 +142,10 @@ class LockEntry:
                         "compute_capability": platform.compute_capability}}
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, Any], accuracy: Mapping[str, Any] | None) -> LockEntry:
-        """The lock entry of a cache entry (its meta.json and parsed accuracy.json)."""
+    def from_meta(cls, meta: Mapping[str, Any], accuracy: Mapping[str, Any] | None,
+                  performance: Mapping[str, Any] | None = None) -> LockEntry:
+        """The lock entry of a cache entry (its meta.json, parsed accuracy.json and what
+        the lock keeps of its perf.json)."""
         summary = None
         if accuracy:
             summary = {"state": accuracy.get("state", "unverified")}
@@ -149,7 +155,8 @@ class LockEntry:
                    model=dict(meta.get("model") or {}),
                    engine={"sha256": meta.get("engine_sha256"), "size": meta.get("engine_size")},
                    accuracy=summary or {"state": "unverified"},
-                   built_at=meta.get("created_at"))
+                   built_at=meta.get("created_at"),
+                   performance=dict(performance) if performance else None)
 
     @classmethod
     def pending(cls, engine_key: Any) -> LockEntry:

@@ -217,3 +217,29 @@ def parse_duration(text: str) -> float:
         raise InputError(f"{text!r} is not a duration",
                          hint="a number and a unit: 90s, 45m, 12h, 30d or 2w")
     return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+# The one percentage grammar of manifests (``max_regression: 10%``): a number and '%'. A
+# bare number is refused: 0.1 could mean 0.1% or 10%.
+PERCENT_PATTERN = r"(\d{1,4}(?:\.\d{1,6})?) ?%"
+_PERCENT_RE = re.compile(rf"^{PERCENT_PATTERN}\Z")
+
+
+def parse_percent(value: object) -> float:
+    """A percentage as manifests write it → a fraction (``"10%"`` → 0.1, ``"2.5 %"`` → 0.025).
+
+    Raises:
+        ValueError: anything else (a bare number included: 0.1 could be 0.1% or 10%).
+    """
+    match = _PERCENT_RE.match(value) if isinstance(value, str) else None
+    if match is None:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ValueError(f"got {shown}, which is not a percentage: write a number and '%', "
+                         "e.g. 10% or 2.5%")
+    return float(match.group(1)) / 100.0
+
+
+def format_percent(fraction: float) -> str:
+    """A fraction as people read a percentage: 0.1 → ``10%``, 0.205 → ``20.5%``."""
+    text = f"{fraction * 100:.1f}".rstrip("0").rstrip(".")
+    return f"{text}%"

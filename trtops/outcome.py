@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trtops.errors import (
+    EXIT_PRECEDENCE,
     AccuracyError,
     BuildError,
     EnvironmentMissing,
@@ -31,6 +32,8 @@ STATUS_EXIT = {
     "build_failed": ExitCode.BUILD_FAILED,
     "accuracy_failed": ExitCode.ACCURACY_FAILED,
     "rejected": ExitCode.ACCURACY_FAILED,
+    "perf_failed": ExitCode.PERFORMANCE_FAILED,
+    "benched": ExitCode.OK,
     "environment": ExitCode.ENVIRONMENT,
     "invalid": ExitCode.USER_ERROR,
     "error": ExitCode.INTERNAL,
@@ -55,6 +58,7 @@ class EngineOutcome:
     details: str = ""  # longer text (build log tail, accuracy table)
     accuracy: dict[str, Any] | None = None  # accuracy.json summary (passed, worst outputs)
     engine_bytes: int | None = None
+    perf: dict[str, Any] | None = None  # perf.json summary (trtops.perf.document.perf_summary)
 
     @property
     def failed(self) -> bool:
@@ -71,11 +75,14 @@ class RunResult:
     command: str
     outcomes: list[EngineOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    # select: fastest: the choice per manifest/model/target (trtops.perf.select), and the
+    # record per engine id the lock keeps ({"policy", "chosen", "precision", "reason"})
+    selections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    selected: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def exit_code(self) -> ExitCode:
         codes = [STATUS_EXIT.get(o.status, ExitCode.INTERNAL) for o in self.outcomes]
-        for code in (ExitCode.INTERNAL, ExitCode.ENVIRONMENT, ExitCode.BUILD_FAILED,
-                     ExitCode.ACCURACY_FAILED, ExitCode.USER_ERROR):
+        for code in EXIT_PRECEDENCE:
             if code in codes:
                 return code
         return ExitCode.OK
@@ -84,13 +91,27 @@ class RunResult:
         counts: dict[str, int] = {}
         for outcome in self.outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        return {
+        document = {
             "command": self.command,
             "exit_code": int(self.exit_code()),
             "seconds": round(self.seconds, 3),
             "counts": counts,
             "engines": [o.to_json() for o in self.outcomes],
         }
+        if self.selections:
+            document["selections"] = self.selections
+        return document
+
+    def apply_selections(self, selections: dict[str, dict[str, Any]],
+                         selected: dict[str, dict[str, Any]]) -> None:
+        """Record ``select: fastest``'s choices (:func:`trtops.ops.select.select_from_outcomes`)
+        and say on the chosen engines' lines why they were chosen."""
+        self.selections, self.selected = selections, selected
+        for outcome in self.outcomes:
+            record = selected.get(outcome.id)
+            if record and record.get("chosen"):
+                note = f"selected as {outcome.model}'s default loader: {record['reason']}"
+                outcome.message = f"{outcome.message}; {note}" if outcome.message else note
 
 
 def failure_status(exc: TrtopsError) -> str:

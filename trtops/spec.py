@@ -86,6 +86,44 @@ class AccuracySpec:
     iterations: int
 
 
+# The performance gate's settings when neither the model nor ``defaults:`` set them.
+PERFORMANCE_DEFAULTS: dict[str, Any] = {
+    "enabled": True,  # every accepted engine is measured; budgets gate only where set
+    "warmup": 20,
+    "iterations": 200,
+    "repeats": 5,
+    "cuda_graph": "auto",
+}
+
+
+@dataclass(frozen=True)
+class PerformanceSpec:
+    """The performance gate of one engine (``performance:``, resolved). Not in the engine
+    key: measuring and judging never change the engine's bytes."""
+
+    enabled: bool = PERFORMANCE_DEFAULTS["enabled"]
+    # named shape cases besides each profile's opt: (name, ((input, dims), ...)), sorted
+    shapes: tuple[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]], ...] = ()
+    warmup: int = PERFORMANCE_DEFAULTS["warmup"]
+    iterations: int = PERFORMANCE_DEFAULTS["iterations"]
+    repeats: int = PERFORMANCE_DEFAULTS["repeats"]
+    max_latency_ms: float | None = None
+    min_throughput: float | None = None
+    max_regression: float | None = None  # a fraction: 0.1 for '10%'
+    cuda_graph: str = PERFORMANCE_DEFAULTS["cuda_graph"]  # auto | off
+
+    @property
+    def gated(self) -> bool:
+        """True when a budget or a regression limit can fail the engine."""
+        return self.enabled and (self.max_latency_ms is not None or self.min_throughput is not None
+                                 or self.max_regression is not None)
+
+    def settings(self) -> dict[str, Any]:
+        """The measurement settings (:meth:`trtops.ops.toolchain.Toolchain.measure`)."""
+        return {"warmup": self.warmup, "iterations": self.iterations, "repeats": self.repeats,
+                "cuda_graph": self.cuda_graph}
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """Everything that changes the bytes of the engine, normalized (defaults filled).
@@ -161,6 +199,9 @@ class EngineSpec:
     line: int | None = None  # line of the model in the manifest (annotations)
     # Graph preparation before the build (trtops.prepare); None: the model as it is.
     prepare: PrepareSpec | None = None
+    # The performance gate (not in the engine key) and the model's `select:` policy.
+    performance: PerformanceSpec = PerformanceSpec()
+    select: str | None = None  # 'fastest': the fastest accepted precision is the default loader
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -246,6 +287,8 @@ def make_engine_spec(
     loaders: Sequence[str] = (),
     line: int | None = None,
     prepare: PrepareSpec | None = BUILD_DEFAULTS["prepare"],
+    performance: PerformanceSpec | None = None,
+    select: str | None = None,
 ) -> EngineSpec:
     """The one place an :class:`EngineSpec` is assembled: defaults filled, settings normalized.
 
@@ -279,6 +322,8 @@ def make_engine_spec(
         loaders: loader names to emit.
         line: the model's line in its manifest.
         prepare: the model preparation before the build (None: the model as it is).
+        performance: the performance gate (default: measured, no budgets).
+        select: the model's ``select:`` policy ('fastest' or None).
 
     Returns:
         The spec.
@@ -314,4 +359,6 @@ def make_engine_spec(
         timing_cache=timing_cache,
         line=line,
         prepare=None if prepare is None or prepare.is_noop else prepare,
+        performance=performance or PerformanceSpec(),
+        select=select,
     )

@@ -41,7 +41,7 @@ HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 
 def _apply(*extra: str) -> None:
-    assert main(["apply", "m.yaml", "--no-emit", *extra]) in (0, 4)
+    assert main(["apply", "m.yaml", "--no-emit", *extra]) in (0, 4, 6)
 
 
 def _built(project: Path) -> None:
@@ -65,6 +65,16 @@ def _corrupt(project: Path) -> None:
     _apply()
     engine = next((project / "cache" / "engines").rglob("engine.plan"))
     engine.write_bytes(b"not the engine that was published")
+
+
+def _budget(project: Path) -> None:
+    # The double's fp32 engine runs 1 ms per sample: a budget it cannot meet.
+    (project / "m.yaml").write_text(MANIFEST + "    performance: {max_latency_ms: 0.5}\n")
+
+
+def _built_then_budget(project: Path) -> None:
+    _apply()
+    _budget(project)
 
 
 def _bad_manifest(project: Path) -> None:
@@ -93,6 +103,12 @@ CASES: dict[str, tuple[int, list[str], dict[str, str], object]] = {
     "apply-4": (4, ["apply", "m.yaml"], {"TRTOPS_FAKE_PERTURB": "conv"}, None),
     "apply-4-rejected-before": (4, ["apply", "m.yaml"], {}, _rejected),
     "apply-5": (5, ["apply", "m.yaml"], {"TRTOPS_FAKE_GPUS": "0"}, None),
+    "apply-6": (6, ["apply", "m.yaml"], {}, _budget),
+    "apply-6-reused": (6, ["apply", "m.yaml"], {}, _built_then_budget),
+    "bench-0": (0, ["bench", "m.yaml"], {}, _built),
+    "bench-1": (1, ["bench", "m.yaml"], {}, _bad_manifest),
+    "bench-5": (5, ["bench", "m.yaml"], {"TRTOPS_FAKE_GPUS": "0"}, _built),
+    "bench-6": (6, ["bench", "m.yaml"], {}, _built_then_budget),
     "verify-0": (0, ["verify", "m.yaml"], {}, _built),
     "verify-1": (1, ["verify", "m.yaml"], {}, _bad_manifest),
     "verify-4": (4, ["verify", "m.yaml"], {}, _rejected),
@@ -170,7 +186,7 @@ def test_every_command_and_every_code_has_a_case():
     commands = {case.split("-")[0] for case in CASES}
     assert commands == set(COMMANDS)
     codes = {CASES[case][0] for case in CASES}
-    assert codes == {0, 1, 2, 3, 4, 5}  # 70 is a bug, 130 a Ctrl-C: neither is user input
+    assert codes == {0, 1, 2, 3, 4, 5, 6}  # 70 is a bug, 130 a Ctrl-C: neither is user input
 
 
 def _with_closed_stdout(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -88,8 +88,8 @@ def test_status_lists_engines(project, capsys):
     code, out, _ = run(capsys, "status", "demo.yaml")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["ENGINE", "KEY", "STATE", "SIZE", "AGE", "ACCURACY"]
-    assert re.search(rf"demo/conv/fp32/h100 +{fp32.key.key[:12]} +accepted +1.27 KiB +\d+s +median abs err 2e-3", out)
+    assert lines[0].split() == ["ENGINE", "KEY", "STATE", "SIZE", "AGE", "PERF", "ACCURACY"]
+    assert re.search(rf"demo/conv/fp32/h100 +{fp32.key.key[:12]} +accepted +1.27 KiB +\d+s +- +median abs err 2e-3", out)
     assert re.search(rf"demo/conv/fp16/h100 +{fp16.key.key[:12]} +rejected ", out)
     assert re.search(r"demo/conv/tf32/h100 +- +not built", out)
     code, out, _ = run(capsys, "status", "demo.yaml", "--json")

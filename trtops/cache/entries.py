@@ -19,6 +19,7 @@ from trtops.cache.store import (
     ACCURACY_FILE,
     ENTRY_FILES,
     META_FILE,
+    PERF_FILE,
     EntryStore,
     PutResult,
 )
@@ -140,10 +141,11 @@ def check_meta(remote: Any, key: str, meta: Any) -> None:
 
 
 def entry_file_names(meta: Mapping[str, Any]) -> list[str]:
-    """Files to copy for an entry: those meta.json lists, the engine, accuracy.json."""
+    """Files to copy for an entry: those meta.json lists, the engine, accuracy.json and
+    perf.json (the mutable ones, which meta.json does not list)."""
     files = meta.get("files")
     names = set(files) if isinstance(files, Mapping) else set(ENTRY_FILES)
-    names |= {ENGINE_FILE, ACCURACY_FILE}
+    names |= {ENGINE_FILE, ACCURACY_FILE, PERF_FILE}
     names.discard(META_FILE)
     return sorted(names, key=lambda n: (n != ENGINE_FILE, n))  # the big one first
 
@@ -181,6 +183,7 @@ def check_entry(store: Any, key: str) -> str | None:
         return problem
     try:
         read_accuracy(store, key)
+        read_perf(store, key)
     except CacheError as exc:
         return exc.message
     expected = {ENGINE_FILE: {"sha256": meta.get("engine_sha256"), "size": meta.get("engine_size")}}
@@ -244,6 +247,40 @@ def parse_accuracy(data: bytes | None, key: str) -> dict | None:
     except EntryInvalid as exc:
         raise CacheError(f"{exc.reason} (entry {key[:12]})",
                          hint="run `trtops cache verify --delete` to drop damaged entries") from None
+
+
+def read_perf(store: EntryStore, key: str) -> dict | None:
+    """The entry's parsed perf.json, or None (never measured, or no entry).
+
+    Raises:
+        CacheError: when the file is not a perf.json trtops writes.
+    """
+    return parse_perf(store.read_file(key, PERF_FILE), key)
+
+
+def parse_perf(data: bytes | None, key: str) -> dict | None:
+    """perf.json bytes (as read from a store) checked against its schema; None when absent.
+
+    Raises:
+        CacheError: when the file is not valid JSON or not a perf.json.
+    """
+    from trtops.cache.entry_schema import EntryInvalid, check_perf
+
+    if data is None:
+        return None
+    try:
+        return check_perf(load_json(data, f"perf.json of entry {key}"))
+    except EntryInvalid as exc:
+        raise CacheError(f"{exc.reason} (entry {key[:12]})",
+                         hint="run `trtops bench` to measure the engine again") from None
+
+
+def write_perf(store: EntryStore, key: str, document: Mapping[str, Any]) -> None:
+    """Replace an entry's perf.json (checked against the schema readers use first)."""
+    from trtops.cache.entry_schema import check_perf, written
+
+    check_perf(written(dict(document)))
+    store.replace_file(key, PERF_FILE, json_bytes(dict(document)))
 
 
 def entry_state(store: EntryStore, key: str) -> str | None:
@@ -371,6 +408,7 @@ def publish_entry(
     files: Mapping[str, Path | bytes],
     *,
     accuracy: Mapping[str, Any] | None = None,
+    perf: Mapping[str, Any] | None = None,
     write_ref: bool = True,
     lock_timeout: float = 600.0,
     **meta_fields: Any,
@@ -386,6 +424,7 @@ def publish_entry(
         files: At least ``engine.plan``; also build.log, layers.json, calibration.cache...
         accuracy: Initial accuracy.json content (``{"state": "accepted"|"rejected", ...}``);
             None leaves the entry 'unverified'.
+        perf: Initial perf.json content (:mod:`trtops.perf.document`), or None.
         write_ref: Point the ref at the entry (default).
         lock_timeout: Seconds to wait for the publish lock.
         **meta_fields: Builder facts for meta.json: build_seconds, device_memory,
@@ -402,6 +441,11 @@ def publish_entry(
 
         check_accuracy(written(dict(accuracy)))
         payload[ACCURACY_FILE] = json_bytes(dict(accuracy))
+    if perf is not None:
+        from trtops.cache.entry_schema import check_perf, written
+
+        check_perf(written(dict(perf)))
+        payload[PERF_FILE] = json_bytes(dict(perf))
     digests = {
         name: file_digest(source)
         for name, source in payload.items()

@@ -1,4 +1,4 @@
-"""The one schema of an entry's ``meta.json`` and ``accuracy.json``.
+"""The one schema of an entry's ``meta.json``, ``accuracy.json`` and ``perf.json``.
 
 Writers (:func:`trtops.cache.layout.make_meta`, :func:`trtops.cache.entries.publish_entry`,
 the accuracy gate) check what they write against it, and every reader checks what it
@@ -205,6 +205,64 @@ class Accuracy(BaseModel):
     worst: list[dict[StrictStr, Any]] = []
 
 
+class Stats(_Part):
+    median: Number
+    p90: Number
+    p99: Number
+    mean: Number
+    min: Number
+
+
+class PerfCase(_Part):
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    label: Annotated[StrictStr, Field(max_length=128)]
+    shapes: dict[Name, Shape] = {}
+    batch: Annotated[StrictInt, Field(ge=0)]
+    cuda_graph: StrictBool
+    iterations: Size
+    latency_ms: Stats
+    gpu_ms: Stats | None = None
+    throughput: Number
+    repeat_medians_ms: Annotated[list[Number], Field(max_length=1000)] = []
+    cv: Number
+
+
+class PerfGpu(_Part):
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    name: Name
+    driver: Annotated[StrictStr, Field(max_length=64)] | None = None
+    sm_clock_mhz: Size | None = None
+    mem_clock_mhz: Size | None = None
+    temperature_c: StrictInt | None = None
+
+
+class PerfVerdict(_Part):
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    state: Literal["passed", "failed", "measured"]
+    passed: StrictBool
+    summary: StrictStr = ""
+    checks: list[dict[StrictStr, Any]] = []
+    notes: list[StrictStr] = []
+    baseline: dict[StrictStr, Any] | None = None
+
+
+class Perf(BaseModel):
+    """``perf.json`` (see :mod:`trtops.perf.document`)."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, populate_by_name=True)
+
+    schema_version: Annotated[StrictInt, Field(ge=1)] = Field(alias="schema")
+    measured_at: StrictStr
+    settings: dict[StrictStr, Any] = {}
+    gpu: PerfGpu
+    tensorrt: Annotated[StrictStr, Field(max_length=64)]
+    cases: Annotated[list[PerfCase], Field(max_length=256)]
+    verdict: PerfVerdict
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -248,6 +306,24 @@ def check_accuracy(document: Any) -> dict[str, Any]:
     return _check(document, Accuracy, "accuracy.json")
 
 
+def check_perf(document: Any) -> dict[str, Any]:
+    """``document`` when it is a valid perf.json.
+
+    Raises:
+        EntryInvalid: naming the first bad field.
+    """
+    checked = _check(document, Perf, "perf.json")
+    from trtops.perf.judge import Baseline
+
+    baseline = checked["verdict"].get("baseline")
+    if baseline is not None:  # what a re-judged reuse reads: numbers, not anything
+        try:
+            Baseline.from_json(baseline)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise EntryInvalid("perf.json field 'verdict.baseline': not a measurement") from None
+    return checked
+
+
 def written(document: dict[str, Any]) -> dict[str, Any]:
     """``document`` as it reads back once stored (tuples become lists): writers check
     this form, which is what readers see."""
@@ -255,6 +331,6 @@ def written(document: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "MAX_METADATA_BYTES", "Accuracy", "EntryInvalid", "Meta", "check_accuracy", "check_meta",
-    "parse_document", "written",
+    "MAX_METADATA_BYTES", "Accuracy", "EntryInvalid", "Meta", "Perf", "check_accuracy",
+    "check_meta", "check_perf", "parse_document", "written",
 ]

@@ -15,7 +15,7 @@ The rules that hold on every backend live here:
   ``meta.json``, remove files a crashed writer left without it, write the files, then
   ``meta.json`` last and create-only; of racing writers exactly one creates the entry and
   the others learn whether its engine has the same sha256;
-- only ``accuracy.json`` (:data:`layout.MUTABLE_FILES`) of an existing entry is replaced;
+- only ``accuracy.json`` and ``perf.json`` (:data:`layout.MUTABLE_FILES`) of an existing entry are replaced;
 - a delete removes ``meta.json`` first, so a half-deleted entry is no entry;
 - stored JSON (meta.json, refs) has one encoding, :func:`trtops.cache.entries.json_bytes`;
   anything that parses as JSON is read (refs written by older versions stay readable);
@@ -35,7 +35,7 @@ from typing import Any
 
 import trtops.cache.layout as layout
 from trtops.cache.entries import file_digest, json_bytes, load_json
-from trtops.cache.store import ACCURACY_FILE, META_FILE, PutResult
+from trtops.cache.store import ACCURACY_FILE, META_FILE, PERF_FILE, PutResult
 from trtops.cache.transport import ObjectTransport
 from trtops.errors import CacheError, RemoteError
 from trtops.names import ENGINE_FILE
@@ -105,7 +105,7 @@ class ObjectEntries:
         """One file of an entry, or None when absent. meta.json and accuracy.json are read
         up to :data:`~trtops.cache.entry_schema.MAX_METADATA_BYTES` (+1 byte, so that the
         parser refuses a larger one without it ever being held whole)."""
-        if name in (META_FILE, ACCURACY_FILE):
+        if name in (META_FILE, ACCURACY_FILE, PERF_FILE):
             from trtops.cache.entry_schema import MAX_METADATA_BYTES
 
             return self.objects.get(self._entry_object(key, name), limit=MAX_METADATA_BYTES)
@@ -259,7 +259,7 @@ class ObjectEntries:
     # ------------------------------------------------------------------ changing entries
 
     def replace_file(self, key: str, name: str, data: bytes) -> None:
-        """Atomically replace a mutable file (``accuracy.json``) of an existing entry.
+        """Atomically replace a mutable file (``accuracy.json``, ``perf.json``) of an existing entry.
 
         Raises:
             ValueError: for files that are immutable.

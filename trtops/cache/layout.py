@@ -40,7 +40,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, META_FILE
+from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, META_FILE, PERF_FILE
 from trtops.errors import CacheError, InputError
 from trtops.names import KEY_RE
 
@@ -54,7 +54,7 @@ TMP_DIR = "tmp"
 PREPARED_DIR = "prepared"  # prepared models: prepared/<digest>/model.onnx (trtops.prepare.runner)
 
 # Files an existing entry may replace in place; everything else is create-only.
-MUTABLE_FILES = (ACCURACY_FILE,)
+MUTABLE_FILES = (ACCURACY_FILE, PERF_FILE)
 
 STATES = ("accepted", "rejected", "unverified")
 

@@ -2,9 +2,10 @@
 
 An *entry* is a directory-like group of files under one engine key:
 ``engine.plan``, ``meta.json`` (written last: an entry without it is not an entry),
-optionally ``accuracy.json``, ``build.log``, ``layers.json``, ``calibration.cache``.
-Entries are content-addressed and created once (create-only); only ``accuracy.json`` may be
-replaced later (``trtops verify`` with new tolerances), atomically.
+optionally ``accuracy.json``, ``perf.json``, ``build.log``, ``layers.json``, ``calibration.cache``.
+Entries are content-addressed and created once (create-only); only ``accuracy.json`` and
+``perf.json`` may be replaced later (``trtops verify`` with new tolerances, ``trtops bench``),
+atomically.
 
 *Refs* remember the last key per logical engine (manifest/model/precision/target) so the
 planner can explain what changed. *Timing caches* are keyed by TensorRT version and GPU
@@ -27,10 +28,12 @@ from trtops.names import ENGINE_FILE
 
 META_FILE = "meta.json"
 ACCURACY_FILE = "accuracy.json"
+PERF_FILE = "perf.json"  # the performance gate's measurement and verdict (trtops.perf)
 BUILD_LOG_FILE = "build.log"
 LAYERS_FILE = "layers.json"
 CALIBRATION_FILE = "calibration.cache"
-ENTRY_FILES = (ENGINE_FILE, META_FILE, ACCURACY_FILE, BUILD_LOG_FILE, LAYERS_FILE, CALIBRATION_FILE)
+ENTRY_FILES = (ENGINE_FILE, META_FILE, ACCURACY_FILE, PERF_FILE, BUILD_LOG_FILE, LAYERS_FILE,
+               CALIBRATION_FILE)
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class EntryStore(Protocol):
         meta.json is written last; concurrent writers leave exactly one entry."""
 
     def replace_file(self, key: str, name: str, data: bytes) -> None:
-        """Atomically replace a mutable file of an existing entry (accuracy.json only)."""
+        """Atomically replace a mutable file of an existing entry (accuracy.json, perf.json)."""
 
     def delete_entry(self, key: str) -> None:
         """Remove an entry (gc); missing entries are ignored."""

@@ -33,9 +33,16 @@ from trtops.cache.entries import (
     entry_file_names,
     expected_digests,
     merge_timing_cache_into,
+    parse_perf,
     state_of_accuracy,
 )
-from trtops.cache.store import ACCURACY_FILE, ENTRY_FILES, META_FILE, PutResult
+from trtops.cache.store import (
+    ACCURACY_FILE,
+    ENTRY_FILES,
+    META_FILE,
+    PERF_FILE,
+    PutResult,
+)
 from trtops.errors import CacheError
 from trtops.names import ENGINE_FILE
 
@@ -233,14 +240,16 @@ def _write_staged(path: Path, data: bytes, fsync: bool) -> None:
 
 def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
                  progress: Progress | None = None, accuracy: bytes | None = None,
-                 timings: PullTimings | None = None, durable: bool = True) -> Staged:
+                 perf: bytes | None = None, timings: PullTimings | None = None,
+                 durable: bool = True) -> Staged:
     """Download and verify every file of an entry into a staging directory of the local
     store (fsynced when the store adopts the files as they are, unless ``durable`` is
     False: the entry is then in an unsynced journal, see :mod:`trtops.cache.journal`).
 
     The engine streams in this thread while the small files are fetched beside it, so
     they cost no round trips after it. ``accuracy`` (accuracy.json as read when the entry
-    was selected) is written instead of fetched again.
+    was selected) is written instead of fetched again, and so is ``perf`` (perf.json);
+    a perf.json fetched here is checked like one read at selection.
     """
     expected = expected_digests(meta)
     new_staging = getattr(local, "new_staging", None)
@@ -255,10 +264,11 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
     try:
         def get(name: str) -> bool:
             target = directory / name
-            if name == ACCURACY_FILE and accuracy is not None:
-                _write_staged(target, accuracy, fsync)
+            given = {ACCURACY_FILE: accuracy, PERF_FILE: perf}.get(name)
+            if given is not None:
+                _write_staged(target, given, fsync)
                 if progress:
-                    progress(len(accuracy))
+                    progress(len(given))
                 return True
             started = time.perf_counter()
             file_timings: dict[str, float] = {}
@@ -282,6 +292,8 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
                     found[name] = future.result()
         elif names:
             found[names[0]] = get(names[0])
+        if found.get(PERF_FILE) and perf is None:
+            parse_perf((directory / PERF_FILE).read_bytes(), key)  # CacheError: damaged
         for name in names:
             if found[name]:
                 staged.files[name] = directory / name
@@ -313,7 +325,7 @@ def publish_staged(local: Any, staged: Staged, timings: PullTimings | None = Non
 
 def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None = None,
                 meta: Mapping[str, Any] | None = None, accuracy: bytes | None = None,
-                timings: PullTimings | None = None) -> bool:
+                perf: bytes | None = None, timings: PullTimings | None = None) -> bool:
     """Copy one entry from the remote into the local cache, verified and atomic.
 
     Every file is checked against the sha256 in meta.json before the entry becomes
@@ -349,7 +361,7 @@ def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None 
             return False
     check_meta(remote, key, meta)
     staged = stage_entry(remote, local, key, dict(meta), progress=progress,
-                          accuracy=accuracy, timings=timings)
+                          accuracy=accuracy, perf=perf, timings=timings)
     publish_staged(local, staged, timings)
     return True
 

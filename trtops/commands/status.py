@@ -16,7 +16,7 @@ def register(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         "status",
-        help="list engines in the cache: key, state, size, age, accuracy",
+        help="list engines in the cache: key, state, size, age, latency/throughput, accuracy",
         description="List every engine the cache has a ref for (the last build of each "
         "manifest/model/precision/target) and, when manifests are found, their engines that "
         "were never built.",
@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print(f"No engines in {store.url} yet; `trtops plan` shows what `trtops apply` would build.")
         return 0
-    table = [("ENGINE", "KEY", "STATE", "SIZE", "AGE", "ACCURACY")]
+    from trtops.ops.status import perf_text
+
+    table = [("ENGINE", "KEY", "STATE", "SIZE", "AGE", "PERF", "ACCURACY")]
     for row in rows:
         table.append((
             row["engine"],
@@ -53,13 +55,14 @@ def run(args: argparse.Namespace) -> int:
             row["state"],
             format_bytes(row["size"]) if row["size"] is not None else "-",
             format_age(row["age_seconds"]) if row["age_seconds"] is not None else "-",
+            perf_text(row.get("perf")),
             row["accuracy"] or "",
         ))
-    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    widths = [max(len(r[i]) for r in table) for i in range(6)]
     for line in table:
         # Engine ids and accuracy summaries come from cache metadata (maybe pulled): escaped.
-        print(terminal_safe("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:5]))
-                            + "  " + line[5], limit=None))
+        print(terminal_safe("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:6]))
+                            + "  " + line[6], limit=None))
     if unreferenced:
         print(f"\n{unreferenced} unreferenced entr{'y' if unreferenced == 1 else 'ies'} "
               "(`trtops gc` removes them)")

@@ -27,6 +27,8 @@ class EmitItem:
     spec_id: str  # manifest/model/precision/target
     key: str
     loaders: tuple[str, ...]
+    # The model's default loader on its target (select: fastest chose this precision).
+    default: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Entry:
     io: EngineIO
     engine_file: Path  # sha256 verified against meta.json
     loaders: tuple[str, ...]
+    default: bool = False  # select: fastest chose it (trtops.ops.select)
 
     @property
     def sha256(self) -> str:
@@ -175,4 +178,5 @@ def validate(store: Any, item: EmitItem, files: EngineFiles, *,
         return reject("its engine.plan does not match the sha256 in meta.json: the cache "
                       "entry is corrupt (run `trtops cache verify --delete`, then `trtops "
                       "apply` or `trtops pull`)")
-    return Entry(item.spec_id, engine_id, item.key, meta, io, engine, item.loaders)
+    return Entry(item.spec_id, engine_id, item.key, meta, io, engine, item.loaders,
+                 default=item.default)

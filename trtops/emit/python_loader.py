@@ -38,7 +38,7 @@ from trtops.emit.registry import (
     Written,
 )
 from trtops.engine_io import EngineIO
-from trtops.errors import InputError, InternalError, TrtopsError
+from trtops.errors import ExitCode, InputError, InternalError, TrtopsError
 from trtops.fsutil import atomic_copy, atomic_write
 from trtops.names import IDENTIFIER_RE, SHA256_RE
 
@@ -508,7 +508,29 @@ class PythonLoader:
                                               exc.exit_code))
             else:
                 output.written.append(Written(entry.spec_id, entry.key, emitted.module_path))
+                if entry.default:
+                    self._default(entry, module, set(counts), dest, output)
         return output
+
+    @staticmethod
+    def _default(entry: Entry, module: str, taken: set[str], dest: Path,
+                 output: LoaderOutput) -> None:
+        """``<model>_<target>.py``: the model's default loader, the engine ``select:
+        fastest`` chose; it re-exports that engine's module (no second copy of the engine)."""
+        _, model, precision, target = entry.engine
+        alias = module_name_for(model, target)
+        if alias in taken:
+            output.refused.append(Refused(
+                entry.spec_id, entry.key, f"python loader: the default loader {alias} would "
+                f"replace the module of another engine", ExitCode.USER_ERROR))
+            return
+        source = (f'"""Default loader of {model} on {target}: `select: fastest` chose '
+                  f'{precision} ({module}.py)."""\n\nfrom {module} import *  # noqa: F403\n'
+                  f'from {module} import METADATA  # noqa: F401\n')
+        compile(source, f"{alias}.py", "exec")
+        path = dest / f"{alias}.py"
+        atomic_write(path, source.encode("ascii"))
+        output.written.append(Written(entry.spec_id, entry.key, path))
 
 
 LOADER = PythonLoader()

@@ -330,7 +330,37 @@ class TritonLoader:
                 continue
             for entry in members:
                 output.written.append(Written(entry.spec_id, entry.key, written.directory))
+        self._defaults(entries, dest, settings, set(names), output)
         return output
+
+    @staticmethod
+    def _defaults(entries: Sequence[Entry], dest: Path, settings: object, taken: set[str],
+                  output: LoaderOutput) -> None:
+        """``<dest>/<model>/``: the model's default, the engines ``select: fastest`` chose
+        (one per target; their compute capabilities tell Triton which to load)."""
+        from trtops.cache.compat import hardware_compatibility
+
+        groups: dict[tuple[str, str], list[Entry]] = {}
+        for entry in entries:
+            if entry.default:
+                groups.setdefault((entry.engine.manifest, entry.engine.model), []).append(entry)
+        for (manifest, model), members in groups.items():
+            name = model if model not in taken else f"{name_part(manifest)}_{model}"
+            variants = [TritonVariant(entry.engine_file, entry.io,
+                                      entry.gpu.get("compute_capability"),
+                                      hardware_compatibility(entry.meta) == "ampere_plus",
+                                      label=entry.engine.target)
+                        for entry in members]
+            try:
+                written = write_model(dest, name, variants, settings)
+            except TrtopsError as exc:
+                for entry in members:
+                    output.refused.append(Refused(entry.spec_id, entry.key,
+                                                  f"triton default model {name}: {exc.message}",
+                                                  exc.exit_code))
+                continue
+            for entry in members:
+                output.written.append(Written(entry.spec_id, entry.key, written.directory))
 
 
 LOADER = TritonLoader()

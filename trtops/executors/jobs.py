@@ -1,7 +1,8 @@
 """One build job: what an executor's worker receives, runs and sends back.
 
-The worker side of apply is only what needs TensorRT or the GPU: the build and the accuracy
-check (:func:`run_build_job`). Everything else (reading and merging timing caches, publishing
+The worker side of apply is only what needs TensorRT or the GPU: the build, the accuracy
+check and the measurement of an accurate engine (:func:`run_build_job`), on the GPU that
+built it. Everything else (reading and merging timing caches, publishing
 to the cache, refs, pushes, loaders) stays in the parent process, so workers never touch the
 cache and a crashed worker cannot leave half an entry behind.
 
@@ -115,6 +116,8 @@ class JobOutput:
         accuracy_passed: The check's verdict, or None.
         accuracy_summary: The verdict line of the check.
         accuracy_details: The verdict and the worst outputs (for failures).
+        perf: The measurement (:meth:`Toolchain.measure`'s body), or None when not measured.
+        perf_error: Why the measurement failed (the engine itself is fine), or None.
         worker: Where it ran: host, pid, CUDA_VISIBLE_DEVICES, executor-specific fields.
         error: Set when the job failed (the fields above are filled as far as it got).
         exception: The original exception (in-process runs only; never pickled).
@@ -135,6 +138,8 @@ class JobOutput:
     accuracy_passed: bool | None = None
     accuracy_summary: str = ""
     accuracy_details: str = ""
+    perf: dict | None = None
+    perf_error: str | None = None
     worker: dict = field(default_factory=dict)
     error: JobError | None = None
     exception: BaseException | None = field(default=None, repr=False, compare=False)
@@ -269,12 +274,36 @@ def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = Non
             output.accuracy_passed = bool(report.passed)
             output.accuracy_summary = report.summary_lines(1)[0]
             output.accuracy_details = "\n".join(report.summary_lines(5))
+        if output.accuracy_passed is not False:
+            _measure(job, toolchain, built, output, progress)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - reported as this engine's failure
         output.exception = exc
         output.error = error_from_exception(exc)
     return output
+
+
+def _measure(job: BuildJob, toolchain: Any, built: Any, output: JobOutput,
+             progress: Progress | None) -> None:
+    """Time an accurate engine on the GPU that built it (the performance gate). A failed
+    measurement is recorded, not raised: the engine is good, the parent decides."""
+    spec = job.spec
+    performance = getattr(spec, "performance", None)
+    measure = getattr(toolchain, "measure", None)  # toolchains written before the gate
+    if performance is None or not performance.enabled or measure is None:
+        return
+    from trtops.perf.cases import measure_cases
+
+    if progress is not None:
+        progress("measuring")
+    try:
+        output.perf = measure(built.engine_path, measure_cases(spec, built.io), performance.settings())
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - reported with the engine's outcome
+        message = exc.message if isinstance(exc, TrtopsError) else f"{type(exc).__name__}: {exc}"
+        output.perf_error = message
 
 
 class LocalRunner:

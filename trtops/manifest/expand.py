@@ -25,13 +25,16 @@ from trtops.manifest.models import (
     Tolerance,
     constant_layout,
 )
+from trtops.names import parse_percent
 from trtops.sources import url_source_path
 from trtops.spec import (
     BUILD_DEFAULTS,
+    PERFORMANCE_DEFAULTS,
     AccuracySpec,
     BoundInput,
     CalibrationSpec,
     EngineSpec,
+    PerformanceSpec,
     PrepareSpec,
     TargetSpec,
     ToleranceSpec,
@@ -110,6 +113,36 @@ def _prepare_spec(options: Any) -> PrepareSpec | None:
     return None if spec.is_noop else spec
 
 
+def performance_value(manifest: Manifest, model: ModelSpec, name: str) -> Any:
+    """A ``performance:`` field as the engine gets it: the model's, else the manifest's
+    ``defaults:``, else :data:`~trtops.spec.PERFORMANCE_DEFAULTS` (None: unset)."""
+    for block in (model.performance, manifest.defaults.performance):
+        value = getattr(block, name) if block is not None else None
+        if value is not None:
+            return value
+    return PERFORMANCE_DEFAULTS.get(name)
+
+
+def _performance_spec(manifest: Manifest, model: ModelSpec) -> PerformanceSpec:
+    def value(name: str) -> Any:
+        return performance_value(manifest, model, name)
+
+    shapes = value("shapes") or {}
+    regression = value("max_regression")
+    return PerformanceSpec(
+        enabled=bool(value("enabled")),
+        shapes=tuple((name, tuple((i, tuple(dims)) for i, dims in sorted(shapes[name].items())))
+                     for name in sorted(shapes)),
+        warmup=value("warmup"),
+        iterations=value("iterations"),
+        repeats=value("repeats"),
+        max_latency_ms=value("max_latency_ms"),
+        min_throughput=value("min_throughput"),
+        max_regression=parse_percent(regression) if regression is not None else None,
+        cuda_graph=value("cuda_graph"),
+    )
+
+
 def _target_spec(name: str, target: Target) -> TargetSpec:
     return TargetSpec(
         name=name,
@@ -153,6 +186,7 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
     data = _absolute(base / accuracy.data) if accuracy.data is not None else None
     line = lm.location("models", index).line
     prepare = _prepare_spec(build_value(manifest, model, "prepare"))
+    performance = _performance_spec(manifest, model)
     specs = []
     for precision in model.precisions:
         calibration = None
@@ -197,6 +231,8 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
                 loaders=model.loaders,
                 line=line,
                 prepare=prepare,
+                performance=performance,
+                select=model.select,
             ))
     return specs
 

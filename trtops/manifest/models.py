@@ -29,10 +29,12 @@ from pydantic_core import PydanticCustomError
 from trtops.capabilities import PRECISION_NAMES
 from trtops.emit.registry import LOADER_NAMES
 from trtops.names import (
+    PERCENT_PATTERN,
     SHA256_RE,
     SIZE_PATTERN,
     identifier_problem,
     parse_byte_size,
+    parse_percent,
     suggest_identifier,
 )
 from trtops.sources import DEFAULT_MAX_SIZE as DEFAULT_SOURCE_MAX_SIZE
@@ -57,6 +59,8 @@ HardwareCompatibility = Literal["none", "ampere_plus", "same_compute_capability"
 TacticSource = Literal["cublas", "cublas_lt", "cudnn", "edge_mask_convolutions", "jit_convolutions"]
 TimingCachePolicy = Literal["shared", "read_only", "off"]
 CalibrationAlgorithm = Literal["entropy", "minmax"]
+CudaGraphPolicy = Literal["auto", "off"]
+SelectPolicy = Literal["fastest"]
 ReferenceRuntime = Literal["onnxruntime"]
 
 MAX_BYTE_SIZE = 2**50  # 1 PiB: far beyond any GPU; bigger is a typo
@@ -211,12 +215,72 @@ class Target(StrictModel):
         return self.gpu == "any"
 
 
-# --------------------------------------------------------------------------- build options
+# TensorRT 8.6 dimensions are 32-bit.
+Shape = list[Annotated[Int, Field(ge=1, le=2**31 - 1)]]
+
+
+# --------------------------------------------------------------------------- performance
 
 
 def _off(value: Any) -> Any:
     # YAML 1.1 reads an unquoted `off` as false; editors (YAML 1.2) see the string.
     return "off" if value is False else value
+
+
+def _percent(value: Any) -> Any:
+    if isinstance(value, str):
+        fraction = parse_percent(value)  # the one percentage grammar (trtops.names)
+        if fraction <= 0:
+            raise ValueError("the allowed regression must be above 0%")
+        return value.strip()
+    raise ValueError(f"got {value!r}, which is not a percentage: write a number and '%', e.g. 10%")
+
+
+Percent = Annotated[
+    str,
+    BeforeValidator(_percent),
+    WithJsonSchema({"type": "string", "pattern": rf"^{PERCENT_PATTERN}$", "examples": ["10%", "2.5%"]}),
+]
+
+
+class Performance(StrictModel):
+    """The performance gate: every accepted engine is measured on the GPU that built it
+    (latency, throughput) and checked against budgets and against the previous engine.
+    Under ``defaults:`` its fields apply to every model; a model's own field wins.
+    Not part of the engine key: changing it never rebuilds an engine."""
+
+    enabled: bool | None = Field(
+        default=None, description="Measure engines (default true); false skips the "
+        "measurement and the gate for this model.")
+    shapes: dict[Identifier, dict[str, Shape]] | None = Field(
+        default=None, description="Further named shape cases to measure besides each "
+        "profile's opt shape, e.g. {batch1: {input: [1, 3, 224, 224]}}; every input of the "
+        "profiles, each within a profile's min/max.")
+    warmup: Int | None = Field(default=None, ge=0, le=100000,
+                               description="Untimed runs before each repeat (default 20).")
+    iterations: Int | None = Field(default=None, ge=1, le=1000000,
+                                   description="Timed runs per repeat (default 200).")
+    repeats: Int | None = Field(default=None, ge=1, le=100, description="Repeats of the "
+                                "timed runs (default 5); their medians' spread is the noise "
+                                "a regression must exceed.")
+    max_latency_ms: float | None = Field(
+        default=None, gt=0, description="Budget: the median latency (ms) at each profile's "
+        "opt shape must not exceed it.")
+    min_throughput: float | None = Field(
+        default=None, gt=0, description="Budget: inferences per second (batch / median "
+        "latency) at each profile's opt shape must reach it.")
+    max_regression: Percent | None = Field(
+        default=None, description="Largest slowdown of the median latency allowed against "
+        "the previous accepted engine of the same model, precision and target on the same "
+        "GPU, e.g. '10%'; a slowdown within the measured spread is never one.")
+    cuda_graph: Annotated[
+        CudaGraphPolicy, BeforeValidator(_off), WithJsonSchema({"enum": ["auto", "off", False]}),
+    ] | None = Field(
+        default=None, description="'auto' (default): time CUDA-graph replay where the engine "
+        "allows it; 'off': plain enqueues.")
+
+
+# --------------------------------------------------------------------------- build options
 
 
 ConstantValue = float | list[Any]
@@ -314,6 +378,12 @@ class BuildOptions(StrictModel):
         description="Build a strongly typed network: every layer runs in the type its tensors "
         "have (fp16/bf16 from a model cast, int8/fp8 from Q/DQ nodes) instead of precision "
         "flags. Needs TensorRT >= 10; TensorRT 11 builds nothing else. Default false.",
+    )
+    performance: Performance | None = Field(
+        default=None,
+        description="The performance gate (latency/throughput measured after the accuracy "
+        "check, budgets, max_regression). Engines are measured by default; "
+        "{enabled: false} skips it. Not part of the engine key.",
     )
 
     @field_validator("tactic_sources")
@@ -413,8 +483,6 @@ Source = Annotated[
 # --------------------------------------------------------------------------- profiles
 
 
-# TensorRT 8.6 dimensions are 32-bit.
-Shape = list[Annotated[Int, Field(ge=1, le=2**31 - 1)]]
 
 
 class ShapeRange(StrictModel):
@@ -602,6 +670,11 @@ class ModelSpec(BuildOptions):
     )
     targets: list[Identifier] | None = Field(
         default=None, description="Names of targets to build for (default: all targets)."
+    )
+    select: SelectPolicy | None = Field(
+        default=None, description="'fastest': of the precisions that pass the accuracy "
+        "check on a target, the one with the lowest median latency at the opt shape becomes "
+        "the model's default loader (the others stay in the cache).",
     )
 
     @field_validator("precisions", "loaders")

@@ -148,6 +148,9 @@ def apply_plan(plan: Plan, store: Any, *, toolchain: Toolchain | None = None,
             result.outcomes.append(outcome)
             if outcome.failed and not options.keep_going:
                 ctx.stop = True
+    from trtops.ops.select import select_from_outcomes
+
+    result.apply_selections(*select_from_outcomes(plan.actions, result.outcomes))
     if options.emit_dest is not None:
         _emit(ctx, result)
     if options.lock_path is not None:
@@ -198,14 +201,29 @@ def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
                         accuracy=_accuracy_summary(ctx.store, action.key.key))
     if action.kind == "reuse":
         ensure_ref(ctx.store, action.id, action.key)
-        return action_outcome(action, "reused", action.reason,
-                        accuracy=_accuracy_summary(ctx.store, action.key.key))
+        return _judged(ctx, action, action_outcome(
+            action, "reused", action.reason, accuracy=_accuracy_summary(ctx.store, action.key.key)))
     # build / rebuild: the executor built the first action of each key; the others share it
     earlier = ctx.built[action.key.key]
-    if not earlier.failed:
+    if not earlier.failed or earlier.status == "perf_failed":
         record_ref(ctx.store, action.id, action.key)
     return action_outcome(action, earlier.status, f"same engine as {earlier.id}",
-                    accuracy=earlier.accuracy, engine_bytes=earlier.engine_bytes)
+                    accuracy=earlier.accuracy, engine_bytes=earlier.engine_bytes,
+                    perf=earlier.perf)
+
+
+def _judged(ctx: _Context, action: Action, outcome: EngineOutcome) -> EngineOutcome:
+    """A cached engine's outcome with its stored measurement judged again under the
+    manifest's current budgets (they are not in the key): perf_failed when it fails."""
+    from trtops.ops.perf_gate import gate_message, gated_status, stored_verdict
+
+    if outcome.key is None or (outcome.accuracy or {}).get("state") != "accepted":
+        return outcome
+    outcome.perf, verdict = stored_verdict(ctx.store, outcome.key, action.spec)
+    if verdict is not None and not verdict.passed:
+        outcome.status = gated_status(outcome.status, verdict)
+        outcome.message = gate_message(outcome.message, verdict)
+    return outcome
 
 
 def _build_action(ctx: _Context, action: Action, runner: Any) -> EngineOutcome:
@@ -296,8 +314,9 @@ def _built_meanwhile(ctx: _Context, action: Action) -> EngineOutcome | None:
     state = entry_state(ctx.store, action.key.key)
     record_ref(ctx.store, action.id, action.key)
     status = "reused" if state == "accepted" else "rejected"
-    return action_outcome(action, status, "built meanwhile by another trtops process",
-                    accuracy=_accuracy_summary(ctx.store, action.key.key))
+    return _judged(ctx, action, action_outcome(
+        action, status, "built meanwhile by another trtops process",
+        accuracy=_accuracy_summary(ctx.store, action.key.key)))
 
 
 def check_runtime(plan: Plan, doing: str = "build") -> None:
@@ -329,7 +348,8 @@ def check_runtime(plan: Plan, doing: str = "build") -> None:
             hint=f"{hint}; `trtops plan` shows what apply would build, and engines built "
             "elsewhere can be fetched with `trtops pull`")
         ids = {a.id for a in needed}
-        error.result = RunResult("apply" if doing == "build" else "verify", [  # type: ignore[attr-defined]
+        command = {"build": "apply", "measure": "bench"}.get(doing, "verify")
+        error.result = RunResult(command, [  # type: ignore[attr-defined]
             action_outcome(a, "environment", missing) if a.id in ids
             else action_outcome(a, "skipped", a.reason) for a in plan.actions])
         raise error
@@ -359,10 +379,9 @@ def _fetch_from_remote(ctx: _Context, action: Action) -> EngineOutcome | None:
     started = time.monotonic()
     fetch_entry(remote, ctx.store, action.key.key, meta=meta)
     record_ref(ctx.store, action.id, action.key)
-    return action_outcome(action, "downloaded", f"fetched from {remote.url}",
-                    seconds=time.monotonic() - started,
-                    accuracy=_accuracy_summary(ctx.store, action.key.key),
-                    engine_bytes=meta.get("engine_size"))
+    return _judged(ctx, action, action_outcome(
+        action, "downloaded", f"fetched from {remote.url}", seconds=time.monotonic() - started,
+        accuracy=_accuracy_summary(ctx.store, action.key.key), engine_bytes=meta.get("engine_size")))
 
 
 def _build_verify_publish(ctx: _Context, action: Action, item: str, runner: Any) -> EngineOutcome:
@@ -422,8 +441,9 @@ def _build_prepared(ctx: _Context, action: Action, item: str, runner: Any) -> En
         if built.calibration_cache:
             files[CALIBRATION_FILE] = built.calibration_cache
         platform_gpu = _build_gpu(ctx.plan, action)
+        perf, verdict = _judge_built(ctx, action, built, platform_gpu)
         put, meta = publish_entry(
-            store, action.key, spec.id, files, accuracy=built.accuracy,
+            store, action.key, spec.id, files, accuracy=built.accuracy, perf=perf,
             build_seconds=round(built.build_seconds, 3), device_memory=built.device_memory,
             io_tensors=built.io["tensors"], tensorrt_version=built.tensorrt_version,
             gpu=platform_gpu,
@@ -457,7 +477,39 @@ def _build_prepared(ctx: _Context, action: Action, item: str, runner: Any) -> En
         message = f"{action.reason}; {message}"
     if not put.created:
         message += " (an identical engine was already cached)"
-    return action_outcome(action, "built", message, accuracy=summary, engine_bytes=built.engine_bytes)
+    return _built_outcome(action, message, built, perf, verdict, accuracy=summary)
+
+
+def _judge_built(ctx: _Context, action: Action, built: Any,
+                 gpu: dict | None) -> tuple[dict | None, Any]:
+    """(perf.json, verdict) of a freshly built engine's measurement, judged against the
+    previous engine of the same logical engine on the same GPU; (None, None) unmeasured."""
+    if built.perf is None:
+        return None, None
+    from trtops.ops.perf_gate import find_baseline, judge_measurement
+
+    name = (built.perf.get("gpu") or {}).get("name") or (gpu or {}).get("name")
+    baseline = find_baseline(ctx.store, action.id, action.key.key, name,
+                             previous_keys=[action.previous_key],
+                             lock_path=ctx.options.lock_path)
+    return judge_measurement(built.perf, action.spec, action.key.key, baseline)
+
+
+def _built_outcome(action: Action, message: str, built: Any, perf: dict | None, verdict: Any,
+                   **fields: Any) -> EngineOutcome:
+    """A built engine's outcome: built, or perf_failed when its measurement failed the
+    gate (or could not be made while budgets were set)."""
+    from trtops.ops.perf_gate import gate_message, gated_status
+    from trtops.perf.document import perf_summary
+
+    status = gated_status("built", verdict)
+    message = gate_message(message, verdict)
+    if built.perf_error:
+        message += f"; performance not measured: {built.perf_error}"
+        if action.spec.performance.gated:
+            status = "perf_failed"
+    return action_outcome(action, status, message, engine_bytes=built.engine_bytes,
+                          perf=perf_summary(perf, verdict), **fields)
 
 
 def _prepared_spec(ctx: _Context, action: Action, item: str) -> tuple[Any, str | None, str | None, str]:
@@ -644,12 +696,14 @@ def _emit(ctx: _Context, result: RunResult) -> None:
     items = []
     for outcome in result.outcomes:
         action = by_id.get(outcome.id)
+        # A slow engine is still an accurate one: it gets its loaders (exit 6 says the rest).
         if (action is None or not action.spec.loaders or outcome.key is None
-                or outcome.status not in ("built", "reused", "downloaded")):
+                or outcome.status not in ("built", "reused", "downloaded", "perf_failed")):
             continue
         if (outcome.accuracy or {}).get("state") != "accepted":
             continue
-        items.append(EmitItem(outcome.id, outcome.key, tuple(action.spec.loaders)))
+        chosen = (result.selected.get(outcome.id) or {}).get("chosen", False)
+        items.append(EmitItem(outcome.id, outcome.key, tuple(action.spec.loaders), default=chosen))
     if not items:
         return
     report = emit_entries(ctx.store, items, ctx.options.emit_dest, engine_ref=ctx.options.engine_ref)

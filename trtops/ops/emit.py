@@ -77,6 +77,27 @@ def collect_items(store: Any, manifest_paths: Sequence[str | os.PathLike[str]], 
     return items, notes
 
 
+def _mark_defaults(store: Any, manifest_paths: Sequence[str | os.PathLike[str]],
+                   items: list[EmitItem], cache_url: str | None) -> list[EmitItem]:
+    """Items whose engine ``select: fastest`` chose (from the cache's perf.json files, as
+    apply chooses) marked as their model's default loader."""
+    if not manifest_paths:
+        return items
+    from dataclasses import replace
+
+    from trtops.cache import is_remote
+    from trtops.ops.select import chosen_ids, select_from_store
+    from trtops.plan import load_specs
+
+    cache_dir = None if cache_url and is_remote(cache_url) else getattr(store, "root", None)
+    specs = [s for s in load_specs(list(manifest_paths), check_models=False, cache_dir=cache_dir)
+             if s.select]
+    if not specs:
+        return items
+    chosen = chosen_ids(select_from_store(store, specs))
+    return [replace(item, default=item.spec_id in chosen) for item in items]
+
+
 def emit(store: Any, manifest_paths: Sequence[str | os.PathLike[str]], dest: str, *,
          loaders: str | None = None, only: EngineFilter = EngineFilter(),
          cache_url: str | None = None, engine_ref: str = "copy", triton: Any = None,
@@ -96,6 +117,7 @@ def emit(store: Any, manifest_paths: Sequence[str | os.PathLike[str]], dest: str
         raise InputError(
             f"no engines to emit from {store.url}" + (": " + "; ".join(notes) if notes else ""),
             hint="build them with `trtops apply` (or `trtops pull`), and check the filters")
+    items = _mark_defaults(store, manifest_paths, items, cache_url)
     report = emit_entries(store, items, dest, engine_ref=engine_ref, triton=triton,
                           include_unverified=include_unverified)
     return report, notes

@@ -47,12 +47,13 @@ class Found:
 
     meta: dict
     accuracy: dict | None
+    perf: dict | None = None  # its perf.json
 
 
 def scan_entries(stores: Sequence[Any], spec_ids: set[str]) -> dict[str, Found]:
     """Entries of ``spec_ids`` in the stores (the first store that has a key wins), by key.
     Damaged entries are skipped with a warning, as pull does."""
-    from trtops.cache.entries import meta_problem, read_accuracy
+    from trtops.cache.entries import meta_problem, read_accuracy, read_perf
 
     found: dict[str, Found] = {}
     for store in stores:
@@ -63,7 +64,7 @@ def scan_entries(stores: Sequence[Any], spec_ids: set[str]) -> dict[str, Found]:
                 meta = store.read_meta(key)
                 if meta is None or meta_problem(key, meta) or meta.get("spec_id") not in spec_ids:
                     return None
-                return Found(meta, read_accuracy(store, key))
+                return Found(meta, read_accuracy(store, key), read_perf(store, key))
             except RemoteError:
                 raise
             except CacheError as exc:
@@ -132,7 +133,12 @@ def update_lock(specs: Sequence[Any], lock: Lock, stores: Sequence[Any], memo: A
             hit = found.get(engine_key.key)
             before = old.engines.get(spec_id)
             if hit is not None:
-                entry = LockEntry.from_meta(hit.meta, hit.accuracy)
+                from trtops.perf.document import perf_summary
+
+                kept = (before.performance or {}).get("selected") \
+                    if before is not None and before.key == engine_key.key else None
+                entry = LockEntry.from_meta(hit.meta, hit.accuracy, performance=lock_performance(
+                    perf_summary(hit.perf), kept))
             elif before is not None and before.key == engine_key.key:
                 entry = before
             else:
@@ -159,7 +165,8 @@ def update_lock(specs: Sequence[Any], lock: Lock, stores: Sequence[Any], memo: A
 # --------------------------------------------------------------------------- apply
 
 
-APPLIED_STATUSES = ("built", "reused", "downloaded", "rejected", "accuracy_failed")
+APPLIED_STATUSES = ("built", "reused", "downloaded", "rejected", "accuracy_failed",
+                    "perf_failed", "benched")
 
 
 @dataclass
@@ -189,6 +196,34 @@ def lock_manifests(paths: Sequence[str], cache_url: str, *, remote_url: str | No
     return LockRun(lock, update, [s.url for s in stores])
 
 
+def lock_performance(summary: dict | None, selection: dict | None = None) -> dict | None:
+    """What the lock keeps of an engine's measurement: the opt case's numbers, every case's
+    median and spread (the next build's baseline when the cache is gone, as in CI), the
+    verdict and, for ``select: fastest`` models, whether this precision was chosen."""
+    if not summary and not selection:
+        return None
+    out: dict = {}
+    if summary:
+        out = {name: summary[name] for name in ("state", "gpu", "measured_at", "case",
+                                                "latency_ms", "throughput", "cv", "cases")
+               if summary.get(name) is not None}
+    if selection:
+        out["selected"] = selection
+    return _rounded(out)
+
+
+def _rounded(value: Any) -> Any:
+    """Numbers to 4 significant digits: a lock is reviewed in diffs, and the noise of the
+    last digits says nothing."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def record_applied(lock_path: Path, plan: Any, result: Any, store: Any) -> list[Path]:
     """Put what an ``apply`` run built, reused or fetched into the lock (its key, sha256,
     size and verdict, rejected ones included), in the file of the platform that built it.
@@ -200,6 +235,7 @@ def record_applied(lock_path: Path, plan: Any, result: Any, store: Any) -> list[
     from trtops.cache.entries import read_accuracy
     from trtops.lockfile import read_lock
 
+    selections = getattr(result, "selected", None) or {}
     if not lock_path.is_dir():
         return []
     lock = read_lock(lock_path)
@@ -214,7 +250,9 @@ def record_applied(lock_path: Path, plan: Any, result: Any, store: Any) -> list[
         platform = LockPlatform.from_meta(meta) or fallback
         if platform is None:
             continue
-        entry = LockEntry.from_meta(meta, read_accuracy(store, outcome.key))
+        entry = LockEntry.from_meta(meta, read_accuracy(store, outcome.key),
+                                    performance=lock_performance(outcome.perf,
+                                                                 selections.get(outcome.id)))
         lock.section(platform).engines[outcome.id] = entry
         touched.add(platform.signature)
     return [path for signature in sorted(touched)
@@ -416,24 +454,27 @@ def locked_candidates(remote: Any, chosen: Sequence[LockedChoice]) -> list[Any]:
     Raises:
         CacheError: naming every locked engine that the remote lacks or that differs.
     """
-    from trtops.cache.entries import meta_problem, state_of_accuracy
-    from trtops.cache.store import ACCURACY_FILE
+    from trtops.cache.entries import meta_problem, parse_perf, state_of_accuracy
+    from trtops.cache.store import ACCURACY_FILE, PERF_FILE
     from trtops.ops.pull import Candidate
 
-    def read(choice: LockedChoice) -> tuple[Any, bytes | None]:
+    def read(choice: LockedChoice) -> tuple[Any, tuple[bytes | None, bytes | None]]:
         try:
             meta = remote.read_meta(choice.entry.key)
         except RemoteError:
             raise
         except CacheError as exc:
-            return exc, None
-        return meta, remote.read_file(choice.entry.key, ACCURACY_FILE) if meta else None
+            return exc, (None, None)
+        if not meta:
+            return meta, (None, None)
+        key = choice.entry.key
+        return meta, (remote.read_file(key, ACCURACY_FILE), remote.read_file(key, PERF_FILE))
 
     workers = max(1, min(METADATA_JOBS, len(chosen)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trtops-meta") as pool:
         read_back = list(pool.map(read, chosen))
     problems, candidates = [], []
-    for choice, (meta, accuracy) in zip(chosen, read_back):
+    for choice, (meta, (accuracy, perf)) in zip(chosen, read_back):
         key, entry = choice.entry.key, choice.entry
         label = f"{choice.engine} ({key[:12]})"
         if isinstance(meta, CacheError):
@@ -451,6 +492,7 @@ def locked_candidates(remote: Any, chosen: Sequence[LockedChoice]) -> list[Any]:
         if problem is None:
             try:
                 state = state_of_accuracy(accuracy, key)
+                parse_perf(perf, key)
             except CacheError as exc:
                 state = exc.message
             if state != "accepted":
@@ -458,7 +500,7 @@ def locked_candidates(remote: Any, chosen: Sequence[LockedChoice]) -> list[Any]:
         if problem:
             problems.append(f"{label}: {problem}")
             continue
-        candidate = Candidate(key, dict(meta), accuracy=accuracy)
+        candidate = Candidate(key, dict(meta), accuracy=accuracy, perf=perf)
         candidates.append(candidate)
     if problems:
         raise CacheError(

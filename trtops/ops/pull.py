@@ -20,8 +20,14 @@ from typing import Any
 
 from trtops.cache import layout
 from trtops.cache.compat import preference, runnable_here
-from trtops.cache.entries import check_meta, entry_size, meta_problem, state_of_accuracy
-from trtops.cache.store import ACCURACY_FILE
+from trtops.cache.entries import (
+    check_meta,
+    entry_size,
+    meta_problem,
+    parse_perf,
+    state_of_accuracy,
+)
+from trtops.cache.store import ACCURACY_FILE, PERF_FILE
 from trtops.cache.transfer import PullTimings, Staged, publish_staged, stage_entry
 from trtops.errors import CacheError, RemoteError
 from trtops.names import format_bytes
@@ -41,6 +47,8 @@ class Candidate:
     reason: str | None = None  # why it is not pulled (None: selected)
     #: accuracy.json as read when judging the entry (written as is when it is pulled).
     accuracy: bytes | None = field(default=None, repr=False, compare=False)
+    #: perf.json as read when judging the entry (checked, written as is; None: none).
+    perf: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def spec_id(self) -> str:
@@ -120,9 +128,10 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     keys = list(remote.list_keys())
     listed = time.perf_counter()
 
-    def read(key: str) -> tuple[Any, bytes | None]:
-        """(meta.json or the CacheError reading it, accuracy.json when the entry could be
-        pulled): one worker reads both, so selection costs one wave of requests."""
+    def read(key: str) -> tuple[Any, tuple[bytes | None, bytes | None] | None]:
+        """(meta.json or the CacheError reading it, (accuracy.json, perf.json) when the
+        entry could be pulled): one worker reads them, so selection costs one wave of
+        requests."""
         try:
             meta = remote.read_meta(key)
         except RemoteError:
@@ -133,7 +142,7 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
                 or (wanted is not None and str(meta.get("spec_id") or "?") not in wanted)
                 or runnable_here(meta, platform) is not None):
             return meta, None
-        return meta, remote.read_file(key, ACCURACY_FILE)
+        return meta, (remote.read_file(key, ACCURACY_FILE), remote.read_file(key, PERF_FILE))
 
     metas = _parallel_map(read, keys, jobs)
     if timings is not None:
@@ -141,7 +150,8 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
         timings.add("metadata", time.perf_counter() - listed)
     selection = PullSelection()
     accepted: list[Candidate] = []
-    for key, (meta, accuracy) in zip(keys, metas):
+    for key, (meta, mutable) in zip(keys, metas):
+        accuracy, perf = mutable or (None, None)
         if meta is None:
             continue  # deleted meanwhile
         problem = meta.message if isinstance(meta, CacheError) else meta_problem(key, meta)
@@ -157,6 +167,7 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
             continue
         try:
             state = state_of_accuracy(accuracy, key)
+            parse_perf(perf, key)
         except CacheError as exc:
             _skip_damaged(selection, remote, key, meta, exc.message)
             continue
@@ -164,7 +175,7 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
             candidate.reason = f"{state} (only accepted engines are pulled)"
             selection.skipped.append(candidate)
         else:
-            candidate.accuracy = accuracy
+            candidate.accuracy, candidate.perf = accuracy, perf
             accepted.append(candidate)
     if timings is not None:
         timings.wall("select", time.perf_counter() - started)
@@ -314,7 +325,7 @@ def _pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate],
                 else:
                     check_meta(remote, candidate.key, candidate.meta)
                     staged = stage_entry(remote, local, candidate.key, dict(candidate.meta),
-                                          progress=bar.advance, accuracy=candidate.accuracy,
+                                          progress=bar.advance, accuracy=candidate.accuracy, perf=candidate.perf,
                                           timings=timings, durable=durable)
             except CacheError as exc:
                 if isinstance(exc, RemoteError):

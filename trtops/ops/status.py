@@ -1,5 +1,6 @@
 """`trtops status`: every engine the cache knows (through its refs) and every engine of the
-manifests not built yet: model/precision/target, key, state, size, age, accuracy. Reads only
+manifests not built yet: model/precision/target, key, state, size, age, latency and
+throughput at the opt shape (the last measurement), accuracy. Reads only
 the cache: no hashing, no TensorRT.
 """
 
@@ -10,8 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from trtops.cache import layout
-from trtops.cache.entries import read_accuracy
+from trtops.cache.entries import read_accuracy, read_perf
+from trtops.errors import CacheError
 from trtops.names import is_sha256
+from trtops.perf.document import perf_summary, short_text
 
 
 def format_age(seconds: float | None) -> str:
@@ -31,6 +34,15 @@ def _accuracy_text(accuracy: dict | None) -> str:
     return str(accuracy.get("summary") or accuracy.get("state") or "")
 
 
+def perf_text(summary: dict | None) -> str:
+    """The PERF cell: ``1.51ms 662/s`` at the opt shape, ``!`` after it when the gate
+    failed; ``-`` when never measured."""
+    text = short_text(summary)
+    if summary and summary.get("state") in ("failed", "damaged"):
+        text = (text + " !") if text else summary["state"]
+    return text or "-"
+
+
 def collect_rows(store: Any, spec_ids: list[str] | None = None) -> tuple[list[dict[str, Any]], int]:
     """Rows for every ref (plus never-built spec ids), and the number of unreferenced entries.
 
@@ -48,7 +60,8 @@ def collect_rows(store: Any, spec_ids: list[str] | None = None) -> tuple[list[di
     for ref, record in refs.items():
         key = record.get("key")
         row: dict[str, Any] = {"engine": ref, "key": key, "state": "missing", "size": None,
-                               "created_at": None, "age_seconds": None, "accuracy": None}
+                               "created_at": None, "age_seconds": None, "accuracy": None,
+                               "perf": None}
         if is_sha256(key):
             referenced.add(key)
             meta = store.read_meta(key)
@@ -60,11 +73,16 @@ def collect_rows(store: Any, spec_ids: list[str] | None = None) -> tuple[list[di
                 created = layout.parse_time(meta.get("created_at"))
                 row["age_seconds"] = round(now - created) if created is not None else None
                 row["accuracy"] = _accuracy_text(accuracy)
+                try:
+                    row["perf"] = perf_summary(read_perf(store, key))
+                except CacheError as exc:
+                    row["perf"] = {"state": "damaged", "summary": exc.message}
         rows.append(row)
     for spec_id in spec_ids or []:
         if spec_id not in refs:
             rows.append({"engine": spec_id, "key": None, "state": "not built", "size": None,
-                         "created_at": None, "age_seconds": None, "accuracy": None})
+                         "created_at": None, "age_seconds": None, "accuracy": None,
+                         "perf": None})
     unreferenced = sum(1 for key in store.list_keys() if key not in referenced)
     return rows, unreferenced
 

@@ -28,6 +28,22 @@ class Toolchain(Protocol):
     def merge_timing_caches(self, base: bytes | None, new: bytes) -> bytes:
         """Combine two serialized timing caches of one TensorRT version and GPU."""
 
+    def measure(self, engine_path: Path, cases: list[dict], settings: dict) -> dict:
+        """Time an engine on this GPU (the performance gate).
+
+        Args:
+            engine_path: The serialized engine.
+            cases: ``[{"label": "opt" | "profile<i>.opt" | <shape name>, "shapes":
+                {input: [dims]}}]`` (:func:`trtops.perf.cases.measure_cases`).
+            settings: ``{"warmup", "iterations", "repeats", "cuda_graph": "auto"|"off"}``.
+
+        Returns:
+            The perf document body: ``{"gpu": {name, driver, sm_clock_mhz, mem_clock_mhz,
+            temperature_c}, "tensorrt": str, "cases": [{label, shapes, batch, cuda_graph,
+            iterations, latency_ms: {median, p90, p99, mean, min}, gpu_ms: {...},
+            throughput, repeat_medians_ms, cv}]}`` (see :mod:`trtops.perf.document`).
+        """
+
 
 class TensorRTToolchain:
     """The real toolchain: TensorRT builds, Polygraphy checks. Imports them lazily."""

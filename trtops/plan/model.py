@@ -122,6 +122,7 @@ class EntryView:
     state: str  # accepted | rejected | unverified
     accuracy: Mapping[str, Any] | None = None
     meta: Mapping[str, Any] | None = None  # only read when needed (version-compatible keys)
+    perf: Mapping[str, Any] | None = None  # perf.json (the last measurement), when measured
 
 
 @dataclass
@@ -166,7 +167,8 @@ class CacheView:
             The view.
         """
         from trtops.cache import layout
-        from trtops.cache.entries import read_accuracy
+        from trtops.cache.entries import read_accuracy, read_perf
+        from trtops.errors import CacheError
 
         view = cls(url=store.url)
         wanted_meta = set(meta_for)
@@ -175,8 +177,12 @@ class CacheView:
                 continue
             accuracy = read_accuracy(store, key)
             meta = store.read_meta(key) if key in wanted_meta else None
+            try:
+                perf = read_perf(store, key)
+            except CacheError:
+                perf = None  # numbers to show only: a damaged one is `cache verify`'s to report
             view.entries[key] = EntryView(key=key, state=layout.state_from_accuracy(accuracy),
-                                          accuracy=accuracy, meta=meta)
+                                          accuracy=accuracy, meta=meta, perf=perf)
         view.add_refs(store, refs)
         return view
 

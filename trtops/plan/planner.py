@@ -147,6 +147,12 @@ def plan(
                                           **common))
                     continue
             reason = "up to date" if entry.state == "accepted" else "cached, accuracy not verified yet"
+            if entry.perf:  # the last measurement's numbers (the performance gate)
+                from trtops.perf.document import perf_summary, short_text
+
+                measured = short_text(perf_summary(entry.perf))
+                if measured:
+                    reason += f", {measured}"
             if previous:
                 reason += f" (the last build was {previous[:12]})"
             actions.append(Action(kind="reuse", reason=reason, state=entry.state, previous_key=previous, **common))

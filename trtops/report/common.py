@@ -23,6 +23,8 @@ STATUS_LABELS = {
     "build_failed": "build failed",
     "accuracy_failed": "accuracy failed",
     "rejected": "rejected (accuracy)",
+    "perf_failed": "performance failed",
+    "benched": "measured",
     "environment": "environment missing",
     "invalid": "invalid input",
     "error": "internal error",
@@ -31,14 +33,15 @@ STATUS_LABELS = {
 STATUS_ICONS = {
     "built": "✅", "reused": "✅", "downloaded": "✅", "pushed": "✅", "pulled": "✅",
     "verified": "✅", "skipped": "⏭️", "pending": "🕓", "build_failed": "❌",
-    "accuracy_failed": "❌", "rejected": "❌", "invalid": "❌", "environment": "⚠️", "error": "💥",
+    "accuracy_failed": "❌", "rejected": "❌", "perf_failed": "🐢", "benched": "✅", "invalid": "❌", "environment": "⚠️", "error": "💥",
 }
 
 # Statuses that are a JUnit <failure> (the engine failed, or its inputs such as calibration
 # data are invalid: the user has something to fix) vs. an <error> (it could not be tested:
 # missing TensorRT/GPU, a bug in trtops).
 FAILURE_STATUSES = frozenset(status for status, code in STATUS_EXIT.items()
-                             if code in (ExitCode.USER_ERROR, ExitCode.BUILD_FAILED, ExitCode.ACCURACY_FAILED))
+                             if code in (ExitCode.USER_ERROR, ExitCode.BUILD_FAILED,
+                                         ExitCode.ACCURACY_FAILED, ExitCode.PERFORMANCE_FAILED))
 ERROR_STATUSES = frozenset(status for status, code in STATUS_EXIT.items()
                            if code in (ExitCode.ENVIRONMENT, ExitCode.INTERNAL))
 # `pending` only appears in plans: nothing was built or checked, which JUnit calls skipped.

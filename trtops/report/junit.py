@@ -85,6 +85,8 @@ def _testsuite(result: RunResult, hostname: str, timestamp: str,
             out_lines.append(f"message: {message}")
         if outcome.accuracy:
             out_lines.append("accuracy: " + _xml_text(json.dumps(outcome.accuracy, default=str)))
+        if outcome.perf:
+            out_lines.append("performance: " + _xml_text(json.dumps(outcome.perf, default=str)))
         if details and outcome.status not in FAILURE_STATUSES | ERROR_STATUSES:
             out_lines.append(details)
         ET.SubElement(case, "system-out").text = "\n".join(out_lines)

@@ -199,7 +199,8 @@ def test_run_build_job_builds_checks_and_merges_timing_pieces_first(tmp_path, fa
     assert output.timing_cache.split() == [b"timing:conv/fp32", b"timing:old", b"timing:other"]
     assert output.accuracy["state"] == "accepted" and output.accuracy_passed is True
     assert output.accuracy_summary.startswith("accuracy: passed")
-    assert phases == ["checking accuracy"]
+    assert phases == ["checking accuracy", "measuring"]
+    assert output.perf["cases"][0]["label"] == "opt" and output.perf_error is None
     # what crosses a pipe or Ray's object store
     assert pickle.loads(pickle.dumps(output)).accuracy == output.accuracy
 

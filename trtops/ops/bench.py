@@ -1,0 +1,165 @@
+"""`trtops bench`: measure accepted engines already in the cache again, without rebuilding
+them (after a driver upgrade, on a quieter machine, with new shape cases), replace their
+perf.json and judge the new numbers against the budgets and against the measurement they
+replace (the same engine: ``max_regression`` then says whether the machine got slower).
+
+Needs TensorRT and a GPU like ``verify``: without them, one environment error up front.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from trtops.errors import CacheError, InputError, TrtopsError
+from trtops.outcome import (
+    EngineOutcome,
+    RunResult,
+    accuracy_summary,
+    action_outcome,
+    failure_status,
+    failure_text,
+)
+from trtops.plan import Action, Plan
+
+
+def _wanted(plan: Plan, engines: list[str] | None) -> set[str] | None:
+    """Spec ids ``--engine`` names (an id, or a key prefix of at least 6 hex digits)."""
+    if not engines:
+        return None
+    from trtops.names import KEY_PREFIX_RE
+
+    ids: set[str] = set()
+    for wanted in engines:
+        matched = {a.id for a in plan.actions
+                   if a.id == wanted or (KEY_PREFIX_RE.match(wanted) and a.key is not None
+                                         and a.key.key.startswith(wanted))}
+        if not matched:
+            raise InputError(f"--engine {wanted!r} names no engine of these manifests",
+                             hint="give an engine id manifest/model/precision/target or a key "
+                                  "prefix (`trtops status` lists both)")
+        ids |= matched
+    return ids
+
+
+def bench_plan(plan: Plan, store: Any, toolchain: Any, *,
+               engines: list[str] | None = None) -> RunResult:
+    """Measure every accepted cached engine of a plan (or those ``engines`` names) again.
+
+    Args:
+        plan: A plan of the manifests (its ``reuse`` actions name the cached engines).
+        store: The local cache.
+        toolchain: Has ``measure`` (:class:`trtops.ops.toolchain.Toolchain`).
+        engines: Engine ids or key prefixes (``--engine``); None: every engine.
+
+    Returns:
+        One outcome per engine: benched (measured, the gate passed), perf_failed, or
+        skipped (not built, rejected, not runnable here, performance disabled).
+    """
+    from trtops import console
+    from trtops.ops.apply import check_runtime
+
+    started = time.monotonic()
+    wanted = _wanted(plan, engines)
+    check_runtime(plan, "measure")
+    result = RunResult("bench")
+    done: dict[str, EngineOutcome] = {}
+    measured = [a for a in plan.actions if a.kind == "reuse" and (wanted is None or a.id in wanted)]
+    with console.progress(len(measured), "bench") as progress:
+        for action in plan.actions:
+            if wanted is not None and action.id not in wanted:
+                continue
+            why = _not_measured(action)
+            if why:
+                result.outcomes.append(action_outcome(action, "skipped", why))
+                continue
+            if action.key.key in done:
+                earlier = done[action.key.key]
+                result.outcomes.append(action_outcome(
+                    action, earlier.status, f"same engine as {earlier.id}",
+                    accuracy=earlier.accuracy, perf=earlier.perf))
+                continue
+            item = f"{action.spec.model}/{action.spec.precision}/{action.spec.target.name}"
+            progress.start(item, "measuring")
+            outcome = _bench(action, store, toolchain)
+            done[action.key.key] = outcome
+            result.outcomes.append(outcome)
+            progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
+    from trtops.ops.select import select_from_outcomes
+
+    result.apply_selections(*select_from_outcomes(plan.actions, result.outcomes))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _not_measured(action: Action) -> str:
+    if action.pending:
+        return "not in the cache (run `trtops apply` first)"
+    if action.kind == "rejected":
+        return "rejected: failed its accuracy check, never measured"
+    if action.kind != "reuse":
+        return action.reason
+    if not action.spec.performance.enabled:
+        return "performance is disabled for this model (performance: {enabled: false})"
+    return ""
+
+
+def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
+    from trtops.cache.entries import read_accuracy, read_perf, write_perf
+    from trtops.cache.store import ENGINE_FILE
+    from trtops.engine_io import EngineIO
+    from trtops.keys.memo import sha256_file
+    from trtops.ops.perf_gate import (
+        find_baseline,
+        gate_message,
+        gated_status,
+        judge_measurement,
+    )
+    from trtops.perf.cases import measure_cases
+    from trtops.perf.document import perf_summary
+    from trtops.perf.judge import LAST_MEASUREMENT, Baseline
+
+    started = time.monotonic()
+    key, spec = action.key.key, action.spec
+    try:
+        accuracy = read_accuracy(store, key)
+        meta = store.read_meta(key)
+        if meta is None:
+            raise CacheError(f"no engine {key[:12]} in {store.url}",
+                             hint="run `trtops apply` (or `trtops pull`) first")
+        try:
+            previous = read_perf(store, key)
+        except CacheError:
+            previous = None  # a damaged perf.json is what bench replaces
+        io = EngineIO.from_json(meta["io"]) if meta.get("io") else None
+        with tempfile.TemporaryDirectory(prefix="trtops-bench-") as tmp:
+            engine = Path(tmp) / ENGINE_FILE
+            if not store.fetch_file(key, ENGINE_FILE, engine):
+                raise CacheError(f"engine {key[:12]} in {store.url} has no {ENGINE_FILE}",
+                                 hint="run `trtops cache verify` and rebuild it with `trtops apply`")
+            # Never hand TensorRT bytes that are not the ones that were published.
+            if sha256_file(engine)[0] != meta.get("engine_sha256"):
+                raise CacheError(f"engine {key[:12]} in {store.url} is corrupt (sha256 mismatch)",
+                                 hint="run `trtops cache verify` and rebuild it with `trtops apply`")
+            body = toolchain.measure(engine, measure_cases(spec, io), spec.performance.settings())
+        gpu = (body.get("gpu") or {}).get("name")
+        if previous and (previous.get("gpu") or {}).get("name") == gpu:
+            baseline = Baseline.from_perf(key, previous, LAST_MEASUREMENT)
+        else:
+            baseline = find_baseline(store, action.id, key, gpu,
+                                     previous_keys=[action.previous_key])
+        document, verdict = judge_measurement(body, spec, key, baseline)
+        write_perf(store, key, document)
+    except TrtopsError as exc:
+        status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
+        return action_outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
+    return action_outcome(action, gated_status("benched", verdict), gate_message("", verdict),
+                          accuracy=accuracy_summary(accuracy) if accuracy else None,
+                          perf=perf_summary(document, verdict),
+                          details="\n".join(verdict.notes),
+                          seconds=time.monotonic() - started)
+
+
+__all__ = ["bench_plan"]
