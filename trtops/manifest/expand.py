@@ -197,6 +197,8 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
                 loaders=model.loaders,
                 line=line,
                 prepare=prepare,
+                keep_fp32=model.keep_fp32,
+                keep_fp32_outputs=model.keep_fp32_outputs,
             ))
     return specs
 
