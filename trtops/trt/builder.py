@@ -28,6 +28,8 @@ from trtops.capabilities import (
     Strategy,
     Unsupported,
     choose_strategy,
+    keep_fp32_how,
+    keeps_fp32,
     lean_runtime_expected,
     strongly_typed_request,
     unsupported_reason,
@@ -244,6 +246,12 @@ class _Build:
             except PrepareError as exc:
                 raise self.fail(f"cannot prepare {model_path} for {cfg.precision}: {exc}") from exc
             log.info(report.summary(strategy.cast))
+            if keeps_fp32(cfg):  # strongly typed: kept nodes stay float32 in the model itself
+                from trtops.prepare.keep_fp32 import keep_fp32_file
+
+                parse_path, kept_report = keep_fp32_file(parse_path, model_path, workdir / "prepared" / "keep_fp32.onnx",
+                                                  strategy.cast, cfg.keep_fp32, cfg.keep_fp32_outputs)
+                log.info(kept_report.summary())
 
         try:
             builder = trt.Builder(self.logger)
@@ -269,6 +277,11 @@ class _Build:
 
         config = builder.create_builder_config()
         self._configure(trt, builder, config, strategy)
+        if keeps_fp32(cfg) and keep_fp32_how(strategy) == "layers":
+            from trtops.trt.keep_fp32 import hold_layers_fp32, kept_parser_names
+
+            kept, every = kept_parser_names(parse_path, cfg.keep_fp32, cfg.keep_fp32_outputs)
+            hold_layers_fp32(trt, network, config, kept, every, log.info)
         self._add_profiles(builder, config, network)
         try:
             if strategy.calibrate:
