@@ -253,3 +253,25 @@ def make_rate_branching_model(path: str | Path) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
     model.ir_version = 8
     return _save(model, Path(path), external_data=False)
+
+
+def make_overflow_model(path: str | Path, *, scale: float = 3e4) -> Path:
+    """A chain that fp16 cannot carry, beside one it can: ``y = x * s * s / s**2`` (the middle
+    value ``x * s * s`` is ~1e9, past fp16's 65504, so an fp16 engine gives inf while fp32 is
+    exact) and ``z = x * 0.5``. Nodes ``scale_up``, ``overflow``, ``scale_down``, ``harmless``;
+    input ``x`` [2, 16] in [0, 1)."""
+    onnx = _onnx()
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    weights = [numpy_helper.from_array(np.array(v, np.float32), n)
+               for n, v in (("s1", scale), ("s2", scale), ("s3", scale * scale), ("half", 0.5))]
+    nodes = [
+        helper.make_node("Mul", ["x", "s1"], ["a"], name="scale_up"),
+        helper.make_node("Mul", ["a", "s2"], ["b"], name="overflow"),
+        helper.make_node("Div", ["b", "s3"], ["y"], name="scale_down"),
+        helper.make_node("Mul", ["x", "half"], ["z"], name="harmless"),
+    ]
+    graph = helper.make_graph(nodes, "overflow", [_value_info("x", [2, 16])],
+                              [_value_info("y", [2, 16]), _value_info("z", [2, 16])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return _save(model, Path(path), external_data=False)
