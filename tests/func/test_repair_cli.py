@@ -84,3 +84,11 @@ def test_repair_within_too_small_a_budget_is_exit_4_and_says_what_was_tried(proj
     assert result.returncode == 4, result.stdout + result.stderr
     assert "no repair found: the build budget ran out" in result.stdout
     assert "keep_fp32" not in (project / "manifests" / "demo.yaml").read_text()
+
+
+def test_apply_repair_repairs_what_failed_and_prints_the_patch(project):
+    result = trtops(project, "apply", "--keep-going", "--repair", env=BAD)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo/chain/fp16/lab: repaired with 2 node(s) in fp32" in result.stdout
+    assert "+    keep_fp32: [overflow, scale_down]" in result.stdout
+    assert "keep_fp32" not in (project / "manifests" / "demo.yaml").read_text()  # printed, not written

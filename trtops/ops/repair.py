@@ -234,7 +234,12 @@ def _patch(spec: Any, lists: dict[str, list[str]], write: bool) -> tuple[str, st
     from trtops.repair.patch import keep_fp32_patch
 
     lm, _model, index = _manifest_model(spec, load_paths([spec.manifest], check_models=False))
-    patch = keep_fp32_patch(lm, index, lists)
+    try:
+        patch = keep_fp32_patch(lm, index, lists)
+    except InputError as exc:
+        if write:
+            raise
+        return f"# {exc.message}\n# {exc.hint}\n", None  # printed: the lines to add by hand
     if not write or not patch.changed:
         return patch.diff, None
     path = Path(lm.path)

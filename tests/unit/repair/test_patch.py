@@ -72,6 +72,22 @@ def test_long_lists_are_block_sequences_in_the_files_indentation(tmp_path):
         assert f'{item}"/blocks.0/norm/Mul"' in patch.new
 
 
+def test_a_model_in_flow_style_is_refused_with_the_lines_to_add(tmp_path):
+    import pytest
+
+    from trtops.errors import InputError
+
+    text = BASE.replace("  - source: chain.onnx\n    name: second\n    precisions: [fp16]\n"
+                        "    # a comment inside the model\n    accuracy: {enabled: true}\n",
+                        "  - {name: second, source: chain.onnx, precisions: [fp16]}\n")
+    make_overflow_model(tmp_path / "chain.onnx")
+    (tmp_path / "m.yaml").write_text(text)
+    lm = load_paths([tmp_path / "m.yaml"], check_models=False)[0]
+    with pytest.raises(InputError) as caught:
+        keep_fp32_patch(lm, 1, {"keep_fp32": ["overflow"]})
+    assert "flow style" in caught.value.message and "keep_fp32: [overflow]" in caught.value.hint
+
+
 def test_crlf_files_stay_crlf(tmp_path):
     patch, model = _patched(tmp_path, BASE.replace("\n", "\r\n"), {"keep_fp32": ["overflow"]})
     assert model.keep_fp32 == ["overflow"] and "\n" not in patch.new.replace("\r\n", "")
