@@ -49,6 +49,7 @@ SLOW_PATHS = (
     "security/test_hostile_entries.py",  # every hostile entry on a directory and on SeaweedFS
     "func/test_apply.py",  # apply end to end in subprocesses
     "func/test_apply_gpus.py",
+    "func/test_repair_cli.py",  # repair end to end in subprocesses (probe, tries, apply)
     "func/test_ci_reports.py",
     "func/test_prepare_cli.py",  # trtops prepare/plan/apply in subprocesses
     "unit/test_typecheck_trt.py",  # runs mypy over the TensorRT stubs

@@ -8,6 +8,9 @@ tests/gpu does that in the GPU lab.
 Failure injection (environment variables, comma-separated model names):
 - ``TRTOPS_FAKE_BUILD_FAIL``: the build of these models fails like a parser error.
 - ``TRTOPS_FAKE_PERTURB``: the engine of these models gets perturbed weights (accuracy fails).
+- ``TRTOPS_FAKE_FP16_BAD``: ONNX node names that compute wrongly (outputs x1.5) in reduced
+  precisions (fp16, bf16, int8, fp8) unless the engine's keep_fp32 holds them: what
+  ``trtops repair`` has to find.
 - ``TRTOPS_FAKE_LOG``: a file that gets one line per build (to count builds).
 - ``TRTOPS_FAKE_TENSORRT`` / ``TRTOPS_FAKE_GPU``: the platform the double pretends to be.
 
@@ -115,6 +118,7 @@ class FakeToolchain:
                 array = numpy_helper.to_array(init)
                 if array.dtype == np.float32 and array.size > 1:
                     init.CopyFrom(numpy_helper.from_array(array * 1.5 + 0.1, init.name))
+        _reduced_precision_faults(model, request)
         engine = request.workdir / "engine.plan"
         onnx.save(model, engine)
         initializers = {i.name for i in model.graph.initializer}
@@ -197,3 +201,39 @@ class FakeToolchain:
                         "driver": "550.54", "sm_clock_mhz": 1980, "mem_clock_mhz": 2619,
                         "temperature_c": 40},
                 "tensorrt": self.platform().tensorrt, "cases": out}
+
+
+def _reduced_precision_faults(model: Any, request: Any) -> None:
+    """``TRTOPS_FAKE_FP16_BAD``: the named nodes' outputs x1.5 unless kept in fp32."""
+    from onnx import helper, numpy_helper
+
+    from trtops.capabilities import KEEP_FP32_PRECISIONS
+    from trtops.node_select import select_nodes
+    from trtops.onnx_facts import read_graph
+
+    bad = _names("TRTOPS_FAKE_FP16_BAD")
+    build = request.spec.build
+    if not bad or build.precision not in KEEP_FP32_PRECISIONS:
+        return
+    kept = {n.name for n in select_nodes(read_graph(request.model_path).nodes, build.keep_fp32,
+                                         build.keep_fp32_outputs)}
+    factor = numpy_helper.from_array(np.array(1.5, dtype=np.float32), "fake_fp16_error")
+    nodes = []
+    changed = False
+    for node in model.graph.node:
+        nodes.append(node)
+        if node.name not in bad or node.name in kept:
+            continue
+        changed = True
+        for index, name in enumerate(node.output):
+            wrong = f"{name}__fake_fp16"
+            node.output[index] = wrong
+            nodes.append(helper.make_node("Mul", [wrong, factor.name], [name], name=f"fake_fp16_{name}"))
+    if changed:
+        kept_nodes = [type(n)() for n in nodes]
+        for copy, node in zip(kept_nodes, nodes):
+            copy.CopyFrom(node)
+        model.graph.initializer.append(factor)
+        del model.graph.node[:]
+        model.graph.node.extend(kept_nodes)
+        del model.graph.value_info[:]

@@ -253,3 +253,36 @@ def make_rate_branching_model(path: str | Path) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
     model.ir_version = 8
     return _save(model, Path(path), external_data=False)
+
+
+def make_overflow_model(path: str | Path, *, scale: float = 3e4, matmul: bool = False) -> Path:
+    """A chain that fp16 cannot carry, beside one it can: ``y = x * s * s / s**2`` (the middle
+    value ``x * s * s`` is ~1e9, past fp16's 65504, so an fp16 engine gives inf while fp32 is
+    exact) and ``z = x * 0.5``. Nodes ``scale_up``, ``overflow``, ``scale_down``, ``harmless``;
+    input ``x`` [2, 16] in [0, 1).
+
+    ``matmul``: the three steps of ``y`` are MatMuls with scaled identity matrices instead of
+    Mul/Div by scalars, so TensorRT cannot fuse them into one pointwise kernel that computes
+    in fp32 inside (the GPU lab test: each GEMM writes its fp16 output, and 1/s**2 is below
+    fp16's smallest subnormal as a weight)."""
+    onnx = _onnx()
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    eye = np.eye(16, dtype=np.float32)
+    if matmul:
+        values = (("s1", eye * scale), ("s2", eye * scale), ("s3", eye / (scale * scale)), ("half", 0.5))
+        ops = ("MatMul", "MatMul", "MatMul")
+    else:
+        values = (("s1", scale), ("s2", scale), ("s3", scale * scale), ("half", 0.5))
+        ops = ("Mul", "Mul", "Div")
+    weights = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in values]
+    nodes = [
+        helper.make_node(ops[0], ["x", "s1"], ["a"], name="scale_up"),
+        helper.make_node(ops[1], ["a", "s2"], ["b"], name="overflow"),
+        helper.make_node(ops[2], ["b", "s3"], ["y"], name="scale_down"),
+        helper.make_node("Mul", ["x", "half"], ["z"], name="harmless"),
+    ]
+    graph = helper.make_graph(nodes, "overflow", [_value_info("x", [2, 16])],
+                              [_value_info("y", [2, 16]), _value_info("z", [2, 16])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return _save(model, Path(path), external_data=False)

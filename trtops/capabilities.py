@@ -84,6 +84,8 @@ class PrecisionRule:
         tolerance: default accuracy tolerance (fp32/tf32 element-wise and tight; reduced
             precisions by the median error, which tolerates the few outliers rounding
             produces in large outputs but still catches a broken engine).
+        reduced: layers may run below fp32, so ``keep_fp32`` (nodes held in fp32) means
+            something; for fp32 and tf32 (a math mode of fp32 tensors) it has no effect.
     """
 
     name: str
@@ -97,23 +99,27 @@ class PrecisionRule:
     qdq_feature: str | None = None
     min_tensorrt: tuple[int, int] = MIN_TENSORRT
     min_cc: tuple[int, int] | None = None
+    reduced: bool = False
 
 
 _RULES = (
     PrecisionRule("fp32", None, "plain", DefaultTolerance(1e-4, 1e-3, "elemwise"), clear_flags=("TF32",)),
     PrecisionRule("tf32", "TF32", "flag", DefaultTolerance(1e-3, 1e-2, "elemwise"), min_cc=AMPERE),
-    PrecisionRule("fp16", "FP16", "cast", DefaultTolerance(1e-2, 1e-2, "median"), cast_onnx_type="FLOAT16"),
+    PrecisionRule("fp16", "FP16", "cast", DefaultTolerance(1e-2, 1e-2, "median"), cast_onnx_type="FLOAT16",
+                  reduced=True),
     PrecisionRule("bf16", "BF16", "cast", DefaultTolerance(5e-2, 5e-2, "median"), cast_onnx_type="BFLOAT16",
-                  min_tensorrt=(9, 0), min_cc=AMPERE),
+                  min_tensorrt=(9, 0), min_cc=AMPERE, reduced=True),
     PrecisionRule("int8", "INT8", "qdq", DefaultTolerance(1e-1, 1e-1, "median"), quantized=True,
-                  calibratable=True),
+                  calibratable=True, reduced=True),
     PrecisionRule("fp8", "FP8", "qdq", DefaultTolerance(1e-1, 1e-1, "median"), quantized=True,
-                  qdq_feature="fp8_qdq", min_tensorrt=(10, 0), min_cc=(8, 9)),
+                  qdq_feature="fp8_qdq", min_tensorrt=(10, 0), min_cc=(8, 9), reduced=True),
 )
 PRECISIONS: dict[str, PrecisionRule] = {rule.name: rule for rule in _RULES}
 PRECISION_NAMES: tuple[str, ...] = tuple(PRECISIONS)
 PRECISION_FLAGS: tuple[str, ...] = tuple(r.builder_flag for r in _RULES if r.builder_flag)
 CAST_TARGETS: tuple[str, ...] = tuple(r.name for r in _RULES if r.strong == "cast")
+# Precisions whose engines keep_fp32 applies to (the others ignore it: nothing runs below fp32).
+KEEP_FP32_PRECISIONS: tuple[str, ...] = tuple(r.name for r in _RULES if r.reduced)
 # Builder flags a strongly typed network still honours (math modes, not weak typing).
 _STRONG_FLAGS = frozenset(r.builder_flag for r in _RULES if r.strong == "flag" and r.builder_flag)
 
@@ -434,7 +440,7 @@ def unsupported_reason(
                 "trtops supports")
     precision = build.precision
     try:
-        choose_strategy(
+        strategy = choose_strategy(
             precision,
             features,
             model_has_qdq=True if model_has_qdq is None else model_has_qdq,
@@ -443,6 +449,9 @@ def unsupported_reason(
         )
     except Unsupported as exc:
         return str(exc)
+    problem = keep_fp32_problem(build, strategy)
+    if problem:
+        return problem
 
     cc = _parse_cc(compute_capability) if compute_capability else None
     rule = PRECISIONS[precision]
@@ -513,6 +522,30 @@ def model_cast(build: Any, tensorrt_version: str | tuple[int, ...]) -> str | Non
     except (Unsupported, ValueError):
         return None
     return strategy.cast
+def keeps_fp32(build: Any) -> bool:
+    """Whether a build config holds nodes in fp32 (``keep_fp32`` / ``keep_fp32_outputs``)."""
+    return bool(getattr(build, "keep_fp32", ()) or getattr(build, "keep_fp32_outputs", ()))
+
+
+def keep_fp32_how(strategy: Strategy) -> str:
+    """How kept nodes stay in fp32 with ``strategy``: ``"layers"`` (weakly typed network:
+    layer precisions and output types, with the builder flag that makes TensorRT obey them)
+    or ``"casts"`` (a model cast for a strongly typed network: the preparation leaves those
+    nodes in float32, with Casts around them, :mod:`trtops.prepare.keep_fp32`)."""
+    return "casts" if strategy.cast else "layers"
+
+
+def keep_fp32_problem(build: Any, strategy: Strategy) -> str | None:
+    """Why ``keep_fp32`` cannot be honoured by ``strategy``, or None. A strongly typed network
+    ignores layer precisions; its reduced precision comes from a model cast (which can leave
+    nodes out) or from Q/DQ nodes (which it cannot)."""
+    if not keeps_fp32(build) or strategy.cast or not strategy.strongly_typed:
+        return None
+    if not PRECISIONS[build.precision].reduced:
+        return None
+    return (f"keep_fp32 cannot hold nodes in fp32 in a strongly typed {build.precision} network: its "
+            f"{build.precision} layers come from the model's Q/DQ nodes; remove the Q/DQ pairs around "
+            "those nodes in the model instead")
 
 
 def reason_for_version(build: Any, tensorrt_version: str, compute_capability: str | None, *,

@@ -25,6 +25,7 @@ COMMANDS = (
     "schema",
     "plan",
     "apply",
+    "repair",
     "status",
     "info",
     "verify",

@@ -301,12 +301,16 @@ class NodeRef:
     name: str
     op_type: str
     domain: str = ""  # "" is the default ONNX domain
+    # Tensor names as written ("" for an omitted optional input): keep_fp32_outputs names a
+    # node by a tensor it writes, and repair follows the data flow.
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
 
 # Field numbers of the messages that describe the main graph's interface (onnx.proto).
 _M_OPSET, _M_GRAPH = 8, 7  # ModelProto
 _G_NODE, _G_INIT, _G_INPUT, _G_OUTPUT, _G_SPARSE_INIT = 1, 5, 11, 12, 15  # GraphProto
-_N_NAME, _N_OP, _N_DOMAIN = 3, 4, 7  # NodeProto
+_N_INPUT, _N_OUTPUT, _N_NAME, _N_OP, _N_DOMAIN = 1, 2, 3, 4, 7  # NodeProto
 _T_NAME = 8  # TensorProto
 _S_VALUES = 1  # SparseTensorProto
 _V_NAME, _V_TYPE = 1, 2  # ValueInfoProto
@@ -375,6 +379,8 @@ def _graph_structure(buf: memoryview, span: tuple[int, int], out: _Structure) ->
             continue
         if field == _G_NODE:
             name = op = domain = ""
+            node_inputs: list[str] = []
+            node_outputs: list[str] = []
             for nfield, nwire, nvalue in _fields(buf, *value):
                 if nwire != 2:
                     continue
@@ -384,7 +390,11 @@ def _graph_structure(buf: memoryview, span: tuple[int, int], out: _Structure) ->
                     op = _text(buf, nvalue)
                 elif nfield == _N_DOMAIN:
                     domain = _text(buf, nvalue)
-            out.nodes.append(NodeRef(len(out.nodes), name, op, domain))
+                elif nfield == _N_INPUT:
+                    node_inputs.append(_text(buf, nvalue))
+                elif nfield == _N_OUTPUT:
+                    node_outputs.append(_text(buf, nvalue))
+            out.nodes.append(NodeRef(len(out.nodes), name, op, domain, tuple(node_inputs), tuple(node_outputs)))
         elif field == _G_INIT:
             # Only the name: the walk jumps over raw_data and the typed data fields.
             out.initializers.add(_string_field(buf, value, _T_NAME))
@@ -458,7 +468,7 @@ def graph_nodes(path: str | Path) -> list[NodeRef]:
 # subgraphs too) with which of its inputs are build-time constants and its integer/string
 # attributes, the I/O element types. The same wire walk as above: weights are jumped over.
 
-_N_INPUT, _N_OUTPUT, _N_ATTR = 1, 2, 5  # NodeProto
+_N_ATTR = 5  # NodeProto
 _A_NAME, _A_I, _A_S, _A_G, _A_GRAPHS = 1, 3, 4, 6, 11  # AttributeProto
 _TENSOR_ELEM_TYPE = 1  # TypeProto.Tensor
 _ELEM_TYPES = {1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64", 8: "STRING",

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trtops.capabilities import KEEP_FP32_PRECISIONS
+
 # Build settings a spec gets when neither the model nor the manifest's ``defaults:`` set
 # them (and when a spec is made directly). Changing one changes engine keys unless
 # trtops.keys.engine_key.BUILD_KEY_DEFAULTS follows.
@@ -145,6 +147,11 @@ class BuildConfig:
     # A strongly typed network (TensorRT >= 10; 11 builds nothing else). Off by default, and
     # then left out of the engine key (trtops.keys.engine_key.BUILD_KEY_DEFAULTS).
     strongly_typed: bool = False
+    # ONNX nodes held in fp32 (names or glob patterns; keep_fp32_outputs: tensors whose
+    # producing node is held), sorted and unique. Only for reduced precisions
+    # (capabilities.KEEP_FP32_PRECISIONS); empty ones are left out of the engine key.
+    keep_fp32: tuple[str, ...] = ()
+    keep_fp32_outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -289,6 +296,8 @@ def make_engine_spec(
     prepare: PrepareSpec | None = BUILD_DEFAULTS["prepare"],
     performance: PerformanceSpec | None = None,
     select: str | None = None,
+    keep_fp32: Sequence[str] = (),
+    keep_fp32_outputs: Sequence[str] = (),
 ) -> EngineSpec:
     """The one place an :class:`EngineSpec` is assembled: defaults filled, settings normalized.
 
@@ -324,11 +333,16 @@ def make_engine_spec(
         prepare: the model preparation before the build (None: the model as it is).
         performance: the performance gate (default: measured, no budgets).
         select: the model's ``select:`` policy ('fastest' or None).
+        keep_fp32: ONNX node names or glob patterns held in fp32 (reduced precisions only:
+            dropped for the others, so their keys do not change).
+        keep_fp32_outputs: tensor names or glob patterns whose producing nodes are held in
+            fp32 (same rule).
 
     Returns:
         The spec.
     """
     path = os.path.abspath(model_path)
+    reduced = precision in KEEP_FP32_PRECISIONS
     model = name or "".join(c if c.isalnum() else "_" for c in Path(path).stem)
     target_spec = _target(target, hardware_compatibility, version_compatible)
     build = BuildConfig(
@@ -342,6 +356,8 @@ def make_engine_spec(
         version_compatible=target_spec.version_compatible,
         calibration=calibration,
         strongly_typed=bool(strongly_typed),
+        keep_fp32=tuple(sorted(set(keep_fp32))) if reduced else (),
+        keep_fp32_outputs=tuple(sorted(set(keep_fp32_outputs))) if reduced else (),
     )
     if accuracy is None:
         accuracy = AccuracySpec(enabled=True, reference="onnxruntime", tolerance=DIRECT_TOLERANCE,

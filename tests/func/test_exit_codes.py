@@ -75,6 +75,29 @@ def _budget(project: Path) -> None:
 def _built_then_budget(project: Path) -> None:
     _apply()
     _budget(project)
+REPAIR_MANIFEST = """\
+version: 1
+targets:
+  lab: {gpu: any}
+models:
+  - name: chain
+    source: models/chain.onnx
+    precisions: [fp16]
+    accuracy: {tolerances: {fp16: {atol: 1e-3, rtol: 1e-3, stat: max}}}
+"""
+FP16_BAD = {"TRTOPS_FAKE_FP16_BAD": "overflow,scale_down"}
+
+
+def _failed_fp16(project: Path) -> None:
+    from helpers import make_overflow_model
+
+    make_overflow_model(project / "models" / "chain.onnx")
+    (project / "r.yaml").write_text(REPAIR_MANIFEST)
+    os.environ.update(FP16_BAD)
+    try:
+        assert main(["apply", "r.yaml", "--no-emit"]) == 4
+    finally:
+        del os.environ["TRTOPS_FAKE_FP16_BAD"]
 
 
 def _bad_manifest(project: Path) -> None:
@@ -130,6 +153,12 @@ CASES: dict[str, tuple[int, list[str], dict[str, str], object]] = {
     "lock-1": (1, ["lock", "m.yaml"], {}, None),  # nothing built, no platform named
     "gc-0": (0, ["gc", "m.yaml", *DOUBLE], {}, _built),
     "gc-1": (1, ["gc", "m.yaml", *DOUBLE], {}, _bad_manifest),
+    "repair-0": (0, ["repair", "r.yaml"], FP16_BAD, _failed_fp16),
+    "repair-1": (1, ["repair", "m.yaml"], {}, _built),  # nothing failed its gate
+    "repair-1-fp32": (1, ["repair", "m.yaml"], {}, _rejected),  # keep_fp32 cannot help fp32
+    "repair-1-max-builds": (1, ["repair", "r.yaml", "--max-builds", "1"], FP16_BAD, _failed_fp16),
+    "repair-4": (4, ["repair", "r.yaml", "--max-builds", "2"], FP16_BAD, _failed_fp16),
+    "repair-5": (5, ["repair", "r.yaml"], {"TRTOPS_FAKE_GPUS": "0", **FP16_BAD}, _failed_fp16),
     "cache-0": (0, ["cache", "verify"], {}, _built),
     "cache-1": (1, ["cache", "verify"], {}, _corrupt),
     "cache-1-no-subcommand": (1, ["cache"], {}, None),

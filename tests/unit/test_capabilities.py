@@ -253,3 +253,23 @@ def test_model_cast_follows_the_strategy():
         assert cast(precision, "11.0.0") == expected
     assert cast("fp16", "10.13.3.9", strongly_typed=True) == "fp16"
     assert cast("bf16", "8.6.0") is None and cast("fp16", "not a version") is None
+def test_keep_fp32_needs_layer_precisions_or_a_model_cast():
+    from trtops.capabilities import (
+        choose_strategy,
+        features_for_version,
+        keep_fp32_how,
+        reason_for_version,
+    )
+    from trtops.spec import make_engine_spec
+
+    fp16 = make_engine_spec("m.onnx", "fp16", keep_fp32=["n"]).build
+    int8 = make_engine_spec("m.onnx", "int8", keep_fp32=["n"], strongly_typed=True).build
+    assert reason_for_version(fp16, "8.6.0", "9.0", model_has_qdq=False) is None
+    assert reason_for_version(fp16, "11.0.0", "9.0", model_has_qdq=False) is None
+    assert "Q/DQ" in reason_for_version(int8, "10.13.3", "9.0", model_has_qdq=True)
+    assert keep_fp32_how(choose_strategy("fp16", features_for_version("8.6.0"), model_has_qdq=False,
+                                         has_calibration=False)) == "layers"
+    assert keep_fp32_how(choose_strategy("fp16", features_for_version("11.0.0"), model_has_qdq=False,
+                                         has_calibration=False)) == "casts"
+    # fp32 engines carry no keep list at all: their keys never change with it
+    assert make_engine_spec("m.onnx", "fp32", keep_fp32=["n"]).build.keep_fp32 == ()

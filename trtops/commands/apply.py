@@ -58,6 +58,10 @@ def register(subparsers: Any) -> None:
     from trtops.commands.args import add_lockfile_argument
 
     add_lockfile_argument(parser)
+    parser.add_argument("--repair", action="store_true",
+                        help="then run `trtops repair` on each engine that failed its accuracy gate: "
+                        "publish a passing engine with nodes kept in fp32 and print the keep_fp32 "
+                        "patch for the manifest (exit 0 when every one was repaired)")
     parser.add_argument("--log-dir", metavar="DIR",
                         help="also write each build log to DIR (CI artifacts)")
     scale = parser.add_argument_group("scale-out (docs/scale-out.md)")
@@ -110,7 +114,18 @@ def run(args: argparse.Namespace) -> int:
         # Only a refusal that carries per-engine results has reports to write.
         report_refusal(exc, args)
         raise
-    return render_result(result, args)
+    code = render_result(result, args)
+    failed = [o.id for o in result.outcomes if o.status in ("accuracy_failed", "rejected")]
+    if not args.repair or not failed or code != 4:
+        return code  # repair answers accuracy failures only, not builds that failed
+    from trtops.commands.repair import report_repairs
+    from trtops.ops.repair import RepairRequest, run_repair
+
+    outcomes = []
+    for engine in failed:
+        outcomes += run_repair(RepairRequest(paths=request.paths, cache_url=request.cache_url, engine=engine),
+                               say=_to_stderr)
+    return report_repairs(outcomes)
 
 
 def _to_stderr(line: str) -> None:

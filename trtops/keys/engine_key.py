@@ -40,6 +40,8 @@ BUILD_KEY_DEFAULTS: dict[str, Any] = {
     "hardware_compatibility": "none",
     "version_compatible": False,
     "strongly_typed": False,
+    "keep_fp32": (),  # empty lists are left out anyway; registered for the record
+    "keep_fp32_outputs": (),
 }
 
 

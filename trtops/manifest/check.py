@@ -17,6 +17,7 @@ from typing import Any
 from trtops.cache.layout import check_segment
 from trtops.capabilities import quantization_problem
 from trtops.errors import InputError, Problem, SourceLocation
+from trtops.manifest.check_keep import check_keep_graph, check_keep_precisions
 from trtops.manifest.check_performance import check_performance
 from trtops.manifest.check_tensorrt import (
     bound_inputs,
@@ -327,6 +328,7 @@ def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_mode
                 f"{', '.join(model.precisions)})",
                 f"add {precision} to precisions or remove these tolerances"))
     problems.extend(check_performance(lm, index, model))
+    problems.extend(check_keep_precisions(lm, index, model))
 
     graph: GraphInfo | None = None
     source = model.source
@@ -360,6 +362,7 @@ def _check_model(lm: LoadedManifest, index: int, model: ModelSpec, *, check_mode
             problems.extend(_check_graph(lm, index, model, graph))
             problems.extend(check_shared_dims(lm, index, model, graph))
             problems.extend(check_constants(lm, index, model, graph))
+            problems.extend(check_keep_graph(lm, index, model, graph))
             try:
                 ops = read_ops(model_path)
             except (GraphError, OSError):

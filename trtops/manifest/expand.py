@@ -233,6 +233,8 @@ def _model_specs(lm: LoadedManifest, index: int, model: ModelSpec, cache_dir: Pa
                 prepare=prepare,
                 performance=performance,
                 select=model.select,
+                keep_fp32=model.keep_fp32,
+                keep_fp32_outputs=model.keep_fp32_outputs,
             ))
     return specs
 

@@ -400,6 +400,19 @@ def _fail_duplicates(values: list[Any]) -> None:
             fail(f"{item!r} is listed twice", index)
 
 
+def _node_pattern(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value:
+            raise ValueError("a node name or pattern cannot be empty")
+        if _CONTROL_RE.search(value):
+            raise ValueError(f"{value!r} contains control characters")
+    return value
+
+
+# An ONNX node or tensor name, or a glob pattern of them (trtops.node_select).
+NodePattern = Annotated[str, BeforeValidator(_node_pattern), Field(max_length=4096)]
+
+
 # --------------------------------------------------------------------------- sources
 
 
@@ -676,6 +689,24 @@ class ModelSpec(BuildOptions):
         "check on a target, the one with the lowest median latency at the opt shape becomes "
         "the model's default loader (the others stay in the cache).",
     )
+    keep_fp32: list[NodePattern] = Field(
+        default_factory=list,
+        description="ONNX node names (as in Netron or the exporter) or glob patterns "
+        "('/blocks.*/norm/*') whose computation stays in fp32 in fp16, bf16, int8 and fp8 "
+        "engines. `trtops repair` finds such a list for an engine that failed its accuracy gate.",
+    )
+    keep_fp32_outputs: list[NodePattern] = Field(
+        default_factory=list,
+        description="Tensor names or glob patterns (model outputs or intermediate tensors): the "
+        "node that computes each stays in fp32, as with keep_fp32 (the way to name a node that "
+        "has no name).",
+    )
+
+    @field_validator("keep_fp32", "keep_fp32_outputs")
+    @classmethod
+    def _unique_patterns(cls, value: list[str]) -> list[str]:
+        _fail_duplicates(value)
+        return value
 
     @field_validator("precisions", "loaders")
     @classmethod

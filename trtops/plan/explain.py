@@ -17,7 +17,7 @@ def _show(value: Any) -> str:
         return "default"
     if isinstance(value, bool):
         return "on" if value else "off"
-    if isinstance(value, (list, dict)):
+    if isinstance(value, (list, tuple, dict)):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
 

@@ -29,6 +29,8 @@ from trtops.capabilities import (
     Strategy,
     Unsupported,
     choose_strategy,
+    keep_fp32_how,
+    keeps_fp32,
     lean_runtime_expected,
     strongly_typed_request,
     unsupported_reason,
@@ -264,6 +266,10 @@ class _Build:
         parse_path = model_path
         if strategy.cast:
             log.info(f"parsing the model cast to {strategy.cast} by the preparation stage")
+            if keeps_fp32(cfg):
+                # Layer precisions are ignored in a strongly typed network: the kept nodes
+                # must already be float32 in the cast model, which the preparation stage does.
+                log.info("keep_fp32: the kept nodes were left in float32 by the preparation stage's cast")
 
         try:
             builder = trt.Builder(self.logger)
@@ -289,6 +295,11 @@ class _Build:
 
         config = builder.create_builder_config()
         self._configure(trt, builder, config, strategy)
+        if keeps_fp32(cfg) and keep_fp32_how(strategy) == "layers":
+            from trtops.trt.keep_fp32 import hold_layers_fp32, kept_parser_names
+
+            kept, every = kept_parser_names(parse_path, cfg.keep_fp32, cfg.keep_fp32_outputs)
+            hold_layers_fp32(trt, network, config, kept, every, log.info)
         self._add_profiles(builder, config, network)
         try:
             if strategy.calibrate:

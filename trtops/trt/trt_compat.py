@@ -60,6 +60,16 @@ def has_builder_flag(trt: TensorRT, name: str) -> bool:
     return hasattr(trt, "BuilderFlag") and hasattr(trt.BuilderFlag, name)
 
 
+def precision_constraint_flag(trt: TensorRT) -> str | None:
+    """The BuilderFlag that makes TensorRT obey layer precisions and output types:
+    OBEY_PRECISION_CONSTRAINTS (8.2+), else the older STRICT_TYPES; None when neither exists
+    (TensorRT 11: strongly typed networks have no layer precisions)."""
+    for name in ("OBEY_PRECISION_CONSTRAINTS", "STRICT_TYPES"):
+        if has_builder_flag(trt, name):
+            return name
+    return None
+
+
 def has_precision_flags(trt: TensorRT) -> bool:
     """Weak typing is available (8.6/10.x); TensorRT 11 removed FP16/INT8/... flags."""
     return has_builder_flag(trt, "FP16")

@@ -398,6 +398,8 @@ BUILD_CHANGES = {
     "precision": lambda b: replace(b, precision="fp32"),
     "calibration": lambda b: replace(b, precision="int8", calibration=CALIBRATION),
     "strongly_typed": lambda b: replace(b, strongly_typed=True),
+    "keep_fp32": lambda b: replace(b, keep_fp32=("conv1",)),
+    "keep_fp32_outputs": lambda b: replace(b, keep_fp32_outputs=("output",)),
 }
 # Fields whose unset value is None (always left out of the key) or that have no default.
 UNSET_IS_NONE = {"workspace", "tactic_sources", "max_aux_streams", "calibration"}

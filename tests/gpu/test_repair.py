@@ -1,0 +1,113 @@
+"""`trtops repair` on real TensorRT: a tiny model built to fail fp16 (a chain of GEMMs whose
+middle value, ~1e9, is past fp16's range, beside a harmless branch) fails the gate on apply
+(exit 4); repair finds the two nodes to keep in fp32 within a small budget, the repaired
+engine passes, the written manifest plans to reuse it (same key) and the fp32 engine's key
+does not move. The build log shows how keep_fp32 was applied on this TensorRT (layer
+precisions with OBEY_PRECISION_CONSTRAINTS on 8.6/10, Casts in the cast model on 11).
+Builder optimization level 0: the whole file takes well under a minute on an H100."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+MANIFEST = """\
+version: 1
+targets:
+  lab: {gpu: any}   # the GPU this runs on
+defaults:
+  builder_optimization_level: 0
+models:
+  - name: chain   # fails fp16 without keep_fp32
+    source: models/chain.onnx
+    precisions: [fp32, fp16]
+    accuracy:
+      tolerances: {fp16: {atol: 1e-2, rtol: 1e-2, stat: max}}
+"""
+
+
+def trtops(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRTOPS_", "GITHUB_"))}
+    env["CI"] = "true"
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run([sys.executable, "-m", "trtops", *args], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=600)
+    print(f"$ trtops {' '.join(args)} -> {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def _plan(root: Path) -> dict[str, dict]:
+    result = trtops(root, "plan", "--json")
+    assert result.returncode == 0
+    return {a["id"]: a for a in json.loads(result.stdout)["actions"]}
+
+
+def test_repair_finds_the_overflowing_nodes_and_the_manifest_reuses_the_engine(trt, tmp_path):
+    from helpers import make_overflow_model
+
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", matmul=True)
+    manifest = tmp_path / "manifests" / "demo.yaml"
+    manifest.write_text(MANIFEST)
+
+    applied = trtops(tmp_path, "apply", "--json", "--keep-going", "--no-emit")
+    assert applied.returncode == 4
+    status = {e["id"]: e["status"] for e in json.loads(applied.stdout)["engines"]}
+    assert status == {"demo/chain/fp32/lab": "built", "demo/chain/fp16/lab": "accuracy_failed"}
+    fp32_key = _plan(tmp_path)["demo/chain/fp32/lab"]["key"]
+
+    repaired = trtops(tmp_path, "repair", "--write", "--max-builds", "8")
+    assert repaired.returncode == 0
+    assert "demo/chain/fp16/lab: repaired with 2 node(s) in fp32" in repaired.stdout
+    assert "keep_fp32: overflow, scale_down" in repaired.stdout
+    builds = next(line for line in repaired.stdout.splitlines() if line.strip().startswith("builds:"))
+    print(f"LAB: {builds.strip()}")
+    assert "try 1" in repaired.stderr
+
+    text = manifest.read_text()
+    assert "keep_fp32: [overflow, scale_down]" in text and "# fails fp16 without keep_fp32" in text
+    actions = _plan(tmp_path)
+    assert actions["demo/chain/fp16/lab"]["kind"] == "reuse"
+    assert actions["demo/chain/fp32/lab"]["key"] == fp32_key
+    key = actions["demo/chain/fp16/lab"]["key"]
+    log = (tmp_path / "cache" / "engines" / key[:2] / key / "build.log").read_text()
+    held = [line for line in log.splitlines() if "keep_fp32:" in line]
+    print(f"LAB: {held}")
+    assert held
+    again = trtops(tmp_path, "apply", "--json", "--no-emit")
+    assert again.returncode == 0
+    assert {e["status"] for e in json.loads(again.stdout)["engines"]} == {"reused"}
+
+
+def test_keep_fp32_in_the_manifest_builds_a_passing_engine_directly(trt, tmp_path):
+    from helpers import make_overflow_model
+
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", matmul=True)
+    (tmp_path / "manifests" / "demo.yaml").write_text(
+        MANIFEST.replace("    precisions: [fp32, fp16]\n", "    precisions: [fp16]\n"
+                         "    keep_fp32_outputs: [b, y]\n"))
+    applied = trtops(tmp_path, "apply", "--json", "--no-emit")
+    assert applied.returncode == 0
+    engine = json.loads(applied.stdout)["engines"][0]
+    assert engine["status"] == "built" and engine["accuracy"]["state"] == "accepted"
+
+
+def test_repair_says_what_it_tried_when_the_budget_is_too_small(trt, tmp_path):
+    from helpers import make_overflow_model
+
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", matmul=True)
+    (tmp_path / "manifests" / "demo.yaml").write_text(MANIFEST.replace("[fp32, fp16]", "[fp16]"))
+    assert trtops(tmp_path, "apply", "--no-emit").returncode == 4
+    result = trtops(tmp_path, "repair", "--max-builds", "2")
+    assert result.returncode == 4
+    assert "no repair found: the build budget ran out" in result.stdout
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
