@@ -26,6 +26,7 @@ COMMANDS = (
     "plan",
     "apply",
     "status",
+    "report",
     "info",
     "verify",
     "emit",

@@ -74,6 +74,10 @@ def register(subparsers: Any) -> None:
     scale.add_argument("--ray-timeout", type=float, metavar="SECONDS", default=None,
                        help="with --executor ray: fail a build task not finished this long after "
                        "it was submitted (default: no limit)")
+    parser.add_argument("--report", metavar="FILE.html",
+                        help="also write the HTML report of this run (engines x targets, "
+                        "accuracy, latency, what changed), even when engines failed; see "
+                        "`trtops report`")
     add_output_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -85,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.report import check_report_path, render_result, report_refusal
 
     check_report_path(args.junit)
+    check_report_path(args.report, "--report")
     if args.lock and not args.remote:
         raise InputError("--lock needs --remote", hint="leases live in the shared cache")
     request = ApplyRequest(
@@ -103,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         ray_timeout=args.ray_timeout,
         lockfile=args.lockfile,
         update_lock=not args.no_lock_update,
+        report=args.report,
     )
     try:
         result = run_apply(request, announce=None if args.json else _to_stderr)
