@@ -250,7 +250,7 @@ def report_summary(page: Any, max_rows: int = MAX_SUMMARY_ROWS) -> str:
              "other": "•"}
     targets = page.targets()
     counts = ", ".join(f"{count} {status_label(state)}" for state, count in page.counts())
-    lines = [f"### trtops {cell(page.command)} report: {_md_cell(counts or 'no engines')}", ""]
+    lines = [f"### {cell(page.title)}: {_md_cell(counts or 'no engines')}", ""]
     rows = page.matrix()
     if rows:
         lines += ["| engine | " + " | ".join(f"`{cell(t)}`" for t in targets) + " |",

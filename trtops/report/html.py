@@ -112,7 +112,7 @@ CSP = (f"default-src 'none'; style-src {_sha256_source(CSS)}; "
 def render_html(page: ReportPage) -> str:
     """The report page as one HTML document (UTF-8 text)."""
     anchors = {id(engine): f"engine-{index}" for index, engine in enumerate(page.engines, 1)}
-    title = f"trtops {page.command} report"
+    title = page.title
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

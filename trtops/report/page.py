@@ -177,6 +177,11 @@ class ReportPage:
     exit_code: int | None = None  # apply's; None for `trtops report`
     seconds: float | None = None
 
+    @property
+    def title(self) -> str:
+        """``trtops apply report`` (a run's), ``trtops report`` (the cache's)."""
+        return "trtops report" if self.command == "report" else f"trtops {self.command} report"
+
     def counts(self) -> list[tuple[str, int]]:
         """(state, engines) pairs, most severe class first."""
         found: dict[str, int] = {}

@@ -8,18 +8,12 @@ import hashlib
 import re
 from html.parser import HTMLParser
 
-import numpy as np
 import pytest
+from report_helpers import HOSTILE, accuracy, hostile_page, outcome, page, perf
 
-from trtops.gate.compare import compare_arrays
-from trtops.outcome import EngineOutcome
 from trtops.report.github import report_summary
 from trtops.report.html import CSS, SCRIPT, render_html, write_html
 from trtops.report.page import EngineView, PerfView, ReportPage, state_class
-from trtops.spec import ToleranceSpec
-
-HOSTILE = "<script>alert(1)</script>"
-BIDI = "evil\u202eexe.onnx"
 
 
 class Tree(HTMLParser):
@@ -45,53 +39,6 @@ class Tree(HTMLParser):
 
     def all(self, tag: str) -> list[dict[str, str | None]]:
         return [attrs for name, attrs in self.tags if name == tag]
-
-
-def outcome(model: str, status: str, *, precision: str = "fp16", target: str = "lab",
-            **extra) -> EngineOutcome:
-    return EngineOutcome(id=f"vision/{model}/{precision}/{target}", manifest="manifests/vision.yaml",
-                         line=7, model=model, precision=precision, target=target,
-                         action=extra.pop("action", "build"), status=status, **extra)
-
-
-def accuracy(name: str = "logits", offset: float = 1e-3, *, histogram: bool = True) -> dict:
-    ref = np.linspace(-1, 1, 512).astype(np.float32)
-    check = compare_arrays(name, ref, ref + np.float32(offset),
-                           ToleranceSpec(atol=1e-2, rtol=1e-2, stat="median")).to_json()
-    if not histogram:
-        del check["abs_histogram"]
-    return {"schema": 1, "state": "accepted", "passed": True, "summary": "accuracy: passed",
-            "cases": [{"label": "profile0/opt", "profile": 0, "shapes": {"x": [1, 512]},
-                       "passed": True, "error": None, "outputs": [check]}]}
-
-
-def perf(label: str = "opt", *, baseline: float | None = 1.0, passed: bool = True,
-         reasons: tuple[str, ...] = ()) -> PerfView:
-    view = PerfView.from_json({
-        "schema": 1, "measured_at": "2026-12-01T10:00:00Z",
-        "gpu": {"name": "NVIDIA H100 80GB HBM3", "driver": "550.54", "sm_clock_mhz": 1980,
-                "temperature_c": 41},
-        "tensorrt": "10.13.3.9",
-        "cases": [{"label": label, "shapes": {"x": [8, 3, 224, 224]}, "batch": 8, "cuda_graph": True,
-                   "iterations": 200,
-                   "latency_ms": {"median": 1.2, "p90": 1.3, "p99": 1.6, "mean": 1.25, "min": 1.1},
-                   "gpu_ms": {"median": 1.1, "p90": 1.2, "p99": 1.4, "mean": 1.15, "min": 1.0},
-                   "throughput": 6666.7, "repeat_medians_ms": [1.2, 1.21], "cv": 0.008},
-                  {"label": "big", "shapes": {"x": [32, 3, 224, 224]}, "batch": 32,
-                   "cuda_graph": False, "iterations": 200,
-                   "latency_ms": {"median": 4.0, "p90": 4.4, "p99": 5.0, "mean": 4.1, "min": 3.9},
-                   "gpu_ms": {}, "throughput": 8000.0, "repeat_medians_ms": [4.0], "cv": 0.01}],
-        "verdict": {"passed": passed, "reasons": list(reasons),
-                    "baseline": {"key": "cd" * 32, "median_ms": baseline} if baseline else None},
-    })
-    assert view is not None
-    return view
-
-
-def page(*engines: EngineView, command: str = "apply") -> ReportPage:
-    return ReportPage(command=command, generated_at="2026-12-06T09:00:00Z", machine="ci-1 (Linux)",
-                      platform="NVIDIA H100 (cc 9.0), TensorRT 10.13.3.9", version="0.1.0",
-                      cache="/tmp/cache", engines=list(engines), exit_code=0, seconds=3.2)
 
 
 @pytest.fixture
@@ -189,19 +136,6 @@ def test_nothing_is_loaded_from_outside_and_the_policy_allows_only_the_inline_pa
         digest = base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in policy
     assert f"<style>{CSS}</style>" in html and f"<script>{SCRIPT}</script>" in html
-
-
-def hostile_page() -> ReportPage:
-    evil = outcome(HOSTILE, "built", precision="fp16", target=BIDI, key="ab" * 32,
-                   message=f'output "{HOSTILE}" <img src=x onerror=alert(2)>',
-                   details=HOSTILE)
-    evil.id = f"{HOSTILE}/{HOSTILE}/fp16/{BIDI}"
-    hostile_perf = perf(label=HOSTILE, reasons=(f"median of {HOSTILE} 1.2 ms",))
-    return page(EngineView(evil, HOSTILE, meta={"tensorrt_version": HOSTILE,
-                                                "gpu": {"name": HOSTILE, "compute_capability": "9.0"},
-                                                "created_at": BIDI},
-                           accuracy=accuracy(name=HOSTILE, offset=0.5), perf=hostile_perf,
-                           changes=[HOSTILE, BIDI], notes=[HOSTILE]))
 
 
 def test_hostile_names_are_text_never_markup():
