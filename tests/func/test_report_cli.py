@@ -42,6 +42,14 @@ def test_apply_writes_the_report_even_when_an_engine_failed(built):
     assert "exit code</dt><dd>4" in html
 
 
+def test_apply_refused_for_a_missing_tensorrt_still_writes_the_report(built, tmp_path):
+    done = trtops(built, "apply", "--no-emit", "--report", str(tmp_path / "r.html"),
+                  env={"TRTOPS_FAKE_TENSORRT": ""})
+    assert done.returncode == 5, done.stderr
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "environment missing" in html and "TensorRT is not installed here" in html
+
+
 def test_report_reads_the_cache_without_building(built):
     before = builds(built)
     key = ref_key(built, "demo/conv/fp32/lab")

@@ -115,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
     except EnvironmentMissing as exc:
         # Only a refusal that carries per-engine results has reports to write.
         report_refusal(exc, args)
+        if args.report and getattr(exc, "result", None) is not None:
+            from trtops.cache import open_store
+            from trtops.ops.report import write_run_report
+
+            write_run_report(args.report, exc.result, open_store(request.cache_url))
         raise
     return render_result(result, args)
 

@@ -19,8 +19,11 @@ from trtops.errors import ExitCode
 from trtops.outcome import STATUS_EXIT, EngineOutcome
 
 # Cache states `trtops report` shows (apply shows outcome statuses, STATUS_EXIT's keys).
+# An accepted entry whose perf.json verdict failed shows as perf_failed, the status the
+# performance gate gives it in apply.
 ENTRY_STATE_CLASSES = {"accepted": "ok", "rejected": "fail", "unverified": "warn",
-                       "not built": "pending", "missing": "warn", "damaged": "error"}
+                       "not built": "pending", "missing": "warn", "damaged": "error",
+                       "perf_failed": "fail"}
 _EXIT_CLASSES = {ExitCode.OK: "ok", ExitCode.CHANGES_PENDING: "pending",
                  ExitCode.ENVIRONMENT: "warn", ExitCode.INTERNAL: "error"}
 # Most severe first: the order of the header's counts and of a failures-first listing.
