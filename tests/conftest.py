@@ -52,6 +52,8 @@ SLOW_PATHS = (
     "func/test_repair_cli.py",  # repair end to end in subprocesses (probe, tries, apply)
     "func/test_ci_reports.py",
     "func/test_prepare_cli.py",  # trtops prepare/plan/apply in subprocesses
+    "func/test_report_cli.py",  # apply --report and trtops report in subprocesses
+    "func/test_html_report_browser.py",  # headless Chromium (about 3 s)
     "unit/test_typecheck_trt.py",  # runs mypy over the TensorRT stubs
 )
 SLOW_TESTS = (

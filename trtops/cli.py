@@ -27,6 +27,7 @@ COMMANDS = (
     "apply",
     "repair",
     "status",
+    "report",
     "info",
     "verify",
     "bench",

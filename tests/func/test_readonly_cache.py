@@ -1,6 +1,6 @@
 """A cache that cannot be written: commands that must write it (apply, verify, pull, gc,
 cache verify --delete) fail once, up front, with one clear error (exit 1) and leave it as
-it was; commands that only read it (plan, status, emit, gc --dry-run, cache verify) work.
+it was; commands that only read it (plan, status, report, emit, gc --dry-run, cache verify) work.
 
 A read-only cache is made for real: a read-only bind mount of the cache directory in a
 private mount namespace (``unshare -rm``, no privileges needed where user namespaces are
@@ -111,6 +111,7 @@ READ_ONLY_COMMANDS = {
     "plan": ["plan", "demo.yaml", *H100_FLAGS],
     "plan-json": ["plan", "demo.yaml", "--json", "--detailed-exitcode", *H100_FLAGS],
     "status": ["status", "demo.yaml"],
+    "report": ["report", "demo.yaml", "-o", "out/report.html"],
     "gc-dry-run": ["gc", "--dry-run", "demo.yaml", *H100_FLAGS],
     "cache-verify": ["cache", "verify"],
     "emit": ["emit", "demo.yaml", "--dest", "out", "--loaders", "python", "--precision", "fp32"],

@@ -27,3 +27,16 @@ def test_ci_runs_the_readme_test_command_verbatim():
     readme = (ROOT / "README.md").read_text()
     test_command = next(c for c in _commands(readme) if "-m pytest" in c)
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_html_report_commands_in_the_readme_exist():
+    """The README documents `apply --report FILE.html` and `trtops report -o FILE.html`;
+    what the page holds is tested in tests/unit/report/test_html.py and, in a browser, in
+    tests/func/test_html_report_browser.py."""
+    from trtops.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    assert "`--report FILE.html`" in readme and "`trtops report [PATH...] -o FILE.html`" in readme
+    parser = build_parser()
+    assert parser.parse_args(["apply", "--report", "r.html"]).report == "r.html"
+    assert parser.parse_args(["report", "manifests", "-o", "r.html"]).output == "r.html"

@@ -27,6 +27,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 #: Largest meta.json / accuracy.json / ref a reader accepts (a real one is a few KiB).
@@ -141,6 +142,22 @@ class Meta(BaseModel):
         return value  # (layout.parse_time reads it; a ValueError above names the field)
 
 
+class AbsHistogram(_Part):
+    """An output's |error| in log-spaced bins (:mod:`trtops.gate.histogram`); optional, so
+    accuracy.json files written before it read the same."""
+
+    log10_min: Annotated[Number, Field(ge=-400, le=400)]
+    log10_max: Annotated[Number, Field(ge=-400, le=400)]
+    counts: Annotated[list[Size], Field(min_length=1, max_length=256)]
+    zeros: Size = 0
+
+    @model_validator(mode="after")
+    def _axis(self) -> AbsHistogram:
+        if not self.log10_min < self.log10_max:
+            raise ValueError("log10_min must be below log10_max")
+        return self
+
+
 class OutputCheck(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow", frozen=True)
 
@@ -165,6 +182,7 @@ class OutputCheck(BaseModel):
     quantile_abs: Number | None = None
     quantile_rel: Number | None = None
     reason: StrictStr | None = None
+    abs_histogram: AbsHistogram | None = None
 
 
 class CaseCheck(_Part):
@@ -331,6 +349,6 @@ def written(document: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "MAX_METADATA_BYTES", "Accuracy", "EntryInvalid", "Meta", "Perf", "check_accuracy",
+    "MAX_METADATA_BYTES", "AbsHistogram", "Accuracy", "EntryInvalid", "Meta", "Perf", "check_accuracy",
     "check_meta", "check_perf", "parse_document", "written",
 ]

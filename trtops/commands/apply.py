@@ -78,6 +78,10 @@ def register(subparsers: Any) -> None:
     scale.add_argument("--ray-timeout", type=float, metavar="SECONDS", default=None,
                        help="with --executor ray: fail a build task not finished this long after "
                        "it was submitted (default: no limit)")
+    parser.add_argument("--report", metavar="FILE.html",
+                        help="also write the HTML report of this run (engines x targets, "
+                        "accuracy, latency, what changed), even when engines failed; see "
+                        "`trtops report`")
     add_output_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -89,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from trtops.report import check_report_path, render_result, report_refusal
 
     check_report_path(args.junit)
+    check_report_path(args.report, "--report")
     if args.lock and not args.remote:
         raise InputError("--lock needs --remote", hint="leases live in the shared cache")
     request = ApplyRequest(
@@ -107,12 +112,18 @@ def run(args: argparse.Namespace) -> int:
         ray_timeout=args.ray_timeout,
         lockfile=args.lockfile,
         update_lock=not args.no_lock_update,
+        report=args.report,
     )
     try:
         result = run_apply(request, announce=None if args.json else _to_stderr)
     except EnvironmentMissing as exc:
         # Only a refusal that carries per-engine results has reports to write.
         report_refusal(exc, args)
+        if args.report and getattr(exc, "result", None) is not None:
+            from trtops.cache import open_store
+            from trtops.ops.report import write_run_report
+
+            write_run_report(args.report, exc.result, open_store(request.cache_url))
         raise
     code = render_result(result, args)
     failed = [o.id for o in result.outcomes if o.status in ("accuracy_failed", "rejected")]

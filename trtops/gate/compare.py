@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from trtops.gate.histogram import ErrorHistogram, abs_error_histogram
 from trtops.spec import ToleranceSpec
 
 EPSILON = 2.220446049250313e-16  # Polygraphy's: keeps reldiff finite where the reference is 0
@@ -68,6 +69,8 @@ class OutputResult:
     excess: float
     shape: tuple[int, ...]
     reason: str | None = None  # why it failed when no numbers could be compared
+    # |error| in log-spaced bins, for the report's plot (None: not computed, older files)
+    abs_histogram: ErrorHistogram | None = None
 
     def checked(self) -> tuple[float, float]:
         """The (absolute, relative) statistic the verdict was taken on."""
@@ -126,6 +129,8 @@ class OutputResult:
             data["quantile_rel"] = _json_float(self.quantile_rel)
         if self.reason is not None:
             data["reason"] = self.reason
+        if self.abs_histogram is not None:
+            data["abs_histogram"] = self.abs_histogram.to_json()
         return data
 
     @classmethod
@@ -152,6 +157,7 @@ class OutputResult:
             excess=_from_json_float(data.get("excess"), default=math.inf),
             shape=tuple(int(d) for d in data.get("shape", ())),
             reason=data.get("reason"),
+            abs_histogram=ErrorHistogram.from_json(data.get("abs_histogram")),
         )
 
 
@@ -250,6 +256,7 @@ def compare_arrays(name: str, reference: np.ndarray, candidate: np.ndarray,
         cosine=cosine_similarity(reference, candidate),
         elements=elements, mismatches=mismatches, nonfinite=nonfinite, excess=excess,
         shape=tuple(int(d) for d in reference.shape),
+        abs_histogram=abs_error_histogram(absdiff, atol),
     )
 
 

@@ -22,7 +22,8 @@
          "outputs": [{"name", "passed", "stat", "atol", "rtol",
                       "max_abs", "mean_abs", "median_abs", "max_rel", "mean_rel", "median_rel",
                       "cosine", "elements", "mismatches", "nonfinite", "excess", "shape",
-                      ["quantile", "quantile_abs", "quantile_rel"], ["reason"]}]}
+                      ["quantile", "quantile_abs", "quantile_rel"], ["reason"],
+                      ["abs_histogram"]}]}   # |error| in log bins (trtops.gate.histogram)
       ],
       "worst": [{"label", "profile", <output fields>}]   # highest excess first, at most 5
     }

@@ -733,6 +733,7 @@ class ApplyRequest:
     ray_timeout: float | None = None
     lockfile: str | None = None  # --lockfile
     update_lock: bool = True  # record what this run built, reused or fetched in the lock
+    report: str | None = None  # --report: the run's HTML report goes here
 
 
 def run_apply(request: ApplyRequest, *,
@@ -775,7 +776,12 @@ def run_apply(request: ApplyRequest, *,
             where = f" ({executor.describe()})" if executor.parallel else ""
             announce(f"apply: {len(plan.unique_builds())} engine(s) to build on "
                      f"{platform.describe()}{where}")
-        return apply_plan(plan, store, toolchain=toolchain, options=options)
+        result = apply_plan(plan, store, toolchain=toolchain, options=options)
+        if request.report:
+            from trtops.ops.report import write_run_report
+
+            write_run_report(request.report, result, store, plan)
+        return result
     finally:
         executor.close()
 

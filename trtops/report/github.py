@@ -227,3 +227,61 @@ def append_step_summary(markdown: str, environ: Mapping[str, str] | None = None)
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
     return True
+
+
+def report_summary(page: Any, max_rows: int = MAX_SUMMARY_ROWS) -> str:
+    """The HTML report's compact Markdown version for ``$GITHUB_STEP_SUMMARY``: the
+    engines x targets matrix, then the latency of each measured engine.
+
+    Args:
+        page: a :class:`trtops.report.page.ReportPage`.
+        max_rows: most matrix rows and latency lines (a summary is capped at 1 MiB).
+
+    Returns:
+        Markdown text ending with a newline.
+    """
+    from trtops.report.page import state_class
+    from trtops.textsafe import terminal_safe
+
+    def cell(text: Any) -> str:  # names from ONNX files and remote entries: bidi as escapes
+        return _md_cell(terminal_safe(text))
+
+    icons = {"ok": "✅", "fail": "❌", "error": "💥", "warn": "⚠️", "pending": "🕓", "skip": "⏭️",
+             "other": "•"}
+    targets = page.targets()
+    counts = ", ".join(f"{count} {status_label(state)}" for state, count in page.counts())
+    lines = [f"### {cell(page.title)}: {_md_cell(counts or 'no engines')}", ""]
+    rows = page.matrix()
+    if rows:
+        lines += ["| engine | " + " | ".join(f"`{cell(t)}`" for t in targets) + " |",
+                  "|---" * (len(targets) + 1) + "|"]
+        for name, cells in rows[:max_rows]:
+            shown = []
+            for target in targets:
+                engine = cells.get(target)
+                shown.append("·" if engine is None else
+                             f"{icons[state_class(engine.state)]} {cell(status_label(engine.state))}")
+            lines.append(f"| `{cell(name)}` | " + " | ".join(shown) + " |")
+        if len(rows) > max_rows:
+            lines += ["", f"_{len(rows) - max_rows} more rows in the HTML report._"]
+    measured = [e for e in page.engines if e.perf is not None and e.perf.cases]
+    if measured:
+        lines += ["", "#### Latency (median / p90 / p99 per case)", ""]
+        for engine in measured[:max_rows]:
+            outcome = engine.outcome
+            parts = []
+            for case in engine.perf.cases[:4]:
+                lat = case.latency_ms
+                numbers = " / ".join(_ms(lat.get(stat)) for stat in ("median", "p90", "p99"))
+                rate = f", {case.throughput:,.0f}/s" if case.throughput is not None else ""
+                parts.append(f"{cell(case.label)} {numbers} ms{rate}")
+            delta = engine.perf.delta_percent()
+            change = f" ({delta:+.1f}% vs previous)" if delta is not None else ""
+            verdict = {True: "✅", False: "❌", None: "•"}[engine.perf.passed]
+            lines.append(f"- {verdict} `{cell(short_name(outcome))}`: "
+                         f"{'; '.join(parts)}{change}")
+    return "\n".join(lines) + "\n"
+
+
+def _ms(value: float | None) -> str:
+    return "?" if value is None else f"{value:.3g}"

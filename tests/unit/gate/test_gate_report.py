@@ -21,7 +21,7 @@ TOL = ToleranceSpec(atol=0.1, rtol=0.0, stat="median", outputs=(
 
 OUTPUT_KEYS = {"name", "passed", "max_abs", "mean_abs", "median_abs", "max_rel", "mean_rel",
                "median_rel", "cosine", "stat", "atol", "rtol", "elements", "mismatches",
-               "nonfinite", "excess", "shape"}
+               "nonfinite", "excess", "shape", "abs_histogram"}
 
 
 def case(label, profile, offset, mask_nan=False):
