@@ -75,14 +75,26 @@ def hostile_page() -> ReportPage:
 
 
 def perf_json(median: float, baseline: dict | None = None, passed: bool = True) -> dict:
+    """A perf.json as the performance gate writes it (its own writer, so the schema stays one).
+
+    ``baseline``: ``{"key": ..., "median_ms": ...}`` for the previous engine's opt case.
+    """
+    from trtops.perf.document import perf_document
+    from trtops.perf.judge import Baseline, BaselineCase, Check, Verdict
+
     stats = {"median": median, "p90": median * 1.1, "p99": median * 1.3, "mean": median, "min": median * 0.9}
-    return {"schema": 1, "measured_at": "2026-12-06T09:00:00Z",
-            "settings": {"warmup": 20, "iterations": 200, "repeats": 5, "cuda_graph": "auto"},
-            "gpu": {"name": "NVIDIA H200", "driver": "570.86", "sm_clock_mhz": 1980,
+    body = {"gpu": {"name": "NVIDIA H200", "driver": "570.86", "sm_clock_mhz": 1980,
                     "mem_clock_mhz": 3201, "temperature_c": 38},
             "tensorrt": "8.6.0",
             "cases": [{"label": "opt", "shapes": {"input": [2, 3, 16, 16]}, "batch": 2,
                        "cuda_graph": True, "iterations": 200, "latency_ms": stats, "gpu_ms": stats,
-                       "throughput": 2 / median * 1000, "repeat_medians_ms": [median] * 5, "cv": 0.004}],
-            "verdict": {"passed": passed, "reasons": [] if passed else ["median 0.9 ms > budget 0.5 ms"],
-                        "baseline": baseline}}
+                       "throughput": 2 / median * 1000, "repeat_medians_ms": [median] * 5, "cv": 0.004}]}
+    previous = None if baseline is None else Baseline(
+        key=baseline["key"], source="cache", gpu="NVIDIA H200", tensorrt="8.6.0", measured_at=None,
+        cases={"opt": BaselineCase(float(baseline["median_ms"]), 0.004)})
+    checks = [] if passed else [Check(case="opt", kind="max_latency_ms", limit=0.5, value=median,
+                                      passed=False, message=f"median {median} ms > budget 0.5 ms")]
+    verdict = Verdict(passed=passed, gated=True, summary="" if passed else checks[0].message,
+                      checks=checks, notes=[], baseline=previous)
+    return perf_document(body, {"warmup": 20, "iterations": 200, "repeats": 5, "cuda_graph": "auto"},
+                         verdict, measured_at="2026-12-06T09:00:00Z")

@@ -115,7 +115,14 @@ class PerfView:
         gpu = data.get("gpu") if isinstance(data.get("gpu"), Mapping) else {}
         verdict = data.get("verdict") if isinstance(data.get("verdict"), Mapping) else {}
         baseline = verdict.get("baseline") if isinstance(verdict.get("baseline"), Mapping) else {}
-        reasons = verdict.get("reasons") if isinstance(verdict.get("reasons"), list) else []
+        checks = verdict.get("checks") if isinstance(verdict.get("checks"), list) else []
+        reasons = [c.get("message") for c in checks
+                   if isinstance(c, Mapping) and c.get("passed") is False]
+        first_label = cases[0].label if cases else None
+        baseline_cases = baseline.get("cases") if isinstance(baseline.get("cases"), Mapping) else {}
+        baseline_case = baseline_cases.get(first_label) if first_label is not None else None
+        baseline_median = (baseline_case.get("median_ms") if isinstance(baseline_case, Mapping)
+                           else None)
         return cls(
             measured_at=_text(data.get("measured_at"), 64),
             gpu={str(k): str(v)[:200] for k, v in gpu.items()
@@ -125,7 +132,7 @@ class PerfView:
             passed=verdict.get("passed") if isinstance(verdict.get("passed"), bool) else None,
             reasons=[r[:1000] for r in reasons[:20] if isinstance(r, str)],
             baseline_key=_text(baseline.get("key"), 64),
-            baseline_median_ms=_number(baseline.get("median_ms")),
+            baseline_median_ms=_number(baseline_median),
         )
 
     def delta_percent(self) -> float | None:
