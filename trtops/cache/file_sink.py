@@ -1,14 +1,14 @@
-"""Receiving a downloaded body into a local file: hashed while it is written (on a helper
-thread for large bodies on machines with CPUs to spare), written with ``pwrite`` at its
-offset (ranged parts in parallel), writeback started early for files to be fsynced, and
-local write failures (a full disk) turned into :class:`~trtops.errors.CacheError`."""
+"""Receiving a downloaded body into a local file: read straight from the socket into a
+reused per-thread buffer (:func:`body_reader`), hashed and written with ``pwrite`` at its
+offset by the receiving thread (ranged parts in parallel), writeback started early for
+files to be fsynced, and local write failures (a full disk) turned into
+:class:`~trtops.errors.CacheError`."""
 
 from __future__ import annotations
 
 import errno
 import hashlib
 import os
-import queue
 import sys
 import threading
 import time
@@ -19,7 +19,10 @@ from trtops.cache.dir_transport import write_error
 from trtops.errors import CacheError
 
 MiB = 1 << 20
-SINK_QUEUE_CHUNKS = 8  # chunks received ahead of the hashing/writing thread, per body
+# Bytes per read of a body. Measured on 2 vCPUs against SeaweedFS (benchmarks/RESULTS.md,
+# session 5): 256 KiB to 16 MiB cost the same client CPU per GB within noise; 1 MiB keeps
+# what was received in the CPU caches for the hash and the write that follow.
+READ_SIZE = 1 * MiB
 WRITEBACK_BYTES = 8 * MiB  # a file to be fsynced gets its writeback started this often
 
 
@@ -136,32 +139,84 @@ def in_order(current: Any, others: Iterable[Any]) -> Any:
     return current.result()
 
 
+_buffers = threading.local()
+
+
+def read_buffer(size: int = READ_SIZE) -> memoryview:
+    """This thread's receive buffer, allocated once and reused for every body (no new
+    bytes object, no fresh pages per chunk)."""
+    buffer = getattr(_buffers, "view", None)
+    if buffer is None or len(buffer) != size:
+        buffer = _buffers.view = memoryview(bytearray(size))
+    return buffer
+
+
+class BodyReader:
+    """``readinto`` for a botocore response body, and giving its connection back.
+
+    botocore's ``StreamingBody`` wraps a urllib3 response, which wraps the
+    ``http.client.HTTPResponse`` that reads the socket. That innermost ``readinto`` fills
+    the caller's buffer straight from the socket; each layer above it adds per-chunk Python
+    work under the GIL and a new bytes object per read (urllib3's own ``readinto`` is a
+    ``read`` plus a copy). botocore turns content decoding off for S3 and its length check
+    is repeated by the caller (received == Content-Length, then sha256), so reading the
+    innermost response gives the same bytes. Any other body (another HTTP client, a test
+    double) is read with ``read`` and copied, as before.
+    """
+
+    def __init__(self, body: Any) -> None:
+        import http.client  # loaded by botocore already
+
+        self.body = body
+        raw = getattr(body, "_raw_stream", None)
+        inner = getattr(raw, "_fp", None)
+        self._raw = raw if isinstance(inner, http.client.HTTPResponse) else None
+        self._inner = inner if self._raw is not None else None
+
+    @property
+    def direct(self) -> bool:
+        """Whether reads go straight from the socket into the buffer."""
+        return self._inner is not None
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` (up to its length); 0 at the end of the body."""
+        if self._inner is not None:
+            return self._inner.readinto(view)
+        chunk = self.body.read(len(view))
+        view[:len(chunk)] = chunk
+        return len(chunk)
+
+    def close(self) -> None:
+        """Give a fully read connection back to the pool (urllib3 would have, reading
+        through its own layers), then close the body; a connection not read to its end is
+        closed, never reused."""
+        if self._inner is not None and self._inner.isclosed():
+            release = getattr(self._raw, "release_conn", None)
+            if callable(release):
+                release()
+        self.body.close()
+
+
 class FileSink:
     """Where a streamed body goes: sha256, positional writes to the file, and writeback
     started every :data:`WRITEBACK_BYTES` (when the file will be fsynced).
 
-    With ``threaded``, hashing and writing run on a helper thread fed through a short
-    queue: the receiving thread goes straight back to the socket, so receiving, hashing
-    and writing of one body overlap (hashing 1 MiB costs about as much as receiving it).
-    Both sides spend their time outside the GIL (socket reads, sha256, pwrite).
+    The receiving thread hashes and writes each chunk itself: sha256, ``pwrite`` and the
+    socket reads all run outside the GIL, so parallel downloads spread over the CPUs. A
+    helper thread per body (the earlier design) measured no faster on the 16-core lab host
+    (1,450 MB/s with it, 1,624 without, issue 18) and slower on 2 vCPUs.
     """
 
-    def __init__(self, fd: int, relative: str, *, writeback: bool, threaded: bool) -> None:
+    def __init__(self, fd: int, relative: str, *, writeback: bool) -> None:
         self.fd = fd
         self.relative = relative
         self.writeback = writeback
         self.digest = hashlib.sha256()
         self.offset = 0
         self._unflushed_from = 0
-        self._error: BaseException | None = None
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        if threaded:
-            self._queue = queue.Queue(maxsize=SINK_QUEUE_CHUNKS)
-            self._thread = threading.Thread(target=self._run, name="trtops-s3-sink", daemon=True)
-            self._thread.start()
 
-    def _consume(self, chunk: bytes) -> None:
+    def write(self, chunk: Any) -> None:
+        """Hash and write the next chunk (bytes or a memoryview of the read buffer)."""
         self.digest.update(chunk)
         pwrite_all(self.fd, chunk, self.offset, self.relative)
         self.offset += len(chunk)
@@ -169,43 +224,6 @@ class FileSink:
             start_writeback(self.fd, self._unflushed_from, self.offset - self._unflushed_from)
             self._unflushed_from = self.offset
 
-    def _run(self) -> None:
-        assert self._queue is not None
-        while True:
-            chunk = self._queue.get()
-            if chunk is None:
-                return
-            if self._error is None:  # after a failure: drain, so no writer ever blocks
-                try:
-                    self._consume(chunk)
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                    self._error = exc
-
-    def write(self, chunk: bytes) -> None:
-        """Hash and write the next chunk (raises a failure of an earlier one)."""
-        if self._queue is None:
-            self._consume(chunk)
-            return
-        if self._error is not None:
-            raise self._error
-        self._queue.put(chunk)
-
-    def _stop(self) -> None:
-        if self._thread is not None:
-            assert self._queue is not None
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
     def finish(self) -> str:
-        """Wait until every chunk is written; returns the sha256 of all of them."""
-        self._stop()
-        if self._error is not None:
-            raise self._error
+        """The sha256 of everything written."""
         return self.digest.hexdigest()
-
-    def close(self) -> None:
-        """Stop the helper thread (idempotent; on failure paths)."""
-        self._stop()
-
-

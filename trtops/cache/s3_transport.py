@@ -36,14 +36,15 @@ from typing import Any
 
 from trtops.cache.file_sink import (
     Abandoned,
+    BodyReader,
     FileSink,
     file_mode,
     in_order,
     lap,
     local_error,
     pwrite_all,
+    read_buffer,
     start_writeback,
-    usable_cpus,
     write_local,
 )
 from trtops.cache.s3_urls import (  # noqa: F401 - the S3 backend's public names
@@ -57,14 +58,6 @@ from trtops.errors import CacheError, EnvironmentMissing, RemoteError
 log = logging.getLogger("trtops.cache.s3")  # one logger for the S3 backend
 
 MiB = 1 << 20
-CHUNK_SIZE = 1 * MiB  # read/hash/write granularity of a streamed body
-# Bodies of at least this size are hashed and written on a helper thread while the
-# receiving thread keeps reading (smaller ones: not worth a thread), on machines with at
-# least PIPELINE_MIN_CPUS usable CPUs. With fewer, every CPU is already busy receiving,
-# hashing and writing the parallel downloads (and serving them, for a local server): a
-# second thread per body only adds GIL handoffs (measured on 2 vCPUs: +1 CPU-s per GB).
-PIPELINE_MIN_BYTES = 4 * MiB
-PIPELINE_MIN_CPUS = 8
 MULTIPART_THRESHOLD = 64 * MiB  # above this: multipart uploads, parallel ranged downloads
 PART_SIZE = 16 * MiB
 DEFAULT_JOBS = 8
@@ -228,14 +221,19 @@ class S3Transport:
         boto3, botocore = _boto()
         from botocore.config import Config
 
-        model = botocore.session.get_session().get_service_model("s3")
+        core = botocore.session.get_session()  # what boto3.Session would make itself
+        model = core.get_service_model("s3")
         if "IfNoneMatch" not in model.operation_model("PutObject").input_shape.members:
             raise EnvironmentMissing(
                 f"boto3/botocore {botocore.__version__} cannot make create-only writes",
                 hint="pip install -U 'boto3>=1.35' (If-None-Match on PutObject)",
             )
+        # Timestamps (LastModified of every listed object) stay strings: trtops reads none,
+        # and parsing them with dateutil was two thirds of a listing's client CPU
+        # (160 objects: 12 -> 4 ms, benchmarks/RESULTS.md session 5).
+        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
         try:
-            session = boto3.session.Session(profile_name=self.profile)
+            session = boto3.session.Session(botocore_session=core, profile_name=self.profile)
         except botocore.exceptions.ProfileNotFound as exc:
             raise RemoteError(f"AWS profile {self.profile!r} not found",
                               hint="check ~/.aws/config or AWS_PROFILE") from exc
@@ -648,43 +646,41 @@ class S3Transport:
                          writeback: bool = False) -> str:
         """One body (resumed with ranged GETs after interruptions) into ``fd`` from offset 0;
         returns its sha256."""
-        # Large bodies: hashing and writing on a helper thread, so this one keeps receiving.
-        sink = FileSink(fd, relative, writeback=writeback,
-                         threaded=size >= PIPELINE_MIN_BYTES
-                         and usable_cpus() >= PIPELINE_MIN_CPUS)
+        sink = FileSink(fd, relative, writeback=writeback)
+        buffer = read_buffer()
         received = 0
         failures = 0
-        try:
-            while True:
+        while True:
+            try:
+                if body is None:
+                    body = self._get_range(relative, received, None, etag)
+                reader = BodyReader(body)
                 try:
-                    if body is None:
-                        body = self._get_range(relative, received, None, etag)
-                    try:
-                        while True:
-                            chunk = body.read(CHUNK_SIZE)
-                            if not chunk:
-                                break
-                            sink.write(chunk)
-                            received += len(chunk)
-                            if progress:
-                                progress(len(chunk))
-                    finally:
-                        body.close()
-                        body = None
-                    if received != size:
-                        raise ConnectionError(f"short read: {received} of {size} bytes")
-                    return sink.finish()
-                except CacheError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - classified below
-                    if not _is_transient(exc) or failures >= self.stream_retries:
-                        raise self._translate(exc, "download", relative) from exc
-                    failures += 1
-                    log.debug("download of %s interrupted (%s); resuming at byte %d",
-                              relative, type(exc).__name__, received)
-                self._backoff(failures)
-        finally:
-            sink.close()
+                    while True:
+                        count = reader.readinto(buffer)
+                        if not count:
+                            break
+                        if received + count > size:
+                            raise ConnectionError(f"long read: more than {size} bytes")
+                        sink.write(buffer[:count])
+                        received += count
+                        if progress:
+                            progress(count)
+                finally:
+                    reader.close()
+                    body = None
+                if received != size:
+                    raise ConnectionError(f"short read: {received} of {size} bytes")
+                return sink.finish()
+            except CacheError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not _is_transient(exc) or failures >= self.stream_retries:
+                    raise self._translate(exc, "download", relative) from exc
+                failures += 1
+                log.debug("download of %s interrupted (%s); resuming at byte %d",
+                          relative, type(exc).__name__, received)
+            self._backoff(failures)
 
     def _download_range(self, relative: str, start: int, end: int, etag: str | None,
                         progress: Progress | None,
@@ -701,20 +697,20 @@ class S3Transport:
                 if stop is not None and stop.is_set():
                     raise Abandoned(relative)
                 try:
-                    body = self._get_range(relative, start + received, end, etag)
+                    reader = BodyReader(self._get_range(relative, start + received, end, etag))
                     try:
-                        while True:
-                            chunk = body.read(CHUNK_SIZE)
-                            if not chunk:
+                        while received < length:
+                            # Straight into the part's buffer: no chunk objects, no copy.
+                            count = reader.readinto(view[received:])
+                            if not count:
                                 break
-                            if received + len(chunk) > length:
-                                raise ConnectionError(f"long range read: more than {length}")
-                            view[received:received + len(chunk)] = chunk
-                            received += len(chunk)
+                            received += count
                             if progress:
-                                progress(len(chunk))
+                                progress(count)
+                        if reader.readinto(bytearray(1)):
+                            raise ConnectionError(f"long range read: more than {length}")
                     finally:
-                        body.close()
+                        reader.close()
                     if received != length:
                         raise ConnectionError(f"short range read: {received} of {length}")
                     return buffer

@@ -88,7 +88,9 @@ class PullSelection:
 
 DAMAGED = "damaged: "  # the reason prefix of entries refused for their metadata
 
-METADATA_JOBS = 16  # parallel metadata reads at least (when jobs > 1): small, latency-bound
+# Parallel metadata reads at least (when jobs > 1): small and latency-bound, so enough
+# for one wave over a typical remote (each worker reads meta.json, then accuracy.json).
+METADATA_JOBS = 32
 
 
 def _parallel_map(function: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]:
