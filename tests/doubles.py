@@ -215,8 +215,16 @@ def _reduced_precision_faults(model: Any, request: Any) -> None:
     build = request.spec.build
     if not bad or build.precision not in KEEP_FP32_PRECISIONS:
         return
-    kept = {n.name for n in select_nodes(read_graph(request.model_path).nodes, build.keep_fp32,
-                                         build.keep_fp32_outputs)}
+    if getattr(request, "model_cast", None):
+        # Strongly typed (TensorRT 11): layer precisions do nothing; what holds is what the
+        # preparation's cast left in float32, as the cast model records it.
+        from trtops.prepare.kept import read_record
+
+        record = read_record(request.model_path)
+        kept = set(record.nodes) if record is not None else set()
+    else:
+        kept = {n.name for n in select_nodes(read_graph(request.model_path).nodes, build.keep_fp32,
+                                             build.keep_fp32_outputs)}
     factor = numpy_helper.from_array(np.array(1.5, dtype=np.float32), "fake_fp16_error")
     nodes = []
     changed = False

@@ -531,7 +531,7 @@ def keep_fp32_how(strategy: Strategy) -> str:
     """How kept nodes stay in fp32 with ``strategy``: ``"layers"`` (weakly typed network:
     layer precisions and output types, with the builder flag that makes TensorRT obey them)
     or ``"casts"`` (a model cast for a strongly typed network: the preparation leaves those
-    nodes in float32, with Casts around them, :mod:`trtops.prepare.keep_fp32`)."""
+    nodes in float32, with Casts around them, :func:`trtops.prepare.cast.cast_model`)."""
     return "casts" if strategy.cast else "layers"
 
 

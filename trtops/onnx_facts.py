@@ -49,6 +49,7 @@ _CHILDREN: dict[int, dict[int, int]] = {
     _SPARSE: {1: _TENSOR, 2: _TENSOR},
 }
 _MODEL_TRAINING_INFO = 20
+_MODEL_METADATA_PROPS = 14
 _NODE_OP_TYPE = 4
 _TENSOR_EXTERNAL_DATA = 13
 _TENSOR_DATA_LOCATION = 14
@@ -63,6 +64,7 @@ class WireError(ValueError):
 class _Found:
     locations: dict[str, None]
     has_qdq: bool = False
+    metadata: dict[str, str] | None = None
 
 
 def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
@@ -162,7 +164,10 @@ def _walk(buf: memoryview, start: int, end: int, kind: int, out: _Found, depth: 
                 external = value == _LOCATION_EXTERNAL
         elif wire == 2:
             pos, stop = value
-            if is_tensor:
+            if kind == _MODEL and number == _MODEL_METADATA_PROPS:
+                key, text = _string_pair(buf, pos, stop)
+                out.metadata = {**(out.metadata or {}), key: text}
+            elif is_tensor:
                 if number == _TENSOR_EXTERNAL_DATA:
                     key, text = _string_pair(buf, pos, stop)
                     if key == "location":
@@ -195,17 +200,20 @@ def _string_pair(buf: memoryview, start: int, end: int) -> tuple[str, str]:
 @dataclass(frozen=True)
 class ModelFacts:
     """What the wire walk finds: external-data locations (as written, relative to the
-    model's directory, sorted) and whether Q/DQ nodes exist."""
+    model's directory, sorted), whether Q/DQ nodes exist, and the model's ``metadata_props``
+    (sorted ``(key, value)`` pairs; the preparation stage records there what its cast kept in
+    fp32, :mod:`trtops.prepare.kept`)."""
 
     external_data: tuple[str, ...]
     has_qdq: bool
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 def _scan(path: str) -> ModelFacts:
     out = _Found({})
     with _mapped(path, WireError("the file is empty")) as view:
         _walk(view, 0, len(view), _MODEL, out)
-    return ModelFacts(tuple(sorted(out.locations)), out.has_qdq)
+    return ModelFacts(tuple(sorted(out.locations)), out.has_qdq, tuple(sorted((out.metadata or {}).items())))
 
 
 @lru_cache(maxsize=256)

@@ -28,7 +28,7 @@ from typing import Any
 from trtops.capabilities import model_cast
 from trtops.keys.canonical import plain, sha256_json
 from trtops.keys.model_digest import ModelDigest
-from trtops.prepare.options import prepare_component
+from trtops.prepare.options import keep_lists, prepare_component
 
 KEY_SCHEMA = 1
 
@@ -207,7 +207,8 @@ def engine_key(
         tensorrt=tensorrt_component(tensorrt_version, build.version_compatible),
         gpu=gpu,
         plugins=plugin_digests,
-        prepare=prepare_component(getattr(spec, "prepare", None), model_cast(build, tensorrt_version)),
+        prepare=prepare_component(getattr(spec, "prepare", None), model_cast(build, tensorrt_version),
+                                  keep_lists(build)),
     )
     return EngineKey(key=sha256_json(components), components=components, model=model.details())
 

@@ -521,7 +521,7 @@ def _prepared_spec(ctx: _Context, action: Action, item: str) -> tuple[Any, str |
     spec's source). The key says which: what is built is what the key describes."""
     from dataclasses import replace
 
-    from trtops.prepare.options import cast_of
+    from trtops.prepare.options import cast_of, keep_of
 
     spec = action.spec
     component = action.key.components.get("prepare")
@@ -532,7 +532,7 @@ def _prepared_spec(ctx: _Context, action: Action, item: str) -> tuple[Any, str |
     cast = cast_of(component)
     ctx.progress.update(item, "preparing the model")
     prepared = ensure_prepared(ctx.store.root, spec.source.path, action.key.components["model_digest"],
-                               spec.prepare, cast)
+                               spec.prepare, cast, keep_of(component))
     note = f"[trtops] built from the prepared model {prepared.model}"
     if cast:
         note += f" (the accuracy gate compares with {prepared.reference})"

@@ -67,10 +67,11 @@ def prepare_manifests(paths: Sequence[str], *, cache_root: str | os.PathLike[str
     from trtops.keys.model_digest import digest_models
     from trtops.plan.assemble import load_specs
     from trtops.plan.targets import match_target
+    from trtops.prepare.options import KeepLists, keep_lists
     from trtops.prepare.runner import ensure_prepared, prepare_file, read_report
 
     specs = load_specs(paths, check_models=True, cache_dir=cache_root)
-    groups: dict[tuple[str, str, str | None], list[Any]] = {}
+    groups: dict[tuple[str, str, str | None, KeepLists], list[Any]] = {}
     for spec in specs:
         if only and spec.model not in only:
             continue
@@ -78,9 +79,11 @@ def prepare_manifests(paths: Sequence[str], *, cache_root: str | os.PathLike[str
         if platform is not None:
             match = match_target(spec, platform)
             cast = model_cast(spec.build, match.tensorrt) if match.problem is None and match.tensorrt else None
-        groups.setdefault((spec.manifest_name, spec.model, cast), []).append(spec)
+        # keep_fp32 is per model, so one cast of a model keeps one set of nodes.
+        keep = keep_lists(spec.build) if cast else KeepLists()
+        groups.setdefault((spec.manifest_name, spec.model, cast, keep), []).append(spec)
     run = PrepareRun()
-    for (manifest, model, cast), group in groups.items():
+    for (manifest, model, cast, keep), group in groups.items():
         spec = group[0]
         precisions = tuple(dict.fromkeys(s.precision for s in group))
         nothing = spec.prepare is None or spec.prepare.is_noop
@@ -94,7 +97,7 @@ def prepare_manifests(paths: Sequence[str], *, cache_root: str | os.PathLike[str
             ensure_source(spec, cache_root)  # downloaded (with a progress bar) and verified once
         if out is not None:
             where = Path(out) / manifest / model / (cast or "")
-            path, report = prepare_file(spec.source.path, spec.prepare, where, cast=cast)
+            path, report = prepare_file(spec.source.path, spec.prepare, where, cast=cast, keep=keep)
         else:
             from trtops.cache.pins import pinned
             from trtops.keys.memo import user_memo_path
@@ -103,8 +106,8 @@ def prepare_manifests(paths: Sequence[str], *, cache_root: str | os.PathLike[str
 
             memo = DigestMemo(user_memo_path())  # the one memo: never inside the cache
             digest = digest_models([spec.source.path], memo)[spec.source.path].digest
-            with pinned(cache_root, prepared_chain(digest, prepare_component(spec.prepare, cast))):
-                prepared = ensure_prepared(cache_root, spec.source.path, digest, spec.prepare, cast)
+            with pinned(cache_root, prepared_chain(digest, prepare_component(spec.prepare, cast, keep))):
+                prepared = ensure_prepared(cache_root, spec.source.path, digest, spec.prepare, cast, keep)
             path, report = prepared.model, prepared.report
             if report is None:
                 report = read_report(path)

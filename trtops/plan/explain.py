@@ -9,7 +9,7 @@ from typing import Any
 from trtops.keys.engine_key import BUILD_KEY_DEFAULTS
 from trtops.names import format_bytes
 from trtops.plan.model import Change, EntryView
-from trtops.prepare.options import cast_of, without_cast
+from trtops.prepare.options import cast_of, keep_of, without_cast
 
 
 def _show(value: Any) -> str:
@@ -92,10 +92,17 @@ def _model_change(old_model: Mapping[str, Any], new_model: Mapping[str, Any]) ->
 
 def _prepare_change(old: Any, new: Any) -> str:
     old_cast, new_cast = cast_of(old), cast_of(new)
-    if old_cast != new_cast and (without_cast(old) if old else None) == (without_cast(new) if new else None):
-        if new_cast:
-            return f"the model is cast to {new_cast} in the preparation stage (strongly typed build)"
-        return f"the model is no longer cast to {old_cast}"
+    old_keep, new_keep = keep_of(old), keep_of(new)
+    if (without_cast(old) if old else None) == (without_cast(new) if new else None):
+        keeping = f", keeping {new_keep.text()}" if new_keep else ""
+        if old_cast != new_cast and new_cast:
+            return f"the model is cast to {new_cast} in the preparation stage (strongly typed build){keeping}"
+        if old_cast != new_cast:
+            return f"the model is no longer cast to {old_cast}"
+        if old_keep != new_keep:
+            if new_keep:
+                return f"the model is cast to {new_cast} keeping {new_keep.text()}"
+            return f"the model cast to {new_cast} no longer keeps {old_keep.text()}"
     if not old:
         return "model preparation turned on"
     if not new:

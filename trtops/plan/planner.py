@@ -14,7 +14,7 @@ from trtops.keys.platform import Platform
 from trtops.plan.explain import explain_changes, rejected_reason
 from trtops.plan.model import Action, CacheView, Plan
 from trtops.plan.targets import TargetMatch, match_target
-from trtops.prepare.options import cast_of, steps_on
+from trtops.prepare.options import cast_of, keep_of, steps_on
 from trtops.spec import EngineSpec
 
 # --------------------------------------------------------------------------- the planner
@@ -170,7 +170,8 @@ def plan(
             else:
                 changes = ()
                 reason = f"engine key changed (the last build, {str(ref_key)[:12]}, recorded no key components)"
-        steps = steps_on(spec.prepare, cast_of(key.components.get("prepare")))
+        component = key.components.get("prepare")
+        steps = steps_on(spec.prepare, cast_of(component), keep_of(component))
         if steps:
             reason += f" (prepared first: {', '.join(steps)}; trtops prepare shows the result)"
         same_as = first_pending.get(key.key)

@@ -16,7 +16,13 @@ after the other steps and keeps the result under its own digest. This pass does 
   control-flow ops and unknown domains, and ``Resize``'s ``roi``/``scales`` inputs
   (``Upsample``'s ``scales``), with Casts inserted at the boundaries;
 * ``Cast(to=FLOAT)`` inside the converted region casts to the new type instead;
-* nodes named in ``keep_fp32_nodes`` stay float32 like the ops above (Casts around them).
+* the nodes a build's ``keep_fp32`` / ``keep_fp32_outputs`` name (resolved here, on the
+  graph being cast, by :mod:`trtops.node_select`) stay float32 like the ops above: they read
+  graph inputs and weights in their original float32 (a weight that converted nodes read too
+  gets a float32 copy from the original values, never its rounded one), kept-to-kept links
+  stay float32 (a value fp16 cannot hold never passes through it), and a Cast gives their
+  outputs to converted nodes. The cast model records what it kept
+  (:mod:`trtops.prepare.kept`), which the builder checks.
 
 Only tensors that were float32 are touched; float16/float64/integer tensors are left as
 they are. Nothing here imports tensorrt.
@@ -26,13 +32,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from trtops.capabilities import CAST_TARGETS, PRECISIONS
 from trtops.prepare.graph import PreparationFailed
 from trtops.prepare.graph import subgraphs as _subgraphs
+from trtops.prepare.options import KeepLists
 
 # The precisions strongly typed builds get by casting the model (the capability table says).
 TARGETS = CAST_TARGETS
@@ -69,15 +76,31 @@ class CastReport:
     """What :func:`cast_model` did (the preparation report carries it)."""
 
     converted_nodes: int = 0
-    kept_nodes: int = 0
+    kept_nodes: int = 0  # every node left in float32 (the ops above, and keep_fp32's)
     converted_initializers: int = 0
     casts_inserted: int = 0
+    kept_fp32: list[str] = field(default_factory=list)  # keep_fp32's nodes, by name (or first output)
+    keep_unmatched: list[str] = field(default_factory=list)  # entries that matched no node
+    weights_fp32: int = 0  # float32 copies of weights kept nodes share with converted ones
 
     def summary(self, target: str) -> str:
         return (
             f"cast to {target}: {self.converted_initializers} initializers, {self.casts_inserted} Cast nodes "
             f"inserted ({self.converted_nodes} nodes in {target}, {self.kept_nodes} kept in float32)"
         )
+
+    def keep_summary(self, target: str) -> str | None:
+        """``cast to fp16 keeping 2 nodes in fp32 (keep_fp32): a, b``, or None without keep lists."""
+        if not self.kept_fp32 and not self.keep_unmatched:
+            return None
+        shown = ", ".join(self.kept_fp32[:10]) + (f" and {len(self.kept_fp32) - 10} more" if len(self.kept_fp32) > 10 else "")
+        count = len(self.kept_fp32)
+        text = f"cast to {target} keeping {count} node{'s' if count != 1 else ''} in fp32 (keep_fp32): {shown or '-'}"
+        if self.weights_fp32:
+            text += f"; {self.weights_fp32} shared weights read in float32"
+        if self.keep_unmatched:
+            text += f"; matching no node of the prepared model (folded?): {', '.join(self.keep_unmatched)}"
+        return text
 
 
 def _onnx():
@@ -245,23 +268,23 @@ def _weights_set_aside(model) -> Iterator[None]:
 
 
 def cast_model(model, target: str, *, types: dict[str, int] | None = None,
-               keep_fp32_nodes: Set[str] = frozenset()) -> tuple[object, CastReport]:
+               keep: KeepLists = KeepLists()) -> tuple[object, CastReport]:
     """Cast a float32 model to ``target`` (fp16 or bf16), keeping input/output types.
 
     Args:
         model: ``onnx.ModelProto`` with its weights loaded (not modified).
         target: ``"fp16"`` or ``"bf16"``.
         types: element types from :func:`infer_types` (computed from ``model`` if omitted).
-        keep_fp32_nodes: names of main-graph nodes that stay float32 (their float inputs
-            are cast to float32 and their outputs cast back where converted nodes read
-            them), as the ops of :data:`BLOCKED_OPS` do.
+        keep: the build's ``keep_fp32`` / ``keep_fp32_outputs``: the main-graph nodes they
+            name stay float32 (see the module docstring). An entry that matches nothing is
+            reported, not refused: the manifest check found it in the source model, and a
+            preparation step may have folded it away.
 
     Returns:
         ``(new ModelProto, CastReport)``.
 
     Raises:
-        PrepareError: unknown target, bf16 with an opset older than 13, or a
-            ``keep_fp32_nodes`` name that is no node of the main graph.
+        PrepareError: unknown target, or bf16 with an opset older than 13.
     """
     onnx = _onnx()
     TP = onnx.TensorProto
@@ -272,17 +295,14 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None,
     if target == "bf16" and opset < 13:
         raise PrepareError(f"casting to bf16 needs ONNX opset >= 13 (Cast to bfloat16); the model uses opset {opset}")
 
-    missing = sorted(set(keep_fp32_nodes) - {n.name for n in model.graph.node if n.name})
-    if missing:
-        shown = ", ".join(repr(name) for name in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise PrepareError(f"nodes to keep in float32 are not in the model's main graph: {shown}")
+    report = CastReport()
+    kept_at = _kept_nodes(model.graph, keep, report)
 
     if types is None:
         types = infer_types(model)
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    report = CastReport()
 
     def is_f32(name: str) -> bool:
         return bool(name) and types.get(name) == TP.FLOAT
@@ -297,7 +317,7 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None,
     constant: set[str] = set(initializers)
     shapeish: set[str] = set()
     blocked: list[bool] = []
-    for node in nodes:
+    for position, node in enumerate(nodes):
         if node.op_type == "Constant" and node.domain in STANDARD_DOMAINS:
             constant.update(node.output)
             blocked.append(False)
@@ -313,7 +333,7 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None,
                 constant.update(o for o in node.output if o)
         block = (
             node.op_type in BLOCKED_OPS
-            or (bool(node.name) and node.name in keep_fp32_nodes)
+            or position in kept_at
             or node.domain not in STANDARD_DOMAINS
             or has_sub
             or any(o in shapeish for o in node.output if o)
@@ -340,6 +360,16 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None,
             if is_f32(name) and (name in initializers or name in constant) and requirement(node, index, is_blocked) == "new":
                 wants_new.add(name)
     wants_new -= set(graph_outputs)
+
+    # keep_fp32's nodes read the original float32 values of weights that are converted for
+    # other readers (a Cast of the rounded copy would lose what keeping them is for).
+    shared = {name for position in kept_at for name in nodes[position].input if name in wants_new}
+    originals = {name: onnx.numpy_helper.to_array(initializers[name]) for name in shared if name in initializers}
+    for node in nodes:
+        if node.op_type == "Constant" and node.domain in STANDARD_DOMAINS and node.output and node.output[0] in shared:
+            tensor = _constant_float_tensor(node)
+            if tensor is not None:
+                originals[node.output[0]] = onnx.numpy_helper.to_array(tensor)
 
     # The type each float32 tensor has after the pass ("new" or "f32").
     actual: dict[str, str] = {}
@@ -387,6 +417,15 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None,
         if is_f32(name) and actual.get(name) == "new":
             renamed_outputs[name] = unique(f"{name}__{target}")
 
+    fp32_copy: dict[str, str] = {}
+    for name in sorted(originals):
+        copy = onnx.numpy_helper.from_array(originals[name].astype(np.float32, copy=False), unique(f"{name}__fp32"))
+        graph.initializer.append(copy)
+        if out.ir_version < 4:  # weights are graph inputs there
+            graph.input.append(onnx.helper.make_tensor_value_info(copy.name, TP.FLOAT, list(copy.dims)))
+        fp32_copy[name] = copy.name
+    report.weights_fp32 = len(fp32_copy)
+
     cast_cache: dict[tuple[str, str], str] = {}
     new_nodes = []
     suffix = {"new": target, "f32": "fp32"}
@@ -402,7 +441,7 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None,
         return cast_cache[key]
 
     original_of = {v: k for k, v in renamed_outputs.items()}
-    for node, is_blocked in zip(nodes, blocked):
+    for position, (node, is_blocked) in enumerate(zip(nodes, blocked)):
         if node.op_type == "Constant" and node.domain in STANDARD_DOMAINS:
             tensor = _constant_float_tensor(node)
             if tensor is not None and node.output[0] in wants_new:
@@ -422,7 +461,10 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None,
             want = requirement(node, index, is_blocked)
             have = actual.get(original, "f32")
             if want is not None and want != have:
-                node.input[index] = cast_to(name, want)
+                if want == "f32" and position in kept_at and original in fp32_copy:
+                    node.input[index] = fp32_copy[original]
+                else:
+                    node.input[index] = cast_to(name, want)
 
         if is_blocked:
             report.kept_nodes += 1
@@ -456,4 +498,25 @@ def cast_model(model, target: str, *, types: dict[str, int] | None = None,
     graph.node.extend(new_nodes)
     # Intermediate types changed; TensorRT and ONNX Runtime infer them again.
     del graph.value_info[:]
+    if keep:
+        from trtops.prepare.kept import KeptRecord, write_record
+
+        write_record(out, KeptRecord(keep, tuple(report.kept_fp32)))
     return out, report
+
+
+def _kept_nodes(graph, keep: KeepLists, report: CastReport) -> set[int]:
+    """Positions in ``graph.node`` of the nodes ``keep`` names (THE rule:
+    :func:`trtops.node_select.select_nodes`); fills ``report.kept_fp32`` / ``keep_unmatched``."""
+    if not keep:
+        return set()
+    from trtops.node_select import select_nodes, unmatched
+    from trtops.onnx_facts import NodeRef
+
+    refs = [NodeRef(i, n.name, n.op_type, n.domain, tuple(n.input), tuple(n.output))
+            for i, n in enumerate(graph.node)]
+    chosen = select_nodes(refs, keep.keep_fp32, keep.keep_fp32_outputs)
+    report.kept_fp32 = [n.name or next((o for o in n.outputs if o), "") for n in chosen]
+    report.keep_unmatched = [u.pattern if u.field == "keep_fp32" else f"output {u.pattern}"
+                             for u in unmatched(refs, keep.keep_fp32, keep.keep_fp32_outputs)]
+    return {n.index for n in chosen}

@@ -6,7 +6,7 @@ inference again, and last the fp16/bf16 cast of strongly typed builds
 (:mod:`trtops.prepare.cast`, where :func:`trtops.capabilities.model_cast` says so). The
 prepared model lives at ``<cache>/prepared/<digest>/model.onnx`` with ``report.json``
 beside it; the digest covers the source model's digest, the key's ``prepare`` component
-(the cast included) and the ONNX Runtime version that evaluated the folded constants, so a
+(the cast and the nodes it keeps in fp32 included) and the ONNX Runtime version that evaluated the folded constants, so a
 prepared model is made once and never changes under its name. A cast model is made from
 the prepared model without the cast, which stays beside it: the accuracy gate compares the
 engine with that one (the fp32 model TensorRT would have seen), never with the cast one.
@@ -21,7 +21,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Set
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from trtops.errors import InputError
 from trtops.prepare.graph import PreparationFailed, count_nodes, count_ops, real_inputs
 from trtops.prepare.options import (
+    KeepLists,
     cast_of,
     prepare_component,
     tool_version,
@@ -62,6 +62,9 @@ class PrepareReport:
     cast_nodes_inserted: int = 0
     cast_nodes_converted: int = 0
     cast_nodes_kept: int = 0
+    cast_kept_fp32: list[str] = field(default_factory=list)  # keep_fp32's nodes left in float32
+    cast_keep_unmatched: list[str] = field(default_factory=list)
+    cast_weights_fp32: int = 0
 
     def lines(self) -> list[str]:
         """The report in words, one change per line."""
@@ -77,15 +80,22 @@ class PrepareReport:
                        "depends on run-time values)")
         if self.cast:
             out.append(self.cast_line())
+            keeping = self._cast_report().keep_summary(str(self.cast))
+            if keeping:
+                out.append(keeping)
         out.append("inputs: " + ", ".join(f"{name} {dims}" for name, dims in self.inputs.items()))
         return out
 
     def cast_line(self) -> str:
         """``cast to fp16: N initializers, M Cast nodes inserted (...)``."""
+        return self._cast_report().summary(str(self.cast))
+
+    def _cast_report(self) -> Any:
         from trtops.prepare.cast import CastReport
 
         return CastReport(self.cast_nodes_converted, self.cast_nodes_kept, self.cast_initializers,
-                          self.cast_nodes_inserted).summary(str(self.cast))
+                          self.cast_nodes_inserted, list(self.cast_kept_fp32), list(self.cast_keep_unmatched),
+                          self.cast_weights_fp32)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,7 +107,7 @@ def _dims(value: Any) -> list[Any]:
 
 
 def run_steps(model: Any, prepare: Any, source: str = "", *, cast: str | None = None,
-              keep_fp32_nodes: Set[str] = frozenset()) -> tuple[Any, PrepareReport]:
+              keep: KeepLists = KeepLists()) -> tuple[Any, PrepareReport]:
     """Apply the steps a :class:`trtops.spec.PrepareSpec` asks for, then the cast.
 
     Args:
@@ -107,7 +117,7 @@ def run_steps(model: Any, prepare: Any, source: str = "", *, cast: str | None = 
         source: the source path, for the report.
         cast: ``"fp16"`` / ``"bf16"``: cast the model last (:func:`trtops.prepare.cast.cast_model`),
             or None.
-        keep_fp32_nodes: nodes the cast leaves in float32.
+        keep: the build's keep_fp32 lists: the nodes the cast leaves in float32.
 
     Returns:
         ``(prepared model, report)``.
@@ -143,12 +153,15 @@ def run_steps(model: Any, prepare: Any, source: str = "", *, cast: str | None = 
     if cast:
         from trtops.prepare.cast import cast_model
 
-        model, casting = cast_model(model, cast, keep_fp32_nodes=keep_fp32_nodes)
+        model, casting = cast_model(model, cast, keep=keep)
         report.cast = cast
         report.cast_initializers = casting.converted_initializers
         report.cast_nodes_inserted = casting.casts_inserted
         report.cast_nodes_converted = casting.converted_nodes
         report.cast_nodes_kept = casting.kept_nodes
+        report.cast_kept_fp32 = casting.kept_fp32
+        report.cast_keep_unmatched = casting.keep_unmatched
+        report.cast_weights_fp32 = casting.weights_fp32
     report.nodes_after = count_nodes(model.graph)
     report.ifs_left = count_ops(model.graph, "If")
     report.inputs = {v.name: _dims(v) for v in real_inputs(model.graph)}
@@ -170,7 +183,7 @@ def save_model(model: Any, path: Path) -> None:
 
 
 def prepare_file(source: str | os.PathLike[str], prepare: Any, out_dir: str | os.PathLike[str], *,
-                 cast: str | None = None, keep_fp32_nodes: Set[str] = frozenset(),
+                 cast: str | None = None, keep: KeepLists = KeepLists(),
                  base_report: PrepareReport | None = None) -> tuple[Path, PrepareReport]:
     """Prepare ``source`` into ``out_dir/model.onnx`` (with ``report.json``).
 
@@ -179,7 +192,7 @@ def prepare_file(source: str | os.PathLike[str], prepare: Any, out_dir: str | os
         prepare: the :class:`trtops.spec.PrepareSpec`, or None (the cast alone).
         out_dir: created if missing.
         cast: see :func:`run_steps`.
-        keep_fp32_nodes: see :func:`run_steps`.
+        keep: see :func:`run_steps`.
         base_report: the report of the preparation that made ``source`` (a cast of an
             already prepared model reports both).
 
@@ -193,7 +206,7 @@ def prepare_file(source: str | os.PathLike[str], prepare: Any, out_dir: str | os
         model = onnx.load(str(source), load_external_data=True)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
         raise InputError(f"{source}: cannot read it as an ONNX model ({type(exc).__name__}: {exc})") from None
-    prepared, report = run_steps(model, prepare, str(source), cast=cast, keep_fp32_nodes=keep_fp32_nodes)
+    prepared, report = run_steps(model, prepare, str(source), cast=cast, keep=keep)
     if base_report is not None:
         report = PrepareReport(**{**base_report.to_json(), "nodes_after": report.nodes_after,
                                   "seconds": round(base_report.seconds + report.seconds, 3),
@@ -266,7 +279,7 @@ class Prepared:
 
 
 def ensure_prepared(cache_root: str | os.PathLike[str], source: str | os.PathLike[str], model_digest: str,
-                    prepare: Any, cast: str | None = None) -> Prepared:
+                    prepare: Any, cast: str | None = None, keep: KeepLists = KeepLists()) -> Prepared:
     """The prepared model of ``source`` from the cache, made first when missing.
 
     Pin the digests (:func:`trtops.cache.pins.pinned` on :func:`prepared_chain`) before
@@ -278,6 +291,9 @@ def ensure_prepared(cache_root: str | os.PathLike[str], source: str | os.PathLik
         model_digest: its digest (the engine key's ``model_digest``).
         prepare: the :class:`trtops.spec.PrepareSpec`, or None.
         cast: the target's cast (:func:`trtops.capabilities.model_cast`), or None.
+        keep: the build's keep_fp32 lists (:func:`trtops.prepare.options.keep_lists`, or
+            :func:`~trtops.prepare.options.keep_of` the key's component): the cast leaves
+            those nodes in float32. They count only with a cast, as in the key.
 
     Returns:
         A :class:`Prepared`.
@@ -285,7 +301,7 @@ def ensure_prepared(cache_root: str | os.PathLike[str], source: str | os.PathLik
     Raises:
         ValueError: nothing to prepare (no step and no cast).
     """
-    component = prepare_component(prepare, cast)
+    component = prepare_component(prepare, cast, keep)
     if component is None:
         raise ValueError("ensure_prepared needs a preparation that does something")
     base = without_cast(component) if cast else component
@@ -299,7 +315,7 @@ def ensure_prepared(cache_root: str | os.PathLike[str], source: str | os.PathLik
         steps_report = (report or read_report(reference)) if base is not None else None
 
         def cast_it(work: Path) -> tuple[Path, PrepareReport]:
-            return prepare_file(reference, None, work, cast=cast, base_report=steps_report)
+            return prepare_file(reference, None, work, cast=cast, keep=keep, base_report=steps_report)
 
         model, report = _ensure(cache_root, prepared_digest(model_digest, component), cast_it)
     return Prepared(model, reference, report, prepared_chain(model_digest, component))

@@ -237,6 +237,23 @@ class _Build:
 
     # ------------------------------------------------------------------ steps
 
+    def _check_kept(self, cast: str, model_path: Path) -> None:
+        """A strongly typed network ignores layer precisions: keep_fp32 holds only if the
+        preparation's cast left those nodes in float32, which the cast model records
+        (:mod:`trtops.prepare.kept`). Refuse a model cast for other lists, and log what it kept."""
+        from trtops.prepare.kept import kept_problem, read_record
+        from trtops.prepare.options import keep_lists
+
+        record = read_record(model_path)
+        problem = kept_problem(keep_lists(self.cfg), record, cast)
+        if problem:
+            raise self.fail(problem, hint="this is a cast model prepared for another engine's keep_fp32, "
+                            "or a direct builder call without the preparation stage")
+        if record is not None:
+            shown = ", ".join(record.nodes[:10]) + (f" and {len(record.nodes) - 10} more" if len(record.nodes) > 10 else "")
+            self.capture.info(f"keep_fp32: {len(record.nodes)} nodes left in float32 by the preparation stage's "
+                              f"cast: {shown or '-'}")
+
     def run(self) -> BuildResult:
         request, cfg, trt, log = self.request, self.cfg, self.trt, self.capture
         model_path = Path(request.model_path)
@@ -266,10 +283,7 @@ class _Build:
         parse_path = model_path
         if strategy.cast:
             log.info(f"parsing the model cast to {strategy.cast} by the preparation stage")
-            if keeps_fp32(cfg):
-                # Layer precisions are ignored in a strongly typed network: the kept nodes
-                # must already be float32 in the cast model, which the preparation stage does.
-                log.info("keep_fp32: the kept nodes were left in float32 by the preparation stage's cast")
+            self._check_kept(strategy.cast, model_path)
 
         try:
             builder = trt.Builder(self.logger)

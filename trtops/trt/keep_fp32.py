@@ -5,7 +5,8 @@ Layers are traced back to their node by :func:`trtops.trt.layer_nodes.layer_node
 come from the one matching rule (:mod:`trtops.node_select`) on the graph TensorRT parsed.
 Only layers with a floating-point output are constrained: shape arithmetic (int32/int64,
 bool) has no precision to keep. Strongly typed networks ignore layer precisions: they get
-keep_fp32 from the model preparation instead (:mod:`trtops.prepare.keep_fp32`).
+keep_fp32 from the model preparation's cast instead (:func:`trtops.prepare.cast.cast_model`, checked
+by :mod:`trtops.prepare.kept`).
 """
 
 from __future__ import annotations

@@ -463,3 +463,23 @@ def test_explain_the_cast_moving_into_preparation():
     assert change.message.startswith("the model is cast to bf16")
     (change,) = explain_changes(new, old, None, None)
     assert change.message == "the model is no longer cast to fp16"
+
+
+def test_explain_keep_fp32_in_the_cast():
+    """TensorRT 11: keep_fp32 changes the build component and the cast model; plan says what
+    the cast now keeps."""
+    from trtops.prepare.options import KeepLists, prepare_component
+
+    build = {"precision": "fp16"}
+    old = {"schema": 1, "model_digest": "a" * 64, "build": build, "prepare": prepare_component(None, "fp16")}
+    kept = dict(old, build=dict(build, keep_fp32=["overflow", "scale_down"]),
+                prepare=prepare_component(None, "fp16", KeepLists(("overflow", "scale_down"))))
+    messages = [c.message for c in explain_changes(old, kept, None, None)]
+    assert "the model is cast to fp16 keeping 2 nodes in fp32 (overflow, scale_down)" in messages
+    messages = [c.message for c in explain_changes(kept, old, None, None)]
+    assert "the model cast to fp16 no longer keeps 2 nodes in fp32 (overflow, scale_down)" in messages
+    first = dict(kept)
+    del first["prepare"]
+    messages = [c.message for c in explain_changes(first, kept, None, None)]
+    assert ("the model is cast to fp16 in the preparation stage (strongly typed build), keeping 2 nodes in fp32 "
+            "(overflow, scale_down)") in messages

@@ -16,6 +16,7 @@ from trtops.prepare.cast import (
     float32_to_bfloat16_bits,
     infer_types,
 )
+from trtops.prepare.options import KeepLists
 from trtops.prepare.runner import prepare_file
 
 ort = pytest.importorskip("onnxruntime")
@@ -270,7 +271,7 @@ def test_a_kept_node_computes_in_fp32():
     cast, _ = cast_model(model, "fp16")
     # ONNX Runtime's CPU kernels may compute fp16 in fp32, but the fp16 weight shows.
     assert np.all(np.abs(run(cast, feeds)["y"] - exact) > 5e-5)
-    kept, report = cast_model(model, "fp16", keep_fp32_nodes={"add"})
+    kept, report = cast_model(model, "fp16", keep=KeepLists(("add",)))
     onnx.checker.check_model(kept)
     np.testing.assert_array_equal(run(kept, feeds)["y"], np.full(4, exact))
     assert report.kept_nodes == 1 and report.converted_nodes == 1  # the Mul is still fp16
@@ -282,9 +283,11 @@ def test_a_kept_node_computes_in_fp32():
     assert cast_in.op_type == "Cast" and cast_in.attribute[0].i == TensorProto.FLOAT
 
 
-def test_keep_fp32_names_must_be_nodes_of_the_model():
-    with pytest.raises(PrepareError, match="not in the model's main graph: 'nope'"):
-        cast_model(kept_add_model(), "fp16", keep_fp32_nodes={"add", "nope"})
+def test_keep_fp32_entries_matching_no_node_are_reported_not_refused():
+    # The manifest check found them in the source; a preparation step may have folded them.
+    kept, report = cast_model(kept_add_model(), "fp16", keep=KeepLists(("add", "nope"), ("gone",)))
+    assert report.kept_fp32 == ["add"] and report.keep_unmatched == ["nope", "output gone"]
+    assert "matching no node of the prepared model (folded?): nope, output gone" in report.keep_summary("fp16")
 
 
 def test_types_are_inferred_with_the_weights_set_aside():

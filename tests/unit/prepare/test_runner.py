@@ -129,3 +129,34 @@ def test_a_cast_alone_prepares_from_the_source(tmp_path):
 def test_steps_on_names_the_cast():
     assert steps_on(None, "fp16") == ["cast to fp16 (strongly typed build: inputs and outputs keep their types)"]
     assert steps_on(PrepareSpec(), "bf16")[-1].startswith("cast to bf16")
+
+
+def test_keep_fp32_gets_its_own_cast_model_that_holds_the_nodes_exactly(tmp_path):
+    """TensorRT 11: the prepared (cast) model with keep_fp32 computes the overflowing chain in
+    fp32 (exact against the fp32 model in ONNX Runtime); without it, it is far off. Each keep
+    list has its own cast model; the uncast reference is shared."""
+    import numpy as np
+    from helpers import make_overflow_model
+
+    from trtops.prepare.kept import read_record
+    from trtops.prepare.options import KeepLists
+    from trtops.prepare.runner import read_report
+
+    source = make_overflow_model(tmp_path / "chain.onnx")
+    cache = tmp_path / "cache"
+    chain = KeepLists(("overflow", "scale_down"))
+    kept = ensure_prepared(cache, source, "c" * 64, PrepareSpec(), "fp16", chain)
+    plain = ensure_prepared(cache, source, "c" * 64, PrepareSpec(), "fp16")
+    other = ensure_prepared(cache, source, "c" * 64, PrepareSpec(), "fp16", KeepLists(("overflow",)))
+    assert kept.reference == plain.reference == other.reference
+    assert len({kept.model, plain.model, other.model}) == 3
+    feeds = {"x": np.linspace(0.1, 0.9, 32, dtype=np.float32).reshape(2, 16)}
+    exact = ort_run(kept.reference, feeds)  # y, the chain's output
+    np.testing.assert_array_equal(ort_run(kept.model, feeds), exact)
+    assert not np.allclose(ort_run(plain.model, feeds), exact, rtol=1e-2)
+    assert "cast to fp16 keeping 2 nodes in fp32 (keep_fp32): overflow, scale_down" in kept.report.lines()
+    assert read_report(kept.model).cast_kept_fp32 == ["overflow", "scale_down"]  # report.json too
+    assert read_record(kept.model).nodes == ("overflow", "scale_down")
+    assert read_record(plain.model) is None and not any("keeping" in line for line in plain.report.lines())
+    # made once: the second call finds it under its digest
+    assert ensure_prepared(cache, source, "c" * 64, PrepareSpec(), "fp16", chain).report is None
