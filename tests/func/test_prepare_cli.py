@@ -205,3 +205,46 @@ def test_plan_and_apply_on_tensorrt_11_build_fp16_from_the_cast_model(cast_proje
     verify = trtops(cast_project, "verify", "--json", env=env)
     assert verify.returncode == 0, verify.stderr
     assert {e["status"] for e in json.loads(verify.stdout)["engines"]} == {"verified"}
+
+
+KEEP_MANIFEST = """
+version: 1
+targets: {lab: {gpu: any}}
+models:
+  - name: chain
+    source: models/chain.onnx
+    precisions: [fp32, fp16]
+    accuracy:
+      tolerances: {fp16: {atol: 1e-3, rtol: 1e-3, stat: max}}
+"""
+
+
+def test_keep_fp32_on_tensorrt_11_is_applied_by_the_preparation_stages_cast(tmp_path):
+    """The double's "engine" is the model it is given: on TensorRT 11 that is the cast model,
+    so ONNX Runtime shows what the cast did. The chain x*s*s/s**2 fails fp16 (overflow) unless
+    keep_fp32 holds it, which only the preparation stage's cast can do on 11.x."""
+    from helpers import make_overflow_model
+
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx")
+    write_manifest(tmp_path / "manifests", KEEP_MANIFEST, name="demo.yaml")
+    env = {"TRTOPS_FAKE_TENSORRT": "11.0.0"}
+    failed = trtops(tmp_path, "apply", "--json", "--keep-going", env=env)
+    assert failed.returncode == 4, failed.stdout + failed.stderr  # fp16 overflows: the gate fails
+    kept = KEEP_MANIFEST.replace("    precisions:", "    keep_fp32: [overflow, scale_down]\n    precisions:")
+    write_manifest(tmp_path / "manifests", kept, name="demo.yaml")
+
+    prepared = trtops(tmp_path, "prepare", *TRT11)
+    assert prepared.returncode == 0, prepared.stderr
+    assert "cast to fp16 keeping 2 nodes in fp32 (keep_fp32): overflow, scale_down" in prepared.stdout
+    plan = trtops(tmp_path, "plan", *TRT11)
+    assert plan.returncode == 0, plan.stderr
+    line = next(x for x in plan.stdout.splitlines() if "demo/chain/fp16/lab" in x)
+    assert "cast to fp16 keeping 2 nodes in fp32 (overflow, scale_down)" in line, plan.stdout
+    assert "keep_fp32" in line  # the rebuild says the build changed too
+
+    applied = trtops(tmp_path, "apply", "--json", env=env)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    (engine,) = [e for e in json.loads(applied.stdout)["engines"] if "/fp16/" in e["id"]]
+    assert engine["status"] == "built" and engine["accuracy"]["state"] == "accepted", engine
+    meta = json.loads((tmp_path / "cache" / "engines" / engine["key"][:2] / engine["key"] / "meta.json").read_text())
+    assert meta["components"]["prepare"]["steps"]["cast_keep_fp32"] == {"nodes": ["overflow", "scale_down"]}

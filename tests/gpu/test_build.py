@@ -34,13 +34,14 @@ def build(tmp_path, model, precision="fp32", *, name="w", timing_cache=None, cal
     import tensorrt
 
     from trtops.capabilities import model_cast
+    from trtops.prepare.options import keep_lists
     from trtops.prepare.runner import prepare_file
 
     spec = make_engine_spec(model, precision, timing_cache=policy, strongly_typed=strongly_typed, **spec_kw)
     wanted = model_cast(spec.build, tensorrt.__version__) if cast else None
     parse = model
     if wanted:
-        parse, _ = prepare_file(model, None, tmp_path / f"{name}-cast", cast=wanted)
+        parse, _ = prepare_file(model, None, tmp_path / f"{name}-cast", cast=wanted, keep=keep_lists(spec.build))
     request = BuildRequest(
         spec=spec,
         model_path=parse,

@@ -272,8 +272,8 @@ def _probe(action: Any, store: Any, toolchain: Any) -> dict[str, float]:
     if spec.prepare is not None and not spec.prepare.is_noop:
         from trtops.prepare.runner import ensure_prepared
 
-        model_path, _report = ensure_prepared(store.root, spec.source.path, action.key.components["model_digest"],
-                                              spec.prepare)
+        model_path = ensure_prepared(store.root, spec.source.path, action.key.components["model_digest"],
+                                     spec.prepare).model
     staging = default_staging(store)
     staging.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="repair-probe-", dir=staging))

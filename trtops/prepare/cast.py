@@ -31,7 +31,7 @@ they are. Nothing here imports tensorrt.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Set
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np

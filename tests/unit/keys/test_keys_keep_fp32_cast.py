@@ -12,7 +12,13 @@ import pytest
 from trtops.keys.engine_key import engine_key
 from trtops.keys.model_digest import ModelDigest
 from trtops.prepare import options
-from trtops.prepare.options import KeepLists, keep_of, prepare_component, steps_on, without_cast
+from trtops.prepare.options import (
+    KeepLists,
+    keep_of,
+    prepare_component,
+    steps_on,
+    without_cast,
+)
 from trtops.prepare.runner import prepared_chain
 from trtops.spec import PrepareSpec, TargetSpec, make_engine_spec
 
