@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from trtops.trt.api import TensorRT
 
 #: Set only by tests (tests/gpu/test_build_failures.py): ``abort`` or ``segv`` ends this
-#: process that way right after importing tensorrt, a parser crash that needs no TensorRT bug.
+#: process that way right after importing tensorrt, a parser crash that needs no TensorRT bug;
+#: ``segv:NAME`` only for models whose path contains NAME.
 CRASH_HOOK_ENV = "TRTOPS_TEST_PARSE_CHECK_CRASH"
 
 
@@ -51,8 +52,10 @@ def parser_flag_names(trt: TensorRT, *, portable: bool) -> tuple[str, ...]:
     return ()
 
 
-def _crash_hook() -> None:
-    how = os.environ.get(CRASH_HOOK_ENV, "")
+def _crash_hook(model: str) -> None:
+    how, _, only = os.environ.get(CRASH_HOOK_ENV, "").partition(":")
+    if only and only not in model:
+        return
     if how == "abort":
         os.abort()
     if how == "segv":
@@ -82,7 +85,7 @@ def check(model: str, network_flags: int, parser_flags: Sequence[str]) -> dict:
     from trtops.trt.trt_compat import import_tensorrt, version_text
 
     trt = import_tensorrt()
-    _crash_hook()
+    _crash_hook(model)
     logger = trt.Logger(trt.Logger.WARNING)  # its messages go to stderr, beside a fault report
     start = time.monotonic()
     builder = trt.Builder(logger)

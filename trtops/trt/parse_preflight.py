@@ -132,8 +132,9 @@ def check_parse(model: Path, *, network_flags: int, parser_flags: Sequence[str],
         cached = _CACHE.get(key)
         if cached is not None:
             if log is not None:
-                log("parse preflight (an earlier child's verdict for this model): "
-                    + _describe(cached, timeout).removeprefix("parse preflight: "))
+                log(f"parse preflight: an earlier child's verdict for this model: {cached.state}"
+                    + (f" ({cached.how})" if cached.how else "")
+                    + (f"\n{cached.report}" if cached.fatal and cached.report else ""))
             return cached
         with tempfile.TemporaryDirectory(prefix="trtops-parse-check-") as tmp:
             out = Path(tmp) / "parse.json"

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from helpers import make_conv_model
@@ -73,6 +74,7 @@ def _check(model: Path, prefix: list[str], lines: list[str] | None = None, **kw)
 
 
 def test_on_unless_turned_off():
+    assert parse_preflight.PREFLIGHT_ENV == "TRTOPS_PARSE_PREFLIGHT" and parse_preflight.TIMEOUT_S == 600
     assert enabled({}) and enabled({"TRTOPS_PARSE_PREFLIGHT": "1"})
     for off in ("0", "false", "No", " off "):
         assert not enabled({"TRTOPS_PARSE_PREFLIGHT": off})
@@ -121,7 +123,7 @@ def test_one_child_per_model_flags_and_tensorrt(model, stand_in, monkeypatch):
     first = _check(model, stand_in, lines)
     again = _check(model, stand_in, lines)  # another precision of the same model
     assert again == first and len(_runs(model)) == 1
-    assert "an earlier child's verdict" in lines[1]
+    assert lines[1] == "parse preflight: an earlier child's verdict for this model: parsed"
     _check(model, stand_in, parser_flags=("NATIVE_INSTANCENORM",))
     _check(model, stand_in, network_flags=3)
     check_parse(model, network_flags=1, parser_flags=(), tensorrt="10.13.3.9", prefix=stand_in)
@@ -136,7 +138,9 @@ def test_one_child_per_model_flags_and_tensorrt(model, stand_in, monkeypatch):
     # a crash is remembered too: the other precisions fail without crashing again
     monkeypatch.setenv("STAND_IN", "segv")
     crashed = _check(model, stand_in, network_flags=7)
-    assert _check(model, stand_in, network_flags=7) == crashed and len(_runs(model)) == 6
+    assert _check(model, stand_in, lines, network_flags=7) == crashed and len(_runs(model)) == 6
+    assert lines[-1].startswith("parse preflight: an earlier child's verdict for this model: crashed (SIGSEGV)\n")
+    assert "Segmentation fault" in lines[-1]  # each failed engine's details show the report
 
 
 def test_a_child_that_cannot_tell_only_warns_and_is_asked_again(model, stand_in, monkeypatch):
@@ -165,6 +169,29 @@ def test_a_parse_without_an_answer_in_time_is_a_hang(model, stand_in, monkeypatc
     assert error.message.startswith("TensorRT's ONNX parser did not finish parsing m.onnx within 1 s\n"
                                     "cause: TensorRT's ONNX parser hung: ")
     assert "where it was stuck" in error.hint
+
+
+def test_the_builder_stops_before_its_own_parse_on_a_crash_unless_isolated_or_off(model, stand_in, monkeypatch):
+    from trtops.trt.builder import _Build
+
+    real = parse_preflight.check_parse
+    monkeypatch.setattr(parse_preflight, "check_parse", lambda *a, **kw: real(*a, prefix=stand_in, **kw))
+    monkeypatch.setenv("STAND_IN", "segv")
+    lines: list[str] = []
+    build = SimpleNamespace(request=SimpleNamespace(parse_preflight=True, model_path=model),
+                            trt=SimpleNamespace(__version__="8.6.0"), capture=SimpleNamespace(info=lines.append))
+    with pytest.raises(BuildError) as raised:
+        _Build._preflight(build, model, 1, ())
+    assert raised.value.cause == "parser_crash" and f"(SIGSEGV) on {model}" in raised.value.message
+    assert "Segmentation fault" in lines[0]
+
+    parse_preflight.clear_cache()
+    build.request.parse_preflight = False  # a --gpus or Ray worker: isolated already
+    _Build._preflight(build, model, 1, ())
+    build.request.parse_preflight = True
+    monkeypatch.setenv("TRTOPS_PARSE_PREFLIGHT", "0")
+    _Build._preflight(build, model, 1, ())
+    assert len(_runs(model)) == 1 and len(lines) == 1
 
 
 def test_the_real_child_runs_in_this_interpreter(model, monkeypatch):
