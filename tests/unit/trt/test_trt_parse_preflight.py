@@ -162,7 +162,7 @@ def test_a_child_that_cannot_tell_only_warns_and_is_asked_again(model, stand_in,
 
 def test_a_parse_without_an_answer_in_time_is_a_hang(model, stand_in, monkeypatch):
     monkeypatch.setenv("STAND_IN", "hang")
-    verdict = _check(model, stand_in, timeout=1)
+    verdict = _check(model, stand_in, timeout=0.5)
     assert verdict.state == "hung" and verdict.fatal
     error = crash_error(verdict, "m.onnx", timeout=1)
     assert error.cause == "parser_hang"
