@@ -99,7 +99,8 @@ class FakeToolchain:
             with open(device_log, "a") as handle:
                 handle.write(f"{spec.id} cuda={os.environ.get('CUDA_VISIBLE_DEVICES', '-')} "
                              f"gpu={os.environ.get('TRTOPS_FAKE_GPU', 'NVIDIA H200').replace(' ', '_')} "
-                             f"pid={os.getpid()} model={request.model_path}\n")
+                             f"pid={os.getpid()} model={request.model_path} "
+                             f"preflight={getattr(request, 'parse_preflight', '-')}\n")
         if seconds := float(os.environ.get("TRTOPS_FAKE_BUILD_SECONDS", "0") or 0):
             time.sleep(seconds)
         if spec.model in _names("TRTOPS_FAKE_SLOW"):

@@ -34,8 +34,12 @@ def accuracy(name: str = "logits", offset: float = 1e-3, *, histogram: bool = Tr
 
 def perf(label: str = "opt", *, baseline: float | None = 1.0, passed: bool = True,
          reasons: tuple[str, ...] = ()) -> PerfView:
-    view = PerfView.from_json({
-        "schema": 1, "measured_at": "2026-12-01T10:00:00Z",
+    """The view of a two-case perf.json written by the gate's own writer; ``baseline``: the
+    previous engine's median of ``label`` (``big`` gets 4.4 ms); ``reasons``: failed checks."""
+    from trtops.perf.document import perf_document
+    from trtops.perf.judge import Baseline, BaselineCase, Check, Verdict, compare
+
+    body = {
         "gpu": {"name": "NVIDIA H100 80GB HBM3", "driver": "550.54", "sm_clock_mhz": 1980,
                 "temperature_c": 41},
         "tensorrt": "10.13.3.9",
@@ -47,10 +51,22 @@ def perf(label: str = "opt", *, baseline: float | None = 1.0, passed: bool = Tru
                   {"label": "big", "shapes": {"x": [32, 3, 224, 224]}, "batch": 32,
                    "cuda_graph": False, "iterations": 200,
                    "latency_ms": {"median": 4.0, "p90": 4.4, "p99": 5.0, "mean": 4.1, "min": 3.9},
-                   "gpu_ms": {}, "throughput": 8000.0, "repeat_medians_ms": [4.0], "cv": 0.01}],
-        "verdict": {"passed": passed, "reasons": list(reasons),
-                    "baseline": {"key": "cd" * 32, "median_ms": baseline} if baseline else None},
-    })
+                   "gpu_ms": {}, "throughput": 8000.0, "repeat_medians_ms": [4.0], "cv": 0.01}]}
+    previous = None if baseline is None else Baseline(
+        key="cd" * 32, source="cache", gpu="NVIDIA H100 80GB HBM3", tensorrt="10.12.0.36",
+        measured_at="2026-11-01T10:00:00Z",
+        cases={label: BaselineCase(baseline, 0.008), "big": BaselineCase(4.4, 0.01)})
+    # the regression checks the gate makes of both cases (max_regression 25%: both pass)
+    checks = [] if previous is None else [
+        compare(case["label"], case["latency_ms"]["median"], case["cv"],
+                previous.cases[case["label"]], 0.25) for case in body["cases"]]
+    checks += [Check(case=label, kind="max_latency_ms", limit=1.0, value=1.2, passed=False,
+                     message=reason) for reason in reasons]
+    verdict = Verdict(passed=passed and not reasons, gated=True, checks=checks, baseline=previous,
+                      summary="; ".join(reasons))
+    view = PerfView.from_json(perf_document(
+        body, {"warmup": 20, "iterations": 200, "repeats": 5, "cuda_graph": "auto"}, verdict,
+        measured_at="2026-12-01T10:00:00Z"))
     assert view is not None
     return view
 

@@ -52,6 +52,8 @@ def test_gpus_all_builds_on_every_gpu_and_the_parent_publishes(project):
     devices = _devices(project)
     assert sorted(d["id"] for d in devices) == BUILT  # each engine built exactly once
     assert {d["cuda"] for d in devices} == {"0", "1"}  # one worker per GPU, pinned
+    # workers are isolated already: no parse preflight child (trtops.trt.parse_preflight)
+    assert {d["preflight"] for d in devices} == {"False"}
     assert len({d["pid"] for d in devices}) == 2
     for engine in BUILT:
         key = engines[engine]["key"]

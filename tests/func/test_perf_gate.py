@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,29 @@ def test_push_and_pull_carry_perf_json_and_a_damaged_one_skips_the_entry(project
     assert main(["pull", "m.yaml", "--remote", "remote", "--cache", "node2", *DOUBLE]) == 1
     err = capsys.readouterr().err
     assert "1 damaged (skipped)" in err and "perf.json field 'cases.0.latency_ms.median" in err
+
+
+def test_the_html_reports_show_the_verdict_the_baseline_and_the_choice(project, capsys, monkeypatch):
+    _write(project, precisions="[fp32, fp16]",
+           extra="    select: fastest\n    performance: {max_latency_ms: 1.0}\n")
+    monkeypatch.setenv("TRTOPS_FAKE_LATENCY", "conv/fp32=0.8,conv/fp16=0.4")
+    assert main(["apply", "m.yaml", "--no-emit", "--keep-going", "--report", "apply.html"]) == 6
+    html = (project / "apply.html").read_text(encoding="utf-8")
+    fp32 = html[html.index("conv/fp32/lab</bdi>"):html.index("conv/fp16/lab</bdi>")]
+    assert "performance failed" in fp32 and '<span class="state fail">✗ failed</span>' in fp32
+    assert "opt: median 1.60 ms over the budget of 1.00 ms" in fp32
+    assert "not chosen: fp16 is the default loader (fp16 0.80 ms at opt" in fp32
+    matrix = html[html.index('<table class="matrix"'):html.index("</table>")]
+    assert matrix.count('aria-label="default loader"') == 1
+    assert re.search(r"✓</span> built</a><span class=\"chosen\"", matrix)  # fp16, the default loader
+    # bench measures fp16 again, slower: the gate compares it with the last measurement
+    monkeypatch.setenv("TRTOPS_FAKE_LATENCY", "conv/fp32=0.8,conv/fp16=0.6")
+    assert main(["bench", "m.yaml"]) == 6
+    capsys.readouterr()
+    assert main(["report", "m.yaml", "-o", "report.html"]) == 0
+    html = (project / "report.html").read_text(encoding="utf-8")
+    fp16 = html[html.index("conv/fp16/lab</bdi>"):]
+    assert "performance failed" in fp16
+    assert "opt: median 1.20 ms vs 0.80 ms before (+50" in fp16  # the gate's own message
+    assert "(the last measurement)" in fp16 and '<td class="num delta-up">+50.0%</td>' in fp16
+    assert "<strong>the model's default loader</strong>: fp16 1.20 ms at opt" in fp16

@@ -182,6 +182,8 @@ def test_plan_and_apply_on_tensorrt_11_build_fp16_from_the_cast_model(cast_proje
     doc = json.loads(result.stdout)
     assert {e["status"] for e in doc["engines"]} == {"built"}
     parsed = dict(line.split()[0::4] for line in device_log.read_text().splitlines())
+    # in process: the builder parses in a child first (trtops.trt.parse_preflight)
+    assert all(line.endswith(" preflight=True") for line in device_log.read_text().splitlines())
     parsed = {spec_id: path.removeprefix("model=") for spec_id, path in parsed.items()}
     source = str(cast_project / "manifests" / "models" / "conv.onnx")
     assert parsed["cast/conv/fp32/lab"] == source

@@ -89,7 +89,7 @@ def test_a_failed_performance_verdict_shows_in_the_matrix(built, tmp_path):
         (entry(built, key) / "perf.json").unlink()
     assert done.returncode == 0, done.stderr
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "perf failed" in html and "median 0.9 ms &gt; budget 0.5 ms" in html
+    assert "performance failed" in html and "median 0.9 ms &gt; budget 0.5 ms" in html
 
 
 def test_in_github_actions_the_step_summary_gets_the_compact_version(built, tmp_path):

@@ -4,7 +4,7 @@ fp32 and fp16, one model per test so the lab can run them in slices (``-k ppocr`
 
 Each test prints one row per engine, ready for benchmarks/RESULTS.md::
 
-    CORPUS | engine | status | gate | build s | engine size | reason
+    CORPUS | engine | status | gate | build s | engine size | opt latency, throughput, cv | reason
 
 and appends it to ``$TRTOPS_CORPUS_RESULTS`` when set. The models come from
 ``manifests/corpus/models`` (``python -m trtops.examples.corpus``, or ``--wheels DIR`` with
@@ -71,7 +71,10 @@ def _row(engine: dict, meta: dict | None) -> str:
     seconds = f"{meta['build_seconds']:.1f}" if meta and meta.get("build_seconds") is not None else "-"
     size = f"{engine['engine_bytes'] / 2**20:.1f} MiB" if engine.get("engine_bytes") else "-"
     reason = "" if engine["status"] == "built" else " ".join((engine.get("message") or "").split())[:400]
-    return f"CORPUS | {engine['id']} | {engine['status']} | {gate} | {seconds} | {size} | {reason}"
+    perf = engine.get("perf") or {}
+    latency = (f"{perf['latency_ms']:.3f} ms, {perf['throughput']:,.0f}/s, cv {perf.get('cv') or 0:.2%}"
+               if perf.get("latency_ms") is not None else "-")
+    return f"CORPUS | {engine['id']} | {engine['status']} | {gate} | {seconds} | {size} | {latency} | {reason}"
 
 
 @pytest.mark.parametrize("name", list(FILENAMES))

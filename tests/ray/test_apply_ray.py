@@ -81,6 +81,7 @@ def test_each_build_runs_on_the_node_with_its_gpu_model(ray_cluster, tmp_path):
     assert devices["demo/heavy/fp32/l4"]["gpu"] == "NVIDIA_L4"
     for engine in engines:
         assert devices[engine]["cuda"] == "0"  # Ray gave the task the node's one GPU
+        assert devices[engine]["preflight"] == "False"  # a Ray worker is isolated already
         # the model (external weights included) came through the object store
         assert not devices[engine]["model"].startswith(str(project))
         assert "trtops-ray-build-" in devices[engine]["model"]

@@ -121,7 +121,7 @@ def _worker_main(visible: str, conn: Any, toolchain_blob: bytes | None, fault_pa
         if kind == "build":
             job: BuildJob = message[1]
             fault.write(f"building {job.id}\n")
-            output = run_build_job(job, toolchain, lambda text: conn.send(("progress", text)))
+            output = run_build_job(job, toolchain, lambda text: conn.send(("progress", text)), isolated=True)
             output.worker = worker_facts(executor="gpus")
             conn.send(("result", output))
         elif kind == "merge":

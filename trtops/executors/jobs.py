@@ -213,7 +213,8 @@ def worker_facts(**extra: Any) -> dict:
     return facts
 
 
-def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = None) -> JobOutput:
+def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = None, *,
+                  isolated: bool = False) -> JobOutput:
     """Build one engine and check its accuracy: the part of apply that needs the GPU.
 
     Never raises: a failure comes back in ``JobOutput.error`` (and ``exception``), with the
@@ -224,6 +225,9 @@ def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = Non
         job: What to build.
         toolchain: Builder and verifier (:class:`trtops.ops.toolchain.Toolchain`).
         progress: Called with phase names ("checking accuracy").
+        isolated: The caller is a worker process of its own (``--gpus``, Ray), where a crash
+            of TensorRT fails only this job: the builder skips its parse preflight (a child
+            process that keeps a crash of the ONNX parser from ending an in-process apply).
 
     Returns:
         The output; ``engine_path`` points into ``job.workdir``.
@@ -245,7 +249,7 @@ def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = Non
                              hint="this is a bug in trtops: please report it")
         request = BuildRequest(spec=spec, model_path=Path(job.model_path or spec.source.path),
                                workdir=Path(job.workdir), timing_cache=timing, log=log_lines.append,
-                               model_cast=job.model_cast)
+                               model_cast=job.model_cast, parse_preflight=not isolated)
         try:
             built = toolchain.build(request)
         except BuildError as exc:

@@ -212,7 +212,7 @@ def _build_task(job: BuildJob, bundle: dict | None) -> JobOutput:
         os.makedirs(job.workdir)
         from trtops.ops.toolchain import default_toolchain
 
-        output = run_build_job(job, default_toolchain())
+        output = run_build_job(job, default_toolchain(), isolated=True)  # a crash ends this Ray worker only
         if output.engine_path and os.path.isfile(output.engine_path):
             output.engine_data = Path(output.engine_path).read_bytes()
         output.engine_path = None

@@ -105,6 +105,7 @@ def page_for_run(result: RunResult, store: Any, plan: Any = None) -> ReportPage:
     engines = []
     for outcome in result.outcomes:
         view = _entry_view(store, outcome, outcome.status)
+        view.selection = result.selected.get(outcome.id)  # select: fastest, as apply chose
         view.changes = (_changes_from_action(actions.get(outcome.id))
                         or _changes_from_baseline(store, view))
         engines.append(view)
@@ -197,6 +198,11 @@ def page_for_cache(store: Any, paths: Sequence[str]) -> ReportPage:
         cache_dir = getattr(store, "root", None)
         specs = {s.id: s for s in load_specs(list(paths), check_models=False, cache_dir=cache_dir)}
     ids = list(specs) or sorted(ref for ref, _ in store.list_refs())
+    # select: fastest, chosen from the cache's perf.json files by the rule apply and emit use
+    # (only with manifests: the policy is theirs)
+    from trtops.ops.select import select_from_store
+
+    selected = select_from_store(store, list(specs.values())) if specs else {}
     engines = []
     for engine_id in ids:
         try:
@@ -208,6 +214,7 @@ def page_for_cache(store: Any, paths: Sequence[str]) -> ReportPage:
         view = _entry_view(store, _outcome(engine_id, specs.get(engine_id), state, key, ""), state)
         if record.get("error"):
             view.notes.append(f"ref not readable: {record['error']}")
+        view.selection = selected.get(engine_id)
         if view.accuracy and isinstance(view.accuracy.get("summary"), str):
             view.outcome.message = view.accuracy["summary"]
         if state == "accepted" and view.perf is not None and view.perf.passed is False:

@@ -278,8 +278,11 @@ def report_summary(page: Any, max_rows: int = MAX_SUMMARY_ROWS) -> str:
             delta = engine.perf.delta_percent()
             change = f" ({delta:+.1f}% vs previous)" if delta is not None else ""
             verdict = {True: "✅", False: "❌", None: "•"}[engine.perf.passed]
+            failures = engine.perf.failures[:2]  # the gate's own messages
+            why = f" — {cell('; '.join(failures))}" if failures else ""
+            chosen = " ⭐ default loader" if (engine.selection or {}).get("chosen") is True else ""
             lines.append(f"- {verdict} `{cell(short_name(outcome))}`: "
-                         f"{'; '.join(parts)}{change}")
+                         f"{'; '.join(parts)}{change}{why}{chosen}")
     return "\n".join(lines) + "\n"
 
 

@@ -74,6 +74,8 @@ svg .bar-median{fill:#2f6fd0}svg .bar-p90{fill:#7aa5e6}svg .bar-p99{fill:#b9cff2
 svg .bar-throughput{fill:#2d9b5a}svg .baseline{stroke:#8a5a00;stroke-width:2;stroke-dasharray:4 3}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;vertical-align:-1px}
 .legend .bar-median{background:#2f6fd0}.legend .bar-p90{background:#7aa5e6}.legend .bar-p99{background:#b9cff2}
+ul.checks{list-style:none;padding-left:0}ul.checks li{background:none}
+span.chosen{font-weight:600;margin-left:4px}
 pre.log{background:#f6f8fa;padding:8px;overflow:auto;max-height:24em;white-space:pre-wrap}
 #filter{margin:.3em 0}.hidden{display:none}
 footer{margin-top:2em;color:#57606a;font-size:.88em}
@@ -194,7 +196,7 @@ def _matrix(page: ReportPage, anchors: Mapping[int, str]) -> str:
             cls = state_class(engine.state)
             tds.append(f'<td class="state {cls}"><a href="#{anchors[id(engine)]}">'
                        f'<span aria-hidden="true">{ICONS[cls]}</span> '
-                       f"{esc(status_label(engine.state))}</a></td>")
+                       f"{esc(status_label(engine.state))}</a>{_chosen_mark(engine)}</td>")
         body.append(f'<tr data-failing="{"yes" if failing else "no"}"><th scope="row">'
                     f'<bdi>{esc(name)}</bdi></th>{"".join(tds)}</tr>')
     return ('<section id="matrix"><h2>Engines × targets</h2><div id="filter"></div>'
@@ -202,6 +204,13 @@ def _matrix(page: ReportPage, anchors: Mapping[int, str]) -> str:
             "(model/precision) on one target; click for its details.</caption>"
             f'<thead><tr><th scope="col">engine</th>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></section>')
+
+
+def _chosen_mark(engine: EngineView) -> str:
+    if (engine.selection or {}).get("chosen") is not True:
+        return ""
+    return ('<span class="chosen" role="img" aria-label="default loader" '
+            'title="default loader (select: fastest)">★</span>')
 
 
 # --------------------------------------------------------------------------- one engine
@@ -257,20 +266,34 @@ def _facts(engine: EngineView) -> str:
         facts.append(("built on", esc(f"{gpu.get('name')} (cc {gpu.get('compute_capability', '?')})")))
     if isinstance(meta.get("created_at"), str):
         facts.append(("built at", esc(meta["created_at"])))
+    selection = _selection(engine)
+    if selection:
+        facts.append(("select: fastest", selection))
     return f'<dl class="facts">{"".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)}</dl>'
+
+
+def _selection(engine: EngineView) -> str:
+    """What ``select: fastest`` chose among the model's precisions on this target."""
+    record = engine.selection or {}
+    reason, precision = record.get("reason"), record.get("precision")
+    if not isinstance(reason, str) or not isinstance(precision, str):
+        return ""
+    if record.get("chosen") is True:
+        return f"<strong>the model's default loader</strong>: {esc(reason, limit=1000)}"
+    return f"not chosen: {esc(precision)} is the default loader ({esc(reason, limit=1000)})"
 
 
 def _changes(engine: EngineView) -> str:
     items = [f"<li>{esc(change, limit=1000)}</li>" for change in engine.changes]
     perf = engine.perf
-    delta = perf.delta_percent() if perf else None
-    if perf is not None and delta is not None and perf.cases:
-        median = perf.cases[0].latency_ms.get("median")
+    case = perf.headline if perf else None
+    delta = perf.delta_percent(case) if perf and case else None
+    if perf is not None and case is not None and delta is not None:
         css = "delta-up" if delta > 0 else "delta-down"
         key = f" (<code>{esc(perf.baseline_key[:12])}</code>)" if perf.baseline_key else ""
-        items.append(f'<li>latency: median {esc(fmt_ms(median))} at {esc(perf.cases[0].label)} vs '
-                     f"{esc(fmt_ms(perf.baseline_median_ms))} for the previous engine{key}: "
-                     f'<span class="{css}">{delta:+.1f}%</span></li>')
+        items.append(f'<li>latency: median {esc(fmt_ms(case.latency_ms.get("median")))} at '
+                     f"{esc(case.label)} vs {esc(fmt_ms(perf.baseline_ms[case.label]))} for the "
+                     f'previous engine{key}: <span class="{css}">{delta:+.1f}%</span></li>')
     if not items:
         items.append('<li class="muted">nothing recorded (no previous engine of this '
                      "model/precision/target, or it is unchanged)</li>")
@@ -364,17 +387,43 @@ def _histograms(pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]], anchor
 
 # --------------------------------------------------------------------------- performance
 
+# The verdict's states (trtops.perf.judge.Verdict.state): colour class and words.
+_VERDICTS = {"passed": ("ok", "passed"), "failed": ("fail", "failed"),
+             "measured": ("skip", "measured (no budget or regression limit set)")}
+
+
+def _verdict(perf: PerfView) -> str:
+    """The gate's verdict: its state, every check (failed first, with the gate's message),
+    the comparisons it skipped, and the previous engine it compared with."""
+    state = perf.state or (None if perf.passed is None else "passed" if perf.passed else "failed")
+    if state is None:
+        return ""
+    cls, words = _VERDICTS.get(state, ("other", state))
+    parts = [f'<p class="message">performance gate: <span class="state {cls}">'
+             f"{ICONS[cls]} {esc(words)}</span></p>"]
+    checks = sorted(perf.checks, key=lambda c: c.passed)  # stable: failed first, in order
+    if checks:
+        items = "".join(f'<li class="{"ok" if c.passed else "fail"}"><span aria-hidden="true">'
+                        f'{ICONS["ok" if c.passed else "fail"]}</span> {esc(c.message, limit=1000)}</li>'
+                        for c in checks)
+        parts.append(f'<ul class="checks">{items}</ul>')
+    elif perf.summary and perf.passed is False:
+        parts.append(f'<p class="message">{esc(perf.summary, limit=1000)}</p>')
+    for note in perf.notes:
+        parts.append(f'<p class="muted">{esc(note, limit=1000)}</p>')
+    if perf.baseline_key:
+        source = f" (from the {perf.baseline_source})" if perf.baseline_source in ("cache", "lock") \
+            else f" ({perf.baseline_source})" if perf.baseline_source else ""
+        parts.append(f'<p class="muted">compared with the previous engine <code title="'
+                     f'{esc(perf.baseline_key)}">{esc(perf.baseline_key[:12])}</code>{esc(source)}</p>')
+    return "".join(parts)
+
+
 
 def _performance(perf: PerfView | None, anchor: str) -> str:
     if perf is None:
         return '<h4>Performance</h4><p class="muted">not measured</p>'
-    parts = ["<h4>Performance</h4>"]
-    if perf.passed is not None:
-        verdict = (f'<span class="state {"ok" if perf.passed else "fail"}">'
-                   f'{"✓ passed" if perf.passed else "✗ failed"}</span>')
-        parts.append(f'<p class="message">performance gate: {verdict}</p>')
-    if perf.reasons:
-        parts.append("<ul>" + "".join(f"<li>{esc(r, limit=1000)}</li>" for r in perf.reasons) + "</ul>")
+    parts = ["<h4>Performance</h4>", _verdict(perf)]
     where = [f"{k} {v}" for k, v in perf.gpu.items()]
     if perf.tensorrt:
         where.append(f"TensorRT {perf.tensorrt}")
@@ -398,19 +447,24 @@ def _performance(perf: PerfView | None, anchor: str) -> str:
         cells.append(f'<td class="num">{esc(fmt_number(case.throughput))}</td>')
         cv = f"{case.cv * 100:.1f}%" if case.cv is not None else "—"
         cells.append(f'<td class="num">{cv}</td>')
+        cells.append(f'<td class="num">{esc(fmt_ms(perf.baseline_ms.get(case.label)))}</td>')
+        delta = perf.delta_percent(case)
+        cells.append("<td class=\"num\">—</td>" if delta is None else
+                     f'<td class="num {"delta-up" if delta > 0 else "delta-down"}">{delta:+.1f}%</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     parts.append('<table class="perf"><thead><tr><th scope="col">case</th><th scope="col">shapes</th>'
                  '<th scope="col">batch</th><th scope="col">CUDA graph</th>'
                  '<th scope="col">median</th><th scope="col">p90</th><th scope="col">p99</th>'
                  '<th scope="col">GPU median</th><th scope="col">throughput /s</th>'
-                 f'<th scope="col">cv</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+                 '<th scope="col">cv</th><th scope="col">previous median</th>'
+                 f'<th scope="col">change</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
     charts = []
     latency = latency_chart(perf.cases, f"{anchor}-lat", "latency per case: median, p90, p99 (ms)",
-                            perf.baseline_median_ms)
+                            perf.baseline_ms)
     if latency:
         legend = ('<span class="legend"><span class="bar-median"></span>median'
                   '<span class="bar-p90"></span>p90<span class="bar-p99"></span>p99</span>')
-        baseline = "; dashed: the previous engine's median" if perf.baseline_median_ms else ""
+        baseline = "; dashed: the previous engine's median" if perf.baseline_ms else ""
         charts.append(f"<figure>{latency}<figcaption>latency (wall time per call) {legend}"
                       f"{baseline}</figcaption></figure>")
     throughput = throughput_chart(perf.cases, f"{anchor}-thr", "throughput per case (inferences/s)")

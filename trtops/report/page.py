@@ -17,6 +17,7 @@ from typing import Any
 
 from trtops.errors import ExitCode
 from trtops.outcome import STATUS_EXIT, EngineOutcome
+from trtops.perf.cases import is_opt
 
 # Cache states `trtops report` shows (apply shows outcome statuses, STATUS_EXIT's keys).
 # An accepted entry whose perf.json verdict failed shows as perf_failed, the status the
@@ -54,6 +55,14 @@ def _text(value: Any, limit: int = 1000) -> str | None:
     return value[:limit] if isinstance(value, str) else None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _stats(value: Any) -> dict[str, float]:
     if not isinstance(value, Mapping):
         return {}
@@ -76,17 +85,33 @@ class PerfCase:
 
 
 @dataclass(frozen=True)
+class PerfCheck:
+    """One budget or regression check of the performance gate (a ``verdict.checks`` item)."""
+
+    case: str
+    kind: str  # max_latency_ms | min_throughput | max_regression (or a newer kind, as text)
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True)
 class PerfView:
-    """The parts of an entry's perf.json a report shows (see the performance gate)."""
+    """The parts of an entry's perf.json a report shows: the measurement and the performance
+    gate's verdict (:meth:`trtops.perf.judge.Verdict.to_json`, written by
+    :func:`trtops.perf.document.perf_document`)."""
 
     measured_at: str | None
     gpu: dict[str, str]
     tensorrt: str | None
     cases: list[PerfCase]
+    state: str | None  # the verdict: passed | failed | measured (no budget or limit set)
     passed: bool | None
-    reasons: list[str]
-    baseline_key: str | None
-    baseline_median_ms: float | None
+    summary: str | None
+    checks: list[PerfCheck]
+    notes: list[str]  # comparisons the gate skipped, with why
+    baseline_key: str | None  # the previous engine it was compared with
+    baseline_source: str | None  # cache | lock | the last measurement
+    baseline_ms: dict[str, float]  # the previous engine's median latency per case label
 
     @classmethod
     def from_json(cls, data: Any) -> PerfView | None:
@@ -95,12 +120,11 @@ class PerfView:
         if not isinstance(data, Mapping):
             return None
         cases: list[PerfCase] = []
-        items = data.get("cases") if isinstance(data.get("cases"), list) else []
-        for item in items:
+        for item in _list(data.get("cases")):
             if not isinstance(item, Mapping):
                 continue
             batch = item.get("batch")
-            shapes = item.get("shapes") if isinstance(item.get("shapes"), Mapping) else {}
+            shapes = _mapping(item.get("shapes"))
             cases.append(PerfCase(
                 label=_text(item.get("label"), 200) or f"case {len(cases) + 1}",
                 batch=batch if isinstance(batch, int) and not isinstance(batch, bool) else None,
@@ -112,37 +136,55 @@ class PerfView:
                 shapes={str(name)[:200]: [d for d in dims if isinstance(d, int)]
                         for name, dims in list(shapes.items())[:64] if isinstance(dims, list)},
             ))
-        gpu = data.get("gpu") if isinstance(data.get("gpu"), Mapping) else {}
-        verdict = data.get("verdict") if isinstance(data.get("verdict"), Mapping) else {}
-        baseline = verdict.get("baseline") if isinstance(verdict.get("baseline"), Mapping) else {}
-        checks = verdict.get("checks") if isinstance(verdict.get("checks"), list) else []
-        reasons = [c.get("message") for c in checks
-                   if isinstance(c, Mapping) and c.get("passed") is False]
-        first_label = cases[0].label if cases else None
-        baseline_cases = baseline.get("cases") if isinstance(baseline.get("cases"), Mapping) else {}
-        baseline_case = baseline_cases.get(first_label) if first_label is not None else None
-        baseline_median = (baseline_case.get("median_ms") if isinstance(baseline_case, Mapping)
-                           else None)
+        gpu = _mapping(data.get("gpu"))
+        verdict = _mapping(data.get("verdict"))
+        baseline = _mapping(verdict.get("baseline"))
+        checks = [PerfCheck(case=_text(c.get("case"), 200) or "", kind=_text(c.get("kind"), 64) or "",
+                            passed=c["passed"], message=_text(c.get("message")) or "")
+                  for c in _list(verdict.get("checks"))
+                  if isinstance(c, Mapping) and isinstance(c.get("passed"), bool)]
+        baseline_ms = {}
+        for label, case in list(_mapping(baseline.get("cases")).items())[:64]:
+            median = _number(_mapping(case).get("median_ms"))
+            if isinstance(label, str) and median is not None and median > 0:
+                baseline_ms[label[:200]] = median
         return cls(
             measured_at=_text(data.get("measured_at"), 64),
             gpu={str(k): str(v)[:200] for k, v in gpu.items()
                  if v is not None and isinstance(v, (str, int, float)) and not isinstance(v, bool)},
             tensorrt=_text(data.get("tensorrt"), 64),
             cases=cases[:64],
+            state=_text(verdict.get("state"), 32),
             passed=verdict.get("passed") if isinstance(verdict.get("passed"), bool) else None,
-            reasons=[r[:1000] for r in reasons[:20] if isinstance(r, str)],
+            summary=_text(verdict.get("summary")),
+            checks=checks[:40],
+            notes=[n[:1000] for n in _list(verdict.get("notes"))[:20] if isinstance(n, str)],
             baseline_key=_text(baseline.get("key"), 64),
-            baseline_median_ms=_number(baseline_median),
+            baseline_source=_text(baseline.get("source"), 64),
+            baseline_ms=baseline_ms,
         )
 
-    def delta_percent(self) -> float | None:
-        """How much slower (+) or faster (-) the first case's median is than the baseline's."""
-        if not self.cases or not self.baseline_median_ms:
+    @property
+    def failures(self) -> list[str]:
+        """The failed checks' messages (why the gate failed this engine)."""
+        return [check.message for check in self.checks if not check.passed]
+
+    @property
+    def headline(self) -> PerfCase | None:
+        """The case reports compare by: the first opt case (what budgets and ``select:
+        fastest`` use), else the first case."""
+        return next((c for c in self.cases if is_opt(c.label)), self.cases[0] if self.cases else None)
+
+    def delta_percent(self, case: PerfCase | None = None) -> float | None:
+        """How much slower (+) or faster (-) a case's median (the headline case's by default)
+        is than the previous engine's median of the same case."""
+        case = case or self.headline
+        if case is None or case.label not in self.baseline_ms:
             return None
-        median = self.cases[0].latency_ms.get("median")
+        median = case.latency_ms.get("median")
         if median is None:
             return None
-        return (median / self.baseline_median_ms - 1.0) * 100.0
+        return (median / self.baseline_ms[case.label] - 1.0) * 100.0
 
 
 @dataclass
@@ -156,6 +198,9 @@ class EngineView:
     perf: PerfView | None = None
     changes: list[str] = field(default_factory=list)  # since the previous engine
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
+    # `select: fastest`: the lock's record of the model's choice on this target
+    # ({"policy", "chosen", "precision", "reason"}, trtops.ops.select); None without one
+    selection: Mapping[str, Any] | None = None
 
     @property
     def row(self) -> str:

@@ -9,7 +9,7 @@ Numbers are positions; every string in a chart goes through :func:`esc`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from trtops.gate.histogram import ErrorHistogram
 from trtops.report.markup import esc, fmt_error, fmt_ms, fmt_number
@@ -99,14 +99,15 @@ def error_histogram(histogram: ErrorHistogram, atol: float | None, uid: str, tit
 
 
 def _bars(rows: Sequence[tuple[str, Sequence[tuple[str, float, str]]]], uid: str, title: str,
-          cls: str, unit: str, marker: tuple[float, str] | None = None) -> str:
-    """Horizontal bars in groups: rows of (label, [(css class, value, value text)])."""
+          cls: str, unit: str, markers: Mapping[str, tuple[float, str]] | None = None) -> str:
+    """Horizontal bars in groups: rows of (label, [(css class, value, value text)]); a
+    marker of a row's label is a dashed line across that group (value, its title)."""
+    markers = markers or {}
     bar_h, gap, group_gap, top, bottom = 11.0, 3.0, 12.0, 8.0, 24.0
     right = 70.0
     plot_w = WIDTH - LABEL_WIDTH - right
     values = [v for _, bars in rows for _, v, _ in bars]
-    if marker is not None:
-        values.append(marker[0])
+    values += [value for value, _ in markers.values()]
     peak = max(values) if values and max(values) > 0 else 1.0
     step = _nice_step(peak)
     axis_max = step * math.ceil(peak / step)
@@ -128,6 +129,7 @@ def _bars(rows: Sequence[tuple[str, Sequence[tuple[str, float, str]]]], uid: str
     y = top
     for label, bars in rows:
         group_h = len(bars) * (bar_h + gap)
+        group_top = y
         out.append(f'<text class="label" x="{LABEL_WIDTH - 6}" y="{y + group_h / 2 + 3:.1f}" '
                    f'text-anchor="end">{esc(_short(label))}<title>{esc(label)}</title></text>')
         for css, value, text in bars:
@@ -137,19 +139,21 @@ def _bars(rows: Sequence[tuple[str, Sequence[tuple[str, float, str]]]], uid: str
             out.append(f'<text class="value" x="{LABEL_WIDTH + w + 4:.1f}" y="{y + bar_h - 2:.1f}">'
                        f'{esc(text)}</text>')
             y += bar_h + gap
+        if label in markers:  # over the group's bars, so it stays visible
+            value, text = markers[label]
+            mark_x = x(value)
+            out.append(f'<line class="baseline" x1="{mark_x:.1f}" y1="{group_top - 2:.1f}" '
+                       f'x2="{mark_x:.1f}" y2="{y:.1f}"><title>{esc(label)}: {esc(text)}</title></line>')
         y += group_gap
-    if marker is not None:
-        mark_x = x(marker[0])
-        out.append(f'<line class="baseline" x1="{mark_x:.1f}" y1="{top - 4}" x2="{mark_x:.1f}" '
-                   f'y2="{plot_bottom:.1f}"><title>{esc(marker[1])}</title></line>')
     out.append("</svg>")
     return "".join(out)
 
 
 def latency_chart(cases: Sequence[PerfCase], uid: str, title: str,
-                  baseline_ms: float | None = None) -> str | None:
-    """Median, p90 and p99 latency bars per measured case; the previous engine's median as
-    a dashed line. None when no case has a latency."""
+                  baseline_ms: Mapping[str, float] | None = None) -> str | None:
+    """Median, p90 and p99 latency bars per measured case; the previous engine's median of
+    the same case (``baseline_ms`` by label) as a dashed line. None when no case has a
+    latency."""
     rows = []
     for case in cases:
         bars = [(f"bar-{stat}", case.latency_ms[stat], f"{stat} {fmt_ms(case.latency_ms[stat])}")
@@ -158,8 +162,9 @@ def latency_chart(cases: Sequence[PerfCase], uid: str, title: str,
             rows.append((case.label, bars))
     if not rows:
         return None
-    marker = (baseline_ms, f"previous engine: median {fmt_ms(baseline_ms)}") if baseline_ms else None
-    return _bars(rows, uid, title, "latency", "ms", marker)
+    markers = {label: (value, f"previous engine: median {fmt_ms(value)}")
+               for label, value in (baseline_ms or {}).items() if any(r[0] == label for r in rows)}
+    return _bars(rows, uid, title, "latency", "ms", markers)
 
 
 def throughput_chart(cases: Sequence[PerfCase], uid: str, title: str) -> str | None:

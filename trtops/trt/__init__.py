@@ -3,6 +3,8 @@
 Public entry points:
 
 * :func:`trtops.trt.builder.build_engine` (``BuildRequest`` → ``BuildResult``);
+  in process it first parses the model in a child (:mod:`trtops.trt.parse_preflight`,
+  the child is :mod:`trtops.trt.parse_check`), so a parser crash fails one build;
 * :func:`trtops.trt.timing.merge_timing_caches` (for the cache store, under its lock);
 * the fp16/bf16 cast of strongly typed builds happens before: the preparation stage
   (:mod:`trtops.prepare.cast`, pure ONNX work) casts, the builder gets the cast model;

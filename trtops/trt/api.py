@@ -32,6 +32,8 @@ if TYPE_CHECKING:
         IInt8MinMaxCalibrator: type[tensorrt.IInt8MinMaxCalibrator]
         ILogger: type[tensorrt.ILogger]
         LayerInformationFormat: type[tensorrt.LayerInformationFormat]
+        # The parse preflight's child (parse_check) logs through TensorRT's own logger.
+        Logger: type[tensorrt.Logger]
         # Subclassed by measure for outputs of data-dependent shape.
         IOutputAllocator: type[tensorrt.IOutputAllocator]
         MemoryPoolType: type[tensorrt.MemoryPoolType]

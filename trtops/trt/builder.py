@@ -48,6 +48,7 @@ from trtops.trt.network_checks import (
     parser_error_message,
     resolve_nodes,
 )
+from trtops.trt.parse_check import parser_flag_names, set_parser_flags
 from trtops.trt.trt_compat import (
     detect_features,
     device_memory_size,
@@ -85,6 +86,9 @@ class BuildRequest:
         model_cast: ``"fp16"``/``"bf16"`` when ``model_path`` is the prepared model cast to it
             (:func:`trtops.prepare.runner.ensure_prepared`), else None. A strongly typed
             fp16/bf16 build needs it (:func:`cast_problem`).
+        parse_preflight: parse the model in a child process first, so that a crash of
+            TensorRT's ONNX parser fails this build instead of ending the process
+            (:mod:`trtops.trt.parse_preflight`; ``TRTOPS_PARSE_PREFLIGHT=0`` turns it off).
 
     Strongly typed networks are asked for by the spec (``spec.build.strongly_typed``);
     TensorRT 11 builds nothing else.
@@ -97,6 +101,9 @@ class BuildRequest:
     calibration_cache: bytes | None = None
     log: Callable[[str], None] | None = None
     model_cast: str | None = None
+    # False where the build already runs in a worker process of its own (--gpus, Ray): a
+    # crash there fails only that worker's engine (trtops.trt.parse_preflight).
+    parse_preflight: bool = True
 
 
 def cast_problem(wanted: str | None, given: str | None, tensorrt: str) -> str | None:
@@ -284,6 +291,9 @@ class _Build:
         if strategy.cast:
             log.info(f"parsing the model cast to {strategy.cast} by the preparation stage")
             self._check_kept(strategy.cast, model_path)
+        network_flags = self._network_flags(strategy)
+        parser_flags = parser_flag_names(trt, portable=cfg.version_compatible or cfg.hardware_compatibility != "none")
+        self._preflight(parse_path, network_flags, parser_flags)
 
         try:
             builder = trt.Builder(self.logger)
@@ -297,8 +307,8 @@ class _Build:
         if hasattr(trt, "init_libnvinfer_plugins"):
             trt.init_libnvinfer_plugins(self.logger, "")
 
-        network = self._network(builder, strategy)
-        parser = self._parse(network, parse_path)
+        network = self._network(builder, network_flags)
+        parser = self._parse(network, parse_path, parser_flags)
         inputs = self._inputs(network)
         problems = check_profiles(inputs, cfg.profiles)
         if problems:
@@ -402,7 +412,7 @@ class _Build:
         except Unsupported as exc:  # pragma: no cover - unsupported_reason already said so
             raise self.fail(f"cannot build {self.spec.id}: {exc}") from exc
 
-    def _network(self, builder: tensorrt.Builder, strategy: Strategy) -> tensorrt.INetworkDefinition:
+    def _network_flags(self, strategy: Strategy) -> int:
         trt = self.trt
         flags = 0
         creation = trt.NetworkDefinitionCreationFlag
@@ -410,20 +420,28 @@ class _Build:
             flags |= 1 << int(creation.EXPLICIT_BATCH)
         if strategy.strongly_typed and self.features.strongly_typed == "optional":
             flags |= 1 << int(creation.STRONGLY_TYPED)
+        return flags
+
+    def _network(self, builder: tensorrt.Builder, flags: int) -> tensorrt.INetworkDefinition:
         network = builder.create_network(flags)
         if network is None:
             raise self.fail("TensorRT could not create a network definition:\n" + self._trt_errors())
         return network
 
-    def _parse(self, network: tensorrt.INetworkDefinition, path: Path) -> tensorrt.OnnxParser:
-        trt, cfg = self.trt, self.cfg
-        parser = trt.OnnxParser(network, self.logger)
-        if cfg.version_compatible or cfg.hardware_compatibility != "none":
-            # The InstanceNormalization plugin is neither in the lean runtime nor
-            # hardware-portable; the native layer is.
-            native = getattr(getattr(trt, "OnnxParserFlag", None), "NATIVE_INSTANCENORM", None)
-            if native is not None and hasattr(parser, "set_flag"):
-                parser.set_flag(native)
+    def _preflight(self, path: Path, network_flags: int, parser_flags: tuple[str, ...]) -> None:
+        """Parse in a child process first where a parser crash would end this process."""
+        from trtops.trt import parse_preflight
+
+        if not self.request.parse_preflight or not parse_preflight.enabled():
+            return
+        verdict = parse_preflight.check_parse(path, network_flags=network_flags, parser_flags=parser_flags,
+                                              tensorrt=version_text(self.trt), log=self.capture.info)
+        if verdict.fatal:
+            raise parse_preflight.crash_error(verdict, str(self.request.model_path))
+
+    def _parse(self, network: tensorrt.INetworkDefinition, path: Path, flags: tuple[str, ...]) -> tensorrt.OnnxParser:
+        parser = self.trt.OnnxParser(network, self.logger)
+        set_parser_flags(self.trt, parser, flags)
         self.capture.info(f"parsing {path}")
         ok = parser.parse_from_file(str(path))
         count = int(getattr(parser, "num_errors", 0))

@@ -18,7 +18,14 @@ out_of_memory      "OutOfMemory", "Requested amount of GPU memory ... could not 
 no_implementation  "Could not find any implementation for node X" with no memory shortage
 timing_cache       errors that name the timing cache
 internal           anything else (assertions inside TensorRT)
+parser_crash       nothing: the ONNX parser killed its process (a signal such as SIGSEGV in
+                   ``OnnxParser.parse``; seen on silero-vad's opset-18 export with 8.6.0),
+                   told by the parse preflight's child process (:mod:`.parse_preflight`)
+parser_hang        nothing: the parser did not finish within the preflight's time limit
 =================  =========================================================================
+
+The last two are known from how the preflight's child process ended, not from a message:
+:func:`parser_crash` gives their diagnosis.
 """
 
 from __future__ import annotations
@@ -38,7 +45,16 @@ CAUSES = {
     "no_implementation": "no implementation for a layer",
     "timing_cache": "timing cache problem",
     "internal": "TensorRT internal error",
+    "parser_crash": "TensorRT's ONNX parser crashed",
+    "parser_hang": "TensorRT's ONNX parser hung",
 }
+
+_PARSER_CRASH_HINT = (
+    "this is a bug in TensorRT's ONNX parser on this model, nothing in the manifest causes it: give the "
+    "parser another graph through the model preparation (prepare: {} folds constants; prepare: {opset: 17} "
+    "converts the opset), try another TensorRT version, or report it to NVIDIA with the model; "
+    "faulthandler's report of the crash is in the failure's details (the build log). TRTOPS_PARSE_PREFLIGHT=0 skips this check (and a crash "
+    "then takes trtops down)")
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,18 @@ def diagnose(errors: Sequence[str], *, warnings: Sequence[str] = (), parser_prob
         "internal", (texts[-1].strip() if texts else "TensorRT gave no error message"),
         "TensorRT failed inside its builder: try builder_optimization_level: 0, another precision, or another "
         "TensorRT version; if it persists, report it to NVIDIA with the build log (build.log)")
+
+
+def parser_crash(how: str, *, timeout: float | None = None) -> Diagnosis:
+    """The diagnosis of a parse that ended its process: ``how`` it ended (``SIGSEGV``,
+    ``signal 77``), or ``timeout`` seconds without an answer (a hang)."""
+    if timeout is not None:
+        return Diagnosis(
+            "parser_hang", f"parsing did not finish within {timeout:.0f} s and was stopped",
+            _PARSER_CRASH_HINT.replace("faulthandler's report of the crash", "where it was stuck (faulthandler)"))
+    return Diagnosis("parser_crash", f"the parse preflight's process was killed by {how} while parsing; the "
+                     "engine was not built",
+                     _PARSER_CRASH_HINT)
 
 
 # --------------------------------------------------------------------------- causes

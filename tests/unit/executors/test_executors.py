@@ -227,6 +227,23 @@ def test_run_build_job_reports_failures_as_data(tmp_path, fake, monkeypatch):
     assert checked.timing_cache and checked.log_text
 
 
+def test_only_in_process_builds_ask_for_the_parse_preflight(tmp_path):
+    """A crash of TensorRT's parser ends an in-process apply; in a worker of its own
+    (--gpus, Ray: isolated) it fails that worker's engine, so the child process is skipped."""
+    requests = []
+
+    class Recorder:
+        def build(self, request):
+            requests.append(request)
+            raise BuildError("recorded")
+
+    (tmp_path / "work").mkdir()
+    job = BuildJob(_spec(tmp_path), "0" * 64, str(tmp_path / "work"))
+    run_build_job(job, Recorder())
+    run_build_job(job, Recorder(), isolated=True)
+    assert [r.parse_preflight for r in requests] == [True, False]
+
+
 def test_job_failure_statuses_map_to_apply_statuses():
     from trtops.outcome import failure_status
 

@@ -113,11 +113,59 @@ def test_exact_outputs_plot_an_empty_histogram_that_says_so():
     assert "every element matches exactly" in html and "512 exact" in html
 
 
-@pytest.mark.parametrize("state", ["perf_failed", "teleported"])
-def test_unknown_statuses_render_generically_with_their_text(state):
-    html = render_html(page(EngineView(outcome("m", state), state)))
-    assert state.replace("_", " ") in html
+def test_unknown_statuses_render_generically_with_their_text():
+    html = render_html(page(EngineView(outcome("m", "teleported"), "teleported")))
+    assert 'class="state other"' in html and "teleported" in html
     assert state_class("teleported") == "other"
+
+
+def test_a_failed_performance_gate_is_a_failure_with_the_gates_messages():
+    failed = perf(reasons=("opt: median 1.20 ms over the budget of 1.00 ms",))
+    html = render_html(page(EngineView(outcome("m", "perf_failed"), "perf_failed", perf=failed)))
+    assert state_class("perf_failed") == "fail"
+    matrix = html[html.index('<table class="matrix"'):html.index("</table>")]
+    assert re.search(r'class="state fail"><a href="#engine-1"><span aria-hidden="true">✗</span> '
+                     r"performance failed</a>", matrix)
+    assert 'performance gate: <span class="state fail">✗ failed</span>' in html
+    assert '<li class="fail"><span aria-hidden="true">✗</span> opt: median 1.20 ms over the budget' in html
+    assert "compared with the previous engine" in html and "cdcdcdcdcdcd" in html
+    assert "(from the cache)" in html
+    markdown = report_summary(page(EngineView(outcome("m", "perf_failed"), "perf_failed", perf=failed)))
+    assert "❌ `m/fp16/lab`" in markdown and "over the budget of 1.00 ms" in markdown
+
+
+def test_every_case_is_compared_with_the_previous_engines_same_case(mixed):
+    first = render_html(mixed)
+    first = first[first.index('id="engine-1"'):first.index('id="engine-2"')]
+    table = first[first.index('<table class="perf"'):]
+    table = table[:table.index("</table>")]
+    assert "previous median" in table
+    assert re.search(r"<td>opt</td>.*?>1 ms<.*?delta-up\">\+20\.0%", table, re.S)
+    assert re.search(r"<td>big</td>.*?>4\.4 ms<.*?delta-down\">-9\.1%", table, re.S)
+    assert first.count('class="baseline"') == 2  # one dashed median per compared case
+    assert "performance gate: <span class=\"state ok\">✓ passed</span>" in first
+
+
+def test_the_measured_state_says_no_budget_was_set():
+    view = PerfView.from_json({"cases": [], "verdict": {"state": "measured", "passed": True,
+                                                        "checks": [], "notes": ["no previous engine"],
+                                                        "baseline": None}})
+    html = render_html(page(EngineView(outcome("m", "built"), "built", perf=view)))
+    assert "measured (no budget or regression limit set)" in html and "no previous engine" in html
+
+
+def test_the_select_fastest_choice_shows_on_the_chosen_and_the_other_engines():
+    record = {"policy": "fastest", "precision": "fp16", "reason": f"fp16 0.8 ms at opt, {HOSTILE}"}
+    chosen = EngineView(outcome("m", "built"), "built", perf=perf(), selection=dict(record, chosen=True))
+    other = EngineView(outcome("m", "built", precision="fp32"), "built",
+                       selection=dict(record, chosen=False))
+    html = render_html(page(chosen, other))
+    matrix = html[html.index('<table class="matrix"'):html.index("</table>")]
+    assert matrix.count('aria-label="default loader"') == 1
+    assert "<strong>the model's default loader</strong>: fp16 0.8 ms at opt" in html
+    assert "not chosen: fp16 is the default loader" in html
+    assert HOSTILE not in html
+    assert "⭐ default loader" in report_summary(page(chosen, other))
 
 
 def test_nothing_is_loaded_from_outside_and_the_policy_allows_only_the_inline_parts(mixed):
@@ -166,14 +214,20 @@ def test_perf_view_keeps_only_well_typed_values():
     view = PerfView.from_json({"cases": [
         {"label": 5, "batch": True, "cuda_graph": "yes", "latency_ms": {"median": "fast", "p90": -1,
                                                                        "p99": float("nan")},
-         "throughput": [1]}, "junk"], "verdict": {"passed": "no", "reasons": [1, "slower"],
-                                                 "baseline": {"key": 3, "median_ms": 0}},
+         "throughput": [1]}, "junk"],
+        "verdict": {"state": 3, "passed": "no", "summary": ["x"], "notes": [1, "skipped"],
+                    "checks": [1, {"passed": "no", "message": "x"},
+                               {"case": 2, "kind": None, "passed": False, "message": "slower"}],
+                    "baseline": {"key": 3, "source": {}, "cases": {"case 1": {"median_ms": "1"},
+                                                                   "opt": [1], "big": {"median_ms": 0}}}},
         "gpu": {"name": {"x": 1}, "driver": "550"}})
     assert view is not None and len(view.cases) == 1
     case = view.cases[0]
     assert (case.label, case.batch, case.cuda_graph, case.latency_ms, case.throughput) == (
         "case 1", None, None, {}, None)
-    assert view.passed is None and view.reasons == ["slower"] and view.baseline_key is None
+    assert (view.state, view.passed, view.summary, view.notes) == (None, None, None, ["skipped"])
+    assert view.failures == ["slower"] and view.checks[0].case == "" and view.checks[0].kind == ""
+    assert view.baseline_key is None and view.baseline_source is None and view.baseline_ms == {}
     assert view.gpu == {"driver": "550"} and view.delta_percent() is None
     assert PerfView.from_json([1, 2]) is None
     render_html(page(EngineView(outcome("m", "built"), "built", perf=view)))  # no crash

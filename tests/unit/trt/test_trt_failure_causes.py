@@ -9,7 +9,13 @@ import enum
 import pytest
 
 from trtops.spec import InputRange
-from trtops.trt.failure_causes import CAUSES, FailureContext, diagnose, error_code_name
+from trtops.trt.failure_causes import (
+    CAUSES,
+    FailureContext,
+    diagnose,
+    error_code_name,
+    parser_crash,
+)
 from trtops.trt.network_checks import ParserProblem
 
 # --------------------------------------------------------------------------- recorded messages
@@ -68,7 +74,21 @@ PADDLE_PROFILE = ((InputRange("x", (1, 3, 32, 16), (1, 3, 48, 160), (8, 3, 48, 3
 
 def test_every_cause_has_a_title():
     assert set(CAUSES) == {"shapes", "unsupported_node", "out_of_memory", "no_implementation", "timing_cache",
-                           "internal"}
+                           "internal", "parser_crash", "parser_hang"}
+
+
+def test_a_parser_that_killed_its_process_is_a_parser_crash_with_its_own_hint():
+    # TensorRT 8.6.0 on silero-vad's opset-18 export (issue 17): SIGSEGV in OnnxParser.parse,
+    # told by the parse preflight's child process, not by any message.
+    found = parser_crash("SIGSEGV")
+    assert found.cause == "parser_crash" and found.title == "TensorRT's ONNX parser crashed"
+    assert "killed by SIGSEGV" in found.detail
+    for advice in ("prepare: {}", "opset", "another TensorRT version", "report it to NVIDIA", "faulthandler"):
+        assert advice in found.hint
+    assert "workspace" not in found.hint  # nothing about the build helps
+    hung = parser_crash("no answer", timeout=600)
+    assert hung.cause == "parser_hang" and hung.title == "TensorRT's ONNX parser hung"
+    assert "within 600 s" in hung.detail and "where it was stuck" in hung.hint
 
 
 @pytest.mark.parametrize("message", [NAMED_DIMS_86, NAMED_DIMS_86_OTHER, NAMED_DIMS_86_LAB])

@@ -1,0 +1,222 @@
+"""The parse preflight's handling of its child process, on the CPU: real child processes
+(stand-in scripts run with the child's arguments, ``python -X faulthandler`` as the real one
+is) that answer, crash with SIGSEGV, exit on their own or hang. The real child
+(trtops.trt.parse_check) parsing with TensorRT, and crashing through its test hook, is in
+tests/gpu/test_build_failures.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from helpers import make_conv_model
+
+from trtops.errors import BuildError, ExitCode
+from trtops.trt import parse_preflight
+from trtops.trt.parse_preflight import check_parse, child_command, crash_error, enabled
+
+# The stand-in: counts its runs beside the model, then does what its environment says.
+STAND_IN = """
+import json, os, signal, sys, time
+args = sys.argv[1:]
+model, out = args[0], args[args.index("--out") + 1]
+with open(model + ".runs", "a") as handle:
+    handle.write(" ".join(args[3:]) + "\\n")
+how = os.environ.get("STAND_IN", "parse")
+if how == "segv":
+    os.kill(os.getpid(), signal.SIGSEGV)
+elif how == "term":
+    os.kill(os.getpid(), signal.SIGTERM)
+elif how == "exit":
+    print("Traceback: something went wrong", file=sys.stderr)
+    sys.exit(1)
+elif how == "hang":
+    time.sleep(120)
+else:
+    errors = [] if how == "parse" else ["UNSUPPORTED_NODE: no importer for op Foo"]
+    with open(out, "w") as handle:
+        json.dump({"parsed": not errors, "errors": errors, "tensorrt": "8.6.0", "seconds": 0.01}, handle)
+"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    parse_preflight.clear_cache()
+    yield
+    parse_preflight.clear_cache()
+
+
+@pytest.fixture
+def stand_in(tmp_path) -> list[str]:
+    script = tmp_path / "stand_in.py"
+    script.write_text(STAND_IN)
+    return [sys.executable, "-X", "faulthandler", str(script)]
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    return make_conv_model(tmp_path / "model.onnx")
+
+
+def _runs(model: Path) -> list[str]:
+    runs = Path(f"{model}.runs")
+    return runs.read_text().splitlines() if runs.exists() else []
+
+
+def _check(model: Path, prefix: list[str], lines: list[str] | None = None, **kw):
+    kw.setdefault("network_flags", 1)
+    kw.setdefault("parser_flags", ())
+    return check_parse(model, tensorrt="8.6.0", prefix=prefix, log=None if lines is None else lines.append, **kw)
+
+
+def test_on_unless_turned_off():
+    assert parse_preflight.PREFLIGHT_ENV == "TRTOPS_PARSE_PREFLIGHT" and parse_preflight.TIMEOUT_S == 600
+    assert enabled({}) and enabled({"TRTOPS_PARSE_PREFLIGHT": "1"})
+    for off in ("0", "false", "No", " off "):
+        assert not enabled({"TRTOPS_PARSE_PREFLIGHT": off})
+
+
+def test_the_child_gets_the_model_the_flags_and_an_answer_file(tmp_path):
+    command = child_command(tmp_path / "m.onnx", tmp_path / "a.json", 3, ["NATIVE_INSTANCENORM"])
+    assert command[:5] == [sys.executable, "-X", "faulthandler", "-m", "trtops.trt.parse_check"]
+    assert command[5:] == [str(tmp_path / "m.onnx"), "--out", str(tmp_path / "a.json"), "--network-flags", "3",
+                           "--parser-flag", "NATIVE_INSTANCENORM"]
+
+
+def test_a_child_killed_by_sigsegv_fails_the_build_as_a_parser_crash(model, stand_in, monkeypatch):
+    monkeypatch.setenv("STAND_IN", "segv")
+    lines: list[str] = []
+    verdict = _check(model, stand_in, lines)
+    assert verdict.state == "crashed" and verdict.how == "SIGSEGV" and verdict.fatal
+    # faulthandler's report (the child runs with -X faulthandler) reaches the build log
+    assert "Segmentation fault" in verdict.report
+    assert "killed by SIGSEGV" in lines[0] and "Segmentation fault" in lines[0]
+
+    error = crash_error(verdict, "models/vad.onnx")
+    assert isinstance(error, BuildError) and error.exit_code == ExitCode.BUILD_FAILED
+    assert error.cause == "parser_crash"
+    assert error.message.startswith("TensorRT's ONNX parser crashed (SIGSEGV) on models/vad.onnx\n"
+                                    "cause: TensorRT's ONNX parser crashed: ")
+    for advice in ("prepare:", "opset", "another TensorRT version", "NVIDIA", "TRTOPS_PARSE_PREFLIGHT=0"):
+        assert advice in error.hint
+
+
+def test_a_parse_that_returned_lets_the_build_go_on(model, stand_in, monkeypatch):
+    lines: list[str] = []
+    verdict = _check(model, stand_in, lines)
+    assert verdict.state == "parsed" and verdict.parsed_ok and not verdict.fatal
+    assert lines[0].startswith("parse preflight: parsed in a child process in ")
+
+    # parser errors are the in-process parse's to report (it names nodes and causes)
+    monkeypatch.setenv("STAND_IN", "errors")
+    refused = _check(model, stand_in, network_flags=2)
+    assert refused.state == "parsed" and refused.parsed_ok is False and not refused.fatal
+    assert refused.errors == ("UNSUPPORTED_NODE: no importer for op Foo",)
+
+
+def test_one_child_per_model_flags_and_tensorrt(model, stand_in, monkeypatch):
+    lines: list[str] = []
+    first = _check(model, stand_in, lines)
+    again = _check(model, stand_in, lines)  # another precision of the same model
+    assert again == first and len(_runs(model)) == 1
+    assert lines[1] == "parse preflight: an earlier child's verdict for this model: parsed"
+    _check(model, stand_in, parser_flags=("NATIVE_INSTANCENORM",))
+    _check(model, stand_in, network_flags=3)
+    check_parse(model, network_flags=1, parser_flags=(), tensorrt="10.13.3.9", prefix=stand_in)
+    assert _runs(model)[1:] == ["--network-flags 1 --parser-flag NATIVE_INSTANCENORM", "--network-flags 3",
+                                "--network-flags 1"]
+    # a rewritten model is another model
+    stat = model.stat()
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    _check(model, stand_in)
+    assert len(_runs(model)) == 5
+
+    # a crash is remembered too: the other precisions fail without crashing again
+    monkeypatch.setenv("STAND_IN", "segv")
+    crashed = _check(model, stand_in, network_flags=7)
+    assert _check(model, stand_in, lines, network_flags=7) == crashed and len(_runs(model)) == 6
+    assert lines[-1].startswith("parse preflight: an earlier child's verdict for this model: crashed (SIGSEGV)\n")
+    assert "Segmentation fault" in lines[-1]  # each failed engine's details show the report
+
+
+def test_a_child_that_cannot_tell_only_warns_and_is_asked_again(model, stand_in, monkeypatch):
+    for how, expected in (("exit", "exit code 1, no answer"), ("term", "stopped by SIGTERM")):
+        monkeypatch.setenv("STAND_IN", how)
+        lines: list[str] = []
+        verdict = _check(model, stand_in, lines)
+        assert verdict.state == "inconclusive" and not verdict.fatal and verdict.how == expected
+        assert "building in process anyway" in lines[0]
+        if how == "exit":
+            assert "something went wrong" in verdict.report and "something went wrong" in lines[0]
+    assert _check(model, stand_in).state == "inconclusive"
+    assert len(_runs(model)) == 3  # nothing inconclusive was cached
+
+    missing = check_parse(model, network_flags=1, parser_flags=(), tensorrt="8.6.0",
+                          prefix=[str(model.parent / "no-such-python")])
+    assert missing.state == "inconclusive" and "could not start" in missing.how
+
+
+def test_a_parse_without_an_answer_in_time_is_a_hang(model, stand_in, monkeypatch):
+    monkeypatch.setenv("STAND_IN", "hang")
+    verdict = _check(model, stand_in, timeout=0.5)
+    assert verdict.state == "hung" and verdict.fatal
+    error = crash_error(verdict, "m.onnx", timeout=1)
+    assert error.cause == "parser_hang"
+    assert error.message.startswith("TensorRT's ONNX parser did not finish parsing m.onnx within 1 s\n"
+                                    "cause: TensorRT's ONNX parser hung: ")
+    assert "where it was stuck" in error.hint
+
+
+def test_the_builder_stops_before_its_own_parse_on_a_crash_unless_isolated_or_off(model, stand_in, monkeypatch):
+    from trtops.trt.builder import _Build
+
+    real = parse_preflight.check_parse
+    monkeypatch.setattr(parse_preflight, "check_parse", lambda *a, **kw: real(*a, prefix=stand_in, **kw))
+    monkeypatch.setenv("STAND_IN", "segv")
+    lines: list[str] = []
+    build = SimpleNamespace(request=SimpleNamespace(parse_preflight=True, model_path=model),
+                            trt=SimpleNamespace(__version__="8.6.0"), capture=SimpleNamespace(info=lines.append))
+    with pytest.raises(BuildError) as raised:
+        _Build._preflight(build, model, 1, ())
+    assert raised.value.cause == "parser_crash" and f"(SIGSEGV) on {model}" in raised.value.message
+    assert "Segmentation fault" in lines[0]
+
+    parse_preflight.clear_cache()
+    build.request.parse_preflight = False  # a --gpus or Ray worker: isolated already
+    _Build._preflight(build, model, 1, ())
+    build.request.parse_preflight = True
+    monkeypatch.setenv("TRTOPS_PARSE_PREFLIGHT", "0")
+    _Build._preflight(build, model, 1, ())
+    assert len(_runs(model)) == 1 and len(lines) == 1
+
+
+def test_the_real_child_runs_in_this_interpreter(model, monkeypatch):
+    """python -m trtops.trt.parse_check, found through the PYTHONPATH the parent sets even
+    from another directory; without TensorRT it cannot tell (and the build says why itself)."""
+    pytest.importorskip("onnx")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        pass
+    else:  # pragma: no cover - a machine with TensorRT parses for real (tests/gpu)
+        pytest.skip("TensorRT is installed: tests/gpu/test_build_failures.py runs the real child")
+    monkeypatch.chdir(model.parent)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    verdict = check_parse(model, network_flags=1, parser_flags=(), tensorrt="8.6.0")
+    assert verdict.state == "inconclusive" and verdict.how == "exit code 1, no answer"
+    assert "TensorRT is not available" in verdict.report
+
+
+def test_the_answer_file_is_what_the_child_wrote(tmp_path):
+    out = tmp_path / "answer.json"
+    script = tmp_path / "answer.py"
+    script.write_text("import json, sys\n"
+                      "json.dump({'parsed': True, 'errors': []}, open(sys.argv[sys.argv.index('--out') + 1], 'w'))\n")
+    verdict = parse_preflight.run_child(
+        child_command(tmp_path / "m.onnx", out, 0, (), prefix=[sys.executable, str(script)]), out)
+    assert verdict.state == "parsed" and verdict.parsed_ok is True
+    assert json.loads(out.read_text()) == {"parsed": True, "errors": []}
