@@ -391,10 +391,14 @@ def trtops_pull(remote, cache_dir: Path, jobs: int,
     events.register("before-send.s3", count)
     try:
         started = time.perf_counter()
-        selection = sync.select_for_pull(remote, platform, jobs=jobs, **extra)
-        outcomes = sync.pull_entries(remote, local, selection.selected, jobs=jobs,
-                                     progress=False, **extra,
-                                     **({"fsync": True} if fsync else {}))
+        if hasattr(sync, "pull_selected"):  # selection overlapped with the downloads
+            selection, outcomes = sync.pull_selected(remote, local, platform, jobs=jobs,
+                                                     progress=False, fsync=fsync, **extra)
+        else:
+            selection = sync.select_for_pull(remote, platform, jobs=jobs, **extra)
+            outcomes = sync.pull_entries(remote, local, selection.selected, jobs=jobs,
+                                         progress=False, **extra,
+                                         **({"fsync": True} if fsync else {}))
         seconds = time.perf_counter() - started
     finally:
         events.unregister("before-send.s3", count)
@@ -417,6 +421,22 @@ def phase_lines(phases: list[dict[str, float]], jobs: int) -> list[str]:
         return statistics.median(p.get(name, 0.0) for p in phases)
 
     total, select, transfer, tail = med("total"), med("select"), med("transfer"), med("publish_tail")
+    if "first_transfer" in phases[0]:  # overlapped: select runs on during the transfers
+        first = med("first_transfer")
+        return [
+            f"pull phases (median of {len(phases)} runs, wall {total:.2f} s; selection "
+            "overlapped with the transfers):",
+            f"  first GET at  {first:5.2f} s  {first / total:4.0%}  listing {med('thread_list'):.2f} s, "
+            f"every meta.json, the first engine's accuracy.json + perf.json; selection "
+            f"done at {select:.2f} s",
+            f"  transfer      {transfer:5.2f} s  {transfer / total:4.0%}  from the first GET until the "
+            f"last file was downloaded, verified; thread-s over {jobs} workers: "
+            + ", ".join(f"{label} {med('thread_' + name):.2f}" for name, label in (
+                ("request", "response headers"), ("body", "receive+hash+write"),
+                ("fsync", "fsync"), ("copy", "copy")) if med("thread_" + name) > 0),
+            f"  publish tail  {tail:5.2f} s  {tail / total:4.0%}  entries created after that",
+            f"  other         {max(0.0, total - first - transfer - tail):5.2f} s",
+        ]
     other = max(0.0, total - select - transfer - tail)
     files = ", ".join(f"{label} {med('thread_' + name):.2f}" for name, label in (
         ("request", "response headers"), ("body", "receive+hash+write"), ("fsync", "fsync"),
