@@ -20,6 +20,8 @@ round of each is not counted):
               same ``--jobs``: lists and reads every meta.json and accuracy.json, downloads
               every file of every entry, hashes while streaming, verifies sha256, stages
               and creates each local entry atomically (what ``trtops pull`` does).
+  select first  the same pull with the selection finished before the first download
+              (as trtops did before 2026-12-07; only with a trtops that overlaps them).
   --fsync     the same pull with every file fsynced before its entry becomes visible
               (``trtops pull --fsync``); the default journals the pull instead and leaves
               the writeback to the kernel (see trtops/cache/journal.py).
@@ -369,9 +371,12 @@ def ceiling_lines(cost: dict[int, float], get_seconds: float, engines: int,
 
 
 def trtops_pull(remote, cache_dir: Path, jobs: int,
-                phases: list[dict[str, float]] | None = None, fsync: bool = False) -> tuple[float, int]:
-    """Seconds and engine bytes for select_for_pull + pull_entries into an empty cache; the
-    pull's phase timings are appended to ``phases``. ``fsync``: as ``trtops pull --fsync``."""
+                phases: list[dict[str, float]] | None = None, fsync: bool = False,
+                select_first: bool = False) -> tuple[float, int]:
+    """Seconds and engine bytes for a pull into an empty cache (``pull_selected``: selection
+    overlapped with the downloads; ``select_first`` or an older trtops: select_for_pull,
+    then pull_entries); the pull's phase timings are appended to ``phases``. ``fsync``: as
+    ``trtops pull --fsync``."""
     from trtops.cache.local import LocalStore
     from trtops.cache.transfer import PullTimings
     from trtops.keys.platform import GpuInfo, Platform
@@ -391,10 +396,14 @@ def trtops_pull(remote, cache_dir: Path, jobs: int,
     events.register("before-send.s3", count)
     try:
         started = time.perf_counter()
-        selection = sync.select_for_pull(remote, platform, jobs=jobs, **extra)
-        outcomes = sync.pull_entries(remote, local, selection.selected, jobs=jobs,
-                                     progress=False, **extra,
-                                     **({"fsync": True} if fsync else {}))
+        if hasattr(sync, "pull_selected") and not select_first:  # selection overlapped with the downloads
+            selection, outcomes = sync.pull_selected(remote, local, platform, jobs=jobs,
+                                                     progress=False, fsync=fsync, **extra)
+        else:
+            selection = sync.select_for_pull(remote, platform, jobs=jobs, **extra)
+            outcomes = sync.pull_entries(remote, local, selection.selected, jobs=jobs,
+                                         progress=False, **extra,
+                                         **({"fsync": True} if fsync else {}))
         seconds = time.perf_counter() - started
     finally:
         events.unregister("before-send.s3", count)
@@ -417,6 +426,22 @@ def phase_lines(phases: list[dict[str, float]], jobs: int) -> list[str]:
         return statistics.median(p.get(name, 0.0) for p in phases)
 
     total, select, transfer, tail = med("total"), med("select"), med("transfer"), med("publish_tail")
+    if "first_transfer" in phases[0]:  # overlapped: select runs on during the transfers
+        first = med("first_transfer")
+        return [
+            f"pull phases (median of {len(phases)} runs, wall {total:.2f} s; selection "
+            "overlapped with the transfers):",
+            f"  first GET at  {first:5.2f} s  {first / total:4.0%}  listing {med('thread_list'):.2f} s, "
+            f"every meta.json, the first engine's accuracy.json + perf.json; selection "
+            f"done at {select:.2f} s",
+            f"  transfer      {transfer:5.2f} s  {transfer / total:4.0%}  from the first GET until the "
+            f"last file was downloaded, verified; thread-s over {jobs} workers: "
+            + ", ".join(f"{label} {med('thread_' + name):.2f}" for name, label in (
+                ("request", "response headers"), ("body", "receive+hash+write"),
+                ("fsync", "fsync"), ("copy", "copy")) if med("thread_" + name) > 0),
+            f"  publish tail  {tail:5.2f} s  {tail / total:4.0%}  entries created after that",
+            f"  other         {max(0.0, total - first - transfer - tail):5.2f} s",
+        ]
     other = max(0.0, total - select - transfer - tail)
     files = ", ".join(f"{label} {med('thread_' + name):.2f}" for name, label in (
         ("request", "response headers"), ("body", "receive+hash+write"), ("fsync", "fsync"),
@@ -534,6 +559,12 @@ def main() -> int:
             ("pull", lambda: trtops_pull(remote, workdir / "node", args.jobs,
                                          phases if round_ else None)),
         ]
+        from trtops.ops import pull as sync
+
+        if hasattr(sync, "pull_selected"):  # before/after of the overlap, in one run
+            runs["pull-seq"] = []
+            measures.append(("pull-seq", lambda: trtops_pull(remote, workdir / "node", args.jobs,
+                                                              select_first=True)))
         runs["pull-fsync"] = []
         measures.append(("pull-fsync", lambda: trtops_pull(remote, workdir / "node", args.jobs,
                                                             fsync=True)))
@@ -595,6 +626,7 @@ def main() -> int:
     sync_line, sync_bw = row("  + fsync each", "sync")
     pull_line, pull_bw = row("trtops pull", "pull")
     fsync_line, fsync_bw = row("  --fsync", "pull-fsync")
+    seq_lines = [row("  select first", "pull-seq")[0]] if runs.get("pull-seq") else []
     scaled = {j: row(f"  pull -j {j}", f"pull-j{j}") for j in more_jobs}
     s5cmd_line, s5cmd_bw = row("s5cmd cp", "s5cmd") if runs.get("s5cmd") else ("s5cmd cp: not found", 0.0)
     labels = {"crt": "boto3 + CRT", "obstore": "obstore", "ranged": "ranged->buffers"}
@@ -610,7 +642,7 @@ def main() -> int:
         f"{args.rounds} rounds after a warm-up (median)",
         f"push (create-only, {args.engines} entries): {push_seconds:.2f} s, "
         f"{total / push_seconds / 1e6:.0f} MB/s",
-        get_line, file_line, sync_line, s5cmd_line, pull_line, fsync_line,
+        get_line, file_line, sync_line, s5cmd_line, pull_line, *seq_lines, fsync_line,
         *(line for line, _ in scaled.values()),
         *candidate_lines,
         f"CLI `trtops pull` wall time: {cli_seconds:.2f} s ({total / cli_seconds / 1e6:.0f} MB/s, "

@@ -241,7 +241,7 @@ def _write_staged(path: Path, data: bytes, fsync: bool) -> None:
 def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
                  progress: Progress | None = None, accuracy: bytes | None = None,
                  perf: bytes | None = None, timings: PullTimings | None = None,
-                 durable: bool = True) -> Staged:
+                 durable: bool = True, judged: bool = False) -> Staged:
     """Download and verify every file of an entry into a staging directory of the local
     store (fsynced when the store adopts the files as they are, unless ``durable`` is
     False: the entry is then in an unsynced journal, see :mod:`trtops.cache.journal`).
@@ -249,7 +249,9 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
     The engine streams in this thread while the small files are fetched beside it, so
     they cost no round trips after it. ``accuracy`` (accuracy.json as read when the entry
     was selected) is written instead of fetched again, and so is ``perf`` (perf.json);
-    a perf.json fetched here is checked like one read at selection.
+    a perf.json fetched here is checked like one read at selection. ``judged``: both were
+    read when the entry was selected, so a None ``perf`` means the entry had none and it
+    is not asked for again (one request less per entry).
     """
     expected = expected_digests(meta)
     new_staging = getattr(local, "new_staging", None)
@@ -282,6 +284,8 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
             return found
 
         names = entry_file_names(meta)  # the engine first
+        if judged and perf is None:
+            names.remove(PERF_FILE)
         found: dict[str, bool] = {}
         if len(names) > 1:
             with ThreadPoolExecutor(max_workers=min(4, len(names) - 1),

@@ -10,6 +10,7 @@ parallel, verifies every sha256 before anything is renamed into place (see
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +28,7 @@ from trtops.cache.entries import (
     parse_perf,
     state_of_accuracy,
 )
-from trtops.cache.store import ACCURACY_FILE, PERF_FILE
+from trtops.cache.store import ACCURACY_FILE, META_FILE, PERF_FILE
 from trtops.cache.transfer import PullTimings, Staged, publish_staged, stage_entry
 from trtops.errors import CacheError, RemoteError
 from trtops.names import format_bytes
@@ -89,28 +90,43 @@ class PullSelection:
 DAMAGED = "damaged: "  # the reason prefix of entries refused for their metadata
 
 # Parallel metadata reads at least (when jobs > 1): small and latency-bound, so enough
-# for one wave over a typical remote (each worker reads meta.json, then accuracy.json).
+# for one wave over a typical remote (each key's meta.json, then for a candidate its
+# accuracy.json and perf.json side by side).
 METADATA_JOBS = 32
 
 
-def _parallel_map(function: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]:
-    if len(items) <= 1 or jobs <= 1:
-        return [function(item) for item in items]
-    workers = min(max(jobs, METADATA_JOBS), len(items))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trtops-meta") as pool:
-        return list(pool.map(function, items))
+def best_of(group: Sequence[Candidate], platform: Any) -> Candidate:
+    """The entry of one logical engine to pull among its accepted, runnable candidates: the
+    newest build of the model/config (an older engine of stale weights never wins over a
+    newer one), then the best platform match, then the newest, then the key."""
+    newest: dict[str, float] = {}
+    for candidate in group:
+        newest[candidate.variant] = max(newest.get(candidate.variant, 0.0), candidate.created_at)
+    return min(group, key=lambda c: (-newest[c.variant], preference(c.meta, platform),
+                                     -c.created_at, c.key))
 
 
 def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | None = None,
                     every: bool = False, jobs: int = DEFAULT_JOBS,
-                    timings: PullTimings | None = None) -> PullSelection:
+                    timings: PullTimings | None = None,
+                    on_candidates: Callable[[list[str]], None] | None = None,
+                    on_selected: Callable[[Candidate], None] | None = None) -> PullSelection:
     """Choose the remote entries a machine should pull.
 
     An entry qualifies when it is accepted and :func:`trtops.cache.compat.runnable_here`
     allows it. Per logical engine (spec id) the newest build of the model/config wins (an
     older engine of stale weights is never chosen over a newer one), and among its entries
     the best match: this exact GPU model, then the same TensorRT version, then portable
-    plans; ties go to the newest.
+    plans; ties go to the newest (:func:`best_of`).
+
+    The reads can overlap the downloads (:func:`pull_selected` starts one at each
+    ``on_selected``): every key's meta.json is read in one parallel wave, and an entry that
+    could run here gets its accuracy.json and perf.json read side by side as soon as its
+    meta.json is in. The listing does not say which logical engine a key belongs to, so a
+    choice is final only once *every* meta.json is read (an unread one may be a newer
+    build of the same engine) and every candidate of that engine is judged; with
+    ``every``, each accepted candidate is final once judged and every meta.json is read.
+    The returned selection does not depend on the order in which reads complete.
 
     Args:
         remote: The remote store.
@@ -120,40 +136,152 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
         jobs: Parallel metadata reads (at least :data:`METADATA_JOBS` unless 1: each is
             one small request, bound by latency).
         timings: Collects where the time went (see :class:`PullTimings`).
+        on_candidates: Called once, in this thread, when every meta.json is read, with
+            the keys that may still be selected (a superset of the selection), before any
+            ``on_selected``.
+        on_selected: Called in this thread with each selected candidate as soon as the
+            choice is final.
 
     Returns:
         Selected and skipped candidates (skipped ones carry a reason; selected ones keep
         the accuracy.json they were judged by, which :func:`pull_entries` writes as is).
+
+    Raises:
+        RemoteError: the remote failed (reads not yet started are cancelled).
     """
     started = time.perf_counter()
     wanted = set(spec_ids) if spec_ids is not None else None
     keys = list(remote.list_keys())
     listed = time.perf_counter()
-
-    def read(key: str) -> tuple[Any, tuple[bytes | None, bytes | None] | None]:
-        """(meta.json or the CacheError reading it, (accuracy.json, perf.json) when the
-        entry could be pulled): one worker reads them, so selection costs one wave of
-        requests."""
-        try:
-            meta = remote.read_meta(key)
-        except RemoteError:
-            raise
-        except CacheError as exc:  # one unreadable entry must not stop the others
-            return exc, None
-        if (meta is None or meta_problem(key, meta) is not None
-                or (wanted is not None and str(meta.get("spec_id") or "?") not in wanted)
-                or runnable_here(meta, platform) is not None):
-            return meta, None
-        return meta, (remote.read_file(key, ACCURACY_FILE), remote.read_file(key, PERF_FILE))
-
-    metas = _parallel_map(read, keys, jobs)
+    reads = _Reads(remote, platform, wanted, every, on_candidates or (lambda keys: None),
+                   on_selected or (lambda candidate: None))
+    reads.run(keys, jobs)
     if timings is not None:
         timings.add("list", listed - started)
         timings.add("metadata", time.perf_counter() - listed)
+    selection = _final_selection(reads, keys, remote, platform, every)
+    if timings is not None:
+        timings.wall("select", time.perf_counter() - started)
+    return selection
+
+
+def _read_meta(remote: Any, key: str) -> Any:
+    """meta.json, None (deleted meanwhile) or the CacheError reading it."""
+    try:
+        return remote.read_meta(key)
+    except RemoteError:
+        raise
+    except CacheError as exc:  # one unreadable entry must not stop the others
+        return exc
+
+
+class _Reads:
+    """The metadata reads of :func:`select_for_pull`, with a choice per logical engine as
+    soon as it is final. Completed reads come back through one queue and are handled in
+    the calling thread, so the bookkeeping needs no lock and the callbacks run there."""
+
+    def __init__(self, remote: Any, platform: Any, wanted: set[str] | None, every: bool,
+                 on_candidates: Callable[[list[str]], None],
+                 on_selected: Callable[[Candidate], None]) -> None:
+        self.remote, self.platform, self.wanted, self.every = remote, platform, wanted, every
+        self.on_candidates, self.on_selected = on_candidates, on_selected
+        self.metas: dict[str, Any] = {}  # key -> meta dict, None (deleted) or CacheError
+        self.mutable: dict[str, dict[str, bytes | None]] = {}  # key -> {name: bytes}
+        self.accepted: dict[str, list[Candidate]] = {}  # spec id -> judged accepted
+        self.waiting: dict[str, set[str]] = {}  # spec id -> candidate keys being read
+        self.unread = 0  # meta.json reads outstanding
+        self.handed: set[str] = set()  # spec ids decided (keys, with every)
+
+    def eligible(self, key: str, meta: Any) -> bool:
+        """Whether the entry could be pulled here, judged by its meta.json alone."""
+        return not (meta is None or isinstance(meta, CacheError)
+                    or meta_problem(key, meta) is not None
+                    or (self.wanted is not None
+                        and str(meta.get("spec_id") or "?") not in self.wanted)
+                    or runnable_here(meta, self.platform) is not None)
+
+    def run(self, keys: list[str], jobs: int) -> None:
+        workers = 1 if jobs <= 1 else max(1, min(max(jobs, METADATA_JOBS), 3 * len(keys)))
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        self.unread = len(keys)
+        if not keys:
+            self.on_candidates([])
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trtops-meta") as pool:
+            def submit(name: str, key: str, function: Callable[..., Any], *args: Any) -> None:
+                pool.submit(function, *args).add_done_callback(
+                    lambda future: done.put((name, key, future)))
+
+            try:
+                for key in keys:
+                    submit(META_FILE, key, _read_meta, self.remote, key)
+                outstanding = len(keys)
+                while outstanding:
+                    name, key, future = done.get()
+                    outstanding -= 1
+                    value = future.result()  # RemoteError: the remote failed
+                    if name == META_FILE:
+                        self.metas[key] = value
+                        self.unread -= 1
+                        if self.eligible(key, value):
+                            self.waiting.setdefault(str(value.get("spec_id") or "?"),
+                                                    set()).add(key)
+                            self.mutable[key] = {}
+                            for small in (ACCURACY_FILE, PERF_FILE):
+                                submit(small, key, self.remote.read_file, key, small)
+                            outstanding += 2
+                        if self.unread == 0:
+                            self.on_candidates(sorted(k for group in self.waiting.values()
+                                                      for k in group))
+                            for spec_id in sorted(set(self.waiting) | set(self.accepted)):
+                                self.hand_on(spec_id)
+                        continue
+                    self.mutable[key][name] = value
+                    if len(self.mutable[key]) == 2:
+                        self.judged(key)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+    def judged(self, key: str) -> None:
+        """Both mutable files of a candidate are read: keep it when it is accepted."""
+        meta = self.metas[key]
+        spec_id = str(meta.get("spec_id") or "?")
+        self.waiting[spec_id].discard(key)
+        files = self.mutable[key]
+        try:
+            state = state_of_accuracy(files[ACCURACY_FILE], key)
+            parse_perf(files[PERF_FILE], key)
+        except CacheError:
+            state = None  # damaged: the final pass says so
+        if state == "accepted":
+            self.accepted.setdefault(spec_id, []).append(
+                Candidate(key, meta, accuracy=files[ACCURACY_FILE], perf=files[PERF_FILE]))
+        if self.unread == 0:
+            self.hand_on(spec_id)
+
+    def hand_on(self, spec_id: str) -> None:
+        """Hand on what is final for one logical engine (all meta.json read)."""
+        group = self.accepted.get(spec_id, [])
+        if self.every:
+            for candidate in sorted(group, key=lambda c: c.key):
+                if candidate.key not in self.handed:
+                    self.handed.add(candidate.key)
+                    self.on_selected(candidate)
+        elif group and not self.waiting.get(spec_id) and spec_id not in self.handed:
+            self.handed.add(spec_id)
+            self.on_selected(best_of(group, self.platform))
+
+
+def _final_selection(reads: _Reads, keys: list[str], remote: Any, platform: Any,
+                     every: bool) -> PullSelection:
+    """The selection, from every read, in listing order (what ``pull --dry-run`` shows);
+    the accepted candidates are the objects handed on."""
     selection = PullSelection()
-    accepted: list[Candidate] = []
-    for key, (meta, mutable) in zip(keys, metas):
-        accuracy, perf = mutable or (None, None)
+    accepted = {c.key: c for group in reads.accepted.values() for c in group}
+    chosen: list[Candidate] = []
+    for key in keys:
+        meta = reads.metas.get(key)
         if meta is None:
             continue  # deleted meanwhile
         problem = meta.message if isinstance(meta, CacheError) else meta_problem(key, meta)
@@ -161,39 +289,33 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
             _skip_damaged(selection, remote, key, {}, problem)
             continue
         candidate = Candidate(key, meta)
-        if wanted is not None and candidate.spec_id not in wanted:
+        if reads.wanted is not None and candidate.spec_id not in reads.wanted:
             continue
         candidate.reason = runnable_here(meta, platform)
         if candidate.reason:
             selection.skipped.append(candidate)
             continue
+        if key in accepted:
+            chosen.append(accepted[key])
+            continue
+        files = reads.mutable.get(key, {})
         try:
-            state = state_of_accuracy(accuracy, key)
-            parse_perf(perf, key)
+            state = state_of_accuracy(files.get(ACCURACY_FILE), key)
+            parse_perf(files.get(PERF_FILE), key)
         except CacheError as exc:
             _skip_damaged(selection, remote, key, meta, exc.message)
             continue
-        if state != "accepted":
-            candidate.reason = f"{state} (only accepted engines are pulled)"
-            selection.skipped.append(candidate)
-        else:
-            candidate.accuracy, candidate.perf = accuracy, perf
-            accepted.append(candidate)
-    if timings is not None:
-        timings.wall("select", time.perf_counter() - started)
+        candidate.reason = f"{state} (only accepted engines are pulled)"
+        selection.skipped.append(candidate)
     if every:
-        selection.selected = sorted(accepted, key=lambda c: (c.spec_id, c.key))
+        selection.selected = sorted(chosen, key=lambda c: (c.spec_id, c.key))
         return selection
     groups: dict[str, list[Candidate]] = {}
-    for candidate in accepted:
+    for candidate in chosen:
         groups.setdefault(candidate.spec_id, []).append(candidate)
     for spec_id in sorted(groups):
         group = groups[spec_id]
-        newest: dict[str, float] = {}
-        for candidate in group:
-            newest[candidate.variant] = max(newest.get(candidate.variant, 0.0), candidate.created_at)
-        best = min(group, key=lambda c: (-newest[c.variant], preference(c.meta, platform),
-                                         -c.created_at, c.key))
+        best = best_of(group, platform)
         selection.selected.append(best)
         for candidate in group:
             if candidate is not best:
@@ -267,88 +389,189 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
     Returns:
         One outcome per candidate: fetched, present (was already local) or failed.
     """
-    begun = time.perf_counter()
-    todo = [c for c in candidates if not local.has_entry(c.key)]
-    held = None if fsync else _deferred_durability(local, [c.key for c in todo])
-    try:
-        return _pull_entries(remote, local, candidates, todo, durable=held is None, jobs=jobs,
-                             progress=progress, timings=timings, begun=begun)
-    finally:
-        if held is not None:
-            held.release()  # from now on the next command may retire the journal
+    with _Downloads(remote, local, jobs=jobs, fsync=fsync, progress=progress,
+                    timings=timings) as downloads:
+        downloads.journal([c.key for c in candidates])
+        downloads.expect(candidates)
+        downloads.all_expected()
+        for candidate in candidates:
+            downloads.submit(candidate)
+    return downloads.outcomes(candidates)
 
 
-def _pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate],
-                  todo: list[Candidate], *, durable: bool, jobs: int, progress: bool | None,
-                  timings: PullTimings | None, begun: float) -> list[PullOutcome]:
-    """:func:`pull_entries` once the journal (if any) is written and held."""
-    outcomes = [PullOutcome(c.key, c.spec_id, "present", "already in the local cache")
-                for c in candidates if c not in todo]
-    total = sum(entry_size(c.meta) for c in todo)
-    transferred = [begun]  # when the last download ended
-    clock = threading.Lock()
-    # Leaving the block, the download pool is shut down (waited for) before the publish
-    # pool, so every staged entry still finds a publisher.
-    with TransferProgress(total, len(todo), "pull", interactive=progress,
-                          quiet=progress is False) as bar, \
-            ThreadPoolExecutor(max_workers=max(1, jobs),
-                               thread_name_prefix="trtops-publish") as publishers, \
-            ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="trtops-pull") as pool:
+def pull_selected(remote: Any, local: Any, platform: Any, *,
+                  spec_ids: Iterable[str] | None = None, every: bool = False,
+                  jobs: int = DEFAULT_JOBS, progress: bool | None = None,
+                  timings: PullTimings | None = None,
+                  fsync: bool = False) -> tuple[PullSelection, list[PullOutcome]]:
+    """:func:`select_for_pull` and :func:`pull_entries` overlapped: each entry's download
+    starts as soon as its choice is final, while the metadata of other engines is still
+    being read (the journal is written once every meta.json is read, while accuracy.json
+    and perf.json reads are in flight). Selects exactly what :func:`select_for_pull`
+    selects.
 
+    Returns:
+        The selection and one outcome per selected entry (as :func:`pull_entries`).
+
+    Raises:
+        RemoteError: the remote failed while being read (downloads already started end
+            first; entries already verified are kept).
+    """
+    with _Downloads(remote, local, jobs=jobs, fsync=fsync, progress=progress,
+                    timings=timings) as downloads:
+        def selected(candidate: Candidate) -> None:
+            downloads.expect([candidate])
+            downloads.submit(candidate)
+
+        try:
+            selection = select_for_pull(remote, platform, spec_ids=spec_ids, every=every,
+                                        jobs=jobs, timings=timings,
+                                        on_candidates=downloads.journal,
+                                        on_selected=selected)
+        except CacheError as exc:
+            downloads.give_up(exc.message)
+            raise
+        downloads.all_expected()
+    return selection, downloads.outcomes(selection.selected)
+
+
+class _Downloads:
+    """The download and publish workers of a pull, fed one candidate at a time (the
+    journal, if any, first: :meth:`journal`). Leaving the ``with`` block waits for every
+    download, then every publication, and releases the journal."""
+
+    def __init__(self, remote: Any, local: Any, *, jobs: int, fsync: bool,
+                 progress: bool | None, timings: PullTimings | None) -> None:
+        self.remote, self.local, self.jobs, self.fsync = remote, local, jobs, fsync
+        self.timings = timings
+        self.bar = TransferProgress(0, 0, "pull", interactive=progress, quiet=progress is False)
+        self.begun = time.perf_counter()
+        self.first: float | None = None  # when the first download started
+        self.transferred = self.begun  # when the last download ended
+        self.clock = threading.Lock()
+        self.durable = True
+        self.held: Any = None  # the journal, held until the end
+        self.journaled = False
         # After the remote failed (unreachable after retries), entries not yet started
         # fail at once instead of each waiting through its own retries.
-        gave_up: list[str] = []
+        self.gave_up: list[str] = []
+        self.present: list[str] = []  # keys already local when handed on
+        self.results: dict[str, PullOutcome | Future] = {}
+        self.publishers = ThreadPoolExecutor(max_workers=max(1, jobs),
+                                             thread_name_prefix="trtops-publish")
+        self.pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="trtops-pull")
 
-        def failed(candidate: Candidate, label: str, exc: CacheError) -> PullOutcome:
-            bar.item_done(label, f"failed: {exc.message}")
-            return PullOutcome(candidate.key, candidate.spec_id, "failed", exc.message)
+    def __enter__(self) -> _Downloads:
+        self.bar.__enter__()
+        return self
 
-        def publish(candidate: Candidate, staged: Staged, label: str,
-                    started: float) -> PullOutcome:
-            try:
-                publish_staged(local, staged, timings)
-            except CacheError as exc:
-                return failed(candidate, label, exc)
-            size = entry_size(candidate.meta)
-            seconds = time.monotonic() - started
-            bar.item_done(label, f"pulled {format_bytes(size)} ({seconds:.1f}s)")
-            return PullOutcome(candidate.key, candidate.spec_id, "fetched", "", size)
+    def __exit__(self, *exc: object) -> None:
+        try:
+            # The download pool is shut down (waited for) before the publish pool, so
+            # every staged entry still finds a publisher.
+            self.pool.shutdown(wait=True)
+            self.publishers.shutdown(wait=True)
+            self.bar.all_known()
+        finally:
+            self.bar.__exit__(*exc)
+            if self.held is not None:
+                self.held.release()  # from now on the next command may retire the journal
+        if self.timings is not None:
+            ended = time.perf_counter()
+            first = self.begun if self.first is None else self.first
+            self.timings.wall("first_transfer", first - self.begun)
+            self.timings.wall("transfer", max(0.0, self.transferred - first))
+            self.timings.wall("publish_tail", max(0.0, ended - max(self.transferred, first)))
 
-        def one(candidate: Candidate) -> PullOutcome | Future:
-            label = f"{candidate.spec_id} ({candidate.key[:12]})"
-            started = time.monotonic()
-            if gave_up:
-                bar.item_done(label, "not attempted: the remote failed")
-                return PullOutcome(candidate.key, candidate.spec_id, "failed",
-                                   f"not attempted: {gave_up[0]}")
-            try:
-                if local.has_entry(candidate.key):  # another process pulled it meanwhile
-                    staged = None
-                else:
-                    check_meta(remote, candidate.key, candidate.meta)
-                    staged = stage_entry(remote, local, candidate.key, dict(candidate.meta),
-                                          progress=bar.advance, accuracy=candidate.accuracy, perf=candidate.perf,
-                                          timings=timings, durable=durable)
-            except CacheError as exc:
-                if isinstance(exc, RemoteError):
-                    gave_up.append(exc.message)
-                return failed(candidate, label, exc)
-            finally:
-                with clock:
-                    transferred[0] = max(transferred[0], time.perf_counter())
-            if staged is None:
-                bar.item_done(label, "already in the local cache")
-                return PullOutcome(candidate.key, candidate.spec_id, "present",
-                                   "already in the local cache")
-            return publishers.submit(publish, candidate, staged, label, started)
+    def journal(self, keys: Sequence[str]) -> None:
+        """Journal the keys that may be published (:func:`_deferred_durability`) unless
+        ``fsync``; before the first :meth:`submit`."""
+        self.journaled = True
+        todo = [key for key in keys if not self.local.has_entry(key)]
+        self.held = None if self.fsync else _deferred_durability(self.local, todo)
+        self.durable = self.held is None
 
-        for result in pool.map(one, todo):
-            outcomes.append(result.result() if isinstance(result, Future) else result)
-    if timings is not None:
-        ended = time.perf_counter()
-        timings.wall("transfer", transferred[0] - begun)
-        timings.wall("publish_tail", ended - transferred[0])
-    return outcomes
+    def expect(self, candidates: Sequence[Candidate]) -> None:
+        self.bar.expect(sum(entry_size(c.meta) for c in candidates
+                            if not self.local.has_entry(c.key)),
+                        sum(1 for c in candidates if not self.local.has_entry(c.key)))
+
+    def all_expected(self) -> None:
+        self.bar.all_known()
+
+    def give_up(self, message: str) -> None:
+        self.gave_up.append(message)
+
+    def submit(self, candidate: Candidate) -> None:
+        assert self.journaled, "journal() comes first"
+        if self.local.has_entry(candidate.key):
+            self.present.append(candidate.key)
+            self.results[candidate.key] = PullOutcome(
+                candidate.key, candidate.spec_id, "present", "already in the local cache")
+            return
+        self.results[candidate.key] = self.pool.submit(self.one, candidate)
+
+    def outcomes(self, candidates: Sequence[Candidate]) -> list[PullOutcome]:
+        """One per candidate: those already local first, then in the given order."""
+        def result(key: str) -> PullOutcome:
+            value = self.results[key]
+            return value.result() if isinstance(value, Future) else value
+
+        ordered = [c for c in candidates if c.key in self.present]
+        ordered += [c for c in candidates if c.key not in self.present]
+        return [_settled(result(c.key)) for c in ordered if c.key in self.results]
+
+    def failed(self, candidate: Candidate, label: str, exc: CacheError) -> PullOutcome:
+        self.bar.item_done(label, f"failed: {exc.message}")
+        return PullOutcome(candidate.key, candidate.spec_id, "failed", exc.message)
+
+    def publish(self, candidate: Candidate, staged: Staged, label: str,
+                started: float) -> PullOutcome:
+        try:
+            publish_staged(self.local, staged, self.timings)
+        except CacheError as exc:
+            return self.failed(candidate, label, exc)
+        size = entry_size(candidate.meta)
+        seconds = time.monotonic() - started
+        self.bar.item_done(label, f"pulled {format_bytes(size)} ({seconds:.1f}s)")
+        return PullOutcome(candidate.key, candidate.spec_id, "fetched", "", size)
+
+    def one(self, candidate: Candidate) -> PullOutcome | Future:
+        label = f"{candidate.spec_id} ({candidate.key[:12]})"
+        started = time.monotonic()
+        if self.gave_up:
+            self.bar.item_done(label, "not attempted: the remote failed")
+            return PullOutcome(candidate.key, candidate.spec_id, "failed",
+                               f"not attempted: {self.gave_up[0]}")
+        with self.clock:
+            if self.first is None:
+                self.first = time.perf_counter()
+        try:
+            if self.local.has_entry(candidate.key):  # another process pulled it meanwhile
+                staged = None
+            else:
+                check_meta(self.remote, candidate.key, candidate.meta)
+                staged = stage_entry(self.remote, self.local, candidate.key,
+                                     dict(candidate.meta), progress=self.bar.advance,
+                                     accuracy=candidate.accuracy, perf=candidate.perf,
+                                     timings=self.timings, durable=self.durable,
+                                     judged=candidate.accuracy is not None)
+        except CacheError as exc:
+            if isinstance(exc, RemoteError):
+                self.gave_up.append(exc.message)
+            return self.failed(candidate, label, exc)
+        finally:
+            with self.clock:
+                self.transferred = max(self.transferred, time.perf_counter())
+        if staged is None:
+            self.bar.item_done(label, "already in the local cache")
+            return PullOutcome(candidate.key, candidate.spec_id, "present",
+                               "already in the local cache")
+        return self.publishers.submit(self.publish, candidate, staged, label, started)
+
+
+def _settled(value: PullOutcome | Future) -> PullOutcome:
+    return value.result() if isinstance(value, Future) else value
 
 
 
@@ -482,14 +705,19 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
         A :class:`PullResult`.
     """
     spec_by_id = {spec.id: spec for spec in specs}
-    selection = select_for_pull(remote, platform, spec_ids=spec_by_id or None,
-                                every=every, jobs=jobs)
-    result = PullResult(selection,
-                        sorted(set(spec_by_id) - {c.spec_id for c in selection.selected}))
     if dry_run:
-        return result
-    fetch_and_emit(remote, local, platform, result, spec_by_id, jobs=jobs, fsync=fsync,
-                    dest=dest, loaders=loaders, progress=progress)
+        selection = select_for_pull(remote, platform, spec_ids=spec_by_id or None,
+                                    every=every, jobs=jobs)
+        return PullResult(selection,
+                          sorted(set(spec_by_id) - {c.spec_id for c in selection.selected}))
+    # Downloads start while the metadata of other engines is still being read.
+    selection, outcomes = pull_selected(remote, local, platform, spec_ids=spec_by_id or None,
+                                        every=every, jobs=jobs, progress=progress,
+                                        fsync=fsync)
+    result = PullResult(selection,
+                        sorted(set(spec_by_id) - {c.spec_id for c in selection.selected}),
+                        outcomes)
+    emit_fetched(local, platform, result, spec_by_id, dest=dest, loaders=loaders)
     return result
 
 
@@ -498,9 +726,15 @@ def fetch_and_emit(remote: Any, local: Any, platform: Any, result: PullResult,
                     dest: str | Path | None, loaders: str | None,
                     progress: bool | None) -> None:
     """Pull the selection, point the refs at what is now local, write loaders."""
+    result.outcomes = pull_entries(remote, local, result.selection.selected, jobs=jobs,
+                                   fsync=fsync, progress=progress)
+    emit_fetched(local, platform, result, spec_by_id, dest=dest, loaders=loaders)
+
+
+def emit_fetched(local: Any, platform: Any, result: PullResult, spec_by_id: dict[str, Any],
+                 *, dest: str | Path | None, loaders: str | None) -> None:
+    """Point the refs at what the pull made local, write loaders."""
     selected = result.selection.selected
-    result.outcomes = pull_entries(remote, local, selected, jobs=jobs, fsync=fsync,
-                                   progress=progress)
     record_pull_refs(local, selected, result.outcomes, platform)
     # Loaders for every entry that is here now: one entry that failed to pull (reported,
     # exit 1) does not keep the others from being served.

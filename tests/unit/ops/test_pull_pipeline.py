@@ -1,0 +1,176 @@
+"""`trtops pull` overlaps selection with downloads: an entry's download starts as soon as
+its choice is final, and what is selected is exactly what `pull --dry-run` reports."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trtops.cache import journal
+from trtops.cache.entries import publish_entry
+from trtops.cache.local import LocalStore
+from trtops.cache.store import ACCURACY_FILE, BUILD_LOG_FILE, ENGINE_FILE, PERF_FILE
+from trtops.keys.canonical import sha256_json
+from trtops.keys.engine_key import EngineKey, key_components, tensorrt_component
+from trtops.keys.platform import GpuInfo, Platform
+from trtops.ops.pull import pull, pull_selected, select_for_pull
+
+TRT = "10.13.3.9"
+H100 = ("NVIDIA H100 80GB HBM3", "9.0")
+L4 = ("NVIDIA L4", "8.9")
+HERE = Platform(tensorrt=TRT, gpus=(GpuInfo(0, *H100),), source="flags")
+
+
+def add_entry(store: LocalStore, label: str, *, spec_id: str | None = None,
+              gpu: tuple[str, str] = H100, state: str = "accepted",
+              created_at: str = "2026-01-01T00:00:00Z") -> str:
+    from trtops.keys.engine_key import gpu_signature
+
+    components = key_components(model_digest=hashlib.sha256(label.encode()).hexdigest(),
+                                build={"precision": "fp16"}, tensorrt=tensorrt_component(TRT, False),
+                                gpu=gpu_signature(gpu[0], gpu[1], "none"))
+    key = EngineKey(key=sha256_json(components), components=components,
+                    model={"digest": components["model_digest"], "onnx_sha256": "0" * 64,
+                           "external_data": {}, "size": 10})
+    publish_entry(store, key, spec_id or f"m/{label}/fp16/h100",
+                  {ENGINE_FILE: label.encode() * 1000, BUILD_LOG_FILE: b"log"},
+                  accuracy={"state": state, "summary": state}, tensorrt_version=TRT,
+                  gpu={"name": gpu[0], "compute_capability": gpu[1]}, created_at=created_at)
+    return key.key
+
+
+class Recording:
+    """A remote (a directory store) that records its requests in order and can hold one
+    read until an event is set."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+        self.url = store.url
+        self.events: list[tuple[str, str, str]] = []
+        self.lock = threading.Lock()
+        self.hold: dict[tuple[str, str], threading.Event] = {}
+        self.held_until: dict[tuple[str, str], bool] = {}
+        self.on_fetch: dict[tuple[str, str], threading.Event] = {}
+
+    def record(self, what: str, key: str, name: str) -> None:
+        with self.lock:
+            self.events.append((what, key, name))
+
+    def list_keys(self):
+        self.record("list", "", "")
+        return self.store.list_keys()
+
+    def read_meta(self, key: str) -> Any:
+        self.record("read", key, "meta.json")
+        return self.store.read_meta(key)
+
+    def read_file(self, key: str, name: str) -> Any:
+        event = self.hold.get((key, name))
+        if event is not None:
+            # Not a timing assumption: without the overlap this waits in vain (the
+            # download it waits for would start only after this read), and says so.
+            self.held_until[(key, name)] = event.wait(timeout=20)
+        self.record("read", key, name)
+        return self.store.read_file(key, name)
+
+    def fetch_file(self, key: str, name: str, dest: Path, **options: Any) -> bool:
+        self.record("fetch", key, name)
+        event = self.on_fetch.get((key, name))
+        if event is not None:
+            event.set()
+        return self.store.fetch_file(key, name, dest, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@pytest.fixture
+def remote(tmp_path) -> Recording:
+    return Recording(LocalStore(tmp_path / "remote"))
+
+
+def test_a_download_starts_before_every_metadata_read_is_done(tmp_path, remote):
+    first = add_entry(remote.store, "a")
+    second = add_entry(remote.store, "b")
+    # b's accuracy.json is answered only once a's engine is being downloaded: the pull
+    # must start a's download while b (another engine) is still being judged.
+    started = threading.Event()
+    remote.on_fetch[(first, ENGINE_FILE)] = started
+    remote.hold[(second, ACCURACY_FILE)] = started
+    node = LocalStore(tmp_path / "node")
+    selection, outcomes = pull_selected(remote, node, HERE, progress=False)
+
+    assert remote.held_until[(second, ACCURACY_FILE)] is True
+    order = remote.events
+    assert order.index(("fetch", first, ENGINE_FILE)) < order.index(("read", second, ACCURACY_FILE))
+    # Every meta.json is read before any download (a later one could be a newer build of
+    # the same engine), and the selection is what select_for_pull returns.
+    last_meta = max(i for i, event in enumerate(order) if event[2] == "meta.json")
+    first_fetch = min(i for i, event in enumerate(order) if event[0] == "fetch")
+    assert last_meta < first_fetch
+    assert sorted(o.status for o in outcomes) == ["fetched", "fetched"]
+    assert node.read_file(second, ENGINE_FILE) == b"b" * 1000
+    assert [c.key for c in selection.selected] == [c.key for c in select_for_pull(remote, HERE).selected]
+
+
+def test_small_files_are_not_fetched_again(tmp_path, remote):
+    key = add_entry(remote.store, "a")
+    pull_selected(remote, LocalStore(tmp_path / "node"), HERE, progress=False)
+    fetched = [name for what, k, name in remote.events if what == "fetch" and k == key]
+    assert ENGINE_FILE in fetched and BUILD_LOG_FILE in fetched
+    # accuracy.json and perf.json were read to select the entry and are written as read.
+    assert ACCURACY_FILE not in fetched and PERF_FILE not in fetched
+
+
+def selection_rows(selection) -> tuple[list[str], list[tuple[str, str]]]:
+    return ([c.key for c in selection.selected],
+            sorted((c.key, c.reason or "") for c in selection.skipped))
+
+
+@pytest.mark.parametrize("every", [False, True])
+def test_the_overlapped_pull_selects_what_dry_run_reports(tmp_path, remote, every):
+    same = "2026-01-01T00:00:00Z"
+    add_entry(remote.store, "a", spec_id="m/a/fp16/lab", created_at=same)
+    add_entry(remote.store, "a-l4", spec_id="m/a/fp16/lab", gpu=L4, created_at=same)
+    add_entry(remote.store, "e-old", spec_id="m/e/fp16/lab", created_at="2020-01-01T00:00:00Z")
+    add_entry(remote.store, "e-new", spec_id="m/e/fp16/lab", created_at="2030-01-01T00:00:00Z")
+    add_entry(remote.store, "f", spec_id="m/f/fp16/lab", state="rejected")
+    damaged = add_entry(remote.store, "g", spec_id="m/g/fp16/lab")
+    (remote.store.entry_dir(damaged) / ACCURACY_FILE).write_text('{"state": 7}')
+
+    dry = pull(remote, LocalStore(tmp_path / "dry"), HERE, every=every, dry_run=True)
+    node = LocalStore(tmp_path / "node")
+    done = pull(remote, node, HERE, every=every, progress=False)
+    assert selection_rows(done.selection) == selection_rows(dry.selection)
+    assert sorted(o.key for o in done.fetched) == sorted(dry_key for dry_key in
+                                                         selection_rows(dry.selection)[0])
+    assert len(done.selection.damaged) == 1
+    assert done.selection.selected, "something to pull"
+    # Serial reads (jobs 1) choose the same.
+    serial = select_for_pull(remote, HERE, every=every, jobs=1)
+    assert selection_rows(serial) == selection_rows(dry.selection)
+
+
+def test_the_journal_names_the_candidates_before_any_entry_appears(tmp_path, remote):
+    if journal.boot_id() is None:
+        pytest.skip("no boot id here: pulls fsync instead of journaling")
+    keys = sorted([add_entry(remote.store, "a"), add_entry(remote.store, "b")])
+    node = LocalStore(tmp_path / "node")
+    seen: list[list[str]] = []
+    original = node.adopt_entry
+
+    def adopt(key: str, *args: Any, **kwargs: Any) -> Any:
+        import json
+
+        seen.append(sorted(k for path in (node.root / journal.JOURNAL_DIR).glob("*.json")
+                           for k in json.loads(path.read_text())["keys"]))
+        return original(key, *args, **kwargs)
+
+    node.adopt_entry = adopt  # type: ignore[method-assign]
+    _, outcomes = pull_selected(remote, node, HERE, progress=False)
+    assert [o.status for o in outcomes] == ["fetched", "fetched"]
+    assert seen == [keys, keys]
