@@ -38,33 +38,22 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
         One outcome per engine: verified (accepted), accuracy_failed (rejected now),
         skipped (not in the cache or not runnable here).
     """
-    from trtops import console
     from trtops.ops.apply import check_runtime
+    from trtops.ops.each_engine import run_each_engine
 
     started = time.monotonic()
     check_runtime(plan, "check")
     result = RunResult("verify")
-    cached = [a for a in plan.actions if a.kind in ("reuse", "rejected")]
-    done: dict[str, EngineOutcome] = {}
-    with console.progress(len(cached), "verify") as progress:
-        for action in plan.actions:
-            if action.kind not in ("reuse", "rejected"):
-                why = "not in the cache" if action.pending else action.reason
-                result.outcomes.append(action_outcome(action, "skipped", why))
-                continue
-            if action.key.key in done:
-                earlier = done[action.key.key]
-                result.outcomes.append(action_outcome(action, earlier.status, f"same engine as {earlier.id}",
-                                                accuracy=earlier.accuracy))
-                continue
-            item = f"{action.spec.model}/{action.spec.precision}/{action.spec.target.name}"
-            progress.start(item, "checking accuracy")
-            outcome = _reverify(action, store, toolchain)
-            done[action.key.key] = outcome
-            result.outcomes.append(outcome)
-            progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
+    run_each_engine(plan.actions, result, "verify", "checking accuracy", _not_cached,
+                    lambda action: _reverify(action, store, toolchain))
     result.seconds = time.monotonic() - started
     return result
+
+
+def _not_cached(action: Action) -> str:
+    if action.kind in ("reuse", "rejected"):
+        return ""
+    return "not in the cache" if action.pending else action.reason
 
 
 @contextlib.contextmanager
