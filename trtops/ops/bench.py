@@ -19,8 +19,6 @@ from trtops.outcome import (
     RunResult,
     accuracy_summary,
     action_outcome,
-    failure_status,
-    failure_text,
 )
 from trtops.plan import Action, Plan
 
@@ -97,6 +95,7 @@ def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     )
     from trtops.cache.store import ENGINE_FILE
     from trtops.engine_io import EngineIO
+    from trtops.ops.each_engine import cached_engine_failure
     from trtops.ops.perf_gate import (
         find_baseline,
         gate_message,
@@ -129,8 +128,7 @@ def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
         document, verdict = judge_measurement(body, spec, key, baseline)
         write_perf(store, key, document)
     except TrtopsError as exc:
-        status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
-        return action_outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
+        return cached_engine_failure(action, exc, started)
     return action_outcome(action, gated_status("benched", verdict), gate_message("", verdict),
                           accuracy=accuracy_summary(accuracy) if accuracy else None,
                           perf=perf_summary(document, verdict),

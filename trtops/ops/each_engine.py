@@ -1,12 +1,22 @@
-"""The loop `verify` and `bench` share: one run per cached engine, not per action. Two
-actions with the same key (a model in two manifests, two targets one engine serves) are one
-engine: it is checked or measured once and the other actions report the same verdict."""
+"""What `verify` and `bench` share: one run per cached engine, not per action (two actions
+with the same key, a model in two manifests or two targets one engine serves, are one
+engine: it is checked or measured once and the other actions report the same verdict), and
+what a failed run of a cached engine reports."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
-from trtops.outcome import EngineOutcome, RunResult, action_outcome, same_engine_outcome
+from trtops.errors import CacheError, TrtopsError
+from trtops.outcome import (
+    EngineOutcome,
+    RunResult,
+    action_outcome,
+    failure_status,
+    failure_text,
+    same_engine_outcome,
+)
 from trtops.plan import Action
 
 
@@ -44,3 +54,10 @@ def run_each_engine(actions: Sequence[Action], result: RunResult, title: str, do
             done[action.key.key] = outcome
             result.outcomes.append(outcome)
             progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
+
+
+def cached_engine_failure(action: Action, exc: TrtopsError, started: float) -> EngineOutcome:
+    """The outcome of a check or measurement of a cached engine that raised ``exc``: a
+    damaged or missing entry (CacheError) makes the engine invalid, not a failed build."""
+    status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
+    return action_outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)

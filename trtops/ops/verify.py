@@ -14,14 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trtops.errors import CacheError, TrtopsError
+from trtops.errors import TrtopsError
 from trtops.outcome import (
     EngineOutcome,
     RunResult,
     accuracy_summary,
     action_outcome,
-    failure_status,
-    failure_text,
 )
 from trtops.plan import Action, Plan
 
@@ -77,6 +75,7 @@ def _reference(action: Action, store: Any, model: Path) -> Iterator[Path]:
 
 def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     from trtops.gate.gate import verify_cached_engine
+    from trtops.ops.each_engine import cached_engine_failure
     from trtops.sources import ensure_source
 
     started = time.monotonic()
@@ -87,8 +86,7 @@ def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
             report = verify_cached_engine(store, action.key.key, reference, spec.accuracy,
                                           precision=spec.precision, verify=toolchain.verify)
     except TrtopsError as exc:
-        status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
-        return action_outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
+        return cached_engine_failure(action, exc, started)
     accuracy = accuracy_summary(json.loads(report.to_bytes()))
     status = "verified" if report.passed else "accuracy_failed"
     return action_outcome(action, status, report.summary_lines(1)[0], accuracy=accuracy,
