@@ -173,6 +173,18 @@ def write_manifest(directory: str | Path, text: str, name: str = "m.yaml") -> Pa
     return path
 
 
+def use_toolchain_double(monkeypatch) -> None:
+    """Run the CLI in process as CI would, on the toolchain test double (tests/doubles.py):
+    no TRTOPS_/GITHUB_ settings of the shell that started pytest leak in, CI=true."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("TRTOPS_", "GITHUB_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TRTOPS_TEST_TOOLCHAIN", "doubles:FakeToolchain")
+    monkeypatch.setenv("CI", "true")
+
+
 def verdict_disagreements(detected, release: str) -> list[tuple]:
     """Combinations where the builder's verdict with ``detected`` features (from an imported
     tensorrt module, real or fake) differs from the planner's with the features known for

@@ -76,3 +76,20 @@ def atomic_copy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> No
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def flock_or_close(fd: int, mode: int) -> bool:
+    """``flock(fd, mode)``: True when the lock is held; False, with ``fd`` closed, when
+    ``mode`` has ``LOCK_NB`` and another holder conflicts. On any other error ``fd`` is
+    closed too and the error raised: no caller leaks a descriptor."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, mode)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    except BaseException:
+        os.close(fd)
+        raise
+    return True

@@ -155,6 +155,14 @@ def action_outcome(action: Action, status: str, message: str = "", **fields: Any
     )
 
 
+def same_engine_outcome(action: Action, earlier: EngineOutcome) -> EngineOutcome:
+    """The outcome of an action whose engine (same key) another action already produced:
+    ``earlier``'s verdict under this action's identity."""
+    return action_outcome(action, earlier.status, f"same engine as {earlier.id}",
+                          accuracy=earlier.accuracy, engine_bytes=earlier.engine_bytes,
+                          perf=earlier.perf)
+
+
 def accuracy_summary(accuracy: dict[str, Any]) -> dict[str, Any]:
     """The fields of an accuracy.json that an outcome reports."""
     return {k: accuracy.get(k) for k in ("state", "passed", "summary", "worst") if k in accuracy}

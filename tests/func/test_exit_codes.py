@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import make_conv_model
+from helpers import make_conv_model, use_toolchain_double
 
 from trtops.cli import COMMANDS, main
 
@@ -180,11 +180,7 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "m.yaml").write_text(MANIFEST)
     (tmp_path / "remote").mkdir()
     monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("TRTOPS_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TRTOPS_TEST_TOOLCHAIN", "doubles:FakeToolchain")
-    monkeypatch.setenv("CI", "true")
+    use_toolchain_double(monkeypatch)
     return tmp_path
 
 

@@ -6,12 +6,11 @@ lock, the reports. The same flows on real TensorRT: tests/gpu/test_perf_gate.py.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
-from helpers import make_conv_model
+from helpers import make_conv_model, use_toolchain_double
 
 from trtops.cli import main
 
@@ -43,11 +42,7 @@ def project(tmp_path, monkeypatch):
     make_conv_model(tmp_path / "models" / "conv.onnx")
     _write(tmp_path)
     monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("TRTOPS_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TRTOPS_TEST_TOOLCHAIN", "doubles:FakeToolchain")
-    monkeypatch.setenv("CI", "true")
+    use_toolchain_double(monkeypatch)
     return tmp_path
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lab_cli import trtops
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,16 +35,6 @@ def lab(trt, tmp_path_factory) -> Path:
         cwd=REPO, capture_output=True, text=True)
     assert made.returncode == 0, made.stdout + made.stderr
     return root
-
-
-def trtops(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRTOPS_TEST", "GITHUB_"))}
-    env["CI"] = "true"
-    env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run([sys.executable, "-m", "trtops", *args], cwd=root, env=env,
-                            capture_output=True, text=True, timeout=900)
-    print(result.stderr[-4000:])
-    return result
 
 
 def engines(result: subprocess.CompletedProcess) -> dict[str, dict]:

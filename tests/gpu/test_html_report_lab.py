@@ -7,14 +7,9 @@ A tiny model: well under a minute."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from helpers import make_conv_model, write_manifest
-
-REPO = Path(__file__).resolve().parents[2]
+from lab_cli import trtops
 
 MANIFEST = """
 version: 1
@@ -28,16 +23,6 @@ models:
     profiles:
       - input: {min: [1, 3, 8, 8], opt: [2, 3, 32, 32], max: [4, 3, 64, 64]}
 """
-
-
-def trtops(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRTOPS_TEST", "GITHUB_"))}
-    env["CI"] = "true"
-    env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run([sys.executable, "-m", "trtops", *args], cwd=root, env=env,
-                            capture_output=True, text=True, timeout=600)
-    print(result.stderr[-3000:])
-    return result
 
 
 def test_apply_report_on_a_real_fp16_engine_plots_its_error_histogram(trt, tmp_path):

@@ -11,14 +11,11 @@ baseline is read from it) to be 10x faster than the engine really is.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from lab_cli import trtops
 
 MANIFEST = """\
 version: 1
@@ -56,16 +53,6 @@ def project(trt, tmp_path_factory) -> Path:
     (root / "trtops.lock").mkdir()
     _write(root)
     return root
-
-
-def trtops(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRTOPS_TEST", "GITHUB_"))}
-    env["CI"] = "true"
-    env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run([sys.executable, "-m", "trtops", *args], cwd=root, env=env,
-                            capture_output=True, text=True, timeout=300)
-    print(result.stdout[-3000:], result.stderr[-3000:])
-    return result
 
 
 def _engines(result: subprocess.CompletedProcess) -> dict[str, dict]:

@@ -9,12 +9,11 @@ Builder optimization level 0: the whole file takes well under a minute on an H10
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from lab_cli import trtops
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -32,16 +31,6 @@ models:
     accuracy:
       tolerances: {fp16: {atol: 1e-2, rtol: 1e-2, stat: max}}
 """
-
-
-def trtops(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRTOPS_", "GITHUB_"))}
-    env["CI"] = "true"
-    env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run([sys.executable, "-m", "trtops", *args], cwd=root, env=env,
-                            capture_output=True, text=True, timeout=600)
-    print(f"$ trtops {' '.join(args)} -> {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
 
 
 def _plan(root: Path) -> dict[str, dict]:

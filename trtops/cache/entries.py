@@ -220,6 +220,40 @@ def _digest(store: Any, key: str, name: str) -> tuple[str, int] | None:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
+# --------------------------------------------------------------------------- engine
+
+
+def read_engine_meta(store: Any, key: str) -> dict:
+    """The meta.json of the engine ``key`` in ``store``.
+
+    Raises:
+        CacheError: no complete entry for the key.
+    """
+    meta = store.read_meta(key)
+    if meta is None:
+        raise CacheError(f"no engine {key[:12]} in {store.url}",
+                         hint="run `trtops apply` (or `trtops pull`) first")
+    return meta
+
+
+def fetch_engine(store: Any, key: str, meta: Mapping[str, Any], dest: Path) -> Path:
+    """Copy the engine of entry ``key`` to ``dest`` and check that its bytes are the
+    published ones (``meta``'s engine_sha256): TensorRT never gets other bytes.
+
+    Raises:
+        CacheError: the entry has no engine file, or its bytes do not match.
+    """
+    from trtops.keys.memo import sha256_file
+
+    if not store.fetch_file(key, ENGINE_FILE, dest):
+        raise CacheError(f"engine {key[:12]} in {store.url} has no {ENGINE_FILE}",
+                         hint="run `trtops cache verify` and rebuild it with `trtops apply`")
+    if sha256_file(dest)[0] != meta.get("engine_sha256"):
+        raise CacheError(f"engine {key[:12]} in {store.url} is corrupt (sha256 mismatch)",
+                         hint="run `trtops cache verify` and rebuild it with `trtops apply`")
+    return dest
+
+
 # --------------------------------------------------------------------------- state
 
 
@@ -238,15 +272,10 @@ def parse_accuracy(data: bytes | None, key: str) -> dict | None:
     Raises:
         CacheError: when the file is not valid JSON.
     """
-    from trtops.cache.entry_schema import EntryInvalid, check_accuracy
+    from trtops.cache.entry_schema import check_accuracy
 
-    if data is None:
-        return None
-    try:
-        return check_accuracy(load_json(data, f"accuracy.json of entry {key}"))
-    except EntryInvalid as exc:
-        raise CacheError(f"{exc.reason} (entry {key[:12]})",
-                         hint="run `trtops cache verify --delete` to drop damaged entries") from None
+    return _parse_checked(data, key, ACCURACY_FILE, check_accuracy,
+                          "run `trtops cache verify --delete` to drop damaged entries")
 
 
 def read_perf(store: EntryStore, key: str) -> dict | None:
@@ -264,15 +293,24 @@ def parse_perf(data: bytes | None, key: str) -> dict | None:
     Raises:
         CacheError: when the file is not valid JSON or not a perf.json.
     """
-    from trtops.cache.entry_schema import EntryInvalid, check_perf
+    from trtops.cache.entry_schema import check_perf
+
+    return _parse_checked(data, key, PERF_FILE, check_perf,
+                          "run `trtops bench` to measure the engine again")
+
+
+def _parse_checked(data: bytes | None, key: str, name: str, check: Callable[[Any], Any],
+                   hint: str) -> dict | None:
+    """An entry's JSON file ``name`` parsed and checked by ``check`` (entry_schema); None
+    when absent. Raises CacheError with ``hint`` when it is not what trtops writes."""
+    from trtops.cache.entry_schema import EntryInvalid
 
     if data is None:
         return None
     try:
-        return check_perf(load_json(data, f"perf.json of entry {key}"))
+        return check(load_json(data, f"{name} of entry {key}"))
     except EntryInvalid as exc:
-        raise CacheError(f"{exc.reason} (entry {key[:12]})",
-                         hint="run `trtops bench` to measure the engine again") from None
+        raise CacheError(f"{exc.reason} (entry {key[:12]})", hint=hint) from None
 
 
 def write_perf(store: EntryStore, key: str, document: Mapping[str, Any]) -> None:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from trtops.errors import CacheError
-from trtops.fsutil import FILE_MODE, fsync_path
+from trtops.fsutil import FILE_MODE, flock_or_close, fsync_path
 from trtops.keys.memo import sha256_file
 
 log = logging.getLogger(__name__)
@@ -149,15 +149,7 @@ def _try_lock(path: Path) -> int | None:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return fd if flock_or_close(fd, fcntl.LOCK_EX | fcntl.LOCK_NB) else None
 
 
 @dataclass

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from trtops.cache.layout import LOCKS_DIR, lock_file_name
+from trtops.fsutil import flock_or_close
 
 
 def pin_path(cache_root: str | os.PathLike[str], name: str) -> Path:
@@ -30,19 +31,11 @@ def pin_path(cache_root: str | os.PathLike[str], name: str) -> Path:
 def _lock(path: Path, mode: int) -> int | None:
     """A descriptor holding ``flock(mode)`` on the file now at ``path`` (made if missing),
     or None when ``mode`` does not wait and another holder conflicts."""
-    import fcntl
-
     while True:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # read-write: NFS wants writers
-        try:
-            fcntl.flock(fd, mode)
-        except BlockingIOError:
-            os.close(fd)
+        if not flock_or_close(fd, mode):
             return None
-        except BaseException:
-            os.close(fd)
-            raise
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 return fd
@@ -97,10 +90,7 @@ def in_use(cache_root: str | os.PathLike[str], name: str) -> bool:
         fd = os.open(pin_path(cache_root, name), os.O_RDONLY)
     except OSError:
         return False  # never pinned (or gone)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not flock_or_close(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
         return True
-    finally:
-        os.close(fd)
+    os.close(fd)
     return False

@@ -31,28 +31,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtops.cache import open_store
-    from trtops.commands.args import cache_url
-    from trtops.errors import EnvironmentMissing
+    from trtops.commands.cached_engines import run_on_cached_engines
     from trtops.ops.apply import lock_path_for_apply
     from trtops.ops.bench import bench_plan
     from trtops.ops.lock import record_applied
-    from trtops.ops.plan import platform_here
-    from trtops.ops.toolchain import default_toolchain
-    from trtops.plan import make_plan
-    from trtops.report import check_report_path, render_result, report_refusal
+    from trtops.report import render_result
 
-    check_report_path(args.junit)
-    store = open_store(cache_url(args), write_for="bench")
-    toolchain = default_toolchain()
-    paths = manifest_paths(args)
-    plan = make_plan(paths, store, platform_here(toolchain))
-    try:
-        result = bench_plan(plan, store, toolchain, engines=args.engine)
-    except EnvironmentMissing as exc:
-        report_refusal(exc, args)
-        raise
-    lock = lock_path_for_apply(paths, plan, None)
+    plan, store, result = run_on_cached_engines(
+        args, "bench",
+        lambda plan, store, toolchain: bench_plan(plan, store, toolchain, engines=args.engine))
+    lock = lock_path_for_apply(manifest_paths(args), plan, None)
     if lock is not None:
         record_applied(lock, plan, result, store)
     return render_result(result, args)

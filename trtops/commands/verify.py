@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from trtops.commands.args import manifest_paths
-
 
 def register(subparsers: Any) -> None:
     from trtops.commands.args import add_cache_argument, add_output_arguments
@@ -26,22 +24,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtops.cache import open_store
-    from trtops.commands.args import cache_url
-    from trtops.errors import EnvironmentMissing
-    from trtops.ops.plan import platform_here
-    from trtops.ops.toolchain import default_toolchain
+    from trtops.commands.cached_engines import run_on_cached_engines
     from trtops.ops.verify import reverify_plan
-    from trtops.plan import make_plan
-    from trtops.report import check_report_path, render_result, report_refusal
+    from trtops.report import render_result
 
-    check_report_path(args.junit)
-    store = open_store(cache_url(args), write_for="verify")
-    toolchain = default_toolchain()
-    plan = make_plan(manifest_paths(args), store, platform_here(toolchain))
-    try:
-        result = reverify_plan(plan, store, toolchain)
-    except EnvironmentMissing as exc:
-        report_refusal(exc, args)
-        raise
+    _, _, result = run_on_cached_engines(args, "verify", reverify_plan)
     return render_result(result, args)

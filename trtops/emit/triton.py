@@ -299,8 +299,6 @@ class TritonLoader:
              options: EmitOptions) -> LoaderOutput:
         """Write one model per (manifest, model, precision); a model name two manifests
         share gets the manifest's name in front."""
-        from trtops.cache.compat import hardware_compatibility
-
         settings = options.settings.get(self.name)
         output = LoaderOutput()
         groups: dict[tuple[str, str, str], list[Entry]] = {}
@@ -314,22 +312,7 @@ class TritonLoader:
             if name in names and names[name] != group:
                 name = f"{name_part(manifest)}_{name}"
             names[name] = group
-            variants = [TritonVariant(entry.engine_file, entry.io,
-                                      entry.gpu.get("compute_capability"),
-                                      hardware_compatibility(entry.meta) == "ampere_plus",
-                                      label=entry.engine.target)
-                        for entry in members]
-            try:
-                written = write_model(dest, name, variants, settings)
-            except TrtopsError as exc:
-                for entry in members:
-                    output.refused.append(Refused(
-                        entry.spec_id, entry.key,
-                        f"triton: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""),
-                        exc.exit_code))
-                continue
-            for entry in members:
-                output.written.append(Written(entry.spec_id, entry.key, written.directory))
+            _write_members(dest, name, members, settings, output, "triton")
         self._defaults(entries, dest, settings, set(names), output)
         return output
 
@@ -338,29 +321,37 @@ class TritonLoader:
                   output: LoaderOutput) -> None:
         """``<dest>/<model>/``: the model's default, the engines ``select: fastest`` chose
         (one per target; their compute capabilities tell Triton which to load)."""
-        from trtops.cache.compat import hardware_compatibility
-
         groups: dict[tuple[str, str], list[Entry]] = {}
         for entry in entries:
             if entry.default:
                 groups.setdefault((entry.engine.manifest, entry.engine.model), []).append(entry)
         for (manifest, model), members in groups.items():
             name = model if model not in taken else f"{name_part(manifest)}_{model}"
-            variants = [TritonVariant(entry.engine_file, entry.io,
-                                      entry.gpu.get("compute_capability"),
-                                      hardware_compatibility(entry.meta) == "ampere_plus",
-                                      label=entry.engine.target)
-                        for entry in members]
-            try:
-                written = write_model(dest, name, variants, settings)
-            except TrtopsError as exc:
-                for entry in members:
-                    output.refused.append(Refused(entry.spec_id, entry.key,
-                                                  f"triton default model {name}: {exc.message}",
-                                                  exc.exit_code))
-                continue
-            for entry in members:
-                output.written.append(Written(entry.spec_id, entry.key, written.directory))
+            _write_members(dest, name, members, settings, output, f"triton default model {name}")
+
+
+def _write_members(dest: Path, name: str, members: Sequence[Entry], settings: object,
+                   output: LoaderOutput, what: str) -> None:
+    """Write one Triton model ``name`` from ``members`` (one plan per target) and record
+    each member as written, or as refused with ``what`` in front of the reason."""
+    from trtops.cache.compat import hardware_compatibility
+
+    variants = [TritonVariant(entry.engine_file, entry.io,
+                              entry.gpu.get("compute_capability"),
+                              hardware_compatibility(entry.meta) == "ampere_plus",
+                              label=entry.engine.target)
+                for entry in members]
+    try:
+        written = write_model(dest, name, variants, settings)
+    except TrtopsError as exc:
+        for entry in members:
+            output.refused.append(Refused(
+                entry.spec_id, entry.key,
+                f"{what}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""),
+                exc.exit_code))
+        return
+    for entry in members:
+        output.written.append(Written(entry.spec_id, entry.key, written.directory))
 
 
 LOADER = TritonLoader()

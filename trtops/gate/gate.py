@@ -343,27 +343,17 @@ def verify_cached_engine(store: Any, key: str, model_path: Path, accuracy: Accur
         CacheError: no complete entry for the key, no ``io`` given nor in its meta.json,
             or an engine whose bytes are not the published ones.
     """
+    from trtops.cache.entries import fetch_engine, read_engine_meta
     from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE
-    from trtops.keys.memo import sha256_file
 
-    meta = store.read_meta(key)
-    if meta is None:
-        raise CacheError(f"no engine {key[:12]} in {store.url}",
-                         hint="run `trtops apply` (or `trtops pull`) first")
+    meta = read_engine_meta(store, key)
     if io is None:
         if not meta.get("io"):
             raise CacheError(f"engine {key[:12]} in {store.url} has no 'io' in its meta.json",
                              hint="rebuild it with `trtops apply`")
         io = EngineIO.from_json(meta["io"])
     with tempfile.TemporaryDirectory(prefix="trtops-verify-") as tmp:
-        engine_path = Path(tmp) / ENGINE_FILE
-        if not store.fetch_file(key, ENGINE_FILE, engine_path):
-            raise CacheError(f"engine {key[:12]} in {store.url} has no {ENGINE_FILE}",
-                             hint="run `trtops gc` and rebuild it with `trtops apply`")
-        # Never hand TensorRT bytes that are not the ones that were published.
-        if sha256_file(engine_path)[0] != meta.get("engine_sha256"):
-            raise CacheError(f"engine {key[:12]} in {store.url} is corrupt (sha256 mismatch)",
-                             hint="run `trtops cache verify` and rebuild it with `trtops apply`")
+        engine_path = fetch_engine(store, key, meta, Path(tmp) / ENGINE_FILE)
         if verify is None:
             report = verify_engine(engine_path, model_path, io, accuracy, precision=precision,
                                    quiet=quiet)

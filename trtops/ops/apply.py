@@ -56,6 +56,7 @@ from trtops.outcome import (
     action_outcome,
     failure_status,
     failure_text,
+    same_engine_outcome,
 )
 from trtops.plan import Action, Plan
 
@@ -207,9 +208,7 @@ def _run_action(ctx: _Context, action: Action) -> EngineOutcome:
     earlier = ctx.built[action.key.key]
     if not earlier.failed or earlier.status == "perf_failed":
         record_ref(ctx.store, action.id, action.key)
-    return action_outcome(action, earlier.status, f"same engine as {earlier.id}",
-                    accuracy=earlier.accuracy, engine_bytes=earlier.engine_bytes,
-                    perf=earlier.perf)
+    return same_engine_outcome(action, earlier)
 
 
 def _judged(ctx: _Context, action: Action, outcome: EngineOutcome) -> EngineOutcome:

@@ -19,8 +19,6 @@ from trtops.outcome import (
     RunResult,
     accuracy_summary,
     action_outcome,
-    failure_status,
-    failure_text,
 )
 from trtops.plan import Action, Plan
 
@@ -58,35 +56,16 @@ def bench_plan(plan: Plan, store: Any, toolchain: Any, *,
         One outcome per engine: benched (measured, the gate passed), perf_failed, or
         skipped (not built, rejected, not runnable here, performance disabled).
     """
-    from trtops import console
     from trtops.ops.apply import check_runtime
+    from trtops.ops.each_engine import run_each_engine
 
     started = time.monotonic()
     wanted = _wanted(plan, engines)
     check_runtime(plan, "measure")
     result = RunResult("bench")
-    done: dict[str, EngineOutcome] = {}
-    measured = [a for a in plan.actions if a.kind == "reuse" and (wanted is None or a.id in wanted)]
-    with console.progress(len(measured), "bench") as progress:
-        for action in plan.actions:
-            if wanted is not None and action.id not in wanted:
-                continue
-            why = _not_measured(action)
-            if why:
-                result.outcomes.append(action_outcome(action, "skipped", why))
-                continue
-            if action.key.key in done:
-                earlier = done[action.key.key]
-                result.outcomes.append(action_outcome(
-                    action, earlier.status, f"same engine as {earlier.id}",
-                    accuracy=earlier.accuracy, perf=earlier.perf))
-                continue
-            item = f"{action.spec.model}/{action.spec.precision}/{action.spec.target.name}"
-            progress.start(item, "measuring")
-            outcome = _bench(action, store, toolchain)
-            done[action.key.key] = outcome
-            result.outcomes.append(outcome)
-            progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
+    chosen = [a for a in plan.actions if wanted is None or a.id in wanted]
+    run_each_engine(chosen, result, "bench", "measuring", _not_measured,
+                    lambda action: _bench(action, store, toolchain))
     from trtops.ops.select import select_from_outcomes
 
     result.apply_selections(*select_from_outcomes(plan.actions, result.outcomes))
@@ -107,10 +86,16 @@ def _not_measured(action: Action) -> str:
 
 
 def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
-    from trtops.cache.entries import read_accuracy, read_perf, write_perf
+    from trtops.cache.entries import (
+        fetch_engine,
+        read_accuracy,
+        read_engine_meta,
+        read_perf,
+        write_perf,
+    )
     from trtops.cache.store import ENGINE_FILE
     from trtops.engine_io import EngineIO
-    from trtops.keys.memo import sha256_file
+    from trtops.ops.each_engine import cached_engine_failure
     from trtops.ops.perf_gate import (
         find_baseline,
         gate_message,
@@ -125,24 +110,14 @@ def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     key, spec = action.key.key, action.spec
     try:
         accuracy = read_accuracy(store, key)
-        meta = store.read_meta(key)
-        if meta is None:
-            raise CacheError(f"no engine {key[:12]} in {store.url}",
-                             hint="run `trtops apply` (or `trtops pull`) first")
+        meta = read_engine_meta(store, key)
         try:
             previous = read_perf(store, key)
         except CacheError:
             previous = None  # a damaged perf.json is what bench replaces
         io = EngineIO.from_json(meta["io"]) if meta.get("io") else None
         with tempfile.TemporaryDirectory(prefix="trtops-bench-") as tmp:
-            engine = Path(tmp) / ENGINE_FILE
-            if not store.fetch_file(key, ENGINE_FILE, engine):
-                raise CacheError(f"engine {key[:12]} in {store.url} has no {ENGINE_FILE}",
-                                 hint="run `trtops cache verify` and rebuild it with `trtops apply`")
-            # Never hand TensorRT bytes that are not the ones that were published.
-            if sha256_file(engine)[0] != meta.get("engine_sha256"):
-                raise CacheError(f"engine {key[:12]} in {store.url} is corrupt (sha256 mismatch)",
-                                 hint="run `trtops cache verify` and rebuild it with `trtops apply`")
+            engine = fetch_engine(store, key, meta, Path(tmp) / ENGINE_FILE)
             body = toolchain.measure(engine, measure_cases(spec, io), spec.performance.settings())
         gpu = (body.get("gpu") or {}).get("name")
         if previous and (previous.get("gpu") or {}).get("name") == gpu:
@@ -153,8 +128,7 @@ def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
         document, verdict = judge_measurement(body, spec, key, baseline)
         write_perf(store, key, document)
     except TrtopsError as exc:
-        status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
-        return action_outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
+        return cached_engine_failure(action, exc, started)
     return action_outcome(action, gated_status("benched", verdict), gate_message("", verdict),
                           accuracy=accuracy_summary(accuracy) if accuracy else None,
                           perf=perf_summary(document, verdict),

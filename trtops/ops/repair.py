@@ -19,6 +19,7 @@ Names are ONNX node names (``keep_fp32``), or the tensor an unnamed node compute
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -244,9 +245,15 @@ def _patch(spec: Any, lists: dict[str, list[str]], write: bool) -> tuple[str, st
         return patch.diff, None
     path = Path(lm.path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(patch.new.encode("utf-8"))
-    shutil.copymode(path, tmp)
-    os.replace(tmp, path)
+    try:  # the manifest keeps its mode (copymode): atomic_write would reset it
+        tmp.write_bytes(patch.new.encode("utf-8"))
+        shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only checkout is the user's to fix, not a bug (exit 1)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise InputError(f"{path}: cannot write the repaired keep_fp32 list: {exc.strerror or exc}",
+                         hint="run repair without --write and apply the printed patch by hand") from exc
     return patch.diff, str(path)
 
 
@@ -289,7 +296,6 @@ def _probe(action: Any, store: Any, toolchain: Any) -> dict[str, float]:
                                              timing_cache=timing))
         report = toolchain.verify(built.engine_path, probe_path, built.io, spec.accuracy, precision=spec.precision)
         # The model's own outputs count too: a node that computes one is a candidate.
-        errors = tensor_errors(report)
-        return errors
+        return tensor_errors(report)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -14,14 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trtops.errors import CacheError, TrtopsError
+from trtops.errors import TrtopsError
 from trtops.outcome import (
     EngineOutcome,
     RunResult,
     accuracy_summary,
     action_outcome,
-    failure_status,
-    failure_text,
 )
 from trtops.plan import Action, Plan
 
@@ -38,33 +36,22 @@ def reverify_plan(plan: Plan, store: Any, toolchain: Any) -> RunResult:
         One outcome per engine: verified (accepted), accuracy_failed (rejected now),
         skipped (not in the cache or not runnable here).
     """
-    from trtops import console
     from trtops.ops.apply import check_runtime
+    from trtops.ops.each_engine import run_each_engine
 
     started = time.monotonic()
     check_runtime(plan, "check")
     result = RunResult("verify")
-    cached = [a for a in plan.actions if a.kind in ("reuse", "rejected")]
-    done: dict[str, EngineOutcome] = {}
-    with console.progress(len(cached), "verify") as progress:
-        for action in plan.actions:
-            if action.kind not in ("reuse", "rejected"):
-                why = "not in the cache" if action.pending else action.reason
-                result.outcomes.append(action_outcome(action, "skipped", why))
-                continue
-            if action.key.key in done:
-                earlier = done[action.key.key]
-                result.outcomes.append(action_outcome(action, earlier.status, f"same engine as {earlier.id}",
-                                                accuracy=earlier.accuracy))
-                continue
-            item = f"{action.spec.model}/{action.spec.precision}/{action.spec.target.name}"
-            progress.start(item, "checking accuracy")
-            outcome = _reverify(action, store, toolchain)
-            done[action.key.key] = outcome
-            result.outcomes.append(outcome)
-            progress.finish(item, outcome.status.replace("_", " "), seconds=outcome.seconds)
+    run_each_engine(plan.actions, result, "verify", "checking accuracy", _not_cached,
+                    lambda action: _reverify(action, store, toolchain))
     result.seconds = time.monotonic() - started
     return result
+
+
+def _not_cached(action: Action) -> str:
+    if action.kind in ("reuse", "rejected"):
+        return ""
+    return "not in the cache" if action.pending else action.reason
 
 
 @contextlib.contextmanager
@@ -88,6 +75,7 @@ def _reference(action: Action, store: Any, model: Path) -> Iterator[Path]:
 
 def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     from trtops.gate.gate import verify_cached_engine
+    from trtops.ops.each_engine import cached_engine_failure
     from trtops.sources import ensure_source
 
     started = time.monotonic()
@@ -98,8 +86,7 @@ def _reverify(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
             report = verify_cached_engine(store, action.key.key, reference, spec.accuracy,
                                           precision=spec.precision, verify=toolchain.verify)
     except TrtopsError as exc:
-        status = "invalid" if isinstance(exc, CacheError) else failure_status(exc)
-        return action_outcome(action, status, failure_text(exc), seconds=time.monotonic() - started)
+        return cached_engine_failure(action, exc, started)
     accuracy = accuracy_summary(json.loads(report.to_bytes()))
     status = "verified" if report.passed else "accuracy_failed"
     return action_outcome(action, status, report.summary_lines(1)[0], accuracy=accuracy,

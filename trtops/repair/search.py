@@ -75,7 +75,8 @@ def find_keep_set(ranking: Sequence[T], passes: Callable[[tuple[T, ...]], bool],
     seen: dict[tuple[T, ...], bool] = {}
 
     def check(nodes: Sequence[T], phase: str) -> bool:
-        key = tuple(n for n in ranked if n in set(nodes))
+        chosen = set(nodes)
+        key = tuple(n for n in ranked if n in chosen)
         if key in seen:
             return seen[key]
         if result.tries >= budget:

@@ -305,12 +305,12 @@ def _changes(engine: EngineView) -> str:
 
 def _describe(check: Mapping[str, Any]) -> str:
     """The gate's own line for an output check (what was compared, against what)."""
-    try:
-        from trtops.gate.compare import OutputResult
+    from trtops.gate.compare import OutputResult
 
+    try:
         return OutputResult.from_json(dict(check)).describe()
-    except Exception:  # noqa: BLE001 - an odd (older, foreign) entry must not break a report
-        return str(check.get("reason") or "")
+    except (KeyError, TypeError, ValueError, AttributeError):  # an odd (older, foreign) entry
+        return str(check.get("reason") or "")  # must not break a report; a bug in ours must
 
 
 def _accuracy(engine: EngineView, anchor: str) -> str:
