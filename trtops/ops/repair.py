@@ -5,6 +5,8 @@ Per engine (an action the plan calls ``rejected``):
 
 1. probe (one build): the model with its intermediate tensors as outputs, built at the
    engine's precision and compared with ONNX Runtime by the gate (:mod:`trtops.repair.probe`);
+   prepared as the engine is (its key's ``prepare`` component: on strongly typed builds,
+   TensorRT 11's fp16/bf16, the cast with the engine's keep lists);
 2. rank the nodes by the error they introduce (:mod:`trtops.repair.rank`);
 3. search the ranking (:mod:`trtops.repair.search`): each try is the manifest's own spec
    with a keep_fp32 list, planned and applied exactly as ``trtops apply`` would (same key
