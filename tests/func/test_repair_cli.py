@@ -103,8 +103,9 @@ def test_repair_on_tensorrt_11_probes_and_tries_the_cast_model(project):
     probe is that cast (of the model with its intermediate tensors as outputs) and each try
     is cast with its keep lists, so the written list plans the published engine (reuse). The
     double's "engine" is the model it is given: the chain x*s*s/s**2 overflows in the fp16
-    cast itself, no injected fault. (ONNX Runtime's CPU runs fp16 Mul in float32 and drops
-    the cast pairs between, so holding scale_down alone passes here; TensorRT needs overflow
+    cast itself, no injected fault. (Holding scale_down alone passes here, likely because ONNX
+    Runtime's CPU runs fp16 Mul in float32 and drops
+    the cast pairs between; TensorRT needs overflow
     too: tests/gpu/test_repair.py.)"""
     device_log = project / "device.log"
     env = {"TRTOPS_FAKE_TENSORRT": "11.0.0", "TRTOPS_FAKE_DEVICE_LOG": str(device_log)}
