@@ -112,6 +112,7 @@ class FakeToolchain:
         if spec.model in _names("TRTOPS_FAKE_BUILD_FAIL"):
             raise BuildError(f"ONNX parser: node 3 (Conv 'conv1') of {spec.model}: "
                              "unsupported attribute", hint="fake failure for tests")
+        _cast_refusals(request, self.platform().tensorrt)
         model = onnx.load(request.model_path)
         onnx.helper.set_model_props(model, {FAKE_ENGINE_KEY: spec.id})
         if spec.model in _names("TRTOPS_FAKE_PERTURB"):
@@ -202,6 +203,25 @@ class FakeToolchain:
                         "driver": "550.54", "sm_clock_mhz": 1980, "mem_clock_mhz": 2619,
                         "temperature_c": 40},
                 "tensorrt": self.platform().tensorrt, "cases": out}
+
+
+def _cast_refusals(request: Any, tensorrt: str) -> None:
+    """What the real builder refuses before parsing (trtops.trt.builder): a strongly typed
+    fp16/bf16 build of a model without the cast its TensorRT needs, or one cast keeping other
+    nodes in fp32 than the build's keep_fp32 lists, so a caller that skips the preparation
+    stage fails here too."""
+    from trtops.capabilities import model_cast
+    from trtops.errors import BuildError
+    from trtops.prepare.kept import kept_problem, read_record
+    from trtops.prepare.options import keep_lists
+    from trtops.trt.builder import cast_problem
+
+    wanted = model_cast(request.spec.build, tensorrt)
+    problem = cast_problem(wanted, getattr(request, "model_cast", None), tensorrt)
+    if problem is None and wanted:
+        problem = kept_problem(keep_lists(request.spec.build), read_record(request.model_path), wanted)
+    if problem:
+        raise BuildError(problem, hint="fake refusal, as trtops.trt.builder's")
 
 
 def _reduced_precision_faults(model: Any, request: Any) -> None:

@@ -6,6 +6,7 @@ Runtime, the gate, the cache, the planner). tests/gpu/test_repair.py does this o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,40 @@ def test_apply_repair_repairs_what_failed_and_prints_the_patch(project):
     assert "demo/chain/fp16/lab: repaired with 2 node(s) in fp32" in result.stdout
     assert "+    keep_fp32: [overflow, scale_down]" in result.stdout
     assert "keep_fp32" not in (project / "manifests" / "demo.yaml").read_text()  # printed, not written
+
+
+TRT11 = ("--tensorrt", "11.0.0", "--gpu", "NVIDIA H200", "--compute-capability", "9.0")
+
+
+def test_repair_on_tensorrt_11_probes_and_tries_the_cast_model(project):
+    """TensorRT 11 builds fp16 strongly typed from the preparation stage's cast model: the
+    probe is that cast (of the model with its intermediate tensors as outputs) and each try
+    is cast with its keep lists, so the written list plans the published engine (reuse). The
+    double's "engine" is the model it is given: the chain x*s*s/s**2 overflows in the fp16
+    cast itself, no injected fault. (Holding scale_down alone passes here, likely because ONNX
+    Runtime's CPU runs fp16 Mul in float32 and drops
+    the cast pairs between; TensorRT needs overflow
+    too: tests/gpu/test_repair.py.)"""
+    device_log = project / "device.log"
+    env = {"TRTOPS_FAKE_TENSORRT": "11.0.0", "TRTOPS_FAKE_DEVICE_LOG": str(device_log)}
+    assert trtops(project, "apply", "--keep-going", env=env).returncode == 4
+    device_log.unlink()
+
+    repaired = trtops(project, "repair", "--write", "--max-builds", "8", env=env)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "demo/chain/fp16/lab: repaired with " in repaired.stdout, repaired.stdout
+    probe, *tries = device_log.read_text().splitlines()
+    # the probe: the cast of the model with its intermediate tensors marked, made per run
+    assert "/repair-probe-" in probe and probe.split()[4].endswith("/cast/model.onnx"), probe
+    # every try: a cast model of the cache's prepared/ (the one apply makes for those lists)
+    assert tries and all("/prepared/" in line for line in tries), tries
+    text = (project / "manifests" / "demo.yaml").read_text()
+    written = re.search(r"    keep_fp32: \[(.*)\]", text)
+    assert written and "scale_down" in written.group(1).split(", "), text
+
+    after = json.loads(trtops(project, "plan", *TRT11, "--json").stdout)
+    actions = {a["id"]: a for a in after["actions"]}
+    assert actions["demo/chain/fp16/lab"]["kind"] == "reuse", actions
+    assert f"engine: {actions['demo/chain/fp16/lab']['key']}" in repaired.stdout  # the same key
+    again = trtops(project, "apply", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr

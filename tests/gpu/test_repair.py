@@ -40,11 +40,29 @@ def _plan(root: Path) -> dict[str, dict]:
 
 
 def test_repair_finds_the_overflowing_nodes_and_the_manifest_reuses_the_engine(trt, tmp_path):
+    _repair_and_reuse(tmp_path, MANIFEST)
+
+
+def test_repair_of_a_strongly_typed_build_probes_and_tries_cast_models(trt, tmp_path):
+    """strongly_typed: true (10.x; every fp16 build on 11): the probe and each try are built
+    from the preparation stage's cast model (the try's keep lists in the cast), not refused."""
+    from trtops.trt.trt_compat import strongly_typed_mode
+
+    if strongly_typed_mode(trt) == "no":
+        pytest.skip(f"TensorRT {trt.__version__} builds no strongly typed network")
+    log = _repair_and_reuse(tmp_path, MANIFEST.replace("  builder_optimization_level: 0\n",
+                                                       "  builder_optimization_level: 0\n  strongly_typed: true\n"))
+    assert any("parsing the model cast to fp16" in line for line in log.splitlines())
+
+
+def _repair_and_reuse(tmp_path: Path, manifest_text: str) -> str:
+    """apply fails fp16, repair --write finds [overflow, scale_down], the manifest reuses the
+    engine: its build log."""
     from helpers import make_overflow_model
 
     make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", matmul=True)
     manifest = tmp_path / "manifests" / "demo.yaml"
-    manifest.write_text(MANIFEST)
+    manifest.write_text(manifest_text)
 
     applied = trtops(tmp_path, "apply", "--json", "--keep-going", "--no-emit")
     assert applied.returncode == 4
@@ -73,6 +91,7 @@ def test_repair_finds_the_overflowing_nodes_and_the_manifest_reuses_the_engine(t
     again = trtops(tmp_path, "apply", "--json", "--no-emit")
     assert again.returncode == 0
     assert {e["status"] for e in json.loads(again.stdout)["engines"]} == {"reused"}
+    return log
 
 
 def test_keep_fp32_in_the_manifest_builds_a_passing_engine_directly(trt, tmp_path):

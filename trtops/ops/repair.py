@@ -5,6 +5,8 @@ Per engine (an action the plan calls ``rejected``):
 
 1. probe (one build): the model with its intermediate tensors as outputs, built at the
    engine's precision and compared with ONNX Runtime by the gate (:mod:`trtops.repair.probe`);
+   prepared as the engine is (its key's ``prepare`` component: on strongly typed builds,
+   TensorRT 11's fp16/bf16, the cast with the engine's keep lists);
 2. rank the nodes by the error they introduce (:mod:`trtops.repair.rank`);
 3. search the ranking (:mod:`trtops.repair.search`): each try is the manifest's own spec
    with a keep_fp32 list, planned and applied exactly as ``trtops apply`` would (same key
@@ -269,33 +271,40 @@ def _apply_one(spec: Any, store: Any, platform: Any, toolchain: Any) -> Any:
 
 
 def _probe(action: Any, store: Any, toolchain: Any) -> dict[str, float]:
-    """Build the probe model at the engine's precision and gate it: each tensor's error."""
+    """Build the probe model at the engine's precision and gate it: each tensor's error.
+
+    The probe is the engine's own input with intermediate tensors marked as outputs: the
+    preparation the engine's key names (its ``prepare`` component: the steps, and on strongly
+    typed builds the cast with the keep lists) through the same runner as ``apply``
+    (:func:`trtops.prepare.runner.prepare_variant`), the outputs marked before the cast, so
+    the cast model is built with ``model_cast`` and gated against the uncast one."""
+    from trtops.cache.pins import pinned
     from trtops.executors.base import default_staging
+    from trtops.prepare.options import cast_of, keep_of
+    from trtops.prepare.runner import prepare_variant, prepared_chain
     from trtops.repair.probe import tensor_errors, write_probe_model
     from trtops.trt.builder import BuildRequest
 
     spec = action.spec
-    model_path = Path(spec.source.path)
-    if spec.prepare is not None and not spec.prepare.is_noop:
-        from trtops.prepare.runner import ensure_prepared
-
-        model_path = ensure_prepared(store.root, spec.source.path, action.key.components["model_digest"],
-                                     spec.prepare).model
+    digest = action.key.components["model_digest"]
+    component = action.key.components.get("prepare")
+    cast = cast_of(component)
     staging = default_staging(store)
     staging.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="repair-probe-", dir=staging))
     try:
-        probe_path = workdir / "probe.onnx"
-        write_probe_model(model_path, probe_path)
+        with pinned(store.root, prepared_chain(digest, component)):
+            probe = prepare_variant(store.root, spec.source.path, digest, spec.prepare, cast, keep_of(component),
+                                    write_probe_model, workdir / "probe")
         timing = None
         if spec.timing_cache != "off" and action.tensorrt and action.timing_signature:
             timing = store.read_timing_cache(action.tensorrt, action.timing_signature)
-        probe_spec = replace(spec, source=replace(spec.source, path=str(probe_path)), prepare=None)
+        probe_spec = replace(spec, source=replace(spec.source, path=str(probe.reference)), prepare=None)
         (workdir / "build").mkdir()
-        built = toolchain.build(BuildRequest(spec=probe_spec, model_path=probe_path, workdir=workdir / "build",
-                                             timing_cache=timing))
-        report = toolchain.verify(built.engine_path, probe_path, built.io, spec.accuracy, precision=spec.precision)
+        built = toolchain.build(BuildRequest(spec=probe_spec, model_path=probe.model, workdir=workdir / "build",
+                                             timing_cache=timing, model_cast=cast))
         # The model's own outputs count too: a node that computes one is a candidate.
-        return tensor_errors(report)
+        return tensor_errors(toolchain.verify(built.engine_path, probe.reference, built.io, spec.accuracy,
+                                              precision=spec.precision))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,21 +305,61 @@ def ensure_prepared(cache_root: str | os.PathLike[str], source: str | os.PathLik
     component = prepare_component(prepare, cast, keep)
     if component is None:
         raise ValueError("ensure_prepared needs a preparation that does something")
-    base = without_cast(component) if cast else component
-    reference, report = Path(source), None
-    if base is not None:
-        reference, report = _ensure(cache_root, prepared_digest(model_digest, base),
-                                    lambda work: prepare_file(source, prepare, work))
+    reference, report = _steps_model(cache_root, source, model_digest, prepare, component)
     model = reference
     if cast:
-        # The cast model's report tells the whole preparation: the steps', then the cast.
-        steps_report = (report or read_report(reference)) if base is not None else None
+        steps_report = _steps_report(reference, report, component)
 
         def cast_it(work: Path) -> tuple[Path, PrepareReport]:
             return prepare_file(reference, None, work, cast=cast, keep=keep, base_report=steps_report)
 
         model, report = _ensure(cache_root, prepared_digest(model_digest, component), cast_it)
     return Prepared(model, reference, report, prepared_chain(model_digest, component))
+
+
+def prepare_variant(cache_root: str | os.PathLike[str], source: str | os.PathLike[str], model_digest: str,
+                    prepare: Any, cast: str | None, keep: KeepLists, edit: Callable[[Path, Path], Any],
+                    out_dir: str | os.PathLike[str]) -> Prepared:
+    """The models of :func:`ensure_prepared` with ``edit(model, out)`` applied to the steps'
+    model before the cast: a one-off variant of one build's input, made in ``out_dir`` (not
+    cached). The repair probe uses it to mark intermediate tensors as outputs: the steps'
+    model comes from the cache and the cast is the same step with the same keep lists, so
+    the variant is built as the engine is, differing only by the edit.
+
+    Returns:
+        A :class:`Prepared`: ``model`` is what TensorRT parses (the edited model cast, where
+        ``cast`` says so), ``reference`` the edited model before the cast (the gate's).
+    """
+    out_dir = Path(out_dir)
+    component = prepare_component(prepare, cast, keep)
+    reference, report = Path(source), None
+    if component is not None:
+        reference, report = _steps_model(cache_root, source, model_digest, prepare, component)
+    edited = out_dir / "reference" / MODEL_FILE
+    edited.parent.mkdir(parents=True, exist_ok=True)
+    edit(reference, edited)
+    model = edited
+    if cast:
+        steps_report = _steps_report(reference, report, component)
+        model, report = prepare_file(edited, None, out_dir / "cast", cast=cast, keep=keep, base_report=steps_report)
+    return Prepared(model, edited, report, prepared_chain(model_digest, component)[:1] if component else [])
+
+
+def _steps_model(cache_root: str | os.PathLike[str], source: str | os.PathLike[str], model_digest: str,
+                 prepare: Any, component: dict[str, Any]) -> tuple[Path, PrepareReport | None]:
+    """The model of the steps before the cast (from the cache, made when missing), or the
+    source itself when the cast is all the preparation does."""
+    base = without_cast(component) if cast_of(component) else component
+    if base is None:
+        return Path(source), None
+    return _ensure(cache_root, prepared_digest(model_digest, base), lambda work: prepare_file(source, prepare, work))
+
+
+def _steps_report(reference: Path, report: PrepareReport | None, component: dict[str, Any]) -> PrepareReport | None:
+    """What the steps did, for the cast model's report (the whole preparation: the steps',
+    then the cast), or None when no step ran."""
+    base = without_cast(component)
+    return (report or read_report(reference)) if base is not None else None
 
 
 def _ensure(cache_root: str | os.PathLike[str], digest: str,
@@ -348,4 +389,4 @@ def _ensure(cache_root: str | os.PathLike[str], digest: str,
 
 
 __all__ = ["MODEL_FILE", "REPORT_FILE", "PrepareReport", "Prepared", "PreparationFailed", "ensure_prepared",
-           "prepare_file", "prepared_chain", "prepared_digest", "prepared_dir", "read_report", "run_steps"]
+           "prepare_file", "prepare_variant", "prepared_chain", "prepared_digest", "prepared_dir", "read_report", "run_steps"]

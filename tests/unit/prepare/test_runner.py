@@ -160,3 +160,44 @@ def test_keep_fp32_gets_its_own_cast_model_that_holds_the_nodes_exactly(tmp_path
     assert read_record(plain.model) is None and not any("keeping" in line for line in plain.report.lines())
     # made once: the second call finds it under its digest
     assert ensure_prepared(cache, source, "c" * 64, PrepareSpec(), "fp16", chain).report is None
+
+
+def test_a_variant_is_the_edit_of_the_steps_model_then_the_same_cast(tmp_path):
+    """prepare_variant (the repair probe): the steps' model from the cache, edited, then cast
+    with the build's keep lists as ensure_prepared casts; nothing of the variant is cached."""
+    import onnx
+    from helpers import make_overflow_model
+
+    from trtops.prepare.kept import read_record
+    from trtops.prepare.options import KeepLists
+    from trtops.prepare.runner import prepare_variant
+    from trtops.repair.probe import write_probe_model
+
+    source = make_overflow_model(tmp_path / "chain.onnx")
+    cache = tmp_path / "cache"
+    keep = KeepLists(("overflow",))
+    spec = PrepareSpec()
+    real = ensure_prepared(cache, source, "c" * 64, spec, "fp16", keep)
+    cached = sorted((cache / "prepared").iterdir())
+    seen = []
+
+    def edit(model, out):
+        seen.append(model)
+        return write_probe_model(model, out)
+
+    variant = prepare_variant(cache, source, "c" * 64, spec, "fp16", keep, edit, tmp_path / "probe")
+    assert seen == [real.reference]  # the steps' model the engine's cast started from
+    assert sorted((cache / "prepared").iterdir()) == cached and variant.digests == real.digests[:1]
+    assert variant.reference.parent.parent == variant.model.parent.parent == tmp_path / "probe"
+    outputs = lambda path: [o.name for o in onnx.load(str(path)).graph.output]  # noqa: E731
+    assert outputs(variant.reference) == outputs(variant.model) == ["y", "z", "a", "b"]
+    cast = onnx.load(str(variant.model))
+    assert {o.type.tensor_type.elem_type for o in cast.graph.output} == {onnx.TensorProto.FLOAT}
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in cast.graph.initializer)
+    assert read_record(variant.model) == read_record(real.model)  # the same keep lists, the same nodes
+    assert variant.report.cast == "fp16"
+
+    # without a cast (8.6) and without preparation: the source itself, edited
+    plain = prepare_variant(cache, source, "c" * 64, None, None, KeepLists(), write_probe_model, tmp_path / "p2")
+    assert plain.model == plain.reference and plain.digests == [] and plain.report is None
+    assert outputs(plain.model) == ["y", "z", "a", "b"]
