@@ -267,7 +267,26 @@ def make_rate_branching_model(path: str | Path) -> Path:
     return _save(model, Path(path), external_data=False)
 
 
-def make_overflow_model(path: str | Path, *, scale: float = 3e4, matmul: bool = False) -> Path:
+def _overflow_convs(onnx, scale: float):
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    eye = np.eye(64, dtype=np.float32).reshape(64, 64, 1, 1)
+    values = (("s1", eye * scale), ("s2", eye * scale), ("s3", eye / (scale * scale)), ("half", np.float32(0.5)))
+    weights = [numpy_helper.from_array(np.asarray(v, np.float32), n) for n, v in values]
+    nodes = [
+        helper.make_node("Conv", ["x", "s1"], ["a"], name="scale_up"),
+        helper.make_node("Conv", ["a", "s2"], ["b"], name="overflow"),
+        helper.make_node("Conv", ["b", "s3"], ["y"], name="scale_down"),
+        helper.make_node("Mul", ["x", "half"], ["z"], name="harmless"),
+    ]
+    shape = [1, 64, 32, 32]
+    graph = helper.make_graph(nodes, "overflow", [_value_info("x", shape)],
+                              [_value_info("y", shape), _value_info("z", shape)], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def make_overflow_model(path: str | Path, *, scale: float = 3e4, matmul: bool = False, conv: bool = False) -> Path:
     """A chain that fp16 cannot carry, beside one it can: ``y = x * s * s / s**2`` (the middle
     value ``x * s * s`` is ~1e9, past fp16's 65504, so an fp16 engine gives inf while fp32 is
     exact) and ``z = x * 0.5``. Nodes ``scale_up``, ``overflow``, ``scale_down``, ``harmless``;
@@ -276,9 +295,15 @@ def make_overflow_model(path: str | Path, *, scale: float = 3e4, matmul: bool = 
     ``matmul``: the three steps of ``y`` are MatMuls with scaled identity matrices instead of
     Mul/Div by scalars, so TensorRT cannot fuse them into one pointwise kernel that computes
     in fp32 inside (the GPU lab test: each GEMM writes its fp16 output, and 1/s**2 is below
-    fp16's smallest subnormal as a weight)."""
+    fp16's smallest subnormal as a weight).
+
+    ``conv``: the same chain as 1x1 Convolutions over 64 channels of 32x32 (input ``x``
+    [1, 64, 32, 32]): large enough that TensorRT picks fp16 tensor-core kernels, which tiny
+    GEMMs do not get (TensorRT 8.6 ran the MatMul chain in fp32 and it passed)."""
     onnx = _onnx()
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    if conv:
+        return _save(_overflow_convs(onnx, scale), Path(path), external_data=False)
     eye = np.eye(16, dtype=np.float32)
     if matmul:
         values = (("s1", eye * scale), ("s2", eye * scale), ("s3", eye / (scale * scale)), ("half", 0.5))

@@ -104,7 +104,7 @@ def test_a_regression_against_the_previous_engine_is_caught(project, capsys, mon
     assert code == 6
     engine = _engines(doc)["m/conv/fp32/lab"]
     assert engine["status"] == "perf_failed"
-    assert "opt: median 2.60 ms vs 2.00 ms before (+30%, limit 10%, spread ±0.5%)" in engine["message"]
+    assert "opt: median 2.60 ms vs 2.00 ms before (+30%, limit 10%, spread +/-0.5%)" in engine["message"]
     # within the limit: passes, and says against what
     make_conv_model(project / "models" / "conv.onnx", seed=6)
     monkeypatch.setenv("TRTOPS_FAKE_LATENCY", "conv=1.35")

@@ -65,7 +65,7 @@ def _perf_path(root: Path, key: str) -> Path:
 
 def _doctor_faster(path: Path, factor: float = 10.0) -> None:
     """Make a stored measurement look ``factor`` times faster, with no spread."""
-    document = json.loads(path.read_text())
+    document = json.loads(path.read_text(encoding="utf-8"))
     for case in document["cases"]:
         for stats in ("latency_ms", "gpu_ms"):
             if case.get(stats):

@@ -29,7 +29,7 @@ models:
     source: models/chain.onnx
     precisions: [fp32, fp16]
     accuracy:
-      tolerances: {fp16: {atol: 1e-2, rtol: 1e-2, stat: max}}
+      tolerances: {fp32: {atol: 1e-2, rtol: 1e-2, stat: max}, fp16: {atol: 1e-2, rtol: 1e-2, stat: max}}
 """
 
 
@@ -60,7 +60,7 @@ def _repair_and_reuse(tmp_path: Path, manifest_text: str) -> str:
     engine: its build log."""
     from helpers import make_overflow_model
 
-    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", matmul=True)
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", conv=True)
     manifest = tmp_path / "manifests" / "demo.yaml"
     manifest.write_text(manifest_text)
 
@@ -97,7 +97,7 @@ def _repair_and_reuse(tmp_path: Path, manifest_text: str) -> str:
 def test_keep_fp32_in_the_manifest_builds_a_passing_engine_directly(trt, tmp_path):
     from helpers import make_overflow_model
 
-    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", matmul=True)
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", conv=True)
     (tmp_path / "manifests" / "demo.yaml").write_text(
         MANIFEST.replace("    precisions: [fp32, fp16]\n", "    precisions: [fp16]\n"
                          "    keep_fp32_outputs: [b, y]\n"))
@@ -110,7 +110,7 @@ def test_keep_fp32_in_the_manifest_builds_a_passing_engine_directly(trt, tmp_pat
 def test_repair_says_what_it_tried_when_the_budget_is_too_small(trt, tmp_path):
     from helpers import make_overflow_model
 
-    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", matmul=True)
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", conv=True)
     (tmp_path / "manifests" / "demo.yaml").write_text(MANIFEST.replace("[fp32, fp16]", "[fp16]"))
     assert trtops(tmp_path, "apply", "--no-emit").returncode == 4
     result = trtops(tmp_path, "repair", "--max-builds", "2")

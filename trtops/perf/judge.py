@@ -176,7 +176,7 @@ def compare(label: str, new_median: float, new_cv: float, old: BaselineCase,
     passed = not (slower and beyond_noise)
     text = (f"{label}: median {format_ms(new_median)} ms vs {format_ms(old.median_ms)} ms "
             f"before ({'+' if change >= 0 else '-'}{format_percent(abs(change))}, limit "
-            f"{format_percent(limit)}, spread ±{format_percent(spread)})")
+            f"{format_percent(limit)}, spread +/-{format_percent(spread)})")
     if slower and not beyond_noise:
         text += ": within the measured noise"
     return Check(label, "max_regression", limit, change, passed, text)

@@ -72,7 +72,7 @@ def test_regression_beyond_limit_and_noise_fails_with_the_numbers():
                     _baseline(1.51, cv=0.005))
     assert not verdict.passed
     assert verdict.failures == [
-        "opt: median 1.82 ms vs 1.51 ms before (+20.5%, limit 10%, spread ±1.1%)"]
+        "opt: median 1.82 ms vs 1.51 ms before (+20.5%, limit 10%, spread +/-1.1%)"]
     assert verdict.to_json()["baseline"]["key"] == "a" * 64
 
 
