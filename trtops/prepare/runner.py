@@ -229,15 +229,23 @@ def read_report(model_path: Path) -> PrepareReport | None:
         return None
 
 
+# Bumped whenever trtops' own steps write a different model from the same inputs, so a
+# fixed step re-prepares instead of reusing a model the old code wrote. It names the cached
+# prepared model, not the engine key: engines built and accepted from an older preparation
+# stay valid and are reused. 2: If branches folded with the model's IR version (2026-12-06).
+PREPARE_REVISION = 2
+
+
 def prepared_digest(model_digest: str, component: dict[str, Any]) -> str:
     """The prepared model's cache name: source digest, key component, ONNX Runtime version
-    (when folding, since it computes the folded values)."""
+    (when folding, since it computes the folded values), trtops' preparation revision."""
     from trtops.keys.canonical import sha256_json
 
     tools = dict(component.get("tools") or {})
     if component.get("steps", {}).get("fold_constants"):
         tools["onnxruntime"] = tool_version("onnxruntime")
-    return sha256_json({"model": model_digest, "prepare": {**component, "tools": tools}})
+    return sha256_json({"model": model_digest, "prepare": {**component, "tools": tools},
+                        "revision": PREPARE_REVISION})
 
 
 def prepared_dir(cache_root: str | os.PathLike[str], digest: str) -> Path:

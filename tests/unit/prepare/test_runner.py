@@ -63,6 +63,18 @@ def test_digest_follows_source_and_options():
     assert prepared_digest("a" * 64, base) == prepared_digest("a" * 64, dict(base))
 
 
+def test_a_new_preparation_revision_re_prepares_but_keeps_engine_keys(monkeypatch):
+    """A fixed step (the If-branch IR version, 2026-12-06) must not reuse what the old code
+    wrote: the prepared model's name moves with PREPARE_REVISION, the key component does not."""
+    import trtops.prepare.runner as runner
+
+    component = prepare_component(PrepareSpec())
+    before = prepared_digest("a" * 64, component)
+    monkeypatch.setattr(runner, "PREPARE_REVISION", runner.PREPARE_REVISION + 1)
+    assert prepared_digest("a" * 64, component) != before
+    assert prepare_component(PrepareSpec()) == component
+
+
 def test_a_failed_preparation_leaves_nothing(tmp_path):
     from trtops.prepare.graph import PreparationFailed
 
