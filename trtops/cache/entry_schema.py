@@ -9,6 +9,9 @@ A remote is shared: its entries are untrusted input (see ``docs/guarantees.md``)
 
 Stored metadata is parsed by :func:`parse_document` only: at most
 :data:`MAX_METADATA_BYTES`, and nesting too deep for the parser is a refusal, not a crash.
+``NaN`` and ``Infinity`` (which Python's parser accepts but no trtops writer produces:
+they write with ``allow_nan=False``) are refused too: a median of NaN read as a baseline
+would otherwise pass the schema and crash the next write of a verdict or a lock.
 Unknown top-level fields are allowed (builders may add facts; readers ignore them).
 """
 
@@ -42,17 +45,22 @@ class EntryInvalid(ValueError):
         self.reason = reason
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_document(data: bytes, what: str) -> Any:
     """Parse stored JSON, size-capped and depth-safe.
 
     Raises:
-        EntryInvalid: too large, not UTF-8 JSON, or nested too deeply to parse.
+        EntryInvalid: too large, not UTF-8 JSON (NaN and Infinity included), or nested
+            too deeply to parse.
     """
     if len(data) > MAX_METADATA_BYTES:
         raise EntryInvalid(f"{what} is larger than {MAX_METADATA_BYTES >> 20} MiB "
                            f"({len(data)} bytes or more)")
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_no_constant)
     except RecursionError:
         raise EntryInvalid(f"{what} is nested too deeply") from None
     except ValueError as exc:

@@ -73,3 +73,18 @@ def test_percentages():
     for bad in ("10", 0.1, "10 pct", "%", "-5%"):
         with pytest.raises(ValueError, match="not a percentage"):
             parse_percent(bad)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_perf_json_with_nan_or_infinity_is_refused_as_damaged(constant):
+    # Python's parser reads them and the schema's floats would take them, but no trtops
+    # writer produces them (allow_nan=False): read as bench's baseline, a NaN median made
+    # the new verdict unwritable (ValueError, exit 70) instead of a damaged entry.
+    import json
+
+    from trtops.cache.entries import parse_perf
+    from trtops.errors import CacheError
+
+    text = json.dumps(_document()).replace('"median": 1.0', f'"median": {constant}', 1)
+    with pytest.raises(CacheError, match=f"{constant} is not a JSON number"):
+        parse_perf(text.encode(), "a" * 64)
