@@ -68,8 +68,7 @@ def baseline_from_lock(lock_path: Path | None, spec_id: str, new_key: str,
         if not isinstance(cases, Mapping):
             continue
         try:
-            parsed = {str(label): BaselineCase(float(c["median_ms"]), float(c.get("cv") or 0.0))
-                      for label, c in cases.items()}
+            parsed = {str(label): BaselineCase.from_json(c) for label, c in cases.items()}
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
         found.append((entry.built_at or "", Baseline(

@@ -15,6 +15,7 @@ against the median latency, ``min_throughput`` against batch / median latency.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,25 @@ class BaselineCase:
     cv: float  # coefficient of variation of its repeat medians
     shapes: Mapping[str, Any] | None = None  # None: not recorded (a lock entry)
 
+    @classmethod
+    def from_json(cls, data: Any) -> BaselineCase:
+        """A case as a verdict's baseline or the lock records it (``median_ms``, ``cv``):
+        the one reader of both, since either may be edited or hostile.
+
+        Raises:
+            ValueError: the median or the spread is not a finite number (a string such
+                as ``"nan"`` included: a NaN baseline would make the new verdict
+                unwritable as JSON).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("not an object")
+        median, cv = data.get("median_ms"), data.get("cv") or 0.0
+        for value in (median, cv):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"{value!r} is not a finite number")
+        return cls(float(median), float(cv))
+
 
 @dataclass(frozen=True)
 class Baseline:
@@ -78,7 +98,7 @@ class Baseline:
         return cls(key=str(data.get("key") or ""), source=str(data.get("source") or "cache"),
                    gpu=data.get("gpu"), tensorrt=data.get("tensorrt"),
                    measured_at=data.get("measured_at"),
-                   cases={label: BaselineCase(float(c["median_ms"]), float(c.get("cv") or 0.0))
+                   cases={str(label): BaselineCase.from_json(c)
                           for label, c in (data.get("cases") or {}).items()})
 
     @classmethod

@@ -153,3 +153,40 @@ def test_measure_cases_one_per_profile_then_named_shapes(tmp_path):
     ]
     static = make_engine_spec(tmp_path / "m.onnx")
     assert measure_cases(static, io) == [{"label": "opt", "shapes": {"scale": [1]}}]
+
+
+@pytest.mark.parametrize("case", [{"median_ms": "nan"}, {"median_ms": "inf", "cv": 0.01},
+                                  {"median_ms": float("nan")}, {"median_ms": 1.0, "cv": "1e999"},
+                                  {"median_ms": True}, {"cv": 0.1}, [1.0]])
+def test_a_recorded_baseline_case_must_be_finite_numbers(case):
+    # The lock and a perf.json's verdict.baseline are read through this one parser; a NaN
+    # baseline made the new verdict unwritable (ValueError from json, exit 70).
+    with pytest.raises((ValueError, KeyError)):
+        BaselineCase.from_json(case)
+    assert BaselineCase.from_json({"median_ms": 2, "cv": 0.01}) == BaselineCase(2.0, 0.01)
+
+
+
+@pytest.mark.parametrize("median", ["nan", "Infinity", 1.5])
+def test_a_lock_baseline_that_is_not_a_finite_number_is_not_compared_with(tmp_path, median):
+    # A hand-edited (or hostile) lock: "nan" once became a NaN baseline, and the new
+    # engine's perf.json could not be written (exit 70).
+    from trtops.keys.canonical import sha256_json
+    from trtops.keys.engine_key import key_components, key_of
+    from trtops.lockfile import LockEntry, LockPlatform, LockSection, write_section
+    from trtops.ops.perf_gate import baseline_from_lock
+
+    gpu = "NVIDIA H100 80GB HBM3"
+    components = key_components(model_digest=sha256_json("m"), build={"precision": "fp16"},
+                                tensorrt="10.13.3.9", gpu="cc9.0-nvidia-h100-80gb-hbm3")
+    old = LockEntry(key=key_of(components), components=components,
+                    engine={"sha256": sha256_json("engine"), "size": 10},
+                    accuracy={"state": "accepted"}, built_at="2025-01-01T00:00:00+00:00",
+                    performance={"cases": {"opt": {"median_ms": median, "cv": 0.01}}})
+    lock = tmp_path / "trtops.lock"
+    write_section(lock, LockSection(LockPlatform(gpu, "9.0", "10.13.3.9"), {"m/conv/fp16/lab": old}))
+    found = baseline_from_lock(lock, "m/conv/fp16/lab", "f" * 64, gpu)
+    if median == 1.5:
+        assert found is not None and found.cases["opt"].median_ms == 1.5
+    else:
+        assert found is None

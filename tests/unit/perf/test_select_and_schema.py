@@ -55,6 +55,7 @@ def test_a_written_perf_json_passes_its_schema():
     (("gpu",), "NVIDIA H100", "gpu"),
     (("verdict", "state"), "great", "verdict.state"),
     (("verdict", "baseline"), {"cases": {"opt": {"median_ms": "x"}}}, "verdict.baseline"),
+    (("verdict", "baseline"), {"cases": {"opt": {"median_ms": "nan"}}}, "verdict.baseline"),
     (("cases",), [{}] * 300, "cases"),
 ])
 def test_a_perf_json_trtops_never_writes_is_refused_naming_the_field(path, value, field):
