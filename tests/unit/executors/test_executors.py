@@ -123,12 +123,20 @@ def test_run_slots_routes_by_signature_and_runs_slots_side_by_side():
     running: list[str] = []
     peak = {"n": 0}
     lock = threading.Lock()
+    # Each slot's first action waits until all three slots are inside one: side by side
+    # by construction, not by a sleep that a loaded machine may outlast (a serial
+    # run_slots breaks the barrier instead).
+    together = threading.Barrier(3, timeout=60)
+    first: set[str] = set()
 
     def work(action, slot):
         with lock:
             running.append(slot.label)
             peak["n"] = max(peak["n"], len(running))
-        time.sleep(0.05)
+            wait = slot.label not in first
+            first.add(slot.label)
+        if wait:
+            together.wait()
         with lock:
             running.remove(slot.label)
         return _outcome(action.id, "built" if slot.signature == action.timing_signature else "error")
