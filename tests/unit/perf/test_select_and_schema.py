@@ -89,3 +89,32 @@ def test_a_perf_json_with_nan_or_infinity_is_refused_as_damaged(constant):
     text = json.dumps(_document()).replace('"median": 1.0', f'"median": {constant}', 1)
     with pytest.raises(CacheError, match=f"{constant} is not a JSON number"):
         parse_perf(text.encode(), "a" * 64)
+
+
+def test_a_models_performance_field_wins_over_the_defaults_field_by_field(tmp_path):
+    # README: "`performance` (`defaults:` or per model; a model's own field wins field by field)".
+    from helpers import make_conv_model, write_manifest
+
+    from trtops.manifest.collect import load_paths
+    from trtops.manifest.expand import expand
+
+    make_conv_model(tmp_path / "models" / "conv.onnx")
+    path = write_manifest(tmp_path, """\
+version: 1
+defaults:
+  performance: {max_regression: 10%, repeats: 3, max_latency_ms: 5}
+targets: {lab: {gpu: any}}
+models:
+  - name: own
+    source: models/conv.onnx
+    precisions: [fp32]
+    performance: {repeats: 7, cuda_graph: off}
+  - name: plain
+    source: models/conv.onnx
+    precisions: [fp32]
+""")
+    specs = {s.model: s.performance for s in expand(load_paths([path], check_models=False))}
+    own, plain = specs["own"], specs["plain"]
+    assert (own.repeats, own.cuda_graph, own.max_regression, own.max_latency_ms) == (7, "off", 0.1, 5.0)
+    assert (plain.repeats, plain.cuda_graph, plain.max_regression) == (3, "auto", 0.1)
+    assert own.iterations == plain.iterations == 200  # neither sets it: the default
