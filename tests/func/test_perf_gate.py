@@ -302,3 +302,48 @@ def test_the_html_reports_show_the_verdict_the_baseline_and_the_choice(project, 
     assert "opt: median 1.20 ms vs 0.80 ms before (+50" in fp16  # the gate's own message
     assert "(the last measurement)" in fp16 and '<td class="num delta-up">+50.0%</td>' in fp16
     assert "<strong>the model's default loader</strong>: fp16 1.20 ms at opt" in fp16
+
+
+
+def _fresh_ci_job(project: Path, committed: dict[str, str]) -> None:
+    """What a CI job starts from: no cache (no engines, no refs) and the committed lock."""
+    import shutil
+
+    shutil.rmtree(project / "cache")
+    for name, text in committed.items():
+        (project / "trtops.lock" / name).write_text(text)
+
+
+@pytest.mark.parametrize("factor, code", [(1.3, 6), (1.0, 0), (0.8, 0)])
+def test_with_an_empty_cache_the_lock_medians_are_the_baseline(project, capsys, monkeypatch,
+                                                               factor, code):
+    # the release: built, measured (2.00 ms) and locked
+    code_, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert code_ == 0
+    released = _engines(doc)["m/conv/fp32/lab"]["key"]
+    capsys.readouterr()
+    assert main(["lock", "m.yaml"]) == 0
+    committed = {p.name: p.read_text() for p in (project / "trtops.lock").glob("*.json")}
+    [section] = [json.loads(text) for text in committed.values()]
+    assert section["engines"]["m/conv/fp32/lab"]["performance"]["cases"] == {
+        "opt": {"median_ms": 2.0, "cv": 0.005}}
+    # the next change (new weights), built by a CI job with an empty cache
+    make_conv_model(project / "models" / "conv.onnx", seed=5)
+    _fresh_ci_job(project, committed)
+    monkeypatch.setenv("TRTOPS_FAKE_LATENCY", f"conv={factor}")
+    got, doc = _run(capsys, "apply", "m.yaml", "--no-emit")
+    assert got == code, doc
+    engine = _engines(doc)["m/conv/fp32/lab"]
+    assert engine["key"] != released
+    baseline = _perf_json(project, engine["key"])["verdict"]["baseline"]
+    assert baseline["source"] == "lock" and baseline["key"] == released
+    new_ms = f"{2.0 * factor:.2f}"
+    if code == 6:
+        assert engine["status"] == "perf_failed"
+        assert (f"opt: median {new_ms} ms vs 2.00 ms before (+30%, limit 10%, spread +/-0.5%) "
+                f"(before: {released[:12]} in the lock)") in engine["message"]
+    else:
+        change = "+0%" if factor == 1.0 else "-20%"
+        assert engine["status"] == "built"
+        assert f"performance: opt {new_ms} ms" in engine["message"]
+        assert f"({change} vs {released[:12]} in the lock)" in engine["message"]

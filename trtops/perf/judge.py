@@ -258,19 +258,33 @@ def headline(perf: Mapping[str, Any]) -> str:
     return ""
 
 
+def baseline_name(baseline: Baseline | None) -> str:
+    """The previous engine in a message: its short key, and ``in the lock`` when the lock's
+    medians stood in for it (a CI job with an empty cache: "before" then means the numbers
+    committed with the last release, not anything this machine measured)."""
+    if baseline is None:
+        return "before"
+    return f"{baseline.key[:12]} in the lock" if baseline.source == "lock" else baseline.key[:12]
+
+
 def summary_line(perf: Mapping[str, Any], verdict: Verdict) -> str:
-    """One line: the failures (or the headline numbers and what was checked)."""
+    """One line: the failures (or the headline numbers and what was checked), and which
+    engine a regression was measured against."""
     failures = verdict.failures
     if failures:
-        return "performance: " + "; ".join(failures)
+        text = "performance: " + "; ".join(failures)
+        if verdict.baseline is not None and any(
+                c.kind == "max_regression" and not c.passed for c in verdict.checks):
+            text += f" (before: {baseline_name(verdict.baseline)})"
+        return text
     text = "performance: " + (headline(perf) or "measured")
     regressions = [c for c in verdict.checks if c.kind == "max_regression"]
     if regressions:
         worst = max(regressions, key=lambda c: c.value)
         text += (f" ({'+' if worst.value >= 0 else '-'}{format_percent(abs(worst.value))} vs "
-                 f"{verdict.baseline.key[:12] if verdict.baseline else 'before'})")
+                 f"{baseline_name(verdict.baseline)})")
     return text
 
 
-__all__ = ["LAST_MEASUREMENT", "NOISE_FACTOR", "Baseline", "BaselineCase", "Check", "Verdict", "compare",
-           "format_ms", "format_rate", "headline", "judge", "summary_line"]
+__all__ = ["LAST_MEASUREMENT", "NOISE_FACTOR", "Baseline", "BaselineCase", "Check", "Verdict",
+           "baseline_name", "compare", "format_ms", "format_rate", "headline", "judge", "summary_line"]

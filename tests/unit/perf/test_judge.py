@@ -82,6 +82,22 @@ def test_slowdown_within_limit_passes():
     assert "(+3.3% vs aaaaaaaaaaaa)" in verdict.summary
 
 
+def test_the_summary_names_the_engine_compared_with_and_the_lock_when_it_stood_in():
+    locked = Baseline(key="b" * 64, source="lock", gpu="NVIDIA H100",
+                      cases={"opt": BaselineCase(1.5, 0.01)})
+    slower = judge(_perf(_case("opt", 1.8)), PerformanceSpec(max_regression=0.1), locked)
+    assert slower.summary == ("performance: opt: median 1.80 ms vs 1.50 ms before (+20%, limit "
+                              "10%, spread +/-1%) (before: bbbbbbbbbbbb in the lock)")
+    assert "(+3.3% vs bbbbbbbbbbbb in the lock)" in judge(
+        _perf(_case("opt", 1.55)), PerformanceSpec(max_regression=0.1), locked).summary
+    # from the cache: its key alone; a budget failure names no baseline
+    cached = judge(_perf(_case("opt", 1.8)), PerformanceSpec(max_regression=0.1), _baseline(1.5))
+    assert cached.summary.endswith("(before: aaaaaaaaaaaa)")
+    over = judge(_perf(_case("opt", 1.55)), PerformanceSpec(max_regression=0.1, max_latency_ms=1.0),
+                 locked)
+    assert "before:" not in over.summary
+
+
 def test_slowdown_over_limit_but_within_noise_passes():
     # +15% over a 10% limit, but the measurements themselves vary by 8%: 3 x 8% of 1.15 ms
     # is more than the 0.15 ms difference.
