@@ -1,4 +1,5 @@
-"""The README's two commands: the main job's quickstart and the test command CI runs."""
+"""Promises of the README: its two commands (the main job's quickstart and the test command
+CI runs), the HTML report commands, and the opt-out from default shape cases."""
 
 from __future__ import annotations
 
@@ -40,3 +41,12 @@ def test_the_html_report_commands_in_the_readme_exist():
     parser = build_parser()
     assert parser.parse_args(["apply", "--report", "r.html"]).report == "r.html"
     assert parser.parse_args(["report", "manifests", "-o", "r.html"]).output == "r.html"
+
+
+def test_the_readme_opts_a_model_out_of_the_default_shape_cases_as_the_hint_does():
+    """The README and validate's hint give the same opt-out; that it works is tested in
+    tests/unit/manifest/test_manifest_performance.py."""
+    from trtops.manifest.check_performance import SHAPES_OPT_OUT
+
+    readme = (ROOT / "README.md").read_text()
+    assert f"opt one whose inputs differ out with `{SHAPES_OPT_OUT}` on that model" in readme

@@ -6,6 +6,7 @@ points at its line; no files are read.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from trtops.errors import Problem
@@ -79,6 +80,19 @@ def _check_case(lm: LoadedManifest, model: ModelSpec, name: str, case: dict[str,
                      "all inputs of a case must be within the min/max of one profile")]
 
 
+#: What opts one model out of the ``defaults:`` shape cases (README and the hint say it).
+SHAPES_OPT_OUT = "performance: {shapes: {}}"
+
+
+def _from_defaults(problem: Problem, model: ModelSpec) -> Problem:
+    """A problem of the ``defaults:`` shape cases on one model: the line is shared by every
+    model, so the message names the model, and the hint says how to opt it out (a model's
+    own ``shapes``, empty included, replaces the defaults')."""
+    opt_out = f"or opt model {model.name!r} out with `{SHAPES_OPT_OUT}` on it"
+    return replace(problem, message=f"model {model.name!r}: {problem.message}",
+                   hint=f"{problem.hint}; {opt_out}" if problem.hint else opt_out)
+
+
 def check_performance(lm: LoadedManifest, index: int, model: ModelSpec) -> list[Problem]:
     """Problems of one model's shape cases and ``select:``.
 
@@ -96,6 +110,8 @@ def check_performance(lm: LoadedManifest, index: int, model: ModelSpec) -> list[
     shapes, where = _shapes_block(lm, index, model)
     for name in shapes:
         problems.extend(_check_case(lm, model, name, shapes[name], where + (name,)))
+    if where[:1] == ("defaults",):
+        problems = [_from_defaults(problem, model) for problem in problems]
     if model.select is not None:
         at = ("models", index, "select")
         if len(model.precisions) < 2:
@@ -111,4 +127,4 @@ def check_performance(lm: LoadedManifest, index: int, model: ModelSpec) -> list[
     return problems
 
 
-__all__ = ["check_performance"]
+__all__ = ["SHAPES_OPT_OUT", "check_performance"]
