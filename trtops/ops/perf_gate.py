@@ -24,6 +24,13 @@ from trtops.perf.judge import Baseline, BaselineCase, Verdict, judge
 log = logging.getLogger("trtops.ops.perf_gate")
 
 
+def _failed_its_gate(verdict: Any) -> bool:
+    """A perf.json verdict or a lock's performance summary whose gate failed: an engine
+    published with exit 6 (it is accurate, so it is published) must not become the next
+    build's baseline, or each slow release would pass the one after it."""
+    return isinstance(verdict, Mapping) and verdict.get("state") == "failed"
+
+
 def baseline_from_cache(store: Any, keys: Iterable[str | None], new_key: str,
                         gpu: str | None) -> Baseline | None:
     """The measurement of the first accepted entry among ``keys`` (not ``new_key``) that
@@ -39,6 +46,13 @@ def baseline_from_cache(store: Any, keys: Iterable[str | None], new_key: str,
             perf = read_perf(store, key)
         except CacheError as exc:
             log.warning("not comparing with %s: %s", key[:12], exc.message)
+            continue
+        if perf and _failed_its_gate(perf.get("verdict")):
+            # A slow engine is no baseline (each slow release would pass the one after it):
+            # the measurement it was compared with, and failed against, stays the baseline.
+            recorded = perf["verdict"].get("baseline")
+            if isinstance(recorded, Mapping) and (gpu is None or recorded.get("gpu") in (None, gpu)):
+                return Baseline.from_json(recorded)
             continue
         if perf and (gpu is None or (perf.get("gpu") or {}).get("name") == gpu):
             return Baseline.from_perf(key, perf, "cache")
@@ -62,7 +76,8 @@ def baseline_from_lock(lock_path: Path | None, spec_id: str, new_key: str,
     for section in lock.sections.values():
         entry = section.engines.get(spec_id)
         if (entry is None or section.platform.gpu_name != gpu or entry.key == new_key
-                or entry.state != "accepted" or not entry.performance):
+                or entry.state != "accepted" or not entry.performance
+                or _failed_its_gate(entry.performance)):
             continue
         cases = entry.performance.get("cases")
         if not isinstance(cases, Mapping):

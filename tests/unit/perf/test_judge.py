@@ -206,3 +206,28 @@ def test_a_lock_baseline_that_is_not_a_finite_number_is_not_compared_with(tmp_pa
         assert found is not None and found.cases["opt"].median_ms == 1.5
     else:
         assert found is None
+
+
+def test_an_engine_that_failed_its_performance_gate_is_no_baseline(tmp_path):
+    # exit 6 still publishes the (accurate) engine and the lock records it; comparing the
+    # next build with it would let every slow release pass the one after it.
+    from trtops.keys.canonical import sha256_json
+    from trtops.keys.engine_key import key_components, key_of
+    from trtops.lockfile import LockEntry, LockPlatform, LockSection, write_section
+    from trtops.ops.perf_gate import baseline_from_lock
+
+    gpu = "NVIDIA H100 80GB HBM3"
+    components = key_components(model_digest=sha256_json("m"), build={"precision": "fp16"},
+                                tensorrt="10.13.3.9", gpu="cc9.0-nvidia-h100-80gb-hbm3")
+
+    def lock_with(state):
+        entry = LockEntry(key=key_of(components), components=components,
+                          engine={"sha256": sha256_json("engine"), "size": 10},
+                          accuracy={"state": "accepted"}, built_at="2025-01-01T00:00:00+00:00",
+                          performance={"state": state, "cases": {"opt": {"median_ms": 9.0, "cv": 0.01}}})
+        lock = tmp_path / state / "trtops.lock"
+        write_section(lock, LockSection(LockPlatform(gpu, "9.0", "10.13.3.9"), {"m/conv/fp16/lab": entry}))
+        return lock
+
+    assert baseline_from_lock(lock_with("failed"), "m/conv/fp16/lab", "f" * 64, gpu) is None
+    assert baseline_from_lock(lock_with("passed"), "m/conv/fp16/lab", "f" * 64, gpu) is not None
