@@ -45,13 +45,14 @@ def _read_perf(store: Any, key: str) -> PerfView | None:
 def _entry_view(store: Any, outcome: EngineOutcome, state: str) -> EngineView:
     """The engine's view with its entry's files (when its entry exists)."""
     from trtops.cache.entries import read_accuracy
+    from trtops.cache.store import ACCURACY_FILE, META_FILE, PERF_FILE
 
     view = EngineView(outcome=outcome, state=state)
     key = outcome.key
     if not key:
         return view
-    readers = (("meta", "meta.json", store.read_meta), ("accuracy", "accuracy.json",
-               lambda k: read_accuracy(store, k)), ("perf", "perf.json", lambda k: _read_perf(store, k)))
+    readers = (("meta", META_FILE, store.read_meta), ("accuracy", ACCURACY_FILE,
+               lambda k: read_accuracy(store, k)), ("perf", PERF_FILE, lambda k: _read_perf(store, k)))
     try:
         if not store.has_entry(key):
             return view
