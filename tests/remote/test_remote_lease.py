@@ -88,12 +88,12 @@ def test_claim_build_builds_once_and_others_wait_for_the_entry(s3_store, local):
     assert lease is not None
     outcome = []
     waiter = threading.Thread(target=lambda: outcome.append(
-        claim_build(s3_store, key.key, "shard-1", ttl=30, poll=0.05, timeout=10)))
+        claim_build(s3_store, key.key, "shard-1", ttl=30, poll=0.05, timeout=300)))
     waiter.start()
     time.sleep(0.2)
     assert waiter.is_alive()  # shard-1 waits while shard-0 builds
     push_entry(local, s3_store, key.key)
     lease.release()
-    waiter.join(10)
+    waiter.join(300)  # a hang guard
     assert outcome == [None]  # the entry appeared: fetch instead of building
     assert claim_build(s3_store, key.key, "shard-2", ttl=30) is None
