@@ -100,6 +100,8 @@ class FakeToolchain:
                 handle.write(f"{spec.id} cuda={os.environ.get('CUDA_VISIBLE_DEVICES', '-')} "
                              f"gpu={os.environ.get('TRTOPS_FAKE_GPU', 'NVIDIA H200').replace(' ', '_')} "
                              f"pid={os.getpid()} model={request.model_path} "
+                             f"digest={getattr(request, 'model_digest', None) or '-'} "
+                             f"verdicts={getattr(request, 'preflight_verdicts', None) or '-'} "
                              f"preflight={getattr(request, 'parse_preflight', '-')}\n")
         if seconds := float(os.environ.get("TRTOPS_FAKE_BUILD_SECONDS", "0") or 0):
             time.sleep(seconds)

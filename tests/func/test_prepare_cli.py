@@ -185,6 +185,19 @@ def test_plan_and_apply_on_tensorrt_11_build_fp16_from_the_cast_model(cast_proje
     # in process: the builder parses in a child first (trtops.trt.parse_preflight)
     assert all(line.endswith(" preflight=True") for line in device_log.read_text().splitlines())
     parsed = {spec_id: path.removeprefix("model=") for spec_id, path in parsed.items()}
+    # the preflight's verdict is kept in the cache under the parsed model's content digest:
+    # the source's model_digest, or the prepared model's name (trtops.trt.preflight_verdicts)
+    fields = {line.split()[0]: dict(f.split("=", 1) for f in line.split()[1:])
+              for line in device_log.read_text().splitlines()}
+    for engine in doc["engines"]:
+        meta = json.loads((cast_project / "cache" / "engines" / engine["key"][:2] / engine["key"] / "meta.json")
+                          .read_text())
+        found = fields[engine["id"]]
+        assert found["verdicts"] == str(cast_project / "cache" / "preflight")
+        if "/prepared/" in parsed[engine["id"]]:
+            assert found["digest"] == parsed[engine["id"]].split("/")[-2]
+        else:
+            assert found["digest"] == meta["components"]["model_digest"]
     source = str(cast_project / "manifests" / "models" / "conv.onnx")
     assert parsed["cast/conv/fp32/lab"] == source
     for spec_id in ("cast/conv/fp16/lab", "cast/folded/fp16/lab"):

@@ -5,7 +5,8 @@ recorded 8.6 messages give (tests/unit/trt/test_trt_failure_causes.py).
 
 The parse preflight (trtops/trt/parse_preflight.py) through `trtops apply`: the real child
 (``python -X faulthandler -m trtops.trt.parse_check``) parses with TensorRT and the build goes
-on (its wall time is printed: what the preflight costs); a child that crashes (its test hook
+on (its wall time is printed: what the preflight costs), and a second apply that builds again
+reads the recorded verdict instead of starting a child; a child that crashes (its test hook
 kills it with SIGSEGV right after importing tensorrt: no TensorRT bug needed) fails only its
 model's engines, exit 3, and apply still answers in JSON."""
 
@@ -161,6 +162,27 @@ def test_apply_parses_in_a_child_first_and_still_builds(tmp_path, trt_version):
               "builder, parse of a 1-node model)")
     reused = sum("an earlier child's verdict" in line for found in lines.values() for line in found)
     assert reused == (1 if shared else 0)
+    recorded = sorted((root / "cache" / "preflight").rglob("*.json"))
+    assert len(recorded) == len(children), recorded
+
+    # a second apply that builds again (engines gone, the cache's preflight/ kept): the
+    # verdicts recorded on disk answer, no child runs (trtops.trt.preflight_verdicts)
+    import shutil
+
+    for name in ("engines", "refs"):
+        shutil.rmtree(root / "cache" / name)
+    started = time.monotonic()
+    again, engines = _apply(root)
+    print(f"SECOND APPLY: {time.monotonic() - started:.1f}s")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert {e["status"] for e in engines.values()} == {"built"}
+    second = {engine_id: _preflight_lines(_build_log(root, e)) for engine_id, e in engines.items()}
+    for engine_id, found in second.items():
+        print("second apply:", engine_id, found)
+    flat = [line for found in second.values() for line in found]
+    assert not any("in a child process in" in line for line in flat), second
+    assert sum("recorded by an earlier apply" in line for line in flat) == len(children), second
+    print(f"PARSE PREFLIGHT, SECOND APPLY: no child; verdicts read from {recorded[0].parent}")
 
 
 def test_a_parser_crash_fails_its_model_with_the_cause_and_apply_goes_on(tmp_path, trt_version):

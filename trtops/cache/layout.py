@@ -9,6 +9,7 @@ copied to S3 with ``aws s3 sync`` is a valid remote cache and vice versa::
     locks/<name>.lock                                         (local only) file locks
     tmp/                                                      (local only) staging area
     prepared/<digest>/model.onnx  report.json                 (local only) prepared models
+    preflight/<tensorrt>/<digest>-n<flags>[-<parser flags>].json  (local only) parse preflight verdicts
     unsynced/<id>.json                                        (local only) pulls not yet on disk
 
 ``meta.json`` (immutable, written last; see :func:`make_meta`)::
@@ -52,6 +53,10 @@ TIMING_DIR = "timing"
 LOCKS_DIR = "locks"
 TMP_DIR = "tmp"
 PREPARED_DIR = "prepared"  # prepared models: prepared/<digest>/model.onnx (trtops.prepare.runner)
+# Parse preflight verdicts (trtops.trt.preflight_verdicts names the files). gc keeps them: a
+# few hundred bytes each, keyed by content so never stale, and a remembered parser crash is
+# worth keeping should its model come back.
+PREFLIGHT_DIR = "preflight"
 
 # Files an existing entry may replace in place; everything else is create-only.
 MUTABLE_FILES = (ACCURACY_FILE, PERF_FILE)
@@ -266,7 +271,7 @@ def state_from_accuracy(data: Mapping[str, Any] | None) -> str:
 
 __all__ = [
     "ACCURACY_FILE", "ENGINE_FILE", "ENGINES_DIR", "KEY_RE", "LOCKS_DIR",
-    "META_FILE", "META_FORMAT", "MUTABLE_FILES", "PREPARED_DIR", "REFS_DIR", "STATES", "TIMING_DIR", "TMP_DIR",
+    "META_FILE", "META_FORMAT", "MUTABLE_FILES", "PREFLIGHT_DIR", "PREPARED_DIR", "REFS_DIR", "STATES", "TIMING_DIR", "TMP_DIR",
     "check_file_name", "check_key", "check_segment", "entry_prefix", "lock_file_name",
     "make_meta", "make_ref_record", "parse_time", "ref_from_path", "ref_path", "ref_segments",
     "state_from_accuracy", "timing_path", "utc_now",

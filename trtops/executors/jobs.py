@@ -50,6 +50,9 @@ class BuildJob:
             spec's source stays the accuracy gate's fp32 reference.
         model_cast: The cast ``model_path`` had (``"fp16"``/``"bf16"``), or None; the
             builder refuses a build whose TensorRT wants a cast the model did not get.
+        model_digest: The content digest of the model TensorRT parses, and
+        preflight_verdicts: the cache's ``preflight/`` directory: an in-process build keeps
+            its parse preflight's verdict there (``BuildRequest.model_digest``).
     """
 
     spec: Any
@@ -61,6 +64,8 @@ class BuildJob:
     signature: str | None = None
     model_path: str | None = None
     model_cast: str | None = None
+    model_digest: str | None = None
+    preflight_verdicts: str | None = None
 
     @property
     def id(self) -> str:
@@ -249,7 +254,9 @@ def run_build_job(job: BuildJob, toolchain: Any, progress: Progress | None = Non
                              hint="this is a bug in trtops: please report it")
         request = BuildRequest(spec=spec, model_path=Path(job.model_path or spec.source.path),
                                workdir=Path(job.workdir), timing_cache=timing, log=log_lines.append,
-                               model_cast=job.model_cast, parse_preflight=not isolated)
+                               model_cast=job.model_cast, parse_preflight=not isolated,
+                               model_digest=job.model_digest,
+                               preflight_verdicts=Path(job.preflight_verdicts) if job.preflight_verdicts else None)
         try:
             built = toolchain.build(request)
         except BuildError as exc:

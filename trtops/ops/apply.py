@@ -419,7 +419,8 @@ def _build_prepared(ctx: _Context, action: Action, item: str, runner: Any) -> En
     try:
         job = BuildJob(spec=spec, key=action.key.key, workdir=str(workdir), timing_cache=timing,
                        timing_pieces=pieces, gpu_index=action.gpu_index, signature=signature or None,
-                       model_path=model_path, model_cast=cast)
+                       model_path=model_path, model_cast=cast, model_digest=_parsed_digest(action),
+                       preflight_verdicts=_preflight_dir(store))
         built = runner.run(job, lambda text: ctx.progress.update(item, text))
         if prepared_note:
             built.log_text = prepared_note + "\n" + built.log_text
@@ -539,6 +540,26 @@ def _prepared_spec(ctx: _Context, action: Action, item: str) -> tuple[Any, str |
         note += "\n" + "\n".join(f"[trtops]   {line}" for line in prepared.report.lines())
     spec = replace(spec, source=replace(spec.source, path=str(prepared.reference)))
     return spec, str(prepared.model) if cast else None, cast, note
+
+
+def _parsed_digest(action: Action) -> str | None:
+    """The content digest of the model the builder parses (its parse preflight's verdict is
+    kept under it): the last prepared model of the key's chain, else the source's digest."""
+    from trtops.prepare.runner import prepared_chain
+
+    digest = action.key.components.get("model_digest")
+    if not isinstance(digest, str):
+        return None
+    chain = prepared_chain(digest, action.key.components.get("prepare"))
+    return chain[-1] if chain else digest
+
+
+def _preflight_dir(store: Any) -> str | None:
+    """The local cache's ``preflight/`` (parse preflight verdicts), or None."""
+    from trtops.cache.layout import PREFLIGHT_DIR
+
+    root = getattr(store, "root", None)
+    return str(Path(root) / PREFLIGHT_DIR) if root else None
 
 
 def _worker_line(worker: dict) -> str:

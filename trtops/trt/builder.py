@@ -7,10 +7,11 @@ goes through :mod:`trtops.trt.trt_compat` (feature detection) and
 precision).
 
 Flow: check the combination (and that a strongly typed fp16/bf16 build got the model the
-preparation stage cast, :mod:`trtops.prepare.cast`; the builder casts nothing) → parse ONNX
-(errors name node and op) → check profiles → configure (workspace, optimization level,
-tactic sources, aux streams, compatibility, precision, profiles, calibration, timing
-cache) → build → write ``engine.plan`` → read back I/O, layers, device memory.
+preparation stage cast, :mod:`trtops.prepare.cast`; the builder casts nothing) → start the
+parse preflight's child (:mod:`trtops.trt.parse_preflight`) → builder, network, configure
+(workspace, optimization level, tactic sources, aux streams, compatibility, precision) while
+it runs → its verdict → parse ONNX (errors name node and op) → check profiles → profiles,
+calibration, timing cache → build → write ``engine.plan`` → read back I/O, layers, device memory.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ class BuildRequest:
         parse_preflight: parse the model in a child process first, so that a crash of
             TensorRT's ONNX parser fails this build instead of ending the process
             (:mod:`trtops.trt.parse_preflight`; ``TRTOPS_PARSE_PREFLIGHT=0`` turns it off).
+        model_digest: the content digest of ``model_path`` (the key's ``model_digest``, or the
+            ``prepared/`` digest of a prepared model), or None. With ``preflight_verdicts``
+            (a directory: apply gives the cache's ``preflight/``) the preflight's verdict is
+            recorded there, and a later build of the same model, flags and TensorRT runs no
+            child (:mod:`trtops.trt.preflight_verdicts`).
 
     Strongly typed networks are asked for by the spec (``spec.build.strongly_typed``);
     TensorRT 11 builds nothing else.
@@ -104,6 +110,8 @@ class BuildRequest:
     # False where the build already runs in a worker process of its own (--gpus, Ray): a
     # crash there fails only that worker's engine (trtops.trt.parse_preflight).
     parse_preflight: bool = True
+    model_digest: str | None = None
+    preflight_verdicts: Path | None = None
 
 
 def cast_problem(wanted: str | None, given: str | None, tensorrt: str) -> str | None:
@@ -293,21 +301,7 @@ class _Build:
             self._check_kept(strategy.cast, model_path)
         network_flags = self._network_flags(strategy)
         parser_flags = parser_flag_names(trt, portable=cfg.version_compatible or cfg.hardware_compatibility != "none")
-        self._preflight(parse_path, network_flags, parser_flags)
-
-        try:
-            builder = trt.Builder(self.logger)
-        except Exception as exc:
-            raise EnvironmentMissing(
-                f"TensorRT could not create a builder ({exc}); {self._trt_errors(3).strip()}",
-                hint="check that an NVIDIA GPU is visible (nvidia-smi) and the driver works",
-            ) from exc
-        if builder is None:
-            raise EnvironmentMissing("TensorRT could not create a builder", hint="check the GPU and driver")
-        if hasattr(trt, "init_libnvinfer_plugins"):
-            trt.init_libnvinfer_plugins(self.logger, "")
-
-        network = self._network(builder, network_flags)
+        builder, network, config = self._overlapped(parse_path, network_flags, parser_flags, strategy)
         parser = self._parse(network, parse_path, parser_flags)
         inputs = self._inputs(network)
         problems = check_profiles(inputs, cfg.profiles)
@@ -317,8 +311,6 @@ class _Build:
                 hint="fix 'profiles:' in the manifest: every dynamic input needs min/opt/max, fixed dimensions must match the model",
             )
 
-        config = builder.create_builder_config()
-        self._configure(trt, builder, config, strategy)
         if keeps_fp32(cfg) and keep_fp32_how(strategy) == "layers":
             from trtops.trt.keep_fp32 import hold_layers_fp32, kept_parser_names
 
@@ -428,16 +420,62 @@ class _Build:
             raise self.fail("TensorRT could not create a network definition:\n" + self._trt_errors())
         return network
 
-    def _preflight(self, path: Path, network_flags: int, parser_flags: tuple[str, ...]) -> None:
-        """Parse in a child process first where a parser crash would end this process."""
+    def _overlapped(self, path: Path, network_flags: int, parser_flags: tuple[str, ...],
+                    strategy: Strategy) -> tuple[Any, Any, Any]:
+        """The builder, network and config, made while the parse preflight's child parses
+        (both take seconds: CUDA start-up, kernel libraries); the child's verdict is waited
+        for only now, right before the in-process parse it guards. The child is started
+        first: it is a process of its own (fork and exec), needing nothing of this one's CUDA."""
+        pending = self._start_preflight(path, network_flags, parser_flags)
+        try:
+            if pending is not None and pending.known:
+                self._preflight_verdict(pending)  # a remembered crash fails at once
+            made = self._builder_setup(network_flags, strategy)
+            if pending is not None:
+                self._preflight_verdict(pending)
+            return made
+        finally:
+            if pending is not None:
+                pending.close()  # a build that failed first: its child goes too
+
+    def _preflight_verdict(self, pending: Any) -> None:
+        verdict = pending.wait()
+        if verdict.fatal:
+            from trtops.trt.parse_preflight import crash_error
+
+            raise crash_error(verdict, str(self.request.model_path))
+
+    def _builder_setup(self, network_flags: int, strategy: Strategy) -> tuple[Any, Any, Any]:
+        trt = self.trt
+        try:
+            builder = trt.Builder(self.logger)
+        except Exception as exc:
+            raise EnvironmentMissing(
+                f"TensorRT could not create a builder ({exc}); {self._trt_errors(3).strip()}",
+                hint="check that an NVIDIA GPU is visible (nvidia-smi) and the driver works",
+            ) from exc
+        if builder is None:
+            raise EnvironmentMissing("TensorRT could not create a builder", hint="check the GPU and driver")
+        if hasattr(trt, "init_libnvinfer_plugins"):
+            trt.init_libnvinfer_plugins(self.logger, "")
+        network = self._network(builder, network_flags)
+        config = builder.create_builder_config()
+        self._configure(trt, builder, config, strategy)
+        return builder, network, config
+
+    def _start_preflight(self, path: Path, network_flags: int, parser_flags: tuple[str, ...]) -> Any:
+        """Start parsing in a child process where a parser crash would end this process
+        (a :class:`~trtops.trt.parse_preflight.Pending`), or None."""
         from trtops.trt import parse_preflight
 
-        if not self.request.parse_preflight or not parse_preflight.enabled():
-            return
-        verdict = parse_preflight.check_parse(path, network_flags=network_flags, parser_flags=parser_flags,
-                                              tensorrt=version_text(self.trt), log=self.capture.info)
-        if verdict.fatal:
-            raise parse_preflight.crash_error(verdict, str(self.request.model_path))
+        request = self.request
+        if not request.parse_preflight or not parse_preflight.enabled():
+            return None
+        verdicts = getattr(request, "preflight_verdicts", None)
+        return parse_preflight.start_parse(path, network_flags=network_flags, parser_flags=parser_flags,
+                                           tensorrt=version_text(self.trt), log=self.capture.info,
+                                           digest=getattr(request, "model_digest", None),
+                                           verdicts=Path(verdicts) if verdicts is not None else None)
 
     def _parse(self, network: tensorrt.INetworkDefinition, path: Path, flags: tuple[str, ...]) -> tensorrt.OnnxParser:
         parser = self.trt.OnnxParser(network, self.logger)
