@@ -287,6 +287,7 @@ class Perf(BaseModel):
     tensorrt: Annotated[StrictStr, Field(max_length=64)]
     cases: Annotated[list[PerfCase], Field(max_length=256)]
     verdict: PerfVerdict
+    seconds: Annotated[Number, Field(ge=0)] | None = None  # measuring wall time (trt/measure.py)
 
 
 # --------------------------------------------------------------------------- checks

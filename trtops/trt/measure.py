@@ -399,7 +399,8 @@ def measure_engine(engine_path: Path, cases: list[dict], settings: dict) -> dict
         ``{"gpu": {name, driver, sm_clock_mhz, mem_clock_mhz, temperature_c}, "tensorrt":
         str, "cases": [{label, shapes, batch, cuda_graph, iterations (per repeat),
         latency_ms, gpu_ms (median/p90/p99/mean/min, over every timed call), throughput
-        (inferences/s at the median latency), repeat_medians_ms, cv}]}``.
+        (inferences/s at the median latency), repeat_medians_ms, cv}], "seconds": wall time
+        of the whole measurement, loading included (what it adds to ``apply``)}``.
 
     Raises:
         InputError: bad settings, or a case whose shapes the engine does not accept.
@@ -407,6 +408,7 @@ def measure_engine(engine_path: Path, cases: list[dict], settings: dict) -> dict
         BuildError: the engine cannot be deserialized or run here.
     """
     checked = _check_settings(settings)
+    started = time.perf_counter()
     trt = import_tensorrt()
     plan = Path(engine_path).read_bytes()
     import numpy as np
@@ -417,7 +419,8 @@ def measure_engine(engine_path: Path, cases: list[dict], settings: dict) -> dict
         results = [_measure_case(session, case, checked, rng) for case in cases]
     finally:
         session.close()
-    return {"gpu": gpu_state(checked["device"]), "tensorrt": version_text(trt), "cases": results}
+    return {"gpu": gpu_state(checked["device"]), "tensorrt": version_text(trt), "cases": results,
+            "seconds": round(time.perf_counter() - started, 3)}
 
 
 __all__ = ["CUDA_GRAPH_MODES", "measure_engine"]
