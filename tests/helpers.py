@@ -267,23 +267,36 @@ def make_rate_branching_model(path: str | Path) -> Path:
     return _save(model, Path(path), external_data=False)
 
 
-def _overflow_convs(onnx):
+HEAVY_OVERFLOW_KINDS = ("conv1x1", "conv3x3", "gemm")
+
+
+def _overflow_heavy(onnx, kind: str):
+    """Four heavy layers ``scale_up`` (x512), ``overflow`` (x512), ``scale_down`` (/512),
+    ``restore`` (/512) plus ``harmless`` (x * 0.5), see :func:`make_overflow_model`."""
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
-    channels = 128
-    eye = np.eye(channels, dtype=np.float32).reshape(channels, channels, 1, 1)
+    if kind == "gemm":  # x [256, 1024] @ scaled identities: 0.5 GFLOP per MatMul
+        width, shape, op, attrs = 1024, [256, 1024], "MatMul", {}
+        eye = np.eye(width, dtype=np.float32)
+    else:
+        width = 128 if kind == "conv1x1" else 256
+        shape = [1, width, 64, 64]
+        op = "Conv"
+        kernel = 1 if kind == "conv1x1" else 3
+        attrs = {} if kernel == 1 else {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+        eye = np.zeros((width, width, kernel, kernel), np.float32)
+        eye[np.arange(width), np.arange(width), kernel // 2, kernel // 2] = 1.0  # the centre tap
     # Every weight is well inside fp16's range (TensorRT runs a layer whose weights are not in
     # fp32): only the activation between overflow and scale_down, x * 2**18, is past 65504.
     values = (("s1", eye * 512), ("s2", eye * 512), ("s3", eye / 512), ("s4", eye / 512),
               ("half", np.float32(0.5)))
     weights = [numpy_helper.from_array(np.asarray(v, np.float32), n) for n, v in values]
     nodes = [
-        helper.make_node("Conv", ["x", "s1"], ["a"], name="scale_up"),
-        helper.make_node("Conv", ["a", "s2"], ["b"], name="overflow"),
-        helper.make_node("Conv", ["b", "s3"], ["c"], name="scale_down"),
-        helper.make_node("Conv", ["c", "s4"], ["y"], name="restore"),
+        helper.make_node(op, ["x", "s1"], ["a"], name="scale_up", **attrs),
+        helper.make_node(op, ["a", "s2"], ["b"], name="overflow", **attrs),
+        helper.make_node(op, ["b", "s3"], ["c"], name="scale_down", **attrs),
+        helper.make_node(op, ["c", "s4"], ["y"], name="restore", **attrs),
         helper.make_node("Mul", ["x", "half"], ["z"], name="harmless"),
     ]
-    shape = [1, channels, 64, 64]
     graph = helper.make_graph(nodes, "overflow", [_value_info("x", shape)],
                               [_value_info("y", shape), _value_info("z", shape)], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -291,7 +304,7 @@ def _overflow_convs(onnx):
     return model
 
 
-def make_overflow_model(path: str | Path, *, scale: float = 3e4, matmul: bool = False, conv: bool = False) -> Path:
+def make_overflow_model(path: str | Path, *, scale: float = 3e4, matmul: bool = False, heavy: str | None = None) -> Path:
     """A chain that fp16 cannot carry, beside one it can: ``y = x * s * s / s**2`` (the middle
     value ``x * s * s`` is ~1e9, past fp16's 65504, so an fp16 engine gives inf while fp32 is
     exact) and ``z = x * 0.5``. Nodes ``scale_up``, ``overflow``, ``scale_down``, ``harmless``;
@@ -302,16 +315,18 @@ def make_overflow_model(path: str | Path, *, scale: float = 3e4, matmul: bool = 
     in fp32 inside (the GPU lab test: each GEMM writes its fp16 output, and 1/s**2 is below
     fp16's smallest subnormal as a weight).
 
-    ``conv``: 1x1 Convolutions over 128 channels of 64x64 (input ``x`` [1, 128, 64, 64]),
-    ``scale_up`` and ``overflow`` x512 each, ``scale_down`` and ``restore`` /512 each, so every
-    weight fits fp16 and only the activation ``b`` (x * 2**18) does not; large enough that
-    TensorRT should pick fp16 tensor-core kernels. Made after the lab's TensorRT 8.6 passed
-    the fp16 gate on the MatMul chain and on a 64-channel Conv chain with 1/s**2 weights
-    (layers with out-of-range weights are not forced to fp16); not yet run in the lab."""
+    ``heavy``: one of :data:`HEAVY_OVERFLOW_KINDS`: the four steps of ``y`` are layers heavy
+    enough that TensorRT should pick fp16 tensor-core kernels for them, with weights inside
+    fp16's range (x512, x512, /512, /512, so only the activation ``b`` = x * 2**18 does not
+    fit): ``conv1x1`` (128 channels of 64x64), ``conv3x3`` (256 channels of 64x64, the
+    identity at each kernel's centre) or ``gemm`` (``x`` [256, 1024], 1024-wide MatMuls).
+    Lab history (TensorRT 8.6.0, H100/H200, 2026-12-06): the MatMul chain, a 64-channel
+    1x1 Conv chain with a 1/s**2 weight and ``conv1x1`` at optimization level 3 all
+    *passed* the fp16 gate (``z`` exact: TensorRT ran those small layers in fp32)."""
     onnx = _onnx()
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
-    if conv:
-        return _save(_overflow_convs(onnx), Path(path), external_data=False)
+    if heavy is not None:
+        return _save(_overflow_heavy(onnx, heavy), Path(path), external_data=False)
     eye = np.eye(16, dtype=np.float32)
     if matmul:
         values = (("s1", eye * scale), ("s2", eye * scale), ("s3", eye / (scale * scale)), ("half", 0.5))

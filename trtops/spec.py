@@ -95,6 +95,7 @@ PERFORMANCE_DEFAULTS: dict[str, Any] = {
     "iterations": 200,
     "repeats": 5,
     "cuda_graph": "auto",
+    "max_seconds": 2.0,
 }
 
 
@@ -113,6 +114,7 @@ class PerformanceSpec:
     min_throughput: float | None = None
     max_regression: float | None = None  # a fraction: 0.1 for '10%'
     cuda_graph: str = PERFORMANCE_DEFAULTS["cuda_graph"]  # auto | off
+    max_seconds: float = PERFORMANCE_DEFAULTS["max_seconds"]  # timed runs per case, at most
 
     @property
     def gated(self) -> bool:
@@ -123,7 +125,7 @@ class PerformanceSpec:
     def settings(self) -> dict[str, Any]:
         """The measurement settings (:meth:`trtops.ops.toolchain.Toolchain.measure`)."""
         return {"warmup": self.warmup, "iterations": self.iterations, "repeats": self.repeats,
-                "cuda_graph": self.cuda_graph}
+                "cuda_graph": self.cuda_graph, "max_seconds": self.max_seconds}
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,8 @@ def test_apply_measures_every_accepted_engine_and_stores_perf_json(project, caps
     assert "performance: opt 2.00 ms, 1,000/s" in engine["message"]
     perf = _perf_json(project, engine["key"])
     assert perf["schema"] == 1 and perf["settings"] == {"warmup": 2, "iterations": 20,
-                                                        "repeats": 3, "cuda_graph": "auto"}
+                                                        "repeats": 3, "cuda_graph": "auto",
+                                                        "max_seconds": 2.0}
     assert [c["label"] for c in perf["cases"]] == ["opt"]
     assert perf["cases"][0]["shapes"] == {"input": [2, 3, 16, 16]}
     assert perf["verdict"]["notes"] == ["no previous engine measured on this GPU to compare with"]

@@ -140,6 +140,7 @@ def _performance_spec(manifest: Manifest, model: ModelSpec) -> PerformanceSpec:
         min_throughput=value("min_throughput"),
         max_regression=parse_percent(regression) if regression is not None else None,
         cuda_graph=value("cuda_graph"),
+        max_seconds=float(value("max_seconds")),
     )
 
 

@@ -278,6 +278,10 @@ class Performance(StrictModel):
     ] | None = Field(
         default=None, description="'auto' (default): time CUDA-graph replay where the engine "
         "allows it; 'off': plain enqueues.")
+    max_seconds: float | None = Field(
+        default=None, gt=0, le=3600, description="Most seconds of timed runs per shape case "
+        "(default 2): a slow engine gets fewer iterations per repeat (never fewer than 10; "
+        "perf.json records how many ran), so measuring stays a small part of apply.")
 
 
 # --------------------------------------------------------------------------- build options

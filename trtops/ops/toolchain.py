@@ -35,7 +35,8 @@ class Toolchain(Protocol):
             engine_path: The serialized engine.
             cases: ``[{"label": "opt" | "profile<i>.opt" | <shape name>, "shapes":
                 {input: [dims]}}]`` (:func:`trtops.perf.cases.measure_cases`).
-            settings: ``{"warmup", "iterations", "repeats", "cuda_graph": "auto"|"off"}``.
+            settings: ``{"warmup", "iterations", "repeats", "cuda_graph": "auto"|"off",
+                "max_seconds"}``.
 
         Returns:
             The perf document body: ``{"gpu": {name, driver, sm_clock_mhz, mem_clock_mhz,

@@ -64,6 +64,11 @@ def _check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     if mode not in CUDA_GRAPH_MODES:
         raise InputError(f"performance setting 'cuda_graph' must be 'auto' or 'off', got {mode!r}")
     checked["cuda_graph"] = mode
+    budget = settings.get("max_seconds")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or not 0 < budget < math.inf):
+        raise InputError(f"performance setting 'max_seconds' must be a number > 0, got {budget!r}")
+    checked["max_seconds"] = None if budget is None else float(budget)
     checked["device"] = int(settings.get("device", 0))
     checked["version_compatible"] = bool(settings.get("version_compatible", False))
     return checked
@@ -331,14 +336,16 @@ def _measure_case(session: _Session, case: Mapping[str, Any], settings: dict[str
                         session.driver.check(code, "graph launch")
 
         sync = backend.synchronize
+        began = time.perf_counter()
         for _ in range(settings["warmup"]):
             run()
             sync()
+        iterations = _iterations_within_budget(settings, time.perf_counter() - began, run, sync)
         wall: list[float] = []
         gpu: list[float] = []
         medians: list[float] = []
         for _ in range(settings["repeats"]):
-            round_wall, round_gpu = _timed(run, sync, session.events, stream, settings["iterations"])
+            round_wall, round_gpu = _timed(run, sync, session.events, stream, iterations)
             wall += round_wall
             gpu += round_gpu
             medians.append(percentile(round_wall, 50.0))
@@ -357,13 +364,40 @@ def _measure_case(session: _Session, case: Mapping[str, Any], settings: dict[str
         "shapes": {name: list(shape) for name, shape in shapes.items()},
         "batch": batch,
         "cuda_graph": graph is not None,
-        "iterations": settings["iterations"],
+        "iterations": iterations,
         "latency_ms": round_summary(latency),
         "gpu_ms": round_summary(summarize(gpu)),
         "throughput": round(throughput(batch, latency["median"]), 3),
         "repeat_medians_ms": [round(m, 5) for m in medians],
         "cv": round(coefficient_of_variation(medians), 6),
     }
+
+
+# Fewest timed runs per repeat that ``max_seconds`` may leave: a median of fewer is noise.
+MIN_ITERATIONS = 10
+
+
+def _iterations_within_budget(settings: Mapping[str, Any], warmup_seconds: float,
+                              run: Callable[[], None], sync: Callable[[], None]) -> int:
+    """Timed runs per repeat: ``iterations``, cut so that all repeats take about
+    ``max_seconds`` (ResNet-50 fp32 at batch 64, 15 ms a call, took 15 s at 200 x 5, 8% of
+    its apply in the lab), never below :data:`MIN_ITERATIONS`. One call's time comes from
+    the warm-up (or one untimed call when there is none)."""
+    iterations = settings["iterations"]
+    budget = settings.get("max_seconds")
+    if budget is None:
+        return iterations
+    calls = settings["warmup"]
+    if calls == 0:
+        began = time.perf_counter()
+        run()
+        sync()
+        warmup_seconds, calls = time.perf_counter() - began, 1
+    per_call = warmup_seconds / calls
+    if per_call <= 0:
+        return iterations
+    fit = int(budget / settings["repeats"] / per_call)
+    return max(min(iterations, fit), min(iterations, MIN_ITERATIONS))
 
 
 def _capture(session: _Session, context: Any, stream: int) -> tuple[int, int] | None:
@@ -392,7 +426,9 @@ def measure_engine(engine_path: Path, cases: list[dict], settings: dict) -> dict
         cases: ``[{"label": str, "shapes": {input name: [dims]}}]``; inputs of fixed shape
             may be left out.
         settings: ``{"warmup": int, "iterations": int, "repeats": int, "cuda_graph":
-            "auto"|"off"}``; optional ``device`` (CUDA ordinal, 0) and
+            "auto"|"off"}``; optional ``max_seconds`` (timed runs per case, about: fewer
+            iterations for a slow engine, see :func:`_iterations_within_budget`), ``device``
+            (CUDA ordinal, 0) and
             ``version_compatible`` (the engine embeds its lean runtime).
 
     Returns:

@@ -33,7 +33,8 @@ IO = IOSpec(
 
 def test_settings_defaults_and_checks():
     checked = _check_settings(SETTINGS)
-    assert checked == {**SETTINGS, "device": 0, "version_compatible": False}
+    assert checked == {**SETTINGS, "device": 0, "version_compatible": False, "max_seconds": None}
+    assert _check_settings({**SETTINGS, "max_seconds": 2})["max_seconds"] == 2.0
     assert _check_settings({**SETTINGS, "cuda_graph": "off", "warmup": 0})["cuda_graph"] == "off"
 
 
@@ -43,6 +44,9 @@ def test_settings_defaults_and_checks():
     ("warmup", -1, "'warmup' must be an integer >= 0"),
     ("warmup", True, "'warmup' must be an integer"),
     ("cuda_graph", "on", "'cuda_graph' must be 'auto' or 'off'"),
+    ("max_seconds", 0, "'max_seconds' must be a number > 0"),
+    ("max_seconds", float("inf"), "'max_seconds' must be a number > 0"),
+    ("max_seconds", "2s", "'max_seconds' must be a number > 0"),
 ])
 def test_bad_settings_are_user_errors(key, value, words):
     with pytest.raises(InputError, match=words):
@@ -100,3 +104,38 @@ def test_nbytes_of_types_numpy_lacks():
     assert _nbytes("bfloat16", None, (2, 3)) == 12
     assert _nbytes("int4", None, (3,)) == 2
     assert _nbytes("float32", np.dtype("float32"), ()) == 4
+
+
+@pytest.mark.parametrize("per_call, warmup, expected", [
+    (0.015, 20, 26),      # ResNet-50 fp32 at batch 64: 2 s / 5 repeats / 15 ms
+    (0.00002, 20, 200),   # a fast engine keeps every iteration asked for
+    (1.0, 20, 10),        # never fewer than ten
+    (0.015, 0, 26),       # no warm-up: one untimed call gives the estimate
+])
+def test_a_slow_engine_gets_fewer_iterations_within_max_seconds(per_call, warmup, expected):
+    from trtops.trt.measure import _iterations_within_budget
+
+    calls = []
+    settings = {"iterations": 200, "repeats": 5, "warmup": warmup, "max_seconds": 2.0}
+    # the untimed call (warmup 0) is timed with the real clock: make it take per_call
+    import time
+
+    def run():
+        calls.append(1)
+        time.sleep(per_call)
+
+    got = _iterations_within_budget(settings, per_call * warmup, run, lambda: None)
+    if warmup == 0:  # a sleep lasts at least per_call: the estimate can only cut more
+        assert calls == [1] and 10 <= got <= expected
+    else:
+        assert calls == [] and got == expected
+
+
+def test_no_budget_or_few_iterations_asked_are_kept():
+    from trtops.trt.measure import _iterations_within_budget
+
+    never = lambda: pytest.fail("no call needed")  # noqa: E731
+    assert _iterations_within_budget({"iterations": 300, "repeats": 5, "warmup": 5, "max_seconds": None},
+                                     5.0, never, never) == 300
+    assert _iterations_within_budget({"iterations": 4, "repeats": 5, "warmup": 5, "max_seconds": 0.001},
+                                     5.0, never, never) == 4
