@@ -1,6 +1,6 @@
 """`trtops repair` on real TensorRT: a small model built to fail fp16 (1x1 Convs whose middle
 activation, x * 2**18, is past fp16's range while every weight fits fp16, beside a harmless
-branch: ``tests/helpers.make_overflow_model(conv=True)``) fails the gate on apply (exit 4);
+branch: ``tests/helpers.make_overflow_model(heavy=...)``) fails the gate on apply (exit 4);
 repair finds the two nodes to keep in fp32 within a small budget, the repaired engine passes,
 the written manifest plans to reuse it (same key) and the fp32 engine's key does not move.
 The build log shows how keep_fp32 was applied on this TensorRT (layer precisions with
@@ -15,6 +15,7 @@ model, at level 3, is the next attempt and has not run in the lab yet."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,10 @@ from lab_cli import trtops
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
+
+# Which of tests/helpers.HEAVY_OVERFLOW_KINDS: the lab job runs a probe apply of each first and
+# passes the one whose fp16 engine fails the gate on its TensorRT.
+HEAVY = os.environ.get("TRTOPS_LAB_OVERFLOW_KIND", "conv3x3")
 
 MANIFEST = """\
 version: 1
@@ -71,7 +76,7 @@ def _repair_and_reuse(tmp_path: Path, manifest_text: str) -> str:
     engine: its build log."""
     from helpers import make_overflow_model
 
-    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", conv=True)
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", heavy=HEAVY)
     manifest = tmp_path / "manifests" / "demo.yaml"
     manifest.write_text(manifest_text)
 
@@ -108,7 +113,7 @@ def _repair_and_reuse(tmp_path: Path, manifest_text: str) -> str:
 def test_keep_fp32_in_the_manifest_builds_a_passing_engine_directly(trt, tmp_path):
     from helpers import make_overflow_model
 
-    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", conv=True)
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", heavy=HEAVY)
     (tmp_path / "manifests" / "demo.yaml").write_text(
         FP16_ONLY.replace("    precisions: [fp16]\n", "    precisions: [fp16]\n"
                           "    keep_fp32_outputs: [b, y]\n"))
@@ -121,7 +126,7 @@ def test_keep_fp32_in_the_manifest_builds_a_passing_engine_directly(trt, tmp_pat
 def test_repair_says_what_it_tried_when_the_budget_is_too_small(trt, tmp_path):
     from helpers import make_overflow_model
 
-    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", conv=True)
+    make_overflow_model(tmp_path / "manifests" / "models" / "chain.onnx", heavy=HEAVY)
     (tmp_path / "manifests" / "demo.yaml").write_text(FP16_ONLY)
     assert trtops(tmp_path, "apply", "--no-emit").returncode == 4
     result = trtops(tmp_path, "repair", "--max-builds", "2")
