@@ -59,6 +59,10 @@ class EntryStore(Protocol):
     def list_keys(self) -> Iterator[str]:
         """Keys of all complete entries."""
 
+    def list_entry_files(self) -> dict[str, frozenset[str]]:
+        """Complete entries, each with the names of the files it had when it was listed
+        (one listing): a file absent here was absent then, so a reader may skip asking."""
+
     def read_file(self, key: str, name: str) -> bytes | None:
         """One file of an entry, or None when absent."""
 

@@ -122,10 +122,14 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     The reads can overlap the downloads (:func:`pull_selected` starts one at each
     ``on_selected``): every key's meta.json is read in one parallel wave, and an entry that
     could run here gets its accuracy.json and perf.json read side by side as soon as its
-    meta.json is in. The listing does not say which logical engine a key belongs to, so a
-    choice is final only once *every* meta.json is read (an unread one may be a newer
-    build of the same engine) and every candidate of that engine is judged; with
-    ``every``, each accepted candidate is final once judged and every meta.json is read.
+    meta.json is in, each only when the listing showed it (:func:`list_entry_files`: one
+    listing names every object, so an entry never benchmarked costs no request for its
+    perf.json; both files are mutable, so what the listing lacked was absent when the pull
+    looked, and the entry is judged as it was then). The listing does not say which
+    logical engine a key belongs to, so a choice is final only once *every* meta.json is
+    read (an unread one may be a newer build of the same engine) and every candidate of
+    that engine is judged; with ``every``, each accepted candidate is final once judged
+    and every meta.json is read.
     The returned selection does not depend on the order in which reads complete.
 
     Args:
@@ -151,10 +155,11 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     """
     started = time.perf_counter()
     wanted = set(spec_ids) if spec_ids is not None else None
-    keys = list(remote.list_keys())
+    listing = list_entry_files(remote)
+    keys = list(remote.list_keys()) if listing is None else list(listing)
     listed = time.perf_counter()
     reads = _Reads(remote, platform, wanted, every, on_candidates or (lambda keys: None),
-                   on_selected or (lambda candidate: None))
+                   on_selected or (lambda candidate: None), listing)
     reads.run(keys, jobs)
     if timings is not None:
         timings.add("list", listed - started)
@@ -163,6 +168,14 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     if timings is not None:
         timings.wall("select", time.perf_counter() - started)
     return selection
+
+
+def list_entry_files(remote: Any) -> dict[str, frozenset[str]] | None:
+    """The remote's complete entries with the files each had when listed (one listing,
+    :meth:`~trtops.cache.store.EntryStore.list_entry_files`), or None for a store that
+    cannot say (then every mutable file is asked for)."""
+    lister = getattr(remote, "list_entry_files", None)
+    return lister() if callable(lister) else None
 
 
 def _read_meta(remote: Any, key: str) -> Any:
@@ -182,9 +195,11 @@ class _Reads:
 
     def __init__(self, remote: Any, platform: Any, wanted: set[str] | None, every: bool,
                  on_candidates: Callable[[list[str]], None],
-                 on_selected: Callable[[Candidate], None]) -> None:
+                 on_selected: Callable[[Candidate], None],
+                 listing: dict[str, frozenset[str]] | None = None) -> None:
         self.remote, self.platform, self.wanted, self.every = remote, platform, wanted, every
         self.on_candidates, self.on_selected = on_candidates, on_selected
+        self.listing = listing  # key -> files when listed (None: unknown, ask for each)
         self.metas: dict[str, Any] = {}  # key -> meta dict, None (deleted) or CacheError
         self.mutable: dict[str, dict[str, bytes | None]] = {}  # key -> {name: bytes}
         self.accepted: dict[str, list[Candidate]] = {}  # spec id -> judged accepted
@@ -199,6 +214,13 @@ class _Reads:
                     or (self.wanted is not None
                         and str(meta.get("spec_id") or "?") not in self.wanted)
                     or runnable_here(meta, self.platform) is not None)
+
+    def listed(self, key: str) -> frozenset[str]:
+        """The mutable files to read for ``key``: those the listing showed (every one
+        when the store gave no listing)."""
+        mutable = frozenset(layout.MUTABLE_FILES)
+        files = self.listing.get(key) if self.listing is not None else None
+        return mutable if files is None else mutable & files
 
     def run(self, keys: list[str], jobs: int) -> None:
         workers = 1 if jobs <= 1 else max(1, min(max(jobs, METADATA_JOBS), 3 * len(keys)))
@@ -223,28 +245,37 @@ class _Reads:
                     if name == META_FILE:
                         self.metas[key] = value
                         self.unread -= 1
+                        known = False  # every mutable file known absent: judged at once
                         if self.eligible(key, value):
                             self.waiting.setdefault(str(value.get("spec_id") or "?"),
                                                     set()).add(key)
                             self.mutable[key] = {}
-                            for small in (ACCURACY_FILE, PERF_FILE):
-                                submit(small, key, self.remote.read_file, key, small)
-                            outstanding += 2
+                            listed = self.listed(key)
+                            for small in layout.MUTABLE_FILES:
+                                if small in listed:
+                                    submit(small, key, self.remote.read_file, key, small)
+                                    outstanding += 1
+                                else:  # absent when listed: no request for it
+                                    self.mutable[key][small] = None
+                            known = len(self.mutable[key]) == len(layout.MUTABLE_FILES)
                         if self.unread == 0:
                             self.on_candidates(sorted(k for group in self.waiting.values()
                                                       for k in group))
                             for spec_id in sorted(set(self.waiting) | set(self.accepted)):
                                 self.hand_on(spec_id)
+                        if known:  # after on_candidates, which comes before any choice
+                            self.judged(key)
                         continue
                     self.mutable[key][name] = value
-                    if len(self.mutable[key]) == 2:
+                    if len(self.mutable[key]) == len(layout.MUTABLE_FILES):
                         self.judged(key)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
     def judged(self, key: str) -> None:
-        """Both mutable files of a candidate are read: keep it when it is accepted."""
+        """Both mutable files of a candidate are read (or known absent from the listing):
+        keep it when it is accepted."""
         meta = self.metas[key]
         spec_id = str(meta.get("spec_id") or "?")
         self.waiting[spec_id].discard(key)
