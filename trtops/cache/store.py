@@ -34,6 +34,12 @@ LAYERS_FILE = "layers.json"
 CALIBRATION_FILE = "calibration.cache"
 ENTRY_FILES = (ENGINE_FILE, META_FILE, ACCURACY_FILE, PERF_FILE, BUILD_LOG_FILE, LAYERS_FILE,
                CALIBRATION_FILE)
+#: Files that meta.json records but an entry may lack: the logs, which trtops itself never
+#: reads (they are for people on the build side), so ``trtops pull`` leaves them on the
+#: remote unless ``--with-logs`` (one request less per entry). Every check of an entry
+#: against meta.json accepts their absence and still refuses a present one whose bytes
+#: differ; ``push`` of an entry without them pushes it without them.
+OPTIONAL_FILES = frozenset({BUILD_LOG_FILE})
 
 
 @dataclass(frozen=True)

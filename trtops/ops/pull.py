@@ -394,7 +394,8 @@ def _deferred_durability(local: Any, keys: Sequence[str]) -> Any:
 
 def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
                  jobs: int = DEFAULT_JOBS, progress: bool | None = None,
-                 timings: PullTimings | None = None, fsync: bool = False) -> list[PullOutcome]:
+                 timings: PullTimings | None = None, fsync: bool = False,
+                 with_logs: bool = False) -> list[PullOutcome]:
     """Fetch selected entries into the local cache in parallel (verified, atomic).
 
     Two stages: ``jobs`` workers download (and verify) the files of one entry each into a
@@ -416,12 +417,14 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
             False: silent.
         timings: Collects where the time went (see :class:`PullTimings`).
         fsync: Make every entry durable before it becomes visible instead of journaling.
+        with_logs: Also fetch each entry's build.log (by default it stays on the remote:
+            trtops never reads it, see :data:`trtops.cache.store.OPTIONAL_FILES`).
 
     Returns:
         One outcome per candidate: fetched, present (was already local) or failed.
     """
     with _Downloads(remote, local, jobs=jobs, fsync=fsync, progress=progress,
-                    timings=timings) as downloads:
+                    timings=timings, with_logs=with_logs) as downloads:
         downloads.journal([c.key for c in candidates])
         downloads.expect(candidates)
         downloads.all_expected()
@@ -433,8 +436,8 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
 def pull_selected(remote: Any, local: Any, platform: Any, *,
                   spec_ids: Iterable[str] | None = None, every: bool = False,
                   jobs: int = DEFAULT_JOBS, progress: bool | None = None,
-                  timings: PullTimings | None = None,
-                  fsync: bool = False) -> tuple[PullSelection, list[PullOutcome]]:
+                  timings: PullTimings | None = None, fsync: bool = False,
+                  with_logs: bool = False) -> tuple[PullSelection, list[PullOutcome]]:
     """:func:`select_for_pull` and :func:`pull_entries` overlapped: each entry's download
     starts as soon as its choice is final, while the metadata of other engines is still
     being read (the journal is written once every meta.json is read, while accuracy.json
@@ -449,7 +452,7 @@ def pull_selected(remote: Any, local: Any, platform: Any, *,
             first; entries already verified are kept).
     """
     with _Downloads(remote, local, jobs=jobs, fsync=fsync, progress=progress,
-                    timings=timings) as downloads:
+                    timings=timings, with_logs=with_logs) as downloads:
         def selected(candidate: Candidate) -> None:
             downloads.expect([candidate])
             downloads.submit(candidate)
@@ -472,9 +475,10 @@ class _Downloads:
     download, then every publication, and releases the journal."""
 
     def __init__(self, remote: Any, local: Any, *, jobs: int, fsync: bool,
-                 progress: bool | None, timings: PullTimings | None) -> None:
+                 progress: bool | None, timings: PullTimings | None,
+                 with_logs: bool = False) -> None:
         self.remote, self.local, self.jobs, self.fsync = remote, local, jobs, fsync
-        self.timings = timings
+        self.timings, self.with_logs = timings, with_logs
         self.bar = TransferProgress(0, 0, "pull", interactive=progress, quiet=progress is False)
         self.begun = time.perf_counter()
         self.first: float | None = None  # when the first download started
@@ -523,7 +527,7 @@ class _Downloads:
         self.durable = self.held is None
 
     def expect(self, candidates: Sequence[Candidate]) -> None:
-        self.bar.expect(sum(entry_size(c.meta) for c in candidates
+        self.bar.expect(sum(entry_size(c.meta, with_logs=self.with_logs) for c in candidates
                             if not self.local.has_entry(c.key)),
                         sum(1 for c in candidates if not self.local.has_entry(c.key)))
 
@@ -562,7 +566,7 @@ class _Downloads:
             publish_staged(self.local, staged, self.timings)
         except CacheError as exc:
             return self.failed(candidate, label, exc)
-        size = entry_size(candidate.meta)
+        size = entry_size(candidate.meta, with_logs=self.with_logs)
         seconds = time.monotonic() - started
         self.bar.item_done(label, f"pulled {format_bytes(size)} ({seconds:.1f}s)")
         return PullOutcome(candidate.key, candidate.spec_id, "fetched", "", size)
@@ -586,7 +590,8 @@ class _Downloads:
                                      dict(candidate.meta), progress=self.bar.advance,
                                      accuracy=candidate.accuracy, perf=candidate.perf,
                                      timings=self.timings, durable=self.durable,
-                                     judged=candidate.accuracy is not None)
+                                     judged=candidate.accuracy is not None,
+                                     with_logs=self.with_logs)
         except CacheError as exc:
             if isinstance(exc, RemoteError):
                 self.gave_up.append(exc.message)
@@ -716,7 +721,8 @@ class PullResult:
 def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
          every: bool = False, jobs: int = DEFAULT_JOBS, fsync: bool = False,
          dry_run: bool = False, dest: str | Path | None = None,
-         loaders: str | None = None, progress: bool | None = None) -> PullResult:
+         loaders: str | None = None, progress: bool | None = None,
+         with_logs: bool = False) -> PullResult:
     """Select what ``platform`` can run on the remote, pull it, and write loaders.
 
     Args:
@@ -731,6 +737,7 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
         dest: Write loaders for the entries pulled (or already present) here.
         loaders: Loader list overriding the manifests' (see :func:`emit_pulled`).
         progress: As for :func:`pull_entries`.
+        with_logs: As for :func:`pull_entries` (``pull --with-logs``).
 
     Returns:
         A :class:`PullResult`.
@@ -744,7 +751,7 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
     # Downloads start while the metadata of other engines is still being read.
     selection, outcomes = pull_selected(remote, local, platform, spec_ids=spec_by_id or None,
                                         every=every, jobs=jobs, progress=progress,
-                                        fsync=fsync)
+                                        fsync=fsync, with_logs=with_logs)
     result = PullResult(selection,
                         sorted(set(spec_by_id) - {c.spec_id for c in selection.selected}),
                         outcomes)
@@ -755,10 +762,10 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
 def fetch_and_emit(remote: Any, local: Any, platform: Any, result: PullResult,
                     spec_by_id: dict[str, Any], *, jobs: int, fsync: bool,
                     dest: str | Path | None, loaders: str | None,
-                    progress: bool | None) -> None:
+                    progress: bool | None, with_logs: bool = False) -> None:
     """Pull the selection, point the refs at what is now local, write loaders."""
     result.outcomes = pull_entries(remote, local, result.selection.selected, jobs=jobs,
-                                   fsync=fsync, progress=progress)
+                                   fsync=fsync, progress=progress, with_logs=with_logs)
     emit_fetched(local, platform, result, spec_by_id, dest=dest, loaders=loaders)
 
 

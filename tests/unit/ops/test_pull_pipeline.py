@@ -146,9 +146,10 @@ def test_each_file_is_asked_for_once_and_only_when_needed(tmp_path, remote):
     node = LocalStore(tmp_path / "node")
     pull_selected(remote, node, HERE, progress=False)
     # meta.json and accuracy.json are read to select the entry and written as read; no
-    # perf.json was listed, so none is asked for.
-    assert asked(remote, key) == [("fetch", BUILD_LOG_FILE), ("fetch", ENGINE_FILE),
-                                  ("read", ACCURACY_FILE), ("read", META_FILE)]
+    # perf.json was listed, so none is asked for; build.log stays on the remote.
+    assert asked(remote, key) == [("fetch", ENGINE_FILE), ("read", ACCURACY_FILE),
+                                  ("read", META_FILE)]
+    assert sorted(node.list_files(key)) == [ACCURACY_FILE, ENGINE_FILE, META_FILE]
 
 
 def test_a_listed_perf_json_is_read_once_and_kept(tmp_path, remote):
@@ -156,10 +157,17 @@ def test_a_listed_perf_json_is_read_once_and_kept(tmp_path, remote):
     perf = write_perf(remote.store, key)
     node = LocalStore(tmp_path / "node")
     pull_selected(remote, node, HERE, progress=False)
-    assert asked(remote, key) == [("fetch", BUILD_LOG_FILE), ("fetch", ENGINE_FILE),
-                                  ("read", ACCURACY_FILE), ("read", META_FILE),
-                                  ("read", PERF_FILE)]
+    assert asked(remote, key) == [("fetch", ENGINE_FILE), ("read", ACCURACY_FILE),
+                                  ("read", META_FILE), ("read", PERF_FILE)]
     assert node.read_file(key, PERF_FILE) == perf
+
+
+def test_with_logs_fetches_the_build_log_too(tmp_path, remote):
+    key = add_entry(remote.store, "a")
+    node = LocalStore(tmp_path / "node")
+    pull_selected(remote, node, HERE, progress=False, with_logs=True)
+    assert ("fetch", BUILD_LOG_FILE) in asked(remote, key)
+    assert node.read_file(key, BUILD_LOG_FILE) == b"log"
 
 
 def test_an_entry_the_listing_shows_unverified_costs_only_its_meta_json(tmp_path, remote):
@@ -174,9 +182,8 @@ def test_without_a_listing_every_mutable_file_is_asked_for(tmp_path, remote):
     key = add_entry(remote.store, "a")
     remote.list_entry_files = None  # type: ignore[attr-defined]
     pull_selected(remote, LocalStore(tmp_path / "node"), HERE, progress=False)
-    assert asked(remote, key) == [("fetch", BUILD_LOG_FILE), ("fetch", ENGINE_FILE),
-                                  ("read", ACCURACY_FILE), ("read", META_FILE),
-                                  ("read", PERF_FILE)]
+    assert asked(remote, key) == [("fetch", ENGINE_FILE), ("read", ACCURACY_FILE),
+                                  ("read", META_FILE), ("read", PERF_FILE)]
 
 
 def selection_rows(selection) -> tuple[list[str], list[tuple[str, str]]]:
