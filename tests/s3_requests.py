@@ -62,5 +62,11 @@ class RequestLog:
         """How many ``method`` requests went to each entry file name (listings apart)."""
         return Counter(r.file for r in self.requests if r.method == method and not r.listing)
 
+    def by_file_and_method(self) -> Counter:
+        """Requests per entry file name, listings apart: ``meta.json`` for GETs, ``HEAD
+        meta.json`` for other methods."""
+        return Counter(r.file if r.method == "GET" else f"{r.method} {r.file}"
+                       for r in self.requests if not r.listing)
+
     def methods(self) -> Counter:
         return Counter(r.method for r in self.requests)
