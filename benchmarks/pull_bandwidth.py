@@ -18,8 +18,9 @@ round of each is not counted):
               machine's disk takes the data; shown for context).
   trtops pull ``select_for_pull`` + ``pull_entries`` into an empty local cache with the
               same ``--jobs``: lists and reads every meta.json and accuracy.json, downloads
-              every file of every entry, hashes while streaming, verifies sha256, stages
-              and creates each local entry atomically (what ``trtops pull`` does).
+              every engine (build.log stays on the remote, as without ``--with-logs``),
+              hashes while streaming, verifies sha256, stages and creates each local
+              entry atomically (what ``trtops pull`` does).
   select first  the same pull with the selection finished before the first download
               (as trtops did before 2026-12-07; only with a trtops that overlaps them).
   --fsync     the same pull with every file fsynced before its entry becomes visible
@@ -46,10 +47,11 @@ The pull's wall time is broken down by phase (medians over the counted rounds, f
 transfer (until the last file of the last entry is downloaded, verified and fsynced; with
 the thread-seconds its workers spent waiting for response headers, receiving + hashing +
 writing bodies, and in fsync) and the publish tail (local entries still being created after
-that: meta.json, directory fsyncs, renames).
+that: meta.json, directory fsyncs, renames); then the requests the pull sent per entry, by
+file, as the client sent them (tests/s3_requests.py), and its listings.
 
 Targets (issue 18): trtops pull >= 0.9x s5cmd and >= 70% of the plain-GET bandwidth. Bandwidth counts the
-engine bytes only for both (the pull also moves meta/accuracy/log files on top). The
+engine bytes only for both (the pull also moves meta.json/accuracy.json on top). The
 script also prints the client process CPU seconds of each: on a machine with few cores
 the server and the client compete for CPU, and a pull spends CPU on sha256 and on writing
 files that a discarding GET does not.
@@ -66,7 +68,6 @@ lab); ``TRTOPS_WEED`` / ``TRTOPS_S5CMD`` name them explicitly.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import platform as host
 import shutil
@@ -385,16 +386,11 @@ def trtops_pull(remote, cache_dir: Path, jobs: int,
     shutil.rmtree(cache_dir, ignore_errors=True)
     local = LocalStore(cache_dir)
     platform = Platform(tensorrt=TRT, gpus=(GpuInfo(0, *GPU),), source="flags")
+    from s3_requests import RequestLog
+
     timings = PullTimings()
     extra = {"timings": timings} if timings is not None else {}
-    sent = itertools.count()
-    events = remote.client.meta.events
-
-    def count(**_: object) -> None:
-        next(sent)
-
-    events.register("before-send.s3", count)
-    try:
+    with RequestLog(remote) as sent:
         started = time.perf_counter()
         if hasattr(sync, "pull_selected") and not select_first:  # selection overlapped with the downloads
             selection, outcomes = sync.pull_selected(remote, local, platform, jobs=jobs,
@@ -405,20 +401,37 @@ def trtops_pull(remote, cache_dir: Path, jobs: int,
                                          progress=False, **extra,
                                          **({"fsync": True} if fsync else {}))
         seconds = time.perf_counter() - started
-    finally:
-        events.unregister("before-send.s3", count)
-    requests = next(sent)
     assert all(o.status == "fetched" for o in outcomes), outcomes
     engine_bytes = sum(int(c.meta["engine_size"]) for c in selection.selected)
     if timings is not None and phases is not None:
-        phases.append({"total": seconds, "requests_per_entry": (requests - 1) / len(outcomes),
+        entries = len(outcomes)
+        phases.append({"total": seconds,
+                       "requests_per_entry": (len(sent.requests) - sent.listings) / entries,
+                       "requests_listing": float(sent.listings),
+                       **{f"{REQUESTS_OF}{name}": count / entries for name, count in
+                          sent.by_file_and_method().items()},
                        **timings.walls,
                        **{f"thread_{k}": v for k, v in timings.seconds.items()}})
     return seconds, engine_bytes
 
 
+REQUESTS_OF = "requests_of:"  # phases key prefix: requests per entry to one file
+
+
+def request_line(phases: list[dict[str, float]]) -> str:
+    """Requests per pulled entry (medians), by file, and the listings beside them."""
+    def med(name: str) -> float:
+        return statistics.median(p.get(name, 0.0) for p in phases)
+
+    files = sorted({name for p in phases for name in p if name.startswith(REQUESTS_OF)})
+    by_file = ", ".join(f"{name[len(REQUESTS_OF):]} {med(name):.2f}" for name in files)
+    return (f"  requests      {med('requests_per_entry'):5.2f} per entry ({by_file}), "
+            f"+ {med('requests_listing'):.0f} listing(s)")
+
+
 def phase_lines(phases: list[dict[str, float]], jobs: int) -> list[str]:
-    """Where the pull's wall time went (medians over the counted rounds)."""
+    """Where the pull's wall time went (medians over the counted rounds), and the
+    requests it sent per entry."""
     if not phases:
         return ["pull phases: not available (this trtops has no PullTimings)"]
 
@@ -432,7 +445,7 @@ def phase_lines(phases: list[dict[str, float]], jobs: int) -> list[str]:
             f"pull phases (median of {len(phases)} runs, wall {total:.2f} s; selection "
             "overlapped with the transfers):",
             f"  first GET at  {first:5.2f} s  {first / total:4.0%}  listing {med('thread_list'):.2f} s, "
-            f"every meta.json, the first engine's accuracy.json + perf.json; selection "
+            f"every meta.json, the first engine's accuracy.json (and perf.json if listed); selection "
             f"done at {select:.2f} s",
             f"  transfer      {transfer:5.2f} s  {transfer / total:4.0%}  from the first GET until the "
             f"last file was downloaded, verified; thread-s over {jobs} workers: "
@@ -441,6 +454,7 @@ def phase_lines(phases: list[dict[str, float]], jobs: int) -> list[str]:
                 ("fsync", "fsync"), ("copy", "copy")) if med("thread_" + name) > 0),
             f"  publish tail  {tail:5.2f} s  {tail / total:4.0%}  entries created after that",
             f"  other         {max(0.0, total - first - transfer - tail):5.2f} s",
+            request_line(phases),
         ]
     other = max(0.0, total - select - transfer - tail)
     files = ", ".join(f"{label} {med('thread_' + name):.2f}" for name, label in (
@@ -456,6 +470,7 @@ def phase_lines(phases: list[dict[str, float]], jobs: int) -> list[str]:
         f"(meta.json, dir fsyncs, rename: {med('thread_publish'):.2f} thread-s in all, "
         "mostly overlapped with transfers)",
         f"  other         {other:5.2f} s  {other / total:4.0%}",
+        request_line(phases),
     ]
 
 

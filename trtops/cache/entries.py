@@ -19,6 +19,7 @@ from trtops.cache.store import (
     ACCURACY_FILE,
     ENTRY_FILES,
     META_FILE,
+    OPTIONAL_FILES,
     PERF_FILE,
     EntryStore,
     PutResult,
@@ -140,29 +141,35 @@ def check_meta(remote: Any, key: str, meta: Any) -> None:
                               "delete it there and push it again")
 
 
-def entry_file_names(meta: Mapping[str, Any]) -> list[str]:
+def entry_file_names(meta: Mapping[str, Any], *, with_logs: bool = True) -> list[str]:
     """Files to copy for an entry: those meta.json lists, the engine, accuracy.json and
-    perf.json (the mutable ones, which meta.json does not list)."""
+    perf.json (the mutable ones, which meta.json does not list); without ``with_logs``
+    not the :data:`~trtops.cache.store.OPTIONAL_FILES` (build.log)."""
     files = meta.get("files")
     names = set(files) if isinstance(files, Mapping) else set(ENTRY_FILES)
     names |= {ENGINE_FILE, ACCURACY_FILE, PERF_FILE}
     names.discard(META_FILE)
+    if not with_logs:
+        names -= OPTIONAL_FILES
     return sorted(names, key=lambda n: (n != ENGINE_FILE, n))  # the big one first
 
 
-def entry_size(meta: Mapping[str, Any]) -> int:
-    """Bytes of an entry's immutable files according to meta.json (for progress totals)."""
+def entry_size(meta: Mapping[str, Any], *, with_logs: bool = True) -> int:
+    """Bytes of an entry's immutable files according to meta.json (for progress totals);
+    without ``with_logs`` not counting the :data:`~trtops.cache.store.OPTIONAL_FILES`."""
     files = meta.get("files")
     if isinstance(files, Mapping):
-        total = sum(int(info.get("size") or 0) for info in files.values()
-                    if isinstance(info, Mapping))
+        total = sum(int(info.get("size") or 0) for name, info in files.items()
+                    if isinstance(info, Mapping) and (with_logs or name not in OPTIONAL_FILES))
         if total:
             return total
     return int(meta.get("engine_size") or 0)
 
 
 def check_entry(store: Any, key: str) -> str | None:
-    """Why an entry is corrupt, or None when every file matches meta.json.
+    """Why an entry is corrupt, or None when every file matches meta.json (an optional
+    file, :data:`~trtops.cache.store.OPTIONAL_FILES`, may be absent: a pulled entry
+    without its build.log is sound; a present one must match).
 
     Args:
         store: The cache.
@@ -195,6 +202,8 @@ def check_entry(store: Any, key: str) -> str | None:
     for name, info in expected.items():
         digest = _digest(store, key, name)
         if digest is None:
+            if name in OPTIONAL_FILES:
+                continue
             return f"{name} is missing"
         sha, size = digest
         if info.get("size") is not None and int(info["size"]) != size:

@@ -95,11 +95,27 @@ class ObjectEntries:
 
     def list_keys(self) -> Iterator[str]:
         """Keys of all complete entries, sorted (one listing of ``engines/``)."""
+        for key, name in self._listed_entry_files():
+            if name == META_FILE:
+                yield key
+
+    def list_entry_files(self) -> dict[str, frozenset[str]]:
+        """Complete entries (sorted by key), each with the names of the files it had when
+        listed: the same one listing of ``engines/`` as :meth:`list_keys`, which names
+        every object anyway, so a pull need not ask for a file this shows absent."""
+        found: dict[str, set[str]] = {}
+        for key, name in self._listed_entry_files():
+            found.setdefault(key, set()).add(name)
+        return {key: frozenset(names) for key, names in sorted(found.items())
+                if META_FILE in names}
+
+    def _listed_entry_files(self) -> Iterator[tuple[str, str]]:
+        """(key, file name) of every object at ``engines/<k[:2]>/<key>/<name>``."""
         for name in self.objects.list(f"{layout.ENGINES_DIR}/"):
             parts = name.split("/")
-            if (len(parts) == 4 and parts[3] == META_FILE and layout.KEY_RE.match(parts[2])
+            if (len(parts) == 4 and layout.KEY_RE.match(parts[2])
                     and parts[1] == parts[2][:2]):
-                yield parts[2]
+                yield parts[2], parts[3]
 
     def read_file(self, key: str, name: str) -> bytes | None:
         """One file of an entry, or None when absent. meta.json and accuracy.json are read

@@ -171,9 +171,10 @@ def _file_sha256(path: Path) -> str | None:
 
 def entry_intact(entry_dir: Path) -> bool:
     """True when meta.json parses and every file it lists has the recorded sha256 (and the
-    engine is among them)."""
+    engine is among them); an optional file (build.log, which a pull leaves behind unless
+    ``--with-logs``) may be absent, but not damaged."""
     from trtops.cache.entries import expected_digests
-    from trtops.cache.store import ENGINE_FILE, META_FILE
+    from trtops.cache.store import ENGINE_FILE, META_FILE, OPTIONAL_FILES
 
     try:
         meta = json.loads((entry_dir / META_FILE).read_bytes())
@@ -182,7 +183,8 @@ def entry_intact(entry_dir: Path) -> bool:
         return False
     if ENGINE_FILE not in expected:
         return False
-    return all(_file_sha256(entry_dir / name) == digest for name, digest in expected.items())
+    return all(_file_sha256(entry_dir / name) == digest for name, digest in expected.items()
+               if name not in OPTIONAL_FILES or os.path.lexists(entry_dir / name))
 
 
 def _read_journal(path: Path) -> dict[str, Any] | None:

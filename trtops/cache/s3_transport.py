@@ -674,13 +674,21 @@ class S3Transport:
                 return sink.finish()
             except CacheError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if not _is_transient(exc) or failures >= self.stream_retries:
-                    raise self._translate(exc, "download", relative) from exc
-                failures += 1
-                log.debug("download of %s interrupted (%s); resuming at byte %d",
-                          relative, type(exc).__name__, received)
-            self._backoff(failures)
+            except Exception as exc:  # noqa: BLE001 - classified by _resume_or_raise
+                failures = self._resume_or_raise(exc, relative, failures, received)
+
+    def _resume_or_raise(self, exc: Exception, relative: str, failures: int, at: int) -> int:
+        """The one rule for an interrupted download (a whole body or one range): raise the
+        translated error when ``exc`` is not transient or ``stream_retries`` resumes are
+        spent; else back off and return the failures so far (with this one), and the
+        caller resumes with a ranged GET from the object's byte ``at``."""
+        if not _is_transient(exc) or failures >= self.stream_retries:
+            raise self._translate(exc, "download", relative) from exc
+        failures += 1
+        log.debug("download of %s interrupted (%s); resuming at byte %d",
+                  relative, type(exc).__name__, at)
+        self._backoff(failures)
+        return failures
 
     def _download_range(self, relative: str, start: int, end: int, etag: str | None,
                         progress: Progress | None,
@@ -716,11 +724,8 @@ class S3Transport:
                     return buffer
                 except CacheError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - classified below
-                    if not _is_transient(exc) or failures >= self.stream_retries:
-                        raise self._translate(exc, "download", relative) from exc
-                    failures += 1
-                self._backoff(failures)
+                except Exception as exc:  # noqa: BLE001 - classified by _resume_or_raise
+                    failures = self._resume_or_raise(exc, relative, failures, start + received)
         finally:
             view.release()
 

@@ -34,6 +34,12 @@ LAYERS_FILE = "layers.json"
 CALIBRATION_FILE = "calibration.cache"
 ENTRY_FILES = (ENGINE_FILE, META_FILE, ACCURACY_FILE, PERF_FILE, BUILD_LOG_FILE, LAYERS_FILE,
                CALIBRATION_FILE)
+#: Files that meta.json records but an entry may lack: the logs, which trtops itself never
+#: reads (they are for people on the build side), so ``trtops pull`` leaves them on the
+#: remote unless ``--with-logs`` (one request less per entry). Every check of an entry
+#: against meta.json accepts their absence and still refuses a present one whose bytes
+#: differ; ``push`` of an entry without them pushes it without them.
+OPTIONAL_FILES = frozenset({BUILD_LOG_FILE})
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,10 @@ class EntryStore(Protocol):
 
     def list_keys(self) -> Iterator[str]:
         """Keys of all complete entries."""
+
+    def list_entry_files(self) -> dict[str, frozenset[str]]:
+        """Complete entries, each with the names of the files it had when it was listed
+        (one listing): a file absent here was absent then, so a reader may skip asking."""
 
     def read_file(self, key: str, name: str) -> bytes | None:
         """One file of an entry, or None when absent."""

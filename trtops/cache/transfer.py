@@ -40,6 +40,7 @@ from trtops.cache.store import (
     ACCURACY_FILE,
     ENTRY_FILES,
     META_FILE,
+    OPTIONAL_FILES,
     PERF_FILE,
     PutResult,
 )
@@ -241,7 +242,8 @@ def _write_staged(path: Path, data: bytes, fsync: bool) -> None:
 def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
                  progress: Progress | None = None, accuracy: bytes | None = None,
                  perf: bytes | None = None, timings: PullTimings | None = None,
-                 durable: bool = True, judged: bool = False) -> Staged:
+                 durable: bool = True, judged: bool = False,
+                 with_logs: bool = True) -> Staged:
     """Download and verify every file of an entry into a staging directory of the local
     store (fsynced when the store adopts the files as they are, unless ``durable`` is
     False: the entry is then in an unsynced journal, see :mod:`trtops.cache.journal`).
@@ -250,8 +252,11 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
     they cost no round trips after it. ``accuracy`` (accuracy.json as read when the entry
     was selected) is written instead of fetched again, and so is ``perf`` (perf.json);
     a perf.json fetched here is checked like one read at selection. ``judged``: both were
-    read when the entry was selected, so a None ``perf`` means the entry had none and it
-    is not asked for again (one request less per entry).
+    read (or seen absent in the listing) when the entry was selected, so a None ``perf``
+    means the entry had none and it is not asked for again (one request less per entry).
+    Without ``with_logs`` the :data:`~trtops.cache.store.OPTIONAL_FILES` (build.log) are
+    not fetched; with it, one the remote lacks is no error (an entry pushed from a pulled
+    copy has none), and one it has is verified like any other file.
     """
     expected = expected_digests(meta)
     new_staging = getattr(local, "new_staging", None)
@@ -283,7 +288,7 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
                     timings.add("copy", time.perf_counter() - started)
             return found
 
-        names = entry_file_names(meta)  # the engine first
+        names = entry_file_names(meta, with_logs=with_logs)  # the engine first
         if judged and perf is None:
             names.remove(PERF_FILE)
         found: dict[str, bool] = {}
@@ -301,7 +306,7 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
         for name in names:
             if found[name]:
                 staged.files[name] = directory / name
-            elif name == ENGINE_FILE or name in expected:
+            elif name == ENGINE_FILE or (name in expected and name not in OPTIONAL_FILES):
                 raise CacheError(f"{name} of {key[:12]} is missing in {remote.url}",
                                  hint="the remote entry is incomplete; push it again")
     except BaseException:
@@ -329,7 +334,8 @@ def publish_staged(local: Any, staged: Staged, timings: PullTimings | None = Non
 
 def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None = None,
                 meta: Mapping[str, Any] | None = None, accuracy: bytes | None = None,
-                perf: bytes | None = None, timings: PullTimings | None = None) -> bool:
+                perf: bytes | None = None, timings: PullTimings | None = None,
+                with_logs: bool = True) -> bool:
     """Copy one entry from the remote into the local cache, verified and atomic.
 
     Every file is checked against the sha256 in meta.json before the entry becomes
@@ -347,6 +353,8 @@ def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None 
         accuracy: The remote entry's accuracy.json when already read (saves a request;
             :func:`select_for_pull` keeps the copy it judged the entry by).
         timings: Collects where the time went (see :class:`PullTimings`).
+        with_logs: Also fetch build.log (default: a full copy, as ``apply --remote``
+            wants on the build side; ``trtops pull`` leaves it unless ``--with-logs``).
 
     Returns:
         True when the entry is now in the local cache (fetched or already there); False
@@ -365,7 +373,7 @@ def fetch_entry(remote: Any, local: Any, key: str, *, progress: Progress | None 
             return False
     check_meta(remote, key, meta)
     staged = stage_entry(remote, local, key, dict(meta), progress=progress,
-                          accuracy=accuracy, perf=perf, timings=timings)
+                          accuracy=accuracy, perf=perf, timings=timings, with_logs=with_logs)
     publish_staged(local, staged, timings)
     return True
 

@@ -60,6 +60,9 @@ def register(subparsers: Any) -> None:
                         help="flush every pulled file to disk before its entry becomes visible "
                         "(default: journal the pull and flush later; after a power cut the "
                         "next trtops command re-checks those entries and drops damaged ones)")
+    parser.add_argument("--with-logs", dest="with_logs", action="store_true",
+                        help="also fetch each entry's build.log (default: left on the "
+                        "remote; trtops never reads it, and the entry is sound without it)")
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would be pulled, transfer nothing")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -80,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         lock_paths=manifest_paths(args), platform_file=args.platform, gpu=args.gpu,
         compute_capability=args.compute_capability, tensorrt=args.tensorrt,
         every=args.every, locked=args.locked, lockfile=args.lockfile, jobs=args.jobs,
-        fsync=args.fsync, dry_run=args.dry_run, dest=args.dest, loaders=args.loaders)
+        fsync=args.fsync, dry_run=args.dry_run, dest=args.dest, loaders=args.loaders,
+        with_logs=args.with_logs)
     pulled = run_pull(request, announce=lambda line: print(line, file=sys.stderr))
     result, platform, remote, local = pulled.result, pulled.platform, pulled.remote, pulled.local
     selection, missing = result.selection, result.missing

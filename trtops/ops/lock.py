@@ -525,7 +525,7 @@ def check_local_against_lock(local: Any, chosen: Sequence[LockedChoice]) -> list
 def pull_locked(remote: Any, local: Any, platform: Any, lock: Any, *, specs: Sequence[Any] = (),
                 jobs: int = 8, fsync: bool = False, dry_run: bool = False,
                 dest: str | Path | None = None, loaders: str | None = None,
-                progress: bool | None = None) -> Any:
+                progress: bool | None = None, with_logs: bool = False) -> Any:
     """``pull --locked``: fetch exactly the engines the lock names for this platform, each
     checked against the lock's sha256 before anything is downloaded (and the download
     verified against it), then refs and loaders as :func:`trtops.ops.pull.pull` does.
@@ -536,7 +536,8 @@ def pull_locked(remote: Any, local: Any, platform: Any, lock: Any, *, specs: Seq
         platform: The machine.
         lock: A :class:`trtops.lockfile.Lock`.
         specs: Only these manifests' engines (empty: every engine of the lock).
-        jobs, fsync, dry_run, dest, loaders, progress: As for :func:`trtops.ops.pull.pull`.
+        jobs, fsync, dry_run, dest, loaders, progress, with_logs: As for
+            :func:`trtops.ops.pull.pull`.
 
     Returns:
         A :class:`PullResult` (nothing is missing: what the lock lacks is an error).
@@ -557,7 +558,8 @@ def pull_locked(remote: Any, local: Any, platform: Any, lock: Any, *, specs: Seq
     result = PullResult(selection, [])
     if not dry_run:
         fetch_and_emit(remote, local, platform, result, {s.id: s for s in specs}, jobs=jobs,
-                        fsync=fsync, dest=dest, loaders=loaders, progress=progress)
+                        fsync=fsync, dest=dest, loaders=loaders, progress=progress,
+                        with_logs=with_logs)
     return result
 
 

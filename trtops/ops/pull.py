@@ -122,10 +122,14 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     The reads can overlap the downloads (:func:`pull_selected` starts one at each
     ``on_selected``): every key's meta.json is read in one parallel wave, and an entry that
     could run here gets its accuracy.json and perf.json read side by side as soon as its
-    meta.json is in. The listing does not say which logical engine a key belongs to, so a
-    choice is final only once *every* meta.json is read (an unread one may be a newer
-    build of the same engine) and every candidate of that engine is judged; with
-    ``every``, each accepted candidate is final once judged and every meta.json is read.
+    meta.json is in, each only when the listing showed it (:func:`list_entry_files`: one
+    listing names every object, so an entry never benchmarked costs no request for its
+    perf.json; both files are mutable, so what the listing lacked was absent when the pull
+    looked, and the entry is judged as it was then). The listing does not say which
+    logical engine a key belongs to, so a choice is final only once *every* meta.json is
+    read (an unread one may be a newer build of the same engine) and every candidate of
+    that engine is judged; with ``every``, each accepted candidate is final once judged
+    and every meta.json is read.
     The returned selection does not depend on the order in which reads complete.
 
     Args:
@@ -151,10 +155,11 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     """
     started = time.perf_counter()
     wanted = set(spec_ids) if spec_ids is not None else None
-    keys = list(remote.list_keys())
+    listing = list_entry_files(remote)
+    keys = list(remote.list_keys()) if listing is None else list(listing)
     listed = time.perf_counter()
     reads = _Reads(remote, platform, wanted, every, on_candidates or (lambda keys: None),
-                   on_selected or (lambda candidate: None))
+                   on_selected or (lambda candidate: None), listing)
     reads.run(keys, jobs)
     if timings is not None:
         timings.add("list", listed - started)
@@ -163,6 +168,14 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     if timings is not None:
         timings.wall("select", time.perf_counter() - started)
     return selection
+
+
+def list_entry_files(remote: Any) -> dict[str, frozenset[str]] | None:
+    """The remote's complete entries with the files each had when listed (one listing,
+    :meth:`~trtops.cache.store.EntryStore.list_entry_files`), or None for a store that
+    cannot say (then every mutable file is asked for)."""
+    lister = getattr(remote, "list_entry_files", None)
+    return lister() if callable(lister) else None
 
 
 def _read_meta(remote: Any, key: str) -> Any:
@@ -182,9 +195,11 @@ class _Reads:
 
     def __init__(self, remote: Any, platform: Any, wanted: set[str] | None, every: bool,
                  on_candidates: Callable[[list[str]], None],
-                 on_selected: Callable[[Candidate], None]) -> None:
+                 on_selected: Callable[[Candidate], None],
+                 listing: dict[str, frozenset[str]] | None = None) -> None:
         self.remote, self.platform, self.wanted, self.every = remote, platform, wanted, every
         self.on_candidates, self.on_selected = on_candidates, on_selected
+        self.listing = listing  # key -> files when listed (None: unknown, ask for each)
         self.metas: dict[str, Any] = {}  # key -> meta dict, None (deleted) or CacheError
         self.mutable: dict[str, dict[str, bytes | None]] = {}  # key -> {name: bytes}
         self.accepted: dict[str, list[Candidate]] = {}  # spec id -> judged accepted
@@ -199,6 +214,13 @@ class _Reads:
                     or (self.wanted is not None
                         and str(meta.get("spec_id") or "?") not in self.wanted)
                     or runnable_here(meta, self.platform) is not None)
+
+    def listed(self, key: str) -> frozenset[str]:
+        """The mutable files to read for ``key``: those the listing showed (every one
+        when the store gave no listing)."""
+        mutable = frozenset(layout.MUTABLE_FILES)
+        files = self.listing.get(key) if self.listing is not None else None
+        return mutable if files is None else mutable & files
 
     def run(self, keys: list[str], jobs: int) -> None:
         workers = 1 if jobs <= 1 else max(1, min(max(jobs, METADATA_JOBS), 3 * len(keys)))
@@ -223,28 +245,37 @@ class _Reads:
                     if name == META_FILE:
                         self.metas[key] = value
                         self.unread -= 1
+                        known = False  # every mutable file known absent: judged at once
                         if self.eligible(key, value):
                             self.waiting.setdefault(str(value.get("spec_id") or "?"),
                                                     set()).add(key)
                             self.mutable[key] = {}
-                            for small in (ACCURACY_FILE, PERF_FILE):
-                                submit(small, key, self.remote.read_file, key, small)
-                            outstanding += 2
+                            listed = self.listed(key)
+                            for small in layout.MUTABLE_FILES:
+                                if small in listed:
+                                    submit(small, key, self.remote.read_file, key, small)
+                                    outstanding += 1
+                                else:  # absent when listed: no request for it
+                                    self.mutable[key][small] = None
+                            known = len(self.mutable[key]) == len(layout.MUTABLE_FILES)
                         if self.unread == 0:
                             self.on_candidates(sorted(k for group in self.waiting.values()
                                                       for k in group))
                             for spec_id in sorted(set(self.waiting) | set(self.accepted)):
                                 self.hand_on(spec_id)
+                        if known:  # after on_candidates, which comes before any choice
+                            self.judged(key)
                         continue
                     self.mutable[key][name] = value
-                    if len(self.mutable[key]) == 2:
+                    if len(self.mutable[key]) == len(layout.MUTABLE_FILES):
                         self.judged(key)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
     def judged(self, key: str) -> None:
-        """Both mutable files of a candidate are read: keep it when it is accepted."""
+        """Both mutable files of a candidate are read (or known absent from the listing):
+        keep it when it is accepted."""
         meta = self.metas[key]
         spec_id = str(meta.get("spec_id") or "?")
         self.waiting[spec_id].discard(key)
@@ -363,7 +394,8 @@ def _deferred_durability(local: Any, keys: Sequence[str]) -> Any:
 
 def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
                  jobs: int = DEFAULT_JOBS, progress: bool | None = None,
-                 timings: PullTimings | None = None, fsync: bool = False) -> list[PullOutcome]:
+                 timings: PullTimings | None = None, fsync: bool = False,
+                 with_logs: bool = False) -> list[PullOutcome]:
     """Fetch selected entries into the local cache in parallel (verified, atomic).
 
     Two stages: ``jobs`` workers download (and verify) the files of one entry each into a
@@ -385,12 +417,14 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
             False: silent.
         timings: Collects where the time went (see :class:`PullTimings`).
         fsync: Make every entry durable before it becomes visible instead of journaling.
+        with_logs: Also fetch each entry's build.log (by default it stays on the remote:
+            trtops never reads it, see :data:`trtops.cache.store.OPTIONAL_FILES`).
 
     Returns:
         One outcome per candidate: fetched, present (was already local) or failed.
     """
     with _Downloads(remote, local, jobs=jobs, fsync=fsync, progress=progress,
-                    timings=timings) as downloads:
+                    timings=timings, with_logs=with_logs) as downloads:
         downloads.journal([c.key for c in candidates])
         downloads.expect(candidates)
         downloads.all_expected()
@@ -402,8 +436,8 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
 def pull_selected(remote: Any, local: Any, platform: Any, *,
                   spec_ids: Iterable[str] | None = None, every: bool = False,
                   jobs: int = DEFAULT_JOBS, progress: bool | None = None,
-                  timings: PullTimings | None = None,
-                  fsync: bool = False) -> tuple[PullSelection, list[PullOutcome]]:
+                  timings: PullTimings | None = None, fsync: bool = False,
+                  with_logs: bool = False) -> tuple[PullSelection, list[PullOutcome]]:
     """:func:`select_for_pull` and :func:`pull_entries` overlapped: each entry's download
     starts as soon as its choice is final, while the metadata of other engines is still
     being read (the journal is written once every meta.json is read, while accuracy.json
@@ -418,7 +452,7 @@ def pull_selected(remote: Any, local: Any, platform: Any, *,
             first; entries already verified are kept).
     """
     with _Downloads(remote, local, jobs=jobs, fsync=fsync, progress=progress,
-                    timings=timings) as downloads:
+                    timings=timings, with_logs=with_logs) as downloads:
         def selected(candidate: Candidate) -> None:
             downloads.expect([candidate])
             downloads.submit(candidate)
@@ -441,9 +475,10 @@ class _Downloads:
     download, then every publication, and releases the journal."""
 
     def __init__(self, remote: Any, local: Any, *, jobs: int, fsync: bool,
-                 progress: bool | None, timings: PullTimings | None) -> None:
+                 progress: bool | None, timings: PullTimings | None,
+                 with_logs: bool = False) -> None:
         self.remote, self.local, self.jobs, self.fsync = remote, local, jobs, fsync
-        self.timings = timings
+        self.timings, self.with_logs = timings, with_logs
         self.bar = TransferProgress(0, 0, "pull", interactive=progress, quiet=progress is False)
         self.begun = time.perf_counter()
         self.first: float | None = None  # when the first download started
@@ -492,7 +527,7 @@ class _Downloads:
         self.durable = self.held is None
 
     def expect(self, candidates: Sequence[Candidate]) -> None:
-        self.bar.expect(sum(entry_size(c.meta) for c in candidates
+        self.bar.expect(sum(entry_size(c.meta, with_logs=self.with_logs) for c in candidates
                             if not self.local.has_entry(c.key)),
                         sum(1 for c in candidates if not self.local.has_entry(c.key)))
 
@@ -531,7 +566,7 @@ class _Downloads:
             publish_staged(self.local, staged, self.timings)
         except CacheError as exc:
             return self.failed(candidate, label, exc)
-        size = entry_size(candidate.meta)
+        size = entry_size(candidate.meta, with_logs=self.with_logs)
         seconds = time.monotonic() - started
         self.bar.item_done(label, f"pulled {format_bytes(size)} ({seconds:.1f}s)")
         return PullOutcome(candidate.key, candidate.spec_id, "fetched", "", size)
@@ -555,7 +590,8 @@ class _Downloads:
                                      dict(candidate.meta), progress=self.bar.advance,
                                      accuracy=candidate.accuracy, perf=candidate.perf,
                                      timings=self.timings, durable=self.durable,
-                                     judged=candidate.accuracy is not None)
+                                     judged=candidate.accuracy is not None,
+                                     with_logs=self.with_logs)
         except CacheError as exc:
             if isinstance(exc, RemoteError):
                 self.gave_up.append(exc.message)
@@ -685,7 +721,8 @@ class PullResult:
 def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
          every: bool = False, jobs: int = DEFAULT_JOBS, fsync: bool = False,
          dry_run: bool = False, dest: str | Path | None = None,
-         loaders: str | None = None, progress: bool | None = None) -> PullResult:
+         loaders: str | None = None, progress: bool | None = None,
+         with_logs: bool = False) -> PullResult:
     """Select what ``platform`` can run on the remote, pull it, and write loaders.
 
     Args:
@@ -700,6 +737,7 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
         dest: Write loaders for the entries pulled (or already present) here.
         loaders: Loader list overriding the manifests' (see :func:`emit_pulled`).
         progress: As for :func:`pull_entries`.
+        with_logs: As for :func:`pull_entries` (``pull --with-logs``).
 
     Returns:
         A :class:`PullResult`.
@@ -713,7 +751,7 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
     # Downloads start while the metadata of other engines is still being read.
     selection, outcomes = pull_selected(remote, local, platform, spec_ids=spec_by_id or None,
                                         every=every, jobs=jobs, progress=progress,
-                                        fsync=fsync)
+                                        fsync=fsync, with_logs=with_logs)
     result = PullResult(selection,
                         sorted(set(spec_by_id) - {c.spec_id for c in selection.selected}),
                         outcomes)
@@ -724,10 +762,10 @@ def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
 def fetch_and_emit(remote: Any, local: Any, platform: Any, result: PullResult,
                     spec_by_id: dict[str, Any], *, jobs: int, fsync: bool,
                     dest: str | Path | None, loaders: str | None,
-                    progress: bool | None) -> None:
+                    progress: bool | None, with_logs: bool = False) -> None:
     """Pull the selection, point the refs at what is now local, write loaders."""
     result.outcomes = pull_entries(remote, local, result.selection.selected, jobs=jobs,
-                                   fsync=fsync, progress=progress)
+                                   fsync=fsync, progress=progress, with_logs=with_logs)
     emit_fetched(local, platform, result, spec_by_id, dest=dest, loaders=loaders)
 
 

@@ -30,6 +30,7 @@ class PullRequest:
     dry_run: bool = False
     dest: str | None = None
     loaders: str | None = None
+    with_logs: bool = False  # also fetch build.log (`pull --with-logs`)
 
 
 @dataclass
@@ -76,10 +77,11 @@ def run_pull(request: PullRequest, *, announce: Callable[[str], None] | None = N
         say(f"pulling the engines of {lock.path} for {platform.describe()} from {remote.url}")
         result = pull_locked(remote, local, platform, lock, specs=specs, jobs=request.jobs,
                              fsync=request.fsync, dry_run=request.dry_run, dest=request.dest,
-                             loaders=request.loaders)
+                             loaders=request.loaders, with_logs=request.with_logs)
     else:
         say(f"pulling for {platform.describe()} from {remote.url}")
         result = pull(remote, local, platform, specs=specs, every=request.every,
                       jobs=request.jobs, fsync=request.fsync, dry_run=request.dry_run,
-                      dest=request.dest, loaders=request.loaders)
+                      dest=request.dest, loaders=request.loaders,
+                      with_logs=request.with_logs)
     return PullRun(result, platform, remote, local)

@@ -183,6 +183,19 @@ class StoreContract:
         assert store.put_entry(key, {ENGINE_FILE: engine}, meta_for(key, engine)).created
         assert store.read_file(key, ENGINE_FILE) == engine
 
+    def test_the_listing_names_each_complete_entry_with_its_files(self, store):
+        # What `pull` relies on to skip asking for a mutable file the listing lacks.
+        key, bare, partial = key_of("listed"), key_of("bare"), key_of("listed-partial")
+        store.put_entry(key, {ENGINE_FILE: b"e", BUILD_LOG_FILE: b"l"}, meta_for(key, b"e"))
+        store.put_entry(bare, {ENGINE_FILE: b"b"}, meta_for(bare, b"b"))
+        store.replace_file(key, ACCURACY_FILE, b'{"state": "accepted"}')
+        self.make_partial_entry(store, partial)
+        listed = store.list_entry_files()
+        assert list(listed) == sorted([key, bare])  # sorted; no partial entry
+        assert listed[key] == {ENGINE_FILE, BUILD_LOG_FILE, ACCURACY_FILE, META_FILE}
+        assert listed[bare] == {ENGINE_FILE, META_FILE}
+        assert list(listed) == list(store.list_keys())
+
     def test_meta_is_not_a_file_argument(self, store):
         key = key_of("meta-file")
         with pytest.raises(ValueError):

@@ -196,6 +196,17 @@ def test_entry_intact_needs_the_engine_and_matching_digests(store):
     assert not journal.entry_intact(store.root / "nowhere")
 
 
+def test_an_entry_pulled_without_its_build_log_is_intact(store):
+    # `pull` leaves build.log on the remote unless --with-logs: after a reboot such an
+    # entry is kept, and its engine is still checked.
+    key = add_entry(store, "no-log")
+    entry = store.entry_dir(key)
+    (entry / BUILD_LOG_FILE).unlink()
+    assert journal.entry_intact(entry)
+    (entry / ENGINE_FILE).write_bytes(b"torn")
+    assert not journal.entry_intact(entry)
+
+
 def test_opening_the_cache_recovers(store):
     key = add_entry(store, "opened")
     with open(store.entry_dir(key) / ENGINE_FILE, "r+b") as handle:

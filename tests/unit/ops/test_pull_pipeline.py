@@ -13,7 +13,13 @@ import pytest
 from trtops.cache import journal
 from trtops.cache.entries import publish_entry
 from trtops.cache.local import LocalStore
-from trtops.cache.store import ACCURACY_FILE, BUILD_LOG_FILE, ENGINE_FILE, PERF_FILE
+from trtops.cache.store import (
+    ACCURACY_FILE,
+    BUILD_LOG_FILE,
+    ENGINE_FILE,
+    META_FILE,
+    PERF_FILE,
+)
 from trtops.keys.canonical import sha256_json
 from trtops.keys.engine_key import EngineKey, key_components, tensorrt_component
 from trtops.keys.platform import GpuInfo, Platform
@@ -23,6 +29,19 @@ TRT = "10.13.3.9"
 H100 = ("NVIDIA H100 80GB HBM3", "9.0")
 L4 = ("NVIDIA L4", "8.9")
 HERE = Platform(tensorrt=TRT, gpus=(GpuInfo(0, *H100),), source="flags")
+
+
+def write_perf(store: LocalStore, key: str) -> bytes:
+    """A perf.json as the performance gate writes it, stored the way `trtops bench` does
+    (after meta.json: the file is mutable); its bytes."""
+    from report_helpers import perf_json
+
+    from trtops.cache.entries import json_bytes
+    from trtops.cache.entries import write_perf as store_perf
+
+    document = perf_json(1.0)
+    store_perf(store, key, document)
+    return json_bytes(document)
 
 
 def add_entry(store: LocalStore, label: str, *, spec_id: str | None = None,
@@ -38,7 +57,8 @@ def add_entry(store: LocalStore, label: str, *, spec_id: str | None = None,
                            "external_data": {}, "size": 10})
     publish_entry(store, key, spec_id or f"m/{label}/fp16/h100",
                   {ENGINE_FILE: label.encode() * 1000, BUILD_LOG_FILE: b"log"},
-                  accuracy={"state": state, "summary": state}, tensorrt_version=TRT,
+                  accuracy=None if state == "unverified" else {"state": state, "summary": state},
+                  tensorrt_version=TRT,
                   gpu={"name": gpu[0], "compute_capability": gpu[1]}, created_at=created_at)
     return key.key
 
@@ -117,13 +137,53 @@ def test_a_download_starts_before_every_metadata_read_is_done(tmp_path, remote):
     assert [c.key for c in selection.selected] == [c.key for c in select_for_pull(remote, HERE).selected]
 
 
-def test_small_files_are_not_fetched_again(tmp_path, remote):
+def asked(remote: Recording, key: str) -> list[tuple[str, str]]:
+    return sorted((what, name) for what, k, name in remote.events if k == key)
+
+
+def test_each_file_is_asked_for_once_and_only_when_needed(tmp_path, remote):
     key = add_entry(remote.store, "a")
+    node = LocalStore(tmp_path / "node")
+    pull_selected(remote, node, HERE, progress=False)
+    # meta.json and accuracy.json are read to select the entry and written as read; no
+    # perf.json was listed, so none is asked for; build.log stays on the remote.
+    assert asked(remote, key) == [("fetch", ENGINE_FILE), ("read", ACCURACY_FILE),
+                                  ("read", META_FILE)]
+    assert sorted(node.list_files(key)) == [ACCURACY_FILE, ENGINE_FILE, META_FILE]
+
+
+def test_a_listed_perf_json_is_read_once_and_kept(tmp_path, remote):
+    key = add_entry(remote.store, "a")
+    perf = write_perf(remote.store, key)
+    node = LocalStore(tmp_path / "node")
+    pull_selected(remote, node, HERE, progress=False)
+    assert asked(remote, key) == [("fetch", ENGINE_FILE), ("read", ACCURACY_FILE),
+                                  ("read", META_FILE), ("read", PERF_FILE)]
+    assert node.read_file(key, PERF_FILE) == perf
+
+
+def test_with_logs_fetches_the_build_log_too(tmp_path, remote):
+    key = add_entry(remote.store, "a")
+    node = LocalStore(tmp_path / "node")
+    pull_selected(remote, node, HERE, progress=False, with_logs=True)
+    assert ("fetch", BUILD_LOG_FILE) in asked(remote, key)
+    assert node.read_file(key, BUILD_LOG_FILE) == b"log"
+
+
+def test_an_entry_the_listing_shows_unverified_costs_only_its_meta_json(tmp_path, remote):
+    key = add_entry(remote.store, "a", state="unverified")
+    selection = select_for_pull(remote, HERE)
+    assert asked(remote, key) == [("read", META_FILE)]
+    assert [c.reason for c in selection.skipped] == ["unverified (only accepted engines are pulled)"]
+
+
+def test_without_a_listing_every_mutable_file_is_asked_for(tmp_path, remote):
+    # A store that cannot list files (or an entry that appeared after the listing).
+    key = add_entry(remote.store, "a")
+    remote.list_entry_files = None  # type: ignore[attr-defined]
     pull_selected(remote, LocalStore(tmp_path / "node"), HERE, progress=False)
-    fetched = [name for what, k, name in remote.events if what == "fetch" and k == key]
-    assert ENGINE_FILE in fetched and BUILD_LOG_FILE in fetched
-    # accuracy.json and perf.json were read to select the entry and are written as read.
-    assert ACCURACY_FILE not in fetched and PERF_FILE not in fetched
+    assert asked(remote, key) == [("fetch", ENGINE_FILE), ("read", ACCURACY_FILE),
+                                  ("read", META_FILE), ("read", PERF_FILE)]
 
 
 def selection_rows(selection) -> tuple[list[str], list[tuple[str, str]]]:
