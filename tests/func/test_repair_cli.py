@@ -49,6 +49,10 @@ def test_repair_finds_the_nodes_writes_the_patch_and_plan_reuses_the_engine(proj
     assert "demo/chain/fp16/lab: repaired with 2 node(s) in fp32" in out
     assert "keep_fp32: overflow, scale_down" in out or "keep_fp32: scale_down, overflow" in out
     assert "+    keep_fp32: [" in out  # the unified diff
+    # what the fp32 nodes cost: the repaired engine, the failed one (measured by repair) and fp32
+    latency = next(line for line in out.splitlines() if line.startswith("  latency: "))
+    assert re.fullmatch(r"  latency: [0-9.]+ ms at opt with keep_fp32; the failed fp16 engine [0-9.]+ ms "
+                        r"\([+-][0-9.]+%\); the fp32 engine [0-9.]+ ms", latency), latency
     assert "probing intermediate tensors" in repaired.stderr and "try 1" in repaired.stderr
     # one probe and a few tries, within the budget
     assert len(builds(project)) - 2 <= 8

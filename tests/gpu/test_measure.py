@@ -96,7 +96,7 @@ def static_engine(trt, tmp_path_factory):
 def test_static_engine_with_cuda_graph(static_engine):
     result = measure_engine(static_engine, [{"label": "fixed", "shapes": {}}], SETTINGS)
     show("static engine, cuda_graph auto", result)
-    assert set(result) == {"gpu", "tensorrt", "cases"}
+    assert set(result) == {"gpu", "tensorrt", "cases", "seconds"} and result["seconds"] > 0
     assert set(result["gpu"]) == {"name", "driver", "sm_clock_mhz", "mem_clock_mhz", "temperature_c"}
     assert result["gpu"]["name"]  # "unknown GPU" (and None clocks) where nvidia-smi is missing
     (case,) = result["cases"]

@@ -1,16 +1,21 @@
-"""`trtops repair` on real TensorRT: a small model built to fail fp16 (1x1 Convs whose middle
-activation, x * 2**18, is past fp16's range while every weight fits fp16, beside a harmless
-branch: ``tests/helpers.make_overflow_model(heavy=...)``) fails the gate on apply (exit 4);
+"""`trtops repair` on real TensorRT: a small model built to fail fp16 (four heavy layers, 3x3
+Convs over 256 channels by default, whose middle activation, x * 2**18, is past fp16's range
+while every weight fits fp16, beside a harmless branch:
+``tests/helpers.make_overflow_model(heavy=...)``) fails the gate on apply (exit 4);
 repair finds the two nodes to keep in fp32 within a small budget, the repaired engine passes,
 the written manifest plans to reuse it (same key) and the fp32 engine's key does not move.
 The build log shows how keep_fp32 was applied on this TensorRT (layer precisions with
 OBEY_PRECISION_CONSTRAINTS on 8.6/10, Casts in the cast model on 11).
 
-Lab history: on TensorRT 8.6.0 (H200/H100, 2026-12-06) a 16-wide MatMul chain and a
-64-channel Conv chain with a 1/s**2 weight both *passed* the fp16 gate (TensorRT did not run
-the overflowing layers in fp16: at builder optimization level 0 TensorRT takes the first
-tactic that runs), so apply exited 0 and these tests failed at their first assertion; this
-model, at level 3, is the next attempt and has not run in the lab yet."""
+Lab history (TensorRT 8.6.0, H100/H200, 2026-12-06): a 16-wide MatMul chain, a 64-channel
+1x1 Conv chain with a 1/s**2 weight and a 128-channel 1x1 Conv chain (``conv1x1``) at levels
+0 and 3 all *passed* the fp16 gate (TensorRT ran those small layers in fp32); ``conv3x3`` and
+``gemm`` fail it (y all inf/nonfinite). On ``conv3x3`` repair found [overflow, scale_down] in
+7 builds (6 tries: [overflow] alone and [scale_down] alone fail, so the pair is minimal), the
+written manifest reused the engine, and these tests passed. On ``gemm`` the probe ranked
+scale_up first and [scale_up] passed in 2 builds: with scale_up held in fp32, TensorRT (which
+picks the precision of every layer without a constraint) ran ``overflow`` in fp32 too; a
+repair is any list whose engine passes, and the engine it publishes is the one checked."""
 
 from __future__ import annotations
 
@@ -92,6 +97,9 @@ def _repair_and_reuse(tmp_path: Path, manifest_text: str) -> str:
     assert "keep_fp32: overflow, scale_down" in repaired.stdout
     builds = next(line for line in repaired.stdout.splitlines() if line.strip().startswith("builds:"))
     print(f"LAB: {builds.strip()}")
+    latency = next(line for line in repaired.stdout.splitlines() if line.startswith("  latency: "))
+    print(f"LAB: {latency.strip()}")
+    assert "with keep_fp32; the failed fp16 engine" in latency and "the fp32 engine" in latency
     assert "try 1" in repaired.stderr
 
     text = manifest.read_text()

@@ -65,6 +65,8 @@ def report_repairs(outcomes: list[Any]) -> int:
             for field, values in outcome.lists.items():
                 print(terminal_safe(f"  {field}: {', '.join(values)}", limit=None))
             print(f"  builds: {outcome.builds}, tries: {outcome.tries}, engine: {outcome.key}")
+            if outcome.latency:
+                print(f"  {outcome.latency}")
             if outcome.written:
                 print(f"  written to {outcome.written}")
             if outcome.diff:

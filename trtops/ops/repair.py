@@ -63,6 +63,7 @@ class RepairOutcome:
     diff: str = ""
     written: str | None = None  # the manifest file, when --write wrote it
     minimal: bool = False
+    latency: str | None = None  # what the nodes in fp32 cost, where the performance gate measures
 
 
 class _Quiet:
@@ -104,7 +105,13 @@ def run_repair(request: RepairRequest, *, say: Callable[[str], None] = print,
                                  hint="run it where `trtops apply` builds (`trtops info` shows what this machine has)")
     plan = make_plan(request.paths, store, platform)
     actions = _failed_actions(plan, request.engine)
-    return [_repair_one(action, store, platform, toolchain, request, say) for action in actions]
+    outcomes = []
+    for action in actions:
+        outcome, repaired = _repair_one(action, store, platform, toolchain, request, say)
+        if repaired is not None:
+            outcome.latency = _latency_cost(action, repaired, plan, store, toolchain)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _failed_actions(plan: Any, engine: str | None) -> list[Any]:
@@ -133,7 +140,9 @@ def _failed_actions(plan: Any, engine: str | None) -> list[Any]:
 
 
 def _repair_one(action: Any, store: Any, platform: Any, toolchain: Any, request: RepairRequest,
-                say: Callable[[str], None]) -> RepairOutcome:
+                say: Callable[[str], None]) -> tuple[RepairOutcome, Any]:
+    """What repair did for ``action``'s engine, and the apply outcome of the published
+    repaired engine (None when no repair was found)."""
     from trtops.capabilities import KEEP_FP32_PRECISIONS
     from trtops.node_select import entry_for, select_nodes
     from trtops.onnx_facts import read_graph
@@ -151,7 +160,8 @@ def _repair_one(action: Any, store: Any, platform: Any, toolchain: Any, request:
     already = {n.index for n in select_nodes(nodes, spec.build.keep_fp32, spec.build.keep_fp32_outputs)}
     ranking = [e for e in rank_nodes(nodes, errors) if e.node.index not in already]
     if not ranking:
-        return RepairOutcome(spec.id, False, "no node with a measurable float output to hold in fp32", builds=1)
+        return RepairOutcome(spec.id, False, "no node with a measurable float output to hold in fp32",
+                             builds=1), None
     top = ", ".join(f"{entry_for(e.node, nodes)[1]} ({_fmt(e.added)})" for e in ranking[:5])
     say(f"repair {spec.id}: {len(ranking)} candidate nodes; most suspect (error added, in tolerances): {top}")
     builds = [1]
@@ -177,9 +187,10 @@ def _repair_one(action: Any, store: Any, platform: Any, toolchain: Any, request:
         tried = "; ".join(f"{len(t.nodes)} node(s): failed" for t in result.trials[-3:])
         return RepairOutcome(spec.id, False, f"no repair found: {why} ({result.tries} tries, {builds[0]} builds"
                              + (f"; last: {tried}" if tried else "") + ")",
-                             builds=builds[0], tries=result.tries)
+                             builds=builds[0], tries=result.tries), None
     final = _with_nodes(spec, [e.node for e in result.found], nodes)
-    key = _apply_one(final, store, platform, toolchain).key  # a reuse: the passing try is published
+    published = _apply_one(final, store, platform, toolchain)  # a reuse: the passing try is published
+    key = published.key
     lists = _manifest_lists(spec, [e.node for e in result.found], nodes)
     outcome = RepairOutcome(spec.id, True, "", builds=builds[0], tries=result.tries, lists=lists, key=key,
                             minimal=result.minimal)
@@ -187,7 +198,77 @@ def _repair_one(action: Any, store: Any, platform: Any, toolchain: Any, request:
     added = sum(len(v) for v in lists.values()) - len(spec.build.keep_fp32) - len(spec.build.keep_fp32_outputs)
     outcome.message = (f"repaired with {added} node(s) in fp32 after {builds[0]} builds"
                        + ("" if result.minimal else " (the budget ran out while shrinking: maybe not minimal)"))
-    return outcome
+    return outcome, published
+
+
+def _latency_cost(action: Any, repaired: Any, plan: Any, store: Any, toolchain: Any) -> str | None:
+    """``latency: 0.085 ms at opt with keep_fp32; the failed fp16 engine 0.060 ms (+41.7%);
+    the fp32 engine 0.092 ms`` where the performance gate measures this model: the repaired
+    engine's measurement (apply's), the failed engine measured now (apply never measures an
+    engine that failed its gate) and the cached fp32 engine of the same model and target
+    when it was measured. None when the gate is off or nothing was measured."""
+    from trtops.names import format_percent
+    from trtops.perf.judge import format_ms
+
+    spec = action.spec
+    summary = repaired.perf or {}
+    if not spec.performance.enabled or summary.get("latency_ms") is None:
+        return None
+    after, label = float(summary["latency_ms"]), summary.get("case", "opt")
+    parts = [f"{format_ms(after)} ms at {label} with keep_fp32"]
+    before = _case_median(_measure_failed(action, store, toolchain), label)
+    if before:
+        change = after / before - 1
+        parts.append(f"the failed {spec.precision} engine {format_ms(before)} ms "
+                     f"({'+' if change >= 0 else '-'}{format_percent(abs(change))})")
+    fp32 = _case_median(_sibling_perf(action, plan, store, "fp32"), label)
+    if fp32:
+        parts.append(f"the fp32 engine {format_ms(fp32)} ms")
+    return "latency: " + "; ".join(parts)
+
+
+def _case_median(document: Any, label: str) -> float | None:
+    for case in (document or {}).get("cases") or ():
+        if case.get("label") == label:
+            return float(case["latency_ms"]["median"])
+    return None
+
+
+def _measure_failed(action: Any, store: Any, toolchain: Any) -> dict | None:
+    """The failed engine (a rejected entry in this cache) measured now, as ``bench`` would;
+    None when it cannot be (a cost line is information, never a reason to fail repair)."""
+    from trtops.cache.entries import fetch_engine, read_engine_meta
+    from trtops.cache.store import ENGINE_FILE
+    from trtops.engine_io import EngineIO
+    from trtops.errors import TrtopsError
+    from trtops.perf.cases import measure_cases
+
+    key, spec = action.key.key, action.spec
+    try:
+        meta = read_engine_meta(store, key)
+        io = EngineIO.from_json(meta["io"]) if meta.get("io") else None
+        with tempfile.TemporaryDirectory(prefix="trtops-repair-") as tmp:
+            engine = fetch_engine(store, key, meta, Path(tmp) / ENGINE_FILE)
+            return toolchain.measure(engine, measure_cases(spec, io), spec.performance.settings())
+    except TrtopsError:
+        return None
+
+
+def _sibling_perf(action: Any, plan: Any, store: Any, precision: str) -> dict | None:
+    """The cached perf.json of the same model and target at ``precision``, if measured."""
+    from trtops.cache.entries import read_perf
+    from trtops.errors import TrtopsError
+
+    spec = action.spec
+    for other in plan.actions:
+        theirs = other.spec
+        if (theirs.manifest_name, theirs.model, theirs.target.name, theirs.precision) == \
+                (spec.manifest_name, spec.model, spec.target.name, precision) and other.key is not None:
+            try:
+                return read_perf(store, other.key.key)
+            except TrtopsError:
+                return None
+    return None
 
 
 def _fmt(value: float) -> str:
