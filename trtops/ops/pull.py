@@ -259,8 +259,7 @@ class _Reads:
                                     self.mutable[key][small] = None
                             known = len(self.mutable[key]) == len(layout.MUTABLE_FILES)
                         if self.unread == 0:
-                            self.on_candidates(sorted(k for group in self.waiting.values()
-                                                      for k in group))
+                            self.on_candidates(self.candidate_keys())
                             for spec_id in sorted(set(self.waiting) | set(self.accepted)):
                                 self.hand_on(spec_id)
                         if known:  # after on_candidates, which comes before any choice
@@ -272,6 +271,14 @@ class _Reads:
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+
+    def candidate_keys(self) -> list[str]:
+        """Every key that may still be selected: those waiting for their mutable files and
+        those already judged accepted (a key whose accuracy.json came in before the last
+        meta.json is no longer waiting, and must be journaled all the same)."""
+        keys = {k for group in self.waiting.values() for k in group}
+        keys.update(c.key for group in self.accepted.values() for c in group)
+        return sorted(keys)
 
     def judged(self, key: str) -> None:
         """Both mutable files of a candidate are read (or known absent from the listing):

@@ -234,3 +234,52 @@ def test_the_journal_names_the_candidates_before_any_entry_appears(tmp_path, rem
     _, outcomes = pull_selected(remote, node, HERE, progress=False)
     assert [o.status for o in outcomes] == ["fetched", "fetched"]
     assert seen == [keys, keys]
+
+
+def test_an_entry_judged_before_the_last_meta_read_is_journaled_too(tmp_path, remote, monkeypatch):
+    """a's accuracy.json is handled before b's meta.json comes in (made certain, not left to
+    timing): a is then no longer waiting for its files, and the journal must still name it,
+    or a would be published without fsync and without a journal to recover it by."""
+    import queue as queue_module
+
+    import trtops.ops.pull as pull_module
+
+    if journal.boot_id() is None:
+        pytest.skip("no boot id here: pulls fsync instead of journaling")
+    first = add_entry(remote.store, "a")
+    second = add_entry(remote.store, "b")
+    judged_first = threading.Event()
+
+    class Ordered(queue_module.SimpleQueue):
+        """The pull's queue of finished reads (and, the class being global, any other):
+        notes when a's accuracy.json is in it."""
+
+        def put(self, item, block=True, timeout=None):
+            super().put(item, block, timeout)
+            if isinstance(item, tuple) and item[:2] == (ACCURACY_FILE, first):
+                judged_first.set()
+
+    monkeypatch.setattr(pull_module.queue, "SimpleQueue", Ordered)
+    original_meta = remote.read_meta
+
+    def read_meta(key: str) -> Any:
+        if key == second:  # b's meta.json is answered after a's accuracy.json is queued
+            assert judged_first.wait(timeout=300), "a's accuracy.json was never read"
+        return original_meta(key)
+
+    remote.read_meta = read_meta  # type: ignore[method-assign]
+    node = LocalStore(tmp_path / "node")
+    journaled: list[list[str]] = []
+    original_adopt = node.adopt_entry
+
+    def adopt(key: str, *args: Any, **kwargs: Any) -> Any:
+        import json
+
+        journaled.append(sorted(k for path in (node.root / journal.JOURNAL_DIR).glob("*.json")
+                                for k in json.loads(path.read_text())["keys"]))
+        return original_adopt(key, *args, **kwargs)
+
+    node.adopt_entry = adopt  # type: ignore[method-assign]
+    _, outcomes = pull_selected(remote, node, HERE, progress=False)
+    assert sorted(o.key for o in outcomes if o.status == "fetched") == sorted([first, second])
+    assert journaled == [sorted([first, second])] * 2
