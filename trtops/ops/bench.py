@@ -85,16 +85,28 @@ def _not_measured(action: Action) -> str:
     return ""
 
 
-def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
-    from trtops.cache.entries import (
-        fetch_engine,
-        read_accuracy,
-        read_engine_meta,
-        read_perf,
-        write_perf,
-    )
+def measure_cached(store: Any, key: str, spec: Any, toolchain: Any) -> dict:
+    """The cached engine ``key`` measured now on this GPU with ``spec``'s performance
+    settings (its bytes checked against meta.json first): a perf.json body, not judged.
+    ``bench`` replaces perf.json with it; ``repair`` measures the failed engine by it.
+
+    Raises:
+        TrtopsError: no such entry, damaged bytes, or the measurement failed.
+    """
+    from trtops.cache.entries import fetch_engine, read_engine_meta
     from trtops.cache.store import ENGINE_FILE
     from trtops.engine_io import EngineIO
+    from trtops.perf.cases import measure_cases
+
+    meta = read_engine_meta(store, key)
+    io = EngineIO.from_json(meta["io"]) if meta.get("io") else None
+    with tempfile.TemporaryDirectory(prefix="trtops-measure-") as tmp:
+        engine = fetch_engine(store, key, meta, Path(tmp) / ENGINE_FILE)
+        return toolchain.measure(engine, measure_cases(spec, io), spec.performance.settings())
+
+
+def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
+    from trtops.cache.entries import read_accuracy, read_perf, write_perf
     from trtops.ops.each_engine import cached_engine_failure
     from trtops.ops.perf_gate import (
         find_baseline,
@@ -102,7 +114,6 @@ def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
         gated_status,
         judge_measurement,
     )
-    from trtops.perf.cases import measure_cases
     from trtops.perf.document import perf_summary
     from trtops.perf.judge import LAST_MEASUREMENT, Baseline
 
@@ -110,15 +121,11 @@ def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
     key, spec = action.key.key, action.spec
     try:
         accuracy = read_accuracy(store, key)
-        meta = read_engine_meta(store, key)
         try:
             previous = read_perf(store, key)
         except CacheError:
             previous = None  # a damaged perf.json is what bench replaces
-        io = EngineIO.from_json(meta["io"]) if meta.get("io") else None
-        with tempfile.TemporaryDirectory(prefix="trtops-bench-") as tmp:
-            engine = fetch_engine(store, key, meta, Path(tmp) / ENGINE_FILE)
-            body = toolchain.measure(engine, measure_cases(spec, io), spec.performance.settings())
+        body = measure_cached(store, key, spec, toolchain)
         gpu = (body.get("gpu") or {}).get("name")
         if previous and (previous.get("gpu") or {}).get("name") == gpu:
             baseline = Baseline.from_perf(key, previous, LAST_MEASUREMENT)
@@ -136,4 +143,4 @@ def _bench(action: Action, store: Any, toolchain: Any) -> EngineOutcome:
                           seconds=time.monotonic() - started)
 
 
-__all__ = ["bench_plan"]
+__all__ = ["bench_plan", "measure_cached"]

@@ -237,19 +237,11 @@ def _case_median(document: Any, label: str) -> float | None:
 def _measure_failed(action: Any, store: Any, toolchain: Any) -> dict | None:
     """The failed engine (a rejected entry in this cache) measured now, as ``bench`` would;
     None when it cannot be (a cost line is information, never a reason to fail repair)."""
-    from trtops.cache.entries import fetch_engine, read_engine_meta
-    from trtops.cache.store import ENGINE_FILE
-    from trtops.engine_io import EngineIO
     from trtops.errors import TrtopsError
-    from trtops.perf.cases import measure_cases
+    from trtops.ops.bench import measure_cached
 
-    key, spec = action.key.key, action.spec
     try:
-        meta = read_engine_meta(store, key)
-        io = EngineIO.from_json(meta["io"]) if meta.get("io") else None
-        with tempfile.TemporaryDirectory(prefix="trtops-repair-") as tmp:
-            engine = fetch_engine(store, key, meta, Path(tmp) / ENGINE_FILE)
-            return toolchain.measure(engine, measure_cases(spec, io), spec.performance.settings())
+        return measure_cached(store, action.key.key, action.spec, toolchain)
     except TrtopsError:
         return None
 
