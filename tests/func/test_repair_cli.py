@@ -72,6 +72,26 @@ def test_repair_finds_the_nodes_writes_the_patch_and_plan_reuses_the_engine(proj
     assert again.returncode == 0, again.stdout + again.stderr
 
 
+def test_the_latency_line_leaves_out_a_measurement_of_another_gpu_model(project):
+    # The fp32 engine's perf.json as a pull from a machine with another GPU of the same
+    # compute capability leaves it: its numbers are no comparison for this GPU's.
+    from trtops.cache.entries import read_perf, write_perf
+    from trtops.cache.local import LocalStore
+
+    assert trtops(project, "apply", "--json", "--keep-going", env=BAD).returncode == 4
+    plan = json.loads(trtops(project, "plan", *PLATFORM, "--json").stdout)
+    fp32 = {a["id"]: a for a in plan["actions"]}["demo/chain/fp32/lab"]["key"]
+    store = LocalStore(project / "cache")
+    document = read_perf(store, fp32)
+    document["gpu"]["name"] = "NVIDIA H100 80GB HBM3"
+    write_perf(store, fp32, document)
+
+    repaired = trtops(project, "repair", "--max-builds", "8", env=BAD)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    latency = next(line for line in repaired.stdout.splitlines() if line.startswith("  latency: "))
+    assert "the failed fp16 engine" in latency and "the fp32 engine" not in latency, latency
+
+
 def test_repair_without_a_failed_engine_is_exit_1(project):
     assert trtops(project, "apply").returncode == 0
     result = trtops(project, "repair")

@@ -206,7 +206,10 @@ def _latency_cost(action: Any, repaired: Any, plan: Any, store: Any, toolchain: 
     the fp32 engine 0.092 ms`` where the performance gate measures this model: the repaired
     engine's measurement (apply's), the failed engine measured now (apply never measures an
     engine that failed its gate) and the cached fp32 engine of the same model and target
-    when it was measured. None when the gate is off or nothing was measured."""
+    when it was measured. A number measured on another GPU model than the repaired engine's
+    is left out (a pulled perf.json may come from another machine of the same compute
+    capability), as the performance gate compares only measurements of one GPU model.
+    None when the gate is off or nothing was measured."""
     from trtops.names import format_percent
     from trtops.perf.judge import format_ms
 
@@ -214,21 +217,25 @@ def _latency_cost(action: Any, repaired: Any, plan: Any, store: Any, toolchain: 
     summary = repaired.perf or {}
     if not spec.performance.enabled or summary.get("latency_ms") is None:
         return None
-    after, label = float(summary["latency_ms"]), summary.get("case", "opt")
+    after, label, gpu = float(summary["latency_ms"]), summary.get("case", "opt"), summary.get("gpu")
     parts = [f"{format_ms(after)} ms at {label} with keep_fp32"]
-    before = _case_median(_measure_failed(action, store, toolchain), label)
+    before = _case_median(_measure_failed(action, store, toolchain), label, gpu)
     if before:
         change = after / before - 1
         parts.append(f"the failed {spec.precision} engine {format_ms(before)} ms "
                      f"({'+' if change >= 0 else '-'}{format_percent(abs(change))})")
-    fp32 = _case_median(_sibling_perf(action, plan, store, "fp32"), label)
+    fp32 = _case_median(_sibling_perf(action, plan, store, "fp32"), label, gpu)
     if fp32:
         parts.append(f"the fp32 engine {format_ms(fp32)} ms")
     return "latency: " + "; ".join(parts)
 
 
-def _case_median(document: Any, label: str) -> float | None:
-    for case in (document or {}).get("cases") or ():
+def _case_median(document: Any, label: str, gpu: str | None) -> float | None:
+    """The median latency of case ``label`` in a measurement made on ``gpu`` (a GPU name)."""
+    document = document or {}
+    if (document.get("gpu") or {}).get("name") != gpu:
+        return None
+    for case in document.get("cases") or ():
         if case.get("label") == label:
             return float(case["latency_ms"]["median"])
     return None
