@@ -152,6 +152,8 @@ class _Child:
             if self.verdict is None and self.process is not None:
                 self.process.kill()
                 self.process.wait()
+                if self.process.stdout is not None:  # its output is not wanted: no leaked pipe
+                    self.process.stdout.close()
                 self.verdict = Verdict("inconclusive", how="not waited for")
                 self.tmp.cleanup()
                 with _LOCK:

@@ -299,6 +299,16 @@ def test_a_remembered_crash_fails_before_the_builder_work_and_a_failed_build_end
     assert not parse_preflight._RUNNING and not list(verdicts.glob("*/cdcd*"))
 
 
+def test_a_child_nobody_waits_for_is_ended_and_its_pipe_closed(model, stand_in, monkeypatch):
+    monkeypatch.setenv("STAND_IN", "hang")
+    pending = parse_preflight.start_parse(model, network_flags=1, parser_flags=(), tensorrt="8.6.0",
+                                          prefix=stand_in)
+    process = pending._child.process
+    pending.close()
+    assert process.returncode is not None and process.stdout.closed
+    assert not parse_preflight._RUNNING
+
+
 def test_the_real_child_runs_in_this_interpreter(model, monkeypatch):
     """python -m trtops.trt.parse_check, found through the PYTHONPATH the parent sets even
     from another directory; without TensorRT it cannot tell (and the build says why itself)."""
