@@ -50,9 +50,11 @@ class BuildJob:
             spec's source stays the accuracy gate's fp32 reference.
         model_cast: The cast ``model_path`` had (``"fp16"``/``"bf16"``), or None; the
             builder refuses a build whose TensorRT wants a cast the model did not get.
-        model_digest: The content digest of the model TensorRT parses, and
-        preflight_verdicts: the cache's ``preflight/`` directory: an in-process build keeps
-            its parse preflight's verdict there (``BuildRequest.model_digest``).
+        model_digest: The content digest of the model TensorRT parses (the key's
+            ``model_digest``, or the ``prepared/`` digest of a prepared model), or None.
+        preflight_verdicts: The cache's ``preflight/`` directory, or None: an in-process
+            build keeps its parse preflight's verdict there under ``model_digest``, so a
+            later apply runs no child (``BuildRequest.model_digest``).
     """
 
     spec: Any
