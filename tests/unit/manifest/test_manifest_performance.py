@@ -61,3 +61,35 @@ def test_an_empty_shapes_on_the_model_opts_it_out_of_the_defaults(project):
     specs = {s.model: s.performance for s in expand(load_paths([path], check_models=False))}
     assert specs["other"].shapes == ()
     assert specs["conv"].shapes == (("batch1", (("input", (1, 3, 16, 16)),)),)
+
+
+BUDGETED = """\
+version: 1
+defaults:
+  performance: {{max_seconds: 0.5}}
+targets: {{lab: {{gpu: any}}}}
+models:
+  - name: conv
+    source: models/conv.onnx
+    precisions: [fp32]
+{own}  - name: other
+    source: models/other.onnx
+    precisions: [fp32]
+"""
+
+
+def test_max_seconds_reaches_the_measurement_settings_default_then_model(project):
+    path = write_manifest(project, BUDGETED.format(own="    performance: {max_seconds: 10}\n"))
+    settings = {s.model: s.performance.settings() for s in expand(load_paths([path], check_models=False))}
+    assert settings["conv"]["max_seconds"] == 10.0 and settings["other"]["max_seconds"] == 0.5
+    unset = write_manifest(project, BUDGETED.format(own="").replace("performance: {max_seconds: 0.5}",
+                                                                    "performance: {}"))
+    assert {s.performance.max_seconds for s in expand(load_paths([unset], check_models=False))} == {2.0}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "3601", "2s"])
+def test_a_bad_max_seconds_is_a_manifest_error(project, value):
+    path = write_manifest(project, BUDGETED.format(own="").replace("0.5", value))
+    with pytest.raises(ManifestError) as caught:
+        load_paths([path], check_models=False)
+    assert any(p.field == "defaults.performance.max_seconds" for p in caught.value.problems)
