@@ -91,7 +91,7 @@ DAMAGED = "damaged: "  # the reason prefix of entries refused for their metadata
 
 # Parallel metadata reads at least (when jobs > 1): small and latency-bound, so enough
 # for one wave over a typical remote (each key's meta.json, then for a candidate its
-# accuracy.json and perf.json side by side).
+# accuracy.json and perf.json side by side, each only where the listing showed it).
 METADATA_JOBS = 32
 
 
