@@ -54,8 +54,8 @@ LOCKS_DIR = "locks"
 TMP_DIR = "tmp"
 PREPARED_DIR = "prepared"  # prepared models: prepared/<digest>/model.onnx (trtops.prepare.runner)
 # Parse preflight verdicts (trtops.trt.preflight_verdicts names the files). gc keeps them: a
-# few hundred bytes each, keyed by content so never stale, and a remembered parser crash is
-# worth keeping should its model come back.
+# few KB at most each (a crash keeps the last 40 lines of its report), keyed by content so
+# never stale, and a remembered parser crash is worth keeping should its model come back.
 PREFLIGHT_DIR = "preflight"
 
 # Files an existing entry may replace in place; everything else is create-only.
