@@ -2,7 +2,9 @@
 optimization level 3, then at level 0 (TensorRT takes the first tactic that runs instead of
 timing them), is slower by more than the measured spread, and ``max_regression: 10%``
 fails the second apply with exit 6, naming both medians. Prints both numbers (``LAB:``)
-for RESULTS.md. About a minute: two fp16 builds of a few-MB model."""
+for RESULTS.md. About a minute: two fp16 builds of a few-MB model. Level 0's slowdown is
+what TensorRT 8.6.0 picked on an H100 (+83%, 2026-12-06); another GPU or TensorRT version may
+pick differently: the printed medians say which."""
 
 from __future__ import annotations
 

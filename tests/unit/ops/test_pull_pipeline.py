@@ -237,11 +237,10 @@ def test_the_journal_names_the_candidates_before_any_entry_appears(tmp_path, rem
 
 
 def test_an_entry_judged_before_the_last_meta_read_is_journaled_too(tmp_path, remote, monkeypatch):
-    """a's accuracy.json is handled before b's meta.json comes in (made certain, not left to
-    timing): a is then no longer waiting for its files, and the journal must still name it,
-    or a would be published without fsync and without a journal to recover it by."""
-    import queue as queue_module
-
+    """a is judged (its accuracy.json handled) before b's meta.json comes in, made certain,
+    not left to timing: a is then no longer waiting for its files, and the journal must
+    still name it, or a would be published without fsync and without a journal to recover
+    it by."""
     import trtops.ops.pull as pull_module
 
     if journal.boot_id() is None:
@@ -249,22 +248,19 @@ def test_an_entry_judged_before_the_last_meta_read_is_journaled_too(tmp_path, re
     first = add_entry(remote.store, "a")
     second = add_entry(remote.store, "b")
     judged_first = threading.Event()
+    judged = pull_module._Reads.judged
 
-    class Ordered(queue_module.SimpleQueue):
-        """The pull's queue of finished reads (and, the class being global, any other):
-        notes when a's accuracy.json is in it."""
+    def judged_then_note(self, key: str) -> None:
+        judged(self, key)
+        if key == first:
+            judged_first.set()
 
-        def put(self, item, block=True, timeout=None):
-            super().put(item, block, timeout)
-            if isinstance(item, tuple) and item[:2] == (ACCURACY_FILE, first):
-                judged_first.set()
-
-    monkeypatch.setattr(pull_module.queue, "SimpleQueue", Ordered)
+    monkeypatch.setattr(pull_module._Reads, "judged", judged_then_note)
     original_meta = remote.read_meta
 
     def read_meta(key: str) -> Any:
-        if key == second:  # b's meta.json is answered after a's accuracy.json is queued
-            assert judged_first.wait(timeout=300), "a's accuracy.json was never read"
+        if key == second:  # b's meta.json is answered only once a is judged
+            assert judged_first.wait(timeout=300), "a was never judged"
         return original_meta(key)
 
     remote.read_meta = read_meta  # type: ignore[method-assign]
@@ -283,3 +279,29 @@ def test_an_entry_judged_before_the_last_meta_read_is_journaled_too(tmp_path, re
     _, outcomes = pull_selected(remote, node, HERE, progress=False)
     assert sorted(o.key for o in outcomes if o.status == "fetched") == sorted([first, second])
     assert journaled == [sorted([first, second])] * 2
+
+
+def test_an_entry_accepted_after_the_listing_is_pulled_by_the_next_pull(tmp_path, remote):
+    """README (Remote): the listing is the pull's view; an accuracy.json written after it
+    leaves the entry unverified for this pull, and the next pull takes it."""
+    import json
+
+    key = add_entry(remote.store, "late", state="unverified")
+    listed = remote.store.list_entry_files
+
+    def list_then_accept():
+        listing = listed()
+        remote.store.replace_file(key, ACCURACY_FILE,
+                                  json.dumps({"state": "accepted", "summary": "ok"}).encode())
+        return listing
+
+    remote.list_entry_files = list_then_accept  # type: ignore[attr-defined]
+    node = LocalStore(tmp_path / "node")
+    selection, outcomes = pull_selected(remote, node, HERE, progress=False)
+    assert outcomes == [] and not node.has_entry(key)
+    assert [c.key for c in selection.skipped] == [key]
+    assert "unverified" in (selection.skipped[0].reason or "")
+
+    del remote.list_entry_files  # the next pull lists the accepted entry
+    _, outcomes = pull_selected(remote, node, HERE, progress=False)
+    assert [(o.key, o.status) for o in outcomes] == [(key, "fetched")]
