@@ -244,12 +244,15 @@ def _case_median(document: Any, label: str, gpu: str | None) -> float | None:
 def _measure_failed(action: Any, store: Any, toolchain: Any) -> dict | None:
     """The failed engine (a rejected entry in this cache) measured now, as ``bench`` would;
     None when it cannot be (a cost line is information, never a reason to fail repair)."""
-    from trtops.errors import TrtopsError
     from trtops.ops.bench import measure_cached
 
     try:
         return measure_cached(store, action.key.key, action.spec, toolchain)
-    except TrtopsError:
+    except Exception as exc:  # noqa: BLE001 - as apply's measuring: any failure leaves the number out
+        import logging
+
+        logging.getLogger(__name__).warning("repair: the failed engine of %s not measured: %s",
+                                            action.spec.id, getattr(exc, "message", None) or exc)
         return None
 
 
