@@ -215,22 +215,29 @@ def test_the_overlapped_pull_selects_what_dry_run_reports(tmp_path, remote, ever
     assert selection_rows(serial) == selection_rows(dry.selection)
 
 
-def test_the_journal_names_the_candidates_before_any_entry_appears(tmp_path, remote):
-    if journal.boot_id() is None:
-        pytest.skip("no boot id here: pulls fsync instead of journaling")
-    keys = sorted([add_entry(remote.store, "a"), add_entry(remote.store, "b")])
-    node = LocalStore(tmp_path / "node")
+def journaled_at_each_adoption(node: LocalStore) -> list[list[str]]:
+    """Filled as ``node`` adopts pulled entries: the keys its pull journals named at that
+    moment (sorted), one list per adoption."""
+    import json
+
     seen: list[list[str]] = []
     original = node.adopt_entry
 
     def adopt(key: str, *args: Any, **kwargs: Any) -> Any:
-        import json
-
         seen.append(sorted(k for path in (node.root / journal.JOURNAL_DIR).glob("*.json")
                            for k in json.loads(path.read_text())["keys"]))
         return original(key, *args, **kwargs)
 
     node.adopt_entry = adopt  # type: ignore[method-assign]
+    return seen
+
+
+def test_the_journal_names_the_candidates_before_any_entry_appears(tmp_path, remote):
+    if journal.boot_id() is None:
+        pytest.skip("no boot id here: pulls fsync instead of journaling")
+    keys = sorted([add_entry(remote.store, "a"), add_entry(remote.store, "b")])
+    node = LocalStore(tmp_path / "node")
+    seen = journaled_at_each_adoption(node)
     _, outcomes = pull_selected(remote, node, HERE, progress=False)
     assert [o.status for o in outcomes] == ["fetched", "fetched"]
     assert seen == [keys, keys]
@@ -265,17 +272,7 @@ def test_an_entry_judged_before_the_last_meta_read_is_journaled_too(tmp_path, re
 
     remote.read_meta = read_meta  # type: ignore[method-assign]
     node = LocalStore(tmp_path / "node")
-    journaled: list[list[str]] = []
-    original_adopt = node.adopt_entry
-
-    def adopt(key: str, *args: Any, **kwargs: Any) -> Any:
-        import json
-
-        journaled.append(sorted(k for path in (node.root / journal.JOURNAL_DIR).glob("*.json")
-                                for k in json.loads(path.read_text())["keys"]))
-        return original_adopt(key, *args, **kwargs)
-
-    node.adopt_entry = adopt  # type: ignore[method-assign]
+    journaled = journaled_at_each_adoption(node)
     _, outcomes = pull_selected(remote, node, HERE, progress=False)
     assert sorted(o.key for o in outcomes if o.status == "fetched") == sorted([first, second])
     assert journaled == [sorted([first, second])] * 2
