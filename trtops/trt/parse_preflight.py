@@ -89,6 +89,8 @@ class Verdict:
 
 
 _CACHE: dict[tuple, Verdict] = {}
+# Where a cached verdict came from, as a later build's log says it (no entry: a child's).
+_ORIGIN: dict[tuple, str] = {}
 _RUNNING: dict[tuple, _Child] = {}
 _LOCK = threading.Lock()
 
@@ -97,6 +99,7 @@ def clear_cache() -> None:
     """Forget every verdict of this process (tests)."""
     with _LOCK:
         _CACHE.clear()
+        _ORIGIN.clear()
 
 
 def cache_key(model: Path, network_flags: int, parser_flags: Sequence[str], tensorrt: str,
@@ -223,7 +226,8 @@ def start_parse(model: Path, *, network_flags: int, parser_flags: Sequence[str],
     with _LOCK:  # one child per key, even if builds ever run on threads
         cached = _CACHE.get(key)
         if cached is not None:
-            return Pending(verdict=cached, earlier="an earlier child's verdict for this model", log=log)
+            return Pending(verdict=cached, log=log,
+                           earlier=_ORIGIN.get(key, "an earlier child's verdict for this model"))
         running = _RUNNING.get(key)
         if running is not None:
             return Pending(child=running, log=log, timeout=timeout)
@@ -233,6 +237,7 @@ def start_parse(model: Path, *, network_flags: int, parser_flags: Sequence[str],
             if record is not None:
                 verdict = _from_record(record)
                 _CACHE[key] = verdict
+                _ORIGIN[key] = f"the verdict this process read from an earlier apply's record ({where})"
                 return Pending(verdict=verdict, log=log,
                                earlier=f"the verdict recorded by an earlier apply ({where}; delete it to parse again)")
 

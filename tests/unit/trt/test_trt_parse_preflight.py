@@ -362,6 +362,10 @@ def test_a_later_apply_reads_the_recorded_verdict_and_starts_no_child(model, sta
     assert again.state == "parsed" and again.parsed_ok and len(_runs(model)) == 1
     assert lines == [f"parse preflight: the verdict recorded by an earlier apply ({path}; delete it to parse "
                      "again): parsed"]
+    # the next build of this process reuses it, and says where it came from (no child ran)
+    _on_disk(model, stand_in, verdicts, lines)
+    assert lines[-1] == (f"parse preflight: the verdict this process read from an earlier apply's record "
+                         f"({path}): parsed") and len(_runs(model)) == 1
 
     # another TensorRT, other flags: other parses
     parse_preflight.clear_cache()
