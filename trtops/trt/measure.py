@@ -380,7 +380,7 @@ MIN_ITERATIONS = 10
 def _iterations_within_budget(settings: Mapping[str, Any], warmup_seconds: float,
                               run: Callable[[], None], sync: Callable[[], None]) -> int:
     """Timed runs per repeat: ``iterations``, cut so that all repeats take about
-    ``max_seconds`` (ResNet-50 fp32 at batch 64, 15 ms a call, took 15 s at 200 x 5, 8% of
+    ``max_seconds`` (ResNet-50 fp32 at batch 64, 15 ms a call, took 15 s at 200 x 5, 9% of
     its apply in the lab), never below :data:`MIN_ITERATIONS`. One call's time comes from
     the warm-up (or one untimed call when there is none)."""
     iterations = settings["iterations"]
