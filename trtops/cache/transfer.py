@@ -17,6 +17,7 @@ shared directory). The verbs that move many entries are :mod:`trtops.ops.push` a
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -228,6 +229,27 @@ class Staged:
 
     def discard(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)  # nothing left once adopted
+
+    def make_durable(self) -> None:
+        """fsync the staged files, for an entry staged without (``durable`` False) that no
+        journal names after all: a pull's download started before it knew whether its
+        journal could be written (:mod:`trtops.ops.pull_downloads`).
+
+        Raises:
+            CacheError: an fsync failed (the caller discards the staging).
+        """
+        from trtops.cache.local import write_error
+
+        for path in self.files.values():
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise write_error(exc, f"{path.name} of a pulled entry") from exc
+        self.durable = True
 
 
 def _write_staged(path: Path, data: bytes, fsync: bool) -> None:

@@ -102,7 +102,9 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
                     every: bool = False, jobs: int = DEFAULT_JOBS,
                     timings: PullTimings | None = None,
                     on_candidates: Callable[[list[str]], None] | None = None,
-                    on_selected: Callable[[Candidate], None] | None = None) -> PullSelection:
+                    on_selected: Callable[[Candidate], None] | None = None,
+                    on_provisional: Callable[[Candidate], None] | None = None,
+                    on_withdrawn: Callable[[str], None] | None = None) -> PullSelection:
     """Choose the remote entries a machine should pull.
 
     An entry qualifies when it is accepted and :func:`trtops.cache.compat.runnable_here`
@@ -124,6 +126,14 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     and every meta.json is read.
     The returned selection does not depend on the order in which reads complete.
 
+    Before that, a candidate judged accepted while meta.json reads are still out is
+    *provisional* when it will be selected unless one of them names another entry of the
+    same logical engine: it is the only entry of its engine seen so far that could run
+    here (with ``every``: any accepted candidate, each is selected). :func:`pull_selected`
+    starts its download at once and publishes it only once the choice is final. If
+    another entry of that engine turns up, the candidate is withdrawn (it may still be
+    selected in the end, like any other).
+
     Args:
         remote: The remote store.
         platform: The machine (:class:`trtops.keys.platform.Platform`).
@@ -137,6 +147,11 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
             ``on_selected``.
         on_selected: Called in this thread with each selected candidate as soon as the
             choice is final.
+        on_provisional: Called in this thread with each provisional candidate (above),
+            before every meta.json is read; the same object is handed to ``on_selected``
+            when it is selected.
+        on_withdrawn: Called in this thread with the key of a provisional candidate
+            that another entry of its engine may displace.
 
     Returns:
         Selected and skipped candidates (skipped ones carry a reason; selected ones keep
@@ -151,7 +166,9 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     keys = list(remote.list_keys()) if listing is None else list(listing)
     listed = time.perf_counter()
     reads = _Reads(remote, platform, wanted, every, on_candidates or (lambda keys: None),
-                   on_selected or (lambda candidate: None), listing)
+                   on_selected or (lambda candidate: None), listing,
+                   on_provisional=on_provisional or (lambda candidate: None),
+                   on_withdrawn=on_withdrawn or (lambda key: None))
     reads.run(keys, jobs)
     if timings is not None:
         timings.add("list", listed - started)
@@ -188,9 +205,12 @@ class _Reads:
     def __init__(self, remote: Any, platform: Any, wanted: set[str] | None, every: bool,
                  on_candidates: Callable[[list[str]], None],
                  on_selected: Callable[[Candidate], None],
-                 listing: dict[str, frozenset[str]] | None = None) -> None:
+                 listing: dict[str, frozenset[str]] | None = None, *,
+                 on_provisional: Callable[[Candidate], None] = lambda candidate: None,
+                 on_withdrawn: Callable[[str], None] = lambda key: None) -> None:
         self.remote, self.platform, self.wanted, self.every = remote, platform, wanted, every
         self.on_candidates, self.on_selected = on_candidates, on_selected
+        self.on_provisional, self.on_withdrawn = on_provisional, on_withdrawn
         self.listing = listing  # key -> files when listed (None: unknown, ask for each)
         self.metas: dict[str, Any] = {}  # key -> meta dict, None (deleted) or CacheError
         self.mutable: dict[str, dict[str, bytes | None]] = {}  # key -> {name: bytes}
@@ -198,6 +218,8 @@ class _Reads:
         self.waiting: dict[str, set[str]] = {}  # spec id -> candidate keys being read
         self.unread = 0  # meta.json reads outstanding
         self.handed: set[str] = set()  # spec ids decided (keys, with every)
+        self.seen: dict[str, int] = {}  # spec id -> eligible keys whose meta.json is read
+        self.provisional: dict[str, str] = {}  # spec id -> its provisional key (not every)
 
     def eligible(self, key: str, meta: Any) -> bool:
         """Whether the entry could be pulled here, judged by its meta.json alone."""
@@ -226,43 +248,68 @@ class _Reads:
                 pool.submit(function, *args).add_done_callback(
                     lambda future: done.put((name, key, future)))
 
-            try:
-                for key in keys:
-                    submit(META_FILE, key, _read_meta, self.remote, key)
-                outstanding = len(keys)
-                while outstanding:
-                    name, key, future = done.get()
-                    outstanding -= 1
-                    value = future.result()  # RemoteError: the remote failed
-                    if name == META_FILE:
-                        self.metas[key] = value
-                        self.unread -= 1
-                        known = False  # every mutable file known absent: judged at once
-                        if self.eligible(key, value):
-                            self.waiting.setdefault(str(value.get("spec_id") or "?"),
-                                                    set()).add(key)
-                            self.mutable[key] = {}
-                            listed = self.listed(key)
-                            for small in layout.MUTABLE_FILES:
-                                if small in listed:
-                                    submit(small, key, self.remote.read_file, key, small)
-                                    outstanding += 1
-                                else:  # absent when listed: no request for it
-                                    self.mutable[key][small] = None
-                            known = len(self.mutable[key]) == len(layout.MUTABLE_FILES)
-                        if self.unread == 0:
-                            self.on_candidates(self.candidate_keys())
-                            for spec_id in sorted(set(self.waiting) | set(self.accepted)):
-                                self.hand_on(spec_id)
-                        if known:  # after on_candidates, which comes before any choice
-                            self.judged(key)
-                        continue
+            def ask(key: str) -> int:
+                """Read the mutable files of ``key``; the requests sent."""
+                self.mutable[key] = {}
+                listed = self.listed(key)
+                for small in layout.MUTABLE_FILES:
+                    if small in listed:
+                        submit(small, key, self.remote.read_file, key, small)
+                    else:  # absent when listed: no request for it
+                        self.mutable[key][small] = None
+                return len(layout.MUTABLE_FILES) - len(self.mutable[key])
+
+            def handle(name: str, key: str, value: Any) -> int:
+                """One read is in; the requests this sent."""
+                if name != META_FILE:
                     self.mutable[key][name] = value
                     if len(self.mutable[key]) == len(layout.MUTABLE_FILES):
                         self.judged(key)
+                    return 0
+                self.metas[key] = value
+                self.unread -= 1
+                sent = 0
+                known = False  # every mutable file in (or absent): judged at once
+                if self.eligible(key, value):
+                    spec_id = str(value.get("spec_id") or "?")
+                    self.seen_eligible(spec_id)
+                    self.waiting.setdefault(spec_id, set()).add(key)
+                    sent = ask(key)
+                    known = len(self.mutable[key]) == len(layout.MUTABLE_FILES)
+                if self.unread == 0:
+                    self.on_candidates(self.candidate_keys())
+                    for spec_id in sorted(set(self.waiting) | set(self.accepted)):
+                        self.hand_on(spec_id)
+                if known:  # after on_candidates, which comes before any choice
+                    self.judged(key)
+                return sent
+
+            try:
+                asked = outstanding = 0  # meta.json reads sent; reads not yet handled
+                while asked < len(keys) or outstanding:
+                    # Reads that are in go first: submitting competes for the GIL with
+                    # the readers (a submit may start a thread), and a candidate judged
+                    # early is a (speculative) download started early.
+                    if asked < len(keys) and done.empty():
+                        key = keys[asked]
+                        submit(META_FILE, key, _read_meta, self.remote, key)
+                        outstanding += 1
+                        asked += 1
+                        continue
+                    name, key, future = done.get()
+                    outstanding -= 1
+                    # RemoteError: the remote failed
+                    outstanding += handle(name, key, future.result())
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+
+    def seen_eligible(self, spec_id: str) -> None:
+        """One more entry of ``spec_id`` that could be pulled: a provisional one of the
+        same engine may lose to it (with ``every`` none can)."""
+        self.seen[spec_id] = self.seen.get(spec_id, 0) + 1
+        if not self.every and spec_id in self.provisional:
+            self.on_withdrawn(self.provisional.pop(spec_id))
 
     def candidate_keys(self) -> list[str]:
         """Every key that may still be selected: those waiting for their mutable files and
@@ -285,8 +332,14 @@ class _Reads:
         except CacheError:
             state = None  # damaged: the final pass says so
         if state == "accepted":
-            self.accepted.setdefault(spec_id, []).append(
-                Candidate(key, meta, accuracy=files[ACCURACY_FILE], perf=files[PERF_FILE]))
+            candidate = Candidate(key, meta, accuracy=files[ACCURACY_FILE], perf=files[PERF_FILE])
+            self.accepted.setdefault(spec_id, []).append(candidate)
+            # Selected for sure unless an unread meta.json names another entry of this
+            # engine: with every meta.json read, hand_on below decides instead.
+            if self.unread and (self.every or self.seen[spec_id] == 1):
+                if not self.every:
+                    self.provisional[spec_id] = key
+                self.on_provisional(candidate)
         if self.unread == 0:
             self.hand_on(spec_id)
 
@@ -409,11 +462,14 @@ def pull_selected(remote: Any, local: Any, platform: Any, *,
                   spec_ids: Iterable[str] | None = None, every: bool = False,
                   jobs: int = DEFAULT_JOBS, progress: bool | None = None,
                   timings: PullTimings | None = None, fsync: bool = False,
-                  with_logs: bool = False) -> tuple[PullSelection, list[PullOutcome]]:
+                  with_logs: bool = False,
+                  speculate: bool = True) -> tuple[PullSelection, list[PullOutcome]]:
     """:func:`select_for_pull` and :func:`pull_entries` overlapped: each entry's download
     starts as soon as its choice is final, while the metadata of other engines is still
     being read (the journal is written once every meta.json is read, while accuracy.json
-    and perf.json reads are in flight). Selects exactly what :func:`select_for_pull`
+    and perf.json reads are in flight), or, with ``speculate``, as soon as it is
+    provisional (see :func:`select_for_pull`), staged and published only once selected
+    (:mod:`trtops.ops.pull_downloads`). Selects exactly what :func:`select_for_pull`
     selects.
 
     Returns:
@@ -421,19 +477,23 @@ def pull_selected(remote: Any, local: Any, platform: Any, *,
 
     Raises:
         RemoteError: the remote failed while being read (downloads already started end
-            first; entries already verified are kept).
+            first, speculative ones are dropped; entries already verified are kept).
     """
     with Downloads(remote, local, jobs=jobs, fsync=fsync, progress=progress,
-                    timings=timings, with_logs=with_logs) as downloads:
+                   timings=timings, with_logs=with_logs) as downloads:
         def selected(candidate: Candidate) -> None:
             downloads.expect([candidate])
             downloads.submit(candidate)
 
+        hunches: dict[str, Any] = {}
+        if speculate:
+            hunches = {"on_provisional": downloads.speculate,
+                       "on_withdrawn": downloads.withdraw}
         try:
             selection = select_for_pull(remote, platform, spec_ids=spec_ids, every=every,
                                         jobs=jobs, timings=timings,
                                         on_candidates=downloads.journal,
-                                        on_selected=selected)
+                                        on_selected=selected, **hunches)
         except CacheError as exc:
             downloads.give_up(exc.message)
             raise

@@ -3,15 +3,21 @@ its choice is final, and what is selected is exactly what `pull --dry-run` repor
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
+from pull_helpers import (
+    HERE,
+    L4,
+    Recording,
+    add_entry,
+    journaled_at_each_adoption,
+    record_adoptions,
+    write_perf,
+)
 
 from trtops.cache import journal
-from trtops.cache.entries import publish_entry
 from trtops.cache.local import LocalStore
 from trtops.cache.store import (
     ACCURACY_FILE,
@@ -20,92 +26,7 @@ from trtops.cache.store import (
     META_FILE,
     PERF_FILE,
 )
-from trtops.keys.canonical import sha256_json
-from trtops.keys.engine_key import EngineKey, key_components, tensorrt_component
-from trtops.keys.platform import GpuInfo, Platform
 from trtops.ops.pull import pull, pull_selected, select_for_pull
-
-TRT = "10.13.3.9"
-H100 = ("NVIDIA H100 80GB HBM3", "9.0")
-L4 = ("NVIDIA L4", "8.9")
-HERE = Platform(tensorrt=TRT, gpus=(GpuInfo(0, *H100),), source="flags")
-
-
-def write_perf(store: LocalStore, key: str) -> bytes:
-    """A perf.json as the performance gate writes it, stored the way `trtops bench` does
-    (after meta.json: the file is mutable); its bytes."""
-    from report_helpers import perf_json
-
-    from trtops.cache.entries import json_bytes
-    from trtops.cache.entries import write_perf as store_perf
-
-    document = perf_json(1.0)
-    store_perf(store, key, document)
-    return json_bytes(document)
-
-
-def add_entry(store: LocalStore, label: str, *, spec_id: str | None = None,
-              gpu: tuple[str, str] = H100, state: str = "accepted",
-              created_at: str = "2026-01-01T00:00:00Z") -> str:
-    from trtops.keys.engine_key import gpu_signature
-
-    components = key_components(model_digest=hashlib.sha256(label.encode()).hexdigest(),
-                                build={"precision": "fp16"}, tensorrt=tensorrt_component(TRT, False),
-                                gpu=gpu_signature(gpu[0], gpu[1], "none"))
-    key = EngineKey(key=sha256_json(components), components=components,
-                    model={"digest": components["model_digest"], "onnx_sha256": "0" * 64,
-                           "external_data": {}, "size": 10})
-    publish_entry(store, key, spec_id or f"m/{label}/fp16/h100",
-                  {ENGINE_FILE: label.encode() * 1000, BUILD_LOG_FILE: b"log"},
-                  accuracy=None if state == "unverified" else {"state": state, "summary": state},
-                  tensorrt_version=TRT,
-                  gpu={"name": gpu[0], "compute_capability": gpu[1]}, created_at=created_at)
-    return key.key
-
-
-class Recording:
-    """A remote (a directory store) that records its requests in order and can hold one
-    read until an event is set."""
-
-    def __init__(self, store: LocalStore) -> None:
-        self.store = store
-        self.url = store.url
-        self.events: list[tuple[str, str, str]] = []
-        self.lock = threading.Lock()
-        self.hold: dict[tuple[str, str], threading.Event] = {}
-        self.held_until: dict[tuple[str, str], bool] = {}
-        self.on_fetch: dict[tuple[str, str], threading.Event] = {}
-
-    def record(self, what: str, key: str, name: str) -> None:
-        with self.lock:
-            self.events.append((what, key, name))
-
-    def list_keys(self):
-        self.record("list", "", "")
-        return self.store.list_keys()
-
-    def read_meta(self, key: str) -> Any:
-        self.record("read", key, "meta.json")
-        return self.store.read_meta(key)
-
-    def read_file(self, key: str, name: str) -> Any:
-        event = self.hold.get((key, name))
-        if event is not None:
-            # Not a timing assumption: without the overlap this waits in vain (the
-            # download it waits for would start only after this read), and says so.
-            self.held_until[(key, name)] = event.wait(timeout=20)
-        self.record("read", key, name)
-        return self.store.read_file(key, name)
-
-    def fetch_file(self, key: str, name: str, dest: Path, **options: Any) -> bool:
-        self.record("fetch", key, name)
-        event = self.on_fetch.get((key, name))
-        if event is not None:
-            event.set()
-        return self.store.fetch_file(key, name, dest, **options)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
 
 
 @pytest.fixture
@@ -113,7 +34,8 @@ def remote(tmp_path) -> Recording:
     return Recording(LocalStore(tmp_path / "remote"))
 
 
-def test_a_download_starts_before_every_metadata_read_is_done(tmp_path, remote):
+@pytest.mark.parametrize("speculate", [False, True])
+def test_a_download_starts_before_every_metadata_read_is_done(tmp_path, remote, speculate):
     first = add_entry(remote.store, "a")
     second = add_entry(remote.store, "b")
     # b's accuracy.json is answered only once a's engine is being downloaded: the pull
@@ -122,18 +44,23 @@ def test_a_download_starts_before_every_metadata_read_is_done(tmp_path, remote):
     remote.on_fetch[(first, ENGINE_FILE)] = started
     remote.hold[(second, ACCURACY_FILE)] = started
     node = LocalStore(tmp_path / "node")
-    selection, outcomes = pull_selected(remote, node, HERE, progress=False)
+    record_adoptions(node, remote)
+    selection, outcomes = pull_selected(remote, node, HERE, progress=False,
+                                        speculate=speculate)
 
     assert remote.held_until[(second, ACCURACY_FILE)] is True
     order = remote.events
     assert order.index(("fetch", first, ENGINE_FILE)) < order.index(("read", second, ACCURACY_FILE))
-    # Every meta.json is read before any download (a later one could be a newer build of
-    # the same engine), and the selection is what select_for_pull returns.
+    # Every meta.json is read before any entry appears (a later one could be a newer
+    # build of the same engine); without speculation before any download starts, too.
     last_meta = max(i for i, event in enumerate(order) if event[2] == "meta.json")
-    first_fetch = min(i for i, event in enumerate(order) if event[0] == "fetch")
-    assert last_meta < first_fetch
+    first_adoption = min(i for i, event in enumerate(order) if event[0] == "adopt")
+    assert last_meta < first_adoption
+    if not speculate:
+        assert last_meta < min(i for i, event in enumerate(order) if event[0] == "fetch")
     assert sorted(o.status for o in outcomes) == ["fetched", "fetched"]
     assert node.read_file(second, ENGINE_FILE) == b"b" * 1000
+    # The selection is what select_for_pull returns.
     assert [c.key for c in selection.selected] == [c.key for c in select_for_pull(remote, HERE).selected]
 
 
@@ -213,23 +140,6 @@ def test_the_overlapped_pull_selects_what_dry_run_reports(tmp_path, remote, ever
     # Serial reads (jobs 1) choose the same.
     serial = select_for_pull(remote, HERE, every=every, jobs=1)
     assert selection_rows(serial) == selection_rows(dry.selection)
-
-
-def journaled_at_each_adoption(node: LocalStore) -> list[list[str]]:
-    """Filled as ``node`` adopts pulled entries: the keys its pull journals named at that
-    moment (sorted), one list per adoption."""
-    import json
-
-    seen: list[list[str]] = []
-    original = node.adopt_entry
-
-    def adopt(key: str, *args: Any, **kwargs: Any) -> Any:
-        seen.append(sorted(k for path in (node.root / journal.JOURNAL_DIR).glob("*.json")
-                           for k in json.loads(path.read_text())["keys"]))
-        return original(key, *args, **kwargs)
-
-    node.adopt_entry = adopt  # type: ignore[method-assign]
-    return seen
 
 
 def test_the_journal_names_the_candidates_before_any_entry_appears(tmp_path, remote):
