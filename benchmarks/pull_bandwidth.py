@@ -23,6 +23,9 @@ round of each is not counted):
               entry atomically (what ``trtops pull`` does).
   select first  the same pull with the selection finished before the first download
               (as trtops did before 2026-12-07; only with a trtops that overlaps them).
+  no speculation  the same overlapped pull, each download started only once its choice
+              is final (as trtops did before speculative downloads; only with a trtops
+              that has them); its phases are printed too.
   --fsync     the same pull with every file fsynced before its entry becomes visible
               (``trtops pull --fsync``); the default journals the pull instead and leaves
               the writeback to the kernel (see trtops/cache/journal.py).
@@ -68,6 +71,7 @@ lab); ``TRTOPS_WEED`` / ``TRTOPS_S5CMD`` name them explicitly.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import platform as host
 import shutil
@@ -373,11 +377,11 @@ def ceiling_lines(cost: dict[int, float], get_seconds: float, engines: int,
 
 def trtops_pull(remote, cache_dir: Path, jobs: int,
                 phases: list[dict[str, float]] | None = None, fsync: bool = False,
-                select_first: bool = False) -> tuple[float, int]:
+                select_first: bool = False, speculate: bool = True) -> tuple[float, int]:
     """Seconds and engine bytes for a pull into an empty cache (``pull_selected``: selection
     overlapped with the downloads; ``select_first`` or an older trtops: select_for_pull,
     then pull_entries); the pull's phase timings are appended to ``phases``. ``fsync``: as
-    ``trtops pull --fsync``."""
+    ``trtops pull --fsync``. ``speculate`` False: no download before its choice is final."""
     from trtops.cache.local import LocalStore
     from trtops.cache.transfer import PullTimings
     from trtops.keys.platform import GpuInfo, Platform
@@ -393,6 +397,8 @@ def trtops_pull(remote, cache_dir: Path, jobs: int,
     with RequestLog(remote) as sent:
         started = time.perf_counter()
         if hasattr(sync, "pull_selected") and not select_first:  # selection overlapped with the downloads
+            if not speculate:
+                extra["speculate"] = False
             selection, outcomes = sync.pull_selected(remote, local, platform, jobs=jobs,
                                                      progress=False, fsync=fsync, **extra)
         else:
@@ -580,6 +586,12 @@ def main() -> int:
             runs["pull-seq"] = []
             measures.append(("pull-seq", lambda: trtops_pull(remote, workdir / "node", args.jobs,
                                                               select_first=True)))
+        phases_nospec: list[dict[str, float]] = []
+        if "speculate" in inspect.signature(getattr(sync, "pull_selected", len)).parameters:
+            runs["pull-nospec"] = []
+            measures.append(("pull-nospec", lambda: trtops_pull(
+                remote, workdir / "node", args.jobs, phases_nospec if round_ else None,
+                speculate=False)))
         runs["pull-fsync"] = []
         measures.append(("pull-fsync", lambda: trtops_pull(remote, workdir / "node", args.jobs,
                                                             fsync=True)))
@@ -642,6 +654,8 @@ def main() -> int:
     pull_line, pull_bw = row("trtops pull", "pull")
     fsync_line, fsync_bw = row("  --fsync", "pull-fsync")
     seq_lines = [row("  select first", "pull-seq")[0]] if runs.get("pull-seq") else []
+    if runs.get("pull-nospec"):
+        seq_lines.append(row("  no speculation", "pull-nospec")[0])
     scaled = {j: row(f"  pull -j {j}", f"pull-j{j}") for j in more_jobs}
     s5cmd_line, s5cmd_bw = row("s5cmd cp", "s5cmd") if runs.get("s5cmd") else ("s5cmd cp: not found", 0.0)
     labels = {"crt": "boto3 + CRT", "obstore": "obstore", "ranged": "ranged->buffers"}
@@ -672,6 +686,8 @@ def main() -> int:
         *stage_lines(runs, total, sha_per_gb),
         f"client CPU per small GET (botocore, one at a time): {request_cpu * 1e3:.2f} ms",
         *phase_lines(phases, args.jobs),
+        *(["without speculation, " + line for line in phase_lines(phases_nospec, args.jobs)[:1]]
+          + phase_lines(phases_nospec, args.jobs)[1:] if phases_nospec else []),
         *ceiling_lines(request_cost, statistics.median(sec for sec, _ in runs["get"]),
                        args.engines, pull_requests(phases)),
     ]
