@@ -291,9 +291,11 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
     fsync = (adopt or move) and durable
     staged = Staged(key, meta, directory, {}, adopt, move, durable)
     try:
+        known = {ACCURACY_FILE: accuracy, PERF_FILE: perf}  # as read at selection
+
         def get(name: str) -> bool:
             target = directory / name
-            given = {ACCURACY_FILE: accuracy, PERF_FILE: perf}.get(name)
+            given = known.get(name)
             if given is not None:
                 _write_staged(target, given, fsync)
                 if progress:
@@ -314,15 +316,21 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
         if judged and perf is None:
             names.remove(PERF_FILE)
         found: dict[str, bool] = {}
-        if len(names) > 1:
-            with ThreadPoolExecutor(max_workers=min(4, len(names) - 1),
+        # Files to request go beside the engine; those read at selection are written after
+        # it in this thread (no thread to start, which waits for the GIL, before the GET).
+        requested = [name for name in names[1:] if known.get(name) is None]
+        if requested:
+            with ThreadPoolExecutor(max_workers=min(4, len(requested)),
                                     thread_name_prefix="trtops-pull-small") as helpers:
-                others = {name: helpers.submit(get, name) for name in names[1:]}
+                others = {name: helpers.submit(get, name) for name in requested}
                 found[names[0]] = get(names[0])
                 for name, future in others.items():
                     found[name] = future.result()
         elif names:
             found[names[0]] = get(names[0])
+        for name in names[1:]:
+            if name not in found:
+                found[name] = get(name)
         if found.get(PERF_FILE) and perf is None:
             parse_perf((directory / PERF_FILE).read_bytes(), key)  # CacheError: damaged
         for name in names:
