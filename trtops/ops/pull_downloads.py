@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 # The most bytes of speculative downloads not yet selected at once (also at most one per
 # download slot). What speculation saves is the time to the final choice, whatever the
 # size; what a displaced one wastes (remote egress, staging space) grows with the size,
-# so an engine larger than this waits for the choice.
+# so an engine larger than this waits for the choice. Once one is displaced the pull
+# starts no more (a remote whose engines have several builds each would mostly waste),
+# and none is selected before every meta.json is read, that is before the last could be
+# displaced: so a pull wastes at most this many bytes.
 SPECULATION_BYTES = 1 << 30
 
 
@@ -146,6 +149,7 @@ class Downloads:
         # Speculative downloads neither selected nor dropped yet, and their bytes.
         self.speculations: dict[str, Speculation] = {}
         self.speculating = 0
+        self.displaced = False  # a speculation was withdrawn: start no more
         # The keys the journal names: only these may be published without fsyncs.
         self.unsynced: frozenset[str] = frozenset()
         self.publishers = ThreadPoolExecutor(max_workers=max(1, jobs),
@@ -198,11 +202,12 @@ class Downloads:
 
     def speculate(self, candidate: Candidate) -> None:
         """Start downloading a provisional candidate (see the module's docstring) unless
-        that would pass :data:`SPECULATION_BYTES` or one per download slot. It is staged
-        without fsyncs unless ``fsync`` (:meth:`publish` makes it durable if the journal
-        does not name it) and published only if :meth:`submit` hands it on."""
+        that would pass :data:`SPECULATION_BYTES` or one per download slot, or one was
+        displaced already. It is staged without fsyncs unless ``fsync`` (:meth:`publish`
+        makes it durable if the journal does not name it) and published only if
+        :meth:`submit` hands it on."""
         key = candidate.key
-        if self.journaled or self.gave_up or key in self.speculations \
+        if self.journaled or self.gave_up or self.displaced or key in self.speculations \
                 or self.local.has_entry(key):
             return
         size = entry_size(candidate.meta, with_logs=self.with_logs)
@@ -220,6 +225,7 @@ class Downloads:
         chosen; :meth:`submit` downloads it afresh if it is selected after all)."""
         speculation = self.speculations.pop(key, None)
         if speculation is not None:
+            self.displaced = True
             self.speculating -= speculation.size
             speculation.drop()
 

@@ -278,23 +278,31 @@ def test_a_speculative_download_no_journal_names_is_fsynced_before_it_appears(
 
 
 def test_speculation_stays_within_its_budget(tmp_path, remote, monkeypatch):
-    """At most one speculative download per download slot, and no more bytes than
-    SPECULATION_BYTES: an engine larger than that waits for the choice."""
+    """At most one speculative download per download slot and no more bytes than
+    SPECULATION_BYTES (an engine larger than that waits for the choice); once one is
+    displaced, no more start (so a pull wastes at most SPECULATION_BYTES)."""
     keys = [add_entry(remote.store, label) for label in ("a", "b", "c")]
-    candidates = {c.key: c for c in select_for_pull(remote, HERE).selected}
-    size = pull_downloads.entry_size(candidates[keys[0]].meta, with_logs=False)
+    candidates = [{c.key: c for c in select_for_pull(remote, HERE).selected}[k] for k in keys]
+    size = pull_downloads.entry_size(candidates[0].meta, with_logs=False)
     node = LocalStore(tmp_path / "node")
-    with Downloads(remote, node, jobs=2, fsync=False, progress=False, timings=None) as downloads:
-        for key in keys:
-            downloads.speculate(candidates[key])
-        assert sorted(downloads.speculations) == sorted(keys[:2])  # two slots
-        downloads.withdraw(keys[0])
-        monkeypatch.setattr(pull_downloads, "SPECULATION_BYTES", 2 * size - 1)
-        downloads.speculate(candidates[keys[2]])  # a slot, but not the bytes
-        assert sorted(downloads.speculations) == [keys[1]]
-        assert downloads.speculating == size
-    # Never selected: dropped when the pull ends, nothing published or left.
-    assert downloads.speculations == {} and downloads.speculating == 0
+
+    def speculated(jobs: int, *, withdraw_first: bool = False) -> list[str]:
+        with Downloads(remote, node, jobs=jobs, fsync=False, progress=False,
+                       timings=None) as downloads:
+            for index, candidate in enumerate(candidates):
+                downloads.speculate(candidate)
+                if withdraw_first and index == 0:
+                    downloads.withdraw(candidate.key)
+            started = sorted(downloads.speculations)
+            assert downloads.speculating == size * len(started)
+        # Never selected: dropped when the pull ends.
+        assert downloads.speculations == {} and downloads.speculating == 0
+        return started
+
+    assert speculated(2) == sorted(keys[:2])  # two download slots
+    assert speculated(3, withdraw_first=True) == []  # a was displaced: b and c wait
+    monkeypatch.setattr(pull_downloads, "SPECULATION_BYTES", 2 * size - 1)
+    assert speculated(3) == [keys[0]]  # a second one would pass the bytes
     assert not any(node.has_entry(key) for key in keys)
     assert leftovers(node) == []
 
