@@ -176,6 +176,34 @@ def plain_gets(store, keys: list[str], jobs: int, to_dir: Path | None = None,
     return time.perf_counter() - started, total
 
 
+def direct_gets(store, keys: list[str], jobs: int) -> tuple[float, int]:
+    """As :func:`plain_gets` (bodies discarded), through the transport's direct GETs
+    (trtops.cache.s3_direct), which are what a pull sends: the same GETs without
+    botocore's per-request pipeline."""
+    from trtops.cache.s3_direct import FALLBACK
+
+    names = engine_names(store, keys)
+    list(store.list("engines/00"))  # direct GETs start after a listing, as in a pull
+
+    def get(name: str) -> int:
+        opened = store.direct.open(name)
+        assert opened is not None and opened is not FALLBACK, name
+        body, _ = opened
+        view = memoryview(bytearray(MiB))
+        total = 0
+        try:
+            while count := body.readinto(view):
+                total += count
+        finally:
+            body.close()
+        return total
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        total = sum(pool.map(get, names))
+    return time.perf_counter() - started, total
+
+
 def engine_names(store, keys: list[str]) -> list[str]:
     return [f"{store.prefix}/engines/{k[:2]}/{k}/engine.plan" for k in keys]
 
@@ -331,14 +359,23 @@ def stage_lines(runs: dict, total: int, sha_per_gb: float) -> list[str]:
     ]
 
 
-def small_get_cost(store, keys: list[str], in_flight: int = 16, rounds: int = 5) -> float:
+def small_get_cost(store, keys: list[str], in_flight: int = 16, rounds: int = 5,
+                   direct: bool = False) -> float:
     """Seconds of wall time per small GET (each entry's meta.json) with ``in_flight``
-    requests at once, best of ``rounds``: with a server that handles requests one at a
-    time (moto: one Python process), this is its cost per request whatever the
-    concurrency, and it bounds the pull below (see the "ceiling" line)."""
+    requests at once, best of ``rounds``, through botocore or (``direct``) the transport's
+    direct GETs. With 16 in flight the botocore figure is bounded by botocore's own CPU
+    per request under the GIL, not by the server: compare it with the direct one."""
     names = [f"{store.prefix}/engines/{k[:2]}/{k}/meta.json" for k in keys] * 2
+    if direct:
+        list(store.list("engines/00"))  # direct GETs start after a listing
 
     def get(name: str) -> None:
+        if direct:
+            from trtops.cache.s3_direct import FALLBACK
+
+            got = store.direct.read(name)
+            assert got is not None and got is not FALLBACK, name
+            return
         store.client.get_object(Bucket=store.bucket, Key=name)["Body"].read()
 
     best = float("inf")
@@ -357,20 +394,24 @@ def pull_requests(phases: list[dict[str, float]]) -> float | None:
     return statistics.median(counts) if counts else None
 
 
-def ceiling_lines(cost: dict[int, float], get_seconds: float, engines: int,
+def ceiling_lines(cost: dict[tuple[str, int], float], get_seconds: float, engines: int,
                   per_entry: float | None) -> list[str]:
-    """What the server's cost per request allows: plain GETs make one request per engine,
-    a pull at least three (meta.json, accuracy.json, engine.plan) plus the listing."""
+    """What the cost per request allows: plain GETs make one request per engine, a pull
+    three (meta.json, accuracy.json, engine.plan) plus the listing. ``cost`` maps
+    (client, requests in flight) to seconds per small GET."""
     requests = per_entry if per_entry is not None else 3.0
-    stream = max(get_seconds - engines * cost[16], 0.0)  # the plain GETs' data time
-    floor = stream + (requests * engines + 1) * cost[16]
+    client = "direct" if ("direct", 16) in cost else "botocore"
+    per_request = cost[(client, 16)]
+    stream = max(get_seconds - engines * per_request, 0.0)  # the plain GETs' data time
+    floor = stream + (requests * engines + 1) * per_request
+    measured = "; ".join(
+        f"{name} {cost[(name, 1)] * 1e3:.2f} ms one at a time, "
+        f"{cost[(name, 16)] * 1e3:.2f} ms with 16 in flight"
+        for name in ("botocore", "direct") if (name, 16) in cost)
     return [
-        f"server cost per small GET: {cost[1] * 1e3:.2f} ms one at a time, "
-        f"{cost[16] * 1e3:.2f} ms with 16 in flight ("
-        + ("the server handles them one at a time)" if cost[16] > 0.5 * cost[1]
-           else "the server works on them in parallel)"),
-        f"ceiling from requests alone: {requests:.1f} requests per entry -> a pull of at "
-        f"least {floor:.2f} s = {get_seconds / floor:.0%} of plain GETs "
+        f"wall time per small GET (meta.json): {measured}",
+        f"ceiling from requests alone ({client} GETs): {requests:.1f} requests per entry -> "
+        f"a pull of at least {floor:.2f} s = {get_seconds / floor:.0%} of plain GETs "
         "(every byte still streamed, no hashing or writing counted)",
     ]
 
@@ -587,6 +628,16 @@ def main() -> int:
             runs["pull-seq"] = []
             measures.append(("pull-seq", lambda: trtops_pull(remote, workdir / "node", args.jobs,
                                                               select_first=True)))
+        phases_botocore: list[dict[str, float]] = []
+        botocore_remote = open_s3_store(url, direct_gets=False)
+        if botocore_remote.direct_gets is False:  # before/after of direct GETs, in one run
+            runs["pull-botocore"] = []
+            measures.append(("pull-botocore", lambda: trtops_pull(
+                botocore_remote, workdir / "node", args.jobs,
+                phases_botocore if round_ else None)))
+        if remote.direct is not None:
+            runs["get-direct"] = []
+            measures.insert(1, ("get-direct", lambda: direct_gets(remote, keys, args.jobs)))
         phases_nospec: list[dict[str, float]] = []
         if "speculate" in inspect.signature(getattr(sync, "pull_selected", len)).parameters:
             runs["pull-nospec"] = []
@@ -634,7 +685,10 @@ def main() -> int:
                     shutil.rmtree(workdir / leftover, ignore_errors=True)
                 os.sync()
         cli_seconds = cli_pull(url, workdir / "cli-node", args.jobs)
-        request_cost = {n: small_get_cost(remote, keys, n) for n in (1, 16)}
+        request_cost = {("botocore", n): small_get_cost(remote, keys, n) for n in (1, 16)}
+        if remote.direct is not None:
+            request_cost.update({("direct", n): small_get_cost(remote, keys, n, direct=True)
+                                 for n in (1, 16)})
         request_cpu = small_get_cpu(remote, keys)
         sha_per_gb = sha256_cost()
     finally:
@@ -653,6 +707,10 @@ def main() -> int:
     file_line, file_bw = row("GETs to files", "file")
     sync_line, sync_bw = row("  + fsync each", "sync")
     pull_line, pull_bw = row("trtops pull", "pull")
+    if runs.get("pull-botocore"):
+        seq_lines_botocore = [row("  botocore GETs", "pull-botocore")[0]]
+    else:
+        seq_lines_botocore = []
     fsync_line, fsync_bw = row("  --fsync", "pull-fsync")
     seq_lines = [row("  select first", "pull-seq")[0]] if runs.get("pull-seq") else []
     if runs.get("pull-nospec"):
@@ -672,7 +730,9 @@ def main() -> int:
         f"{args.rounds} rounds after a warm-up (median)",
         f"push (create-only, {args.engines} entries): {push_seconds:.2f} s, "
         f"{total / push_seconds / 1e6:.0f} MB/s",
-        get_line, file_line, sync_line, s5cmd_line, pull_line, *seq_lines, fsync_line,
+        get_line, *([row("  direct GETs", "get-direct")[0]] if runs.get("get-direct") else []),
+        file_line, sync_line, s5cmd_line, pull_line, *seq_lines_botocore, *seq_lines,
+        fsync_line,
         *(line for line, _ in scaled.values()),
         *candidate_lines,
         f"CLI `trtops pull` wall time: {cli_seconds:.2f} s ({total / cli_seconds / 1e6:.0f} MB/s, "
@@ -685,8 +745,10 @@ def main() -> int:
         *(f"pull -j {j} / plain GETs: {bw / get_bw:.0%}; / s5cmd cp: "
           f"{bw / s5cmd_bw if s5cmd_bw else float('nan'):.2f}x" for j, (_, bw) in scaled.items()),
         *stage_lines(runs, total, sha_per_gb),
-        f"client CPU per small GET (botocore, one at a time): {request_cpu * 1e3:.2f} ms",
+        f"client CPU per small GET (read_meta, one at a time, direct where on): {request_cpu * 1e3:.2f} ms",
         *phase_lines(phases, args.jobs),
+        *(["with botocore GETs, " + line for line in phase_lines(phases_botocore, args.jobs)[:1]]
+          + phase_lines(phases_botocore, args.jobs)[1:] if phases_botocore else []),
         *(["without speculation, " + line for line in phase_lines(phases_nospec, args.jobs)[:1]]
           + phase_lines(phases_nospec, args.jobs)[1:] if phases_nospec else []),
         *ceiling_lines(request_cost, statistics.median(sec for sec, _ in runs["get"]),

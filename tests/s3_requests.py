@@ -1,6 +1,7 @@
 """The HTTP requests a real boto3 client sends, counted: botocore's ``before-send`` event
 fires once per request actually sent (after signing, once per attempt, retries included),
-so nothing is mocked and the server (SeaweedFS) answers every one. For tests that pin how
+and the transport's direct GETs (trtops.cache.s3_direct) report each of theirs, so nothing
+is mocked and the server (SeaweedFS) answers every one. For tests that pin how
 many requests an operation costs and for benchmarks/pull_bandwidth.py.
 """
 
@@ -32,27 +33,36 @@ class RequestLog:
 
     def __init__(self, store: Any) -> None:
         self.client = store.client
+        self.direct = getattr(store, "direct", None)  # its GETs bypass botocore's events
         self.bucket = store.bucket
         self.root = f"{store.prefix}/" if store.prefix else ""
         self.requests: list[Request] = []
         self._lock = threading.Lock()
 
     def _seen(self, request: Any, **_: Any) -> None:
-        parts = urlsplit(request.url)
+        self._record(request.method, request.url)
+
+    def _record(self, method: str, url: str) -> None:
+        """One request (``url`` may be a path: direct GETs report theirs so)."""
+        parts = urlsplit(url)
         path = unquote(parts.path).lstrip("/")
         # Path-style addressing (what trtops uses with an endpoint URL): /bucket/name.
         name = path[len(self.bucket) + 1:] if path.startswith(self.bucket) else path
         name = name[len(self.root):] if name.startswith(self.root) else name
         query = parse_qs(parts.query, keep_blank_values=True)
         with self._lock:
-            self.requests.append(Request(request.method, name, "list-type" in query))
+            self.requests.append(Request(method, name, "list-type" in query))
 
     def __enter__(self) -> RequestLog:
         self.client.meta.events.register(self.EVENT, self._seen)
+        if self.direct is not None:
+            self.direct.listeners.append(self._record)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.client.meta.events.unregister(self.EVENT, self._seen)
+        if self.direct is not None:
+            self.direct.listeners.remove(self._record)
 
     @property
     def listings(self) -> int:

@@ -94,19 +94,28 @@ class SeaweedServer:
     """``weed server -s3`` with its data in ``directory``; :meth:`start`, :meth:`stop`."""
 
     def __init__(self, directory: Path, weed: str | None = None,
-                 credentials: tuple[str, str] | None = None) -> None:
+                 credentials: tuple[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         """``credentials`` (access key id, secret): the only identity the server accepts
-        (weed takes it from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); None: anonymous."""
+        (weed takes it from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); None: anonymous.
+        ``tls`` (certificate, key PEM files): S3 over https too, at :attr:`https_endpoint`."""
         self.directory = Path(directory)
         self.credentials = credentials
+        self.tls = tls
+        self.https_endpoint = ""
         self.weed = weed or find_weed()
         self.process: subprocess.Popen | None = None
         self.endpoint = ""
         self.log_path = self.directory / "weed.log"
 
     def command(self) -> list[str]:
-        s3, master, volume, filer, iam = free_ports(5)
+        s3, master, volume, filer, iam, https = free_ports(6)
         self.endpoint = f"http://{HOST}:{s3}"
+        tls: list[str] = []
+        if self.tls:
+            self.https_endpoint = f"https://{HOST}:{https}"
+            tls = [f"-s3.cert.file={self.tls[0]}", f"-s3.key.file={self.tls[1]}",
+                   f"-s3.port.https={https}"]
         data = self.directory / "data"
         data.mkdir(parents=True, exist_ok=True)
         return [
@@ -120,6 +129,7 @@ class SeaweedServer:
             f"-s3.localSocket={self.directory / 's3.sock'}",
             f"-filer.localSocket={self.directory / 'filer.sock'}",
             "-master.volumeSizeLimitMB=1024", "-volume.max=0", "-volume.preStopSeconds=0",
+            *tls,
         ]
 
     def start(self, timeout: float = 60.0) -> str:

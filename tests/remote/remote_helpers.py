@@ -211,6 +211,14 @@ class FlakyProxy:
             timer.daemon = True
             timer.start()
 
+    def drop_connections(self) -> None:
+        """Reset every open connection and keep listening: what a server does to kept
+        connections it closes while idle."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._close(sock)
+
     def stop(self) -> None:
         self._restart_after = None
         self.cut()

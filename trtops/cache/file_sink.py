@@ -160,14 +160,21 @@ class BodyReader:
     work under the GIL and a new bytes object per read (urllib3's own ``readinto`` is a
     ``read`` plus a copy). botocore turns content decoding off for S3 and its length check
     is repeated by the caller (received == Content-Length, then sha256), so reading the
-    innermost response gives the same bytes. Any other body (another HTTP client, a test
-    double) is read with ``read`` and copied, as before.
+    innermost response gives the same bytes. A direct GET's body
+    (:class:`~trtops.cache.s3_direct.DirectBody`) is read straight too. Any other body
+    (another HTTP client, a test double) is read with ``read`` and copied, as before.
     """
 
     def __init__(self, body: Any) -> None:
         import http.client  # loaded by botocore already
 
         self.body = body
+        direct = getattr(body, "http_response", None)  # s3_direct.DirectBody
+        if isinstance(direct, http.client.HTTPResponse):
+            # A direct GET's body checks its length and turns a broken body into a
+            # ConnectionError itself; its close keeps or drops the connection.
+            self._raw, self._inner = None, body
+            return
         raw = getattr(body, "_raw_stream", None)
         inner = getattr(raw, "_fp", None)
         self._raw = raw if isinstance(inner, http.client.HTTPResponse) else None
@@ -190,7 +197,7 @@ class BodyReader:
         """Give a fully read connection back to the pool (urllib3 would have, reading
         through its own layers), then close the body; a connection not read to its end is
         closed, never reused."""
-        if self._inner is not None and self._inner.isclosed():
+        if self._raw is not None and self._inner.isclosed():
             release = getattr(self._raw, "release_conn", None)
             if callable(release):
                 release()

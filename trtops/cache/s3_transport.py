@@ -47,6 +47,7 @@ from trtops.cache.file_sink import (
     start_writeback,
     write_local,
 )
+from trtops.cache.s3_direct import FALLBACK
 from trtops.cache.s3_urls import (  # noqa: F401 - the S3 backend's public names
     S3Location,
     _redact_url,
@@ -154,6 +155,9 @@ class S3Transport:
         lock_timeout: Seconds a writer waits for another writer of the same key.
         lease_ttl: Lifetime of write leases and locks (renewed every third of it while
             held); a crashed holder blocks others for at most this long.
+        direct_gets: Make whole-object GETs without botocore's request pipeline where
+            they can be made the same way (:mod:`trtops.cache.s3_direct`); False: every
+            request through botocore.
     """
 
     def __init__(
@@ -174,6 +178,7 @@ class S3Transport:
         part_size: int = PART_SIZE,
         lock_timeout: float = 600.0,
         lease_ttl: float = 60.0,
+        direct_gets: bool = True,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -196,8 +201,10 @@ class S3Transport:
         self.multipart_threshold = max(self.part_size, int(multipart_threshold))
         self.lock_timeout = float(lock_timeout)
         self.lease_ttl = float(lease_ttl)
+        self.direct_gets = bool(direct_gets)
         self._client_lock = threading.Lock()
         self._client: Any = None
+        self._direct: Any = None  # DirectGets, or None where reads go through botocore
 
     # ----------------------------------------------------------------- plumbing
 
@@ -216,6 +223,13 @@ class S3Transport:
             if self._client is None:
                 self._client = self._make_client()
             return self._client
+
+    @property
+    def direct(self) -> Any:
+        """The :class:`~trtops.cache.s3_direct.DirectGets` of this transport, or None when
+        its reads go through botocore (turned off, or not possible the same way)."""
+        client = self.client
+        return self._direct if client is not None else None
 
     def _make_client(self) -> Any:
         boto3, botocore = _boto()
@@ -257,8 +271,27 @@ class S3Transport:
                 settings[name] = "when_required"
             except TypeError:  # older botocore: nothing to turn off
                 pass
-        return session.client("s3", endpoint_url=self.endpoint_url, region_name=region,
-                               config=Config(**settings))
+        client = session.client("s3", endpoint_url=self.endpoint_url, region_name=region,
+                                config=Config(**settings))
+        if self.direct_gets:
+            self._direct = self._make_direct(core, client)
+        return client
+
+    def _make_direct(self, core: Any, client: Any) -> Any:
+        """Direct GETs sent as ``client`` would send them: its credentials object (the
+        session's, shared and refreshed by botocore) and the CA bundle it verifies with."""
+        from botocore.httpsession import get_cert_path
+
+        from trtops.cache.s3_direct import DirectGets
+
+        try:
+            credentials = core.get_credentials()
+        except Exception:  # noqa: BLE001 - botocore's own requests report it
+            return None
+        return DirectGets.for_client(
+            client, credentials, connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            ca_bundle=core.get_config_variable("ca_bundle") or get_cert_path(True))
 
     def _name(self, relative: str) -> str:
         return self._root + relative
@@ -337,6 +370,11 @@ class S3Transport:
         """Whole small object and its response (ETag, Metadata); None when absent. With
         ``limit``, at most ``limit + 1`` bytes are read and the rest of the body dropped."""
         _, botocore = _boto()
+        direct = self.direct
+        if direct is not None:
+            got = direct.read(self._name(relative), limit)
+            if got is not FALLBACK:
+                return got
         for attempt in range(self.stream_retries + 1):
             try:
                 response = self._call("read", relative, "get_object", Key=self._name(relative))
@@ -626,6 +664,11 @@ class S3Transport:
         """GET an object: (streaming body, response), or None when it does not exist.
         Transient failures are retried (after botocore's own attempts) with backoff."""
         _, botocore = _boto()
+        direct = self.direct
+        if direct is not None:
+            opened = direct.open(self._name(relative))
+            if opened is not FALLBACK:
+                return opened
         for attempt in range(self.stream_retries + 1):
             try:
                 response = self.client.get_object(Bucket=self.bucket, Key=self._name(relative))

@@ -25,7 +25,10 @@ _OPTIONS = {
     "part_size": int,
     "lock_timeout": float,
     "lease_ttl": float,
+    "direct_gets": "flag",
 }
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}
 
 def _redact_url(url: str) -> str:
     """An endpoint URL without user info or query (either could carry secrets)."""
@@ -106,6 +109,12 @@ def parse_s3_url(url: str) -> S3Location:
         if kind is None:
             raise InputError(f"unknown option {name!r} in the S3 URL",
                              hint=f"known options: {', '.join(sorted(_OPTIONS))}")
+        if kind == "flag":
+            if value.lower() not in _FLAGS:
+                raise InputError(f"option {name}={value!r} in the S3 URL is not a flag",
+                                 hint=f"write {name}=0 or {name}=1")
+            options[name] = _FLAGS[value.lower()]
+            continue
         try:
             options[name] = kind(value)
         except ValueError:
