@@ -187,3 +187,21 @@ def test_over_https_direct_gets_verify_with_botocores_ca_bundle(tmp_path, local,
     assert remote.direct.target.scheme == "https" and remote.direct.enabled
     assert botocore_sent.operations == Counter({"ListObjectsV2": 1})
     assert len(direct_sent) >= 3 * ENTRIES
+
+
+def test_a_large_object_is_fetched_as_direct_ranged_gets(tmp_path, s3_endpoint):
+    import hashlib
+    import os
+
+    store = open_s3_store(f"s3://{BUCKET}/ranged?endpoint_url={s3_endpoint}"
+                          "&multipart_threshold=6291456&part_size=5242880&jobs=4")
+    data = os.urandom(17 << 20)  # 4 parts
+    store.put("big.bin", data)
+    list(store.list(""))
+    dest = tmp_path / "big.bin"
+    with BotocoreRequests(store) as botocore_sent, DirectRequests(store) as direct_sent:
+        assert store.download_file("big.bin", dest,
+                                   expected_sha256=hashlib.sha256(data).hexdigest())
+    assert dest.read_bytes() == data
+    assert botocore_sent.operations == Counter()
+    assert len(direct_sent) == 1 + 4  # the first GET (its headers: size, ETag), then parts

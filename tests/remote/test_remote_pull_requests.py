@@ -1,6 +1,6 @@
 """What a pull from the real S3 server (SeaweedFS) costs in requests, and the entries it
-leaves without their build.log: SeaweedFS serves small GETs one at a time, so requests per
-entry, not bytes, bound a pull of many engines (issue 18). The requests are counted as
+leaves without their build.log: each request costs the client CPU (and the server a
+lookup), so requests per entry, not bytes, bound a pull of many small engines (issue 18). The requests are counted as
 the real client sends them (tests/s3_requests.py), nothing is mocked."""
 
 from __future__ import annotations

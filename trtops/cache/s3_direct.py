@@ -286,7 +286,8 @@ class DirectGets:
         if connection is not None:
             connection.close()
 
-    def _send(self, target: _Target, key: str) -> http.client.HTTPResponse:
+    def _send(self, target: _Target, key: str,
+              extra: dict[str, str] | None = None) -> http.client.HTTPResponse:
         path = self.path_of(target, key)
         for listener in self.listeners:
             listener("GET", path)
@@ -294,7 +295,10 @@ class DirectGets:
             reused = getattr(self._local, "connection", None) is not None
             try:
                 connection = self._connection(target)
-                connection.request("GET", path, headers=self.headers(target, path))
+                headers = self.headers(target, path)
+                if extra:
+                    headers.update(extra)  # Range, If-Match: sent, not signed (SigV4 allows)
+                connection.request("GET", path, headers=headers)
                 return connection.getresponse()
             except (http.client.HTTPException, OSError) as exc:
                 self._discard()
@@ -304,16 +308,24 @@ class DirectGets:
 
     # ----------------------------------------------------------------- reads
 
-    def open(self, key: str) -> Any:
-        """GET object ``key``: (body, response fields like botocore's: ContentLength, ETag,
-        Metadata), None when it does not exist, or :data:`FALLBACK`."""
+    def open(self, key: str, *, byte_range: str | None = None,
+             if_match: str | None = None) -> Any:
+        """GET object ``key`` (``byte_range``: ``bytes=A-B`` as in a Range header, answered
+        206; ``if_match``: the ETag it must still have): (body, response fields like
+        botocore's: ContentLength, ETag, Metadata), None when it does not exist, or
+        :data:`FALLBACK` (also for a 412: botocore's answer says what changed)."""
         target = self.target
         if not self.enabled or target is None:
             return FALLBACK
+        extra = {}
+        if byte_range:
+            extra["Range"] = byte_range
+        if if_match:
+            extra["If-Match"] = if_match
         try:
-            response = self._send(target, key)
+            response = self._send(target, key, extra)
             status = response.status
-            if status == 200:
+            if status == (206 if byte_range else 200):
                 length = response.getheader("Content-Length")
                 if length is None or not length.isdigit():
                     self._discard()

@@ -649,6 +649,12 @@ class S3Transport:
             kwargs["Range"] = f"bytes={start}-{'' if end is None else end}"
         if etag:
             kwargs["IfMatch"] = etag  # a replaced object must not be stitched onto the old
+        direct = self.direct
+        if direct is not None:
+            opened = direct.open(kwargs["Key"], byte_range=kwargs.get("Range"),
+                                 if_match=etag)
+            if opened is not None and opened is not FALLBACK:
+                return opened[0]
         try:
             # Raw call: the caller classifies failures and resumes after transient ones.
             return self.client.get_object(Bucket=self.bucket, **kwargs)["Body"]
