@@ -11,6 +11,9 @@ round of each is not counted):
   plain GETs  ``get_object`` of every engine.plan object, bodies read in 1 MiB chunks and
               discarded, ``--jobs`` objects in flight (a boto3 client with the same
               connection pool and timeouts as trtops). The target's baseline.
+  direct GETs the same GETs through the transport's direct path (trtops/cache/s3_direct.py:
+              signed by trtops, sent on http.client connections), which a pull uses after
+              its listing; shown for context (the target's baseline stays botocore's).
   GETs to files  the same, each body written to a file (no hashing, no fsync): what any
               downloader has to do at least; shown for context.
   GETs to files + fsync  the same, each file fsynced after its last byte: what a durable
@@ -21,6 +24,8 @@ round of each is not counted):
               every engine (build.log stays on the remote, as without ``--with-logs``),
               hashes while streaming, verifies sha256, stages and creates each local
               entry atomically (what ``trtops pull`` does).
+  botocore GETs  the same pull with ``?direct_gets=0``: every request through botocore
+              (as trtops did before direct GETs); its phases are printed too.
   select first  the same pull with the selection finished before the first download
               (as trtops did before 2026-12-07; only with a trtops that overlaps them).
   no speculation  the same overlapped pull, each download started only once its choice
