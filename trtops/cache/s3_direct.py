@@ -89,9 +89,13 @@ class DirectBody:
         return bytes(buffer)
 
     def close(self) -> None:
-        if not self.http_response.isclosed():  # not read to its end: the socket is dirty
+        response = self.http_response
+        if not response.isclosed() and not response.chunked and \
+                self._received >= self.length:
+            response.read()  # a 0-byte body: http.client counts it done only once read
+        if not response.isclosed():  # not read to its end: the socket is dirty
             self._discard()
-        self.http_response.close()
+        response.close()
 
 
 class _HTTPConnection(http.client.HTTPConnection):
@@ -203,7 +207,16 @@ class DirectGets:
 
     def learn(self, request: Any, **_: Any) -> None:
         """botocore's ``before-send`` hook of a listing: take its target (once; a later
-        listing elsewhere, e.g. after botocore followed a region redirect, moves it)."""
+        listing elsewhere, e.g. after botocore followed a region redirect, moves it).
+        Never raises into botocore's request: anything unexpected turns direct GETs off."""
+        try:
+            self._learn(request)
+        except Exception:  # noqa: BLE001 - e.g. a CA bundle ssl cannot load
+            log.debug("direct GETs off: the listing's target could not be taken",
+                      exc_info=True)
+            self.enabled = False
+
+    def _learn(self, request: Any) -> None:
         authorization = request.headers.get("Authorization") or ""
         if isinstance(authorization, bytes):
             authorization = authorization.decode("latin-1")
@@ -302,7 +315,9 @@ class DirectGets:
                 return connection.getresponse()
             except (http.client.HTTPException, OSError) as exc:
                 self._discard()
-                if not reused:
+                # Once more only for a kept connection the server closed: a timeout means
+                # a slow server, and waiting for it twice before botocore does is worse.
+                if not reused or isinstance(exc, TimeoutError):
                     raise Fallback(f"{type(exc).__name__}") from exc
         raise Fallback("connection closed twice")  # pragma: no cover - loop returns/raises
 
@@ -332,14 +347,16 @@ class DirectGets:
                     raise Fallback("no Content-Length")
                 fields: dict[str, Any] = {
                     "ContentLength": int(length),
-                    "ETag": response.getheader("ETag"),
                     "Metadata": {name[len("x-amz-meta-"):].lower(): value
                                  for name, value in response.getheaders()
                                  if name.lower().startswith("x-amz-meta-")},
                 }
+                etag = response.getheader("ETag")
+                if etag is not None:  # as botocore: absent, not None
+                    fields["ETag"] = etag
                 return DirectBody(response, int(length), self._discard), fields
             payload = self._small_payload(response)
-            if status == 404 and b"NoSuchBucket" not in payload:
+            if status == 404 and payload is not None and b"NoSuchBucket" not in payload:
                 return None
             if status in _GIVE_UP:
                 self.enabled = False
@@ -367,9 +384,9 @@ class DirectGets:
         finally:
             body.close()
 
-    def _small_payload(self, response: http.client.HTTPResponse) -> bytes:
-        """An error answer's body (S3 error XML is small); a large one is not read and
-        its connection is dropped."""
+    def _small_payload(self, response: http.client.HTTPResponse) -> bytes | None:
+        """An error answer's body (S3 error XML is small); None when it was not read (no
+        Content-Length, too large, broken): its connection is dropped."""
         length = response.getheader("Content-Length")
         if length is not None and length.isdigit() and int(length) <= 64 * 1024:
             try:
@@ -377,7 +394,7 @@ class DirectGets:
             except (http.client.HTTPException, OSError):
                 pass
         self._discard()
-        return b""
+        return None
 
 
 __all__ = ["FALLBACK", "DirectBody", "DirectGets"]

@@ -291,7 +291,9 @@ class S3Transport:
         return DirectGets.for_client(
             client, credentials, connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
-            ca_bundle=core.get_config_variable("ca_bundle") or get_cert_path(True))
+            # botocore's order: ca_bundle (AWS_CA_BUNDLE, profile), REQUESTS_CA_BUNDLE, certifi.
+            ca_bundle=get_cert_path(core.get_config_variable("ca_bundle")
+                                    or os.environ.get("REQUESTS_CA_BUNDLE") or True))
 
     def _name(self, relative: str) -> str:
         return self._root + relative

@@ -100,3 +100,148 @@ def test_direct_gets_is_a_url_option(value, expected):
 def test_a_direct_gets_value_that_is_no_flag_is_refused():
     with pytest.raises(InputError, match="direct_gets='maybe' in the S3 URL is not a flag"):
         parse_s3_url("s3://b/p?direct_gets=maybe")
+
+
+# ------------------------------------------------- answers a real server rarely gives
+
+class ScriptedServer:
+    """An HTTP/1.1 server on 127.0.0.1 that answers the n-th request with ``answer(n)``
+    (raw bytes; None: never answers). Counts requests and connections."""
+
+    def __init__(self, answer) -> None:
+        import socket
+        import threading
+
+        self.answer = answer
+        self.requests = 0
+        self.connections = 0
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.netloc = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client) -> None:
+        pending = b""
+        with client:
+            while True:
+                while b"\r\n\r\n" not in pending:
+                    data = client.recv(65536)
+                    if not data:
+                        return
+                    pending += data
+                pending = pending.split(b"\r\n\r\n", 1)[1]
+                self.requests += 1
+                answer = self.answer(self.requests)
+                if answer is None:
+                    self._stop.wait()
+                    return
+                client.sendall(answer)
+
+    def direct(self, read_timeout: float = 5.0) -> DirectGets:
+        target = _Target("http", self.netloc, self.netloc, "/bucket/", "us-east-1", "s3")
+        return DirectGets(target, Credentials("AKID", "secret"), connect_timeout=5,
+                          read_timeout=read_timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def start(answer):
+        servers.append(ScriptedServer(answer))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_a_missing_bucket_with_a_chunked_error_body_is_left_to_botocore(scripted):
+    from trtops.cache.s3_direct import FALLBACK
+
+    xml = b"<Error><Code>NoSuchBucket</Code></Error>"
+    server = scripted(lambda n: b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      + b"%x\r\n%s\r\n0\r\n\r\n" % (len(xml), xml))
+    assert server.direct().open("k") is FALLBACK  # not None: botocore says NoSuchBucket
+
+
+def test_a_timeout_on_a_kept_connection_goes_to_botocore_without_a_second_wait(scripted):
+    from trtops.cache.s3_direct import FALLBACK
+
+    ok = b'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nETag: "e"\r\n\r\nx'
+    server = scripted(lambda n: ok if n == 1 else None)  # then a server that never answers
+    direct = server.direct(read_timeout=0.2)
+    assert direct.read("a")[0] == b"x"
+    assert direct.read("b") is FALLBACK
+    assert server.requests == 2  # not sent again on a new connection to wait once more
+
+
+def test_fields_are_botocores_when_the_server_sends_no_etag(scripted):
+    server = scripted(lambda n: b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")
+    assert server.direct().read("a") == (b"x", {"ContentLength": 1, "Metadata": {}})
+
+
+def test_an_empty_object_keeps_the_connection(scripted):
+    server = scripted(lambda n: b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: "e"\r\n\r\n')
+    direct = server.direct()
+    assert direct.read("a")[0] == b"" and direct.read("b")[0] == b""
+    assert (server.requests, server.connections) == (2, 1)
+
+
+# ------------------------------------------------- what the transport takes from botocore
+
+def _without_aws_environment(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy", "NO_PROXY", "no_proxy", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE",
+                 "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_ca_bundle_is_the_one_botocore_verifies_with(monkeypatch, tmp_path):
+    from trtops.cache.s3_transport import S3Transport
+
+    _without_aws_environment(monkeypatch)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))  # botocore honours it
+    transport = S3Transport("b", "p", endpoint_url="https://s3.example.com")
+    assert transport.direct._ca_bundle == transport.client._endpoint.http_session._verify
+
+
+class _Listing:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.headers = {"Authorization": SIGV4.format(region="us-east-1")}
+
+
+def test_a_listing_through_a_proxy_turns_direct_gets_off(monkeypatch):
+    _without_aws_environment(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example.com:3128")
+    direct = DirectGets(None, Credentials("AKID", "secret"), connect_timeout=1,
+                        read_timeout=1)
+    direct.learn(_Listing("http://s3.example.com/bucket?list-type=2"))
+    assert not direct.enabled
+
+
+def test_a_ca_bundle_ssl_cannot_load_turns_direct_gets_off_and_not_the_listing(tmp_path):
+    direct = DirectGets(None, Credentials("AKID", "secret"), connect_timeout=1,
+                        read_timeout=1, ca_bundle=str(tmp_path / "missing.pem"))
+    direct.learn(_Listing("https://s3.example.com/bucket?list-type=2"))  # does not raise
+    assert not direct.enabled
