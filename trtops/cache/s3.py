@@ -38,6 +38,7 @@ from trtops.cache.s3_transport import (  # noqa: F401 - the public names of the 
     file_sha256,
     log,
     parse_s3_url,
+    recorded_sha256,
 )
 from trtops.cache.store import META_FILE
 
@@ -96,7 +97,7 @@ class S3Store(ObjectEntries, S3Transport):
     def file_sha256(self, key: str, name: str) -> str | None:
         """The recorded sha256 of an entry file (x-amz-meta-sha256), None if absent/unknown."""
         head = self._head(self._entry_object(key, name))
-        return None if head is None else (head.get("Metadata") or {}).get(SHA_METADATA)
+        return None if head is None else recorded_sha256(head)
 
     def list_refs(self) -> Iterator[tuple[str, dict]]:
         """All refs with their records, sorted by name (fetched in parallel; unreadable

@@ -159,7 +159,7 @@ def _proxied(url: str) -> bool:
 
     parts = urlsplit(url)
     proxies = urllib.request.getproxies()
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
+    if not proxies.get(parts.scheme):  # botocore reads no ALL_PROXY either
         return False
     return not urllib.request.proxy_bypass(parts.hostname or "")
 
@@ -294,10 +294,19 @@ class DirectGets:
         return connection
 
     def _discard(self) -> None:
+        """Close this thread's kept connection (its socket is in an unknown state)."""
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
             connection.close()
+
+    def _discarder(self, connection: http.client.HTTPConnection) -> Callable[[], None]:
+        """What closes ``connection`` (a body's own), and forgets it where it is kept."""
+        def discard() -> None:
+            if getattr(self._local, "connection", None) is connection:
+                self._local.connection = None
+            connection.close()
+        return discard
 
     def _send(self, target: _Target, key: str,
               extra: dict[str, str] | None = None) -> http.client.HTTPResponse:
@@ -312,7 +321,9 @@ class DirectGets:
                 if extra:
                     headers.update(extra)  # Range, If-Match: sent, not signed (SigV4 allows)
                 connection.request("GET", path, headers=headers)
-                return connection.getresponse()
+                response = connection.getresponse()
+                response.trtops_connection = connection  # type: ignore[attr-defined]
+                return response
             except (http.client.HTTPException, OSError) as exc:
                 self._discard()
                 # Once more only for a kept connection the server closed: a timeout means
@@ -347,14 +358,15 @@ class DirectGets:
                     raise Fallback("no Content-Length")
                 fields: dict[str, Any] = {
                     "ContentLength": int(length),
-                    "Metadata": {name[len("x-amz-meta-"):].lower(): value
+                    "Metadata": {name[len("x-amz-meta-"):]: value
                                  for name, value in response.getheaders()
                                  if name.lower().startswith("x-amz-meta-")},
                 }
                 etag = response.getheader("ETag")
                 if etag is not None:  # as botocore: absent, not None
                     fields["ETag"] = etag
-                return DirectBody(response, int(length), self._discard), fields
+                return DirectBody(response, int(length),
+                                  self._discarder(response.trtops_connection)), fields
             payload = self._small_payload(response)
             if status == 404 and payload is not None and b"NoSuchBucket" not in payload:
                 return None

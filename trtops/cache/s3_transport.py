@@ -88,6 +88,16 @@ def _boto():
     return boto3, botocore
 
 
+def recorded_sha256(response: dict) -> str | None:
+    """The sha256 recorded at upload (``x-amz-meta-sha256``) in a GET or HEAD response.
+    Metadata names are case-insensitive in HTTP, and servers differ in the case they
+    send (botocore keeps it), so any case is accepted."""
+    for name, value in (response.get("Metadata") or {}).items():
+        if name.lower() == SHA_METADATA:
+            return value
+    return None
+
+
 # --------------------------------------------------------------------------- errors
 
 def _error_code(exc: BaseException) -> str:
@@ -599,7 +609,7 @@ class S3Transport:
         body, response = opened
         size = int(response.get("ContentLength", 0))
         etag = response.get("ETag")
-        expected = expected_sha256 or (response.get("Metadata") or {}).get(SHA_METADATA)
+        expected = expected_sha256 or recorded_sha256(response)
         dest = Path(dest)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -245,3 +245,11 @@ def test_a_ca_bundle_ssl_cannot_load_turns_direct_gets_off_and_not_the_listing(t
                         read_timeout=1, ca_bundle=str(tmp_path / "missing.pem"))
     direct.learn(_Listing("https://s3.example.com/bucket?list-type=2"))  # does not raise
     assert not direct.enabled
+
+
+@pytest.mark.parametrize("name", ["sha256", "Sha256", "SHA256"])
+def test_the_recorded_sha256_is_found_in_any_case(name):
+    from trtops.cache.s3_transport import recorded_sha256
+
+    assert recorded_sha256({"Metadata": {name: "ab" * 32}}) == "ab" * 32
+    assert recorded_sha256({"Metadata": {}}) is None and recorded_sha256({}) is None
