@@ -277,9 +277,9 @@ class DirectGets:
 
     def _connection(self, target: _Target) -> _HTTPConnection | _HTTPSConnection:
         """This thread's connection to ``target`` (opened on first use)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None and connection.trtops_netloc == target.netloc:
-            return connection
+        kept = getattr(self._local, "connection", None)
+        if kept is not None and kept.trtops_netloc == target.netloc:
+            return kept
         self._discard()
         connection: _HTTPConnection | _HTTPSConnection
         if target.scheme == "https":
