@@ -4,21 +4,24 @@ request pipeline instead of through it.
 
 Why: botocore spends 1.8-2.1 ms of Python per request (parameter validation, event hooks,
 signing, response parsing), all under the GIL. A pull makes three GETs per entry, so with
-16 in flight its small reads queued on the client's GIL at that pace; it looked like a
-server that serves one small GET at a time, but SeaweedFS answers the same GETs at
-0.45 ms each when the client is this module (benchmarks/RESULTS.md, issue 18).
+16 in flight its small reads queued on the client's GIL at that pace. It looked like a
+server that serves one small GET at a time, but SeaweedFS answers the same GETs in
+0.28 ms each (16 in flight, 16-core lab host) when the client is this module
+(benchmarks/RESULTS.md, issue 18).
 
 What stays botocore's, so that nothing about where or as whom a request goes is decided
 twice: the URL (bucket endpoint, addressing style, FIPS/dual-stack settings) and the
-signing region come from one URL that botocore presigns when the transport starts; the
-credentials are botocore's own object (its chain, its refreshing); the CA bundle is the
-one botocore would use. What this module decides: only how one GET is signed and sent.
+signing region are those of the listing botocore signed and sent (:meth:`DirectGets.learn`;
+direct GETs start only after one, and every pull starts with one); the credentials are
+botocore's own object (its chain, its refreshing); the CA bundle is the one botocore
+would use. What this module decides: only how one GET is signed and sent.
 
-Any answer other than 200 or a plain 404, any connection trouble, a proxy in the
-environment, a signing scheme other than SigV4: the read is made again through botocore,
-whose retries, redirects and error messages the transport already handles. After an
-answer that says direct requests are wrong here (a redirect, a 400 or a 403), direct GETs
-stop for the transport's lifetime, so such a remote costs one extra request in all.
+Any answer other than 200 (206 for a range) or a plain 404, any connection trouble, a
+proxy in the environment, a signing scheme other than SigV4: the read is made again
+through botocore, whose retries, redirects and error messages the transport already
+handles. After an answer that says direct requests are wrong here (a redirect, a 400 or a
+403), direct GETs stop for the transport's lifetime, so such a remote costs one extra
+request in all.
 Direct GETs change what a read costs, never what it returns.
 """
 
