@@ -125,6 +125,7 @@ class FlakyProxy:
         self._restart_after: float | None = None
         self.cuts = 0
         self.cut_done = threading.Event()
+        self._keep_listening = False
 
     @property
     def endpoint(self) -> str:
@@ -140,13 +141,17 @@ class FlakyProxy:
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
-    def arm(self, cut_after_bytes: int, restart_after: float | None) -> None:
+    def arm(self, cut_after_bytes: int, restart_after: float | None, *,
+            keep_listening: bool = False) -> None:
         """Cut once ``cut_after_bytes`` more bytes went to clients; come back after
-        ``restart_after`` seconds (None: stay down)."""
+        ``restart_after`` seconds (None: stay down). With ``keep_listening`` only the open
+        connections are reset (counted in ``cuts``) and new ones are taken at once: no
+        timing in the test."""
         with self._lock:
             self._sent = 0
             self._cut_after = cut_after_bytes
             self._restart_after = restart_after
+            self._keep_listening = keep_listening
             self.cut_done.clear()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -180,7 +185,12 @@ class FlakyProxy:
                         if trigger:
                             self._cut_after = None
                     if trigger:
-                        self.cut()
+                        if self._keep_listening:
+                            self.drop_connections()
+                            self.cuts += 1
+                            self.cut_done.set()
+                        else:
+                            self.cut()
                         return
                 target.sendall(data)
         except OSError:

@@ -137,7 +137,7 @@ def test_a_body_cut_midway_is_resumed(tmp_path, local, s3_endpoint, proxy):
 
     assert push_entry(local, store, key.key).created
     list(store.list(""))
-    proxy.arm(1 << 20, restart_after=0.5)  # as tests/remote/test_remote_sync.py
+    proxy.arm(1 << 20, restart_after=None, keep_listening=True)
     dest = tmp_path / "engine.plan"
     assert store.download_file(f"engines/{key.key[:2]}/{key.key}/engine.plan", dest)
     assert proxy.cuts == 1
