@@ -101,12 +101,39 @@ CREDENTIALS = ("bench", "bench-secret")
 
 
 def start_server(directory: Path):
-    """A SeaweedFS server (tests/seaweed.py) accepting only the benchmark's credentials."""
+    """A fresh SeaweedFS server (tests/seaweed.py) with its data in ``directory``,
+    accepting only the benchmark's credentials, which this process then uses (no AWS
+    configuration files of the machine)."""
     from seaweed import SeaweedServer
 
+    os.environ.update({"AWS_ACCESS_KEY_ID": CREDENTIALS[0], "AWS_SECRET_ACCESS_KEY": CREDENTIALS[1],
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
+                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    shutil.rmtree(directory, ignore_errors=True)  # a fresh server every run
     server = SeaweedServer(directory, credentials=CREDENTIALS)
     server.start()
     return server
+
+
+def seed_remote(server, workdir: Path, engines: int, mb: int, jobs: int):
+    """The bucket on ``server`` with ``engines`` accepted entries of ``mb`` MB engines,
+    pushed with ``push_entries`` from a builder cache in ``workdir``: (remote URL, store,
+    keys, push seconds)."""
+    from trtops.cache.local import LocalStore
+    from trtops.cache.s3 import open_s3_store
+    from trtops.ops.push import push_entries
+
+    url = f"s3://{BUCKET}/engines?endpoint_url={server.endpoint}"
+    remote = open_s3_store(url)
+    remote.client.create_bucket(Bucket=BUCKET)
+    shutil.rmtree(workdir / "builder", ignore_errors=True)
+    source = LocalStore(workdir / "builder")
+    keys = publish(source, engines, mb * 1_000_000)
+    started = time.perf_counter()
+    pushed = push_entries(source, remote, keys, jobs=jobs, progress=False)
+    push_seconds = time.perf_counter() - started
+    assert all(o.status == "created" for o in pushed), pushed
+    return url, remote, keys, push_seconds
 
 
 @dataclass
@@ -604,29 +631,15 @@ def main() -> int:
                         help="add the numbers as a dated subsection to this markdown file")
     args = parser.parse_args()
 
-    os.environ.update({"AWS_ACCESS_KEY_ID": CREDENTIALS[0], "AWS_SECRET_ACCESS_KEY": CREDENTIALS[1],
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
-                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
     from seaweed import find_s5cmd
 
-    from trtops.cache.local import LocalStore
     from trtops.cache.s3 import open_s3_store
-    from trtops.ops.push import push_entries
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-pull-bench-"))
-    shutil.rmtree(workdir / "seaweedfs", ignore_errors=True)  # a fresh server every run
-    shutil.rmtree(workdir / "builder", ignore_errors=True)
     server = start_server(workdir / "seaweedfs")
     try:
-        url = f"s3://{BUCKET}/engines?endpoint_url={server.endpoint}"
-        remote = open_s3_store(url)
-        remote.client.create_bucket(Bucket=BUCKET)
-        source = LocalStore(workdir / "builder")
-        keys = publish(source, args.engines, args.mb * 1_000_000)
-        started = time.perf_counter()
-        pushed = push_entries(source, remote, keys, jobs=args.jobs, progress=False)
-        push_seconds = time.perf_counter() - started
-        assert all(o.status == "created" for o in pushed), pushed
+        url, remote, keys, push_seconds = seed_remote(server, workdir, args.engines, args.mb,
+                                                      args.jobs)
         total = args.engines * args.mb * 1_000_000
 
         runs: dict[str, list[tuple[float, float]]] = {"get": [], "file": [], "sync": [],

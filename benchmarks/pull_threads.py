@@ -2,85 +2,118 @@
 trtops/cache/s3_direct.py) and write every engine.plan to a file, without and with sha256
 in the receiving thread, at 8 and 16 threads and three read sizes; then `trtops pull` at 8
 and 16 jobs. Same SeaweedFS server and engines as benchmarks/pull_bandwidth.py (20 x 50 MB;
-``N`` and ``MB`` in the environment change that), alternating, median of 3 after a warm-up.
+``--engines`` and ``--mb`` change that), alternating, median of 3 after a warm-up.
 
 If files+sha at 16 threads is as slow as at 8 while cores are idle, the limit is the one
 interpreter (its GIL: every chunk crosses it to be received, hashed and written), not the
 pull's own work per entry; if it is faster than the pull, the pull adds the difference.
 
-Usage (lab, as pull_bandwidth.py): PYTHONPATH=$PWD:$PWD/tests:/opt/bench python3 benchmarks/pull_threads.py
+Usage (lab, set up as for pull_bandwidth.py):
+  PYTHONPATH=$PWD:$PWD/tests:/opt/bench python3 benchmarks/pull_threads.py [--workdir DIR]
 """
+
+from __future__ import annotations
+
+import argparse
 import hashlib
 import os
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]
-import pull_bandwidth as pb
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pull_bandwidth as bench  # noqa: E402 - the benchmark's server, engines and pull
+
+MiB = 1 << 20
 
 
-def files(store, keys, jobs, to_dir, hash_=False, read=1 << 20):
-    names = pb.engine_names(store, keys)
-    shutil.rmtree(to_dir, ignore_errors=True); to_dir.mkdir(parents=True)
-    def get(name):
+def gets_to_files(store, keys: list[str], jobs: int, to_dir: Path, *, sha256: bool = False,
+                  read_size: int = MiB) -> tuple[float, int]:
+    """Seconds and bytes for direct GETs of every engine.plan into files, ``jobs`` threads,
+    each body read ``read_size`` bytes at a time and, with ``sha256``, hashed by the thread
+    that received it (as a pull does)."""
+    names = bench.engine_names(store, keys)
+    shutil.rmtree(to_dir, ignore_errors=True)
+    to_dir.mkdir(parents=True)
+
+    def get(name: str) -> int:
         body, _ = store.direct.open(name)
-        view = memoryview(bytearray(read)); digest = hashlib.sha256() if hash_ else None
+        view = memoryview(bytearray(read_size))
+        digest = hashlib.sha256() if sha256 else None
         fd = os.open(to_dir / name.replace("/", "_"), os.O_WRONLY | os.O_CREAT, 0o644)
-        off = 0
+        offset = 0
         try:
             while count := body.readinto(view):
                 chunk = view[:count]
-                if digest is not None: digest.update(chunk)
-                os.pwrite(fd, chunk, off); off += count
+                if digest is not None:
+                    digest.update(chunk)
+                os.pwrite(fd, chunk, offset)
+                offset += count
         finally:
-            os.close(fd); body.close()
-        return off
-    t = time.perf_counter()
-    with ThreadPoolExecutor(jobs) as pool: total = sum(pool.map(get, names))
-    return time.perf_counter() - t, total
+            os.close(fd)
+            body.close()
+        return offset
 
-def main():
-    os.environ.update({"AWS_ACCESS_KEY_ID": pb.CREDENTIALS[0], "AWS_SECRET_ACCESS_KEY": pb.CREDENTIALS[1],
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
-    from trtops.cache.local import LocalStore
-    from trtops.cache.s3 import open_s3_store
-    from trtops.ops.push import push_entries
-    mb = int(os.environ.get("MB", "50")); n = int(os.environ.get("N", "20"))
-    work = Path("/tmp/probe"); shutil.rmtree(work, ignore_errors=True)
-    server = pb.start_server(work / "seaweedfs")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        total = sum(pool.map(get, names))
+    return time.perf_counter() - started, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engines", type=int, default=20)
+    parser.add_argument("--mb", type=int, default=50, help="engine size in MB (10^6 bytes)")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-pull-threads-"))
+    server = bench.start_server(workdir / "seaweedfs")
     try:
-        url = f"s3://{pb.BUCKET}/engines?endpoint_url={server.endpoint}"
-        remote = open_s3_store(url); remote.client.create_bucket(Bucket=pb.BUCKET)
-        src = LocalStore(work / "builder"); keys = pb.publish(src, n, mb * 1_000_000)
-        push_entries(src, remote, keys, jobs=8, progress=False)
-        list(remote.list("engines/00"))
-        total = n * mb * 1_000_000
+        _, remote, keys, _ = bench.seed_remote(server, workdir, args.engines, args.mb, jobs=8)
+        list(remote.list("engines/00"))  # direct GETs start after a listing, as in a pull
+        total = args.engines * args.mb * 1_000_000
+        files = workdir / "files"
         rows = {}
-        def add(name, f):
-            rows[name] = f
-        for j in (8, 16):
-            add(f"direct->files j{j}", lambda j=j: files(remote, keys, j, work / "f"))
-            add(f"direct->files+sha j{j}", lambda j=j: files(remote, keys, j, work / "f", True))
-        add("direct->files+sha j16 4MiB", lambda: files(remote, keys, 16, work / "f", True, 4 << 20))
-        add("direct->files+sha j16 256KiB", lambda: files(remote, keys, 16, work / "f", True, 256 << 10))
-        for j in (8, 16):
-            add(f"trtops pull j{j}", lambda j=j: pb.trtops_pull(remote, work / "node", j))
-        got = {k: [] for k in rows}
-        for r in range(4):
-            for k, f in rows.items():
-                c = time.process_time(); s, b = f(); c = time.process_time() - c
-                assert b == total, (k, b)
-                if r: got[k].append((s, c))
-                shutil.rmtree(work / "f", ignore_errors=True); shutil.rmtree(work / "node", ignore_errors=True); os.sync()
-        for k, v in got.items():
-            s = statistics.median(x for x, _ in v); c = statistics.median(y for _, y in v)
-            print(f"{k:32s} {s:5.3f} s {total / s / 1e6:6.0f} MB/s  cpu {c:.2f} s  runs {', '.join(f'{x:.3f}' for x, _ in v)}")
+        for jobs in (8, 16):
+            rows[f"direct->files j{jobs}"] = \
+                lambda j=jobs: gets_to_files(remote, keys, j, files)
+            rows[f"direct->files+sha j{jobs}"] = \
+                lambda j=jobs: gets_to_files(remote, keys, j, files, sha256=True)
+        for label, size in (("4MiB", 4 * MiB), ("256KiB", 256 << 10)):
+            rows[f"direct->files+sha j16 {label}"] = \
+                lambda n=size: gets_to_files(remote, keys, 16, files, sha256=True, read_size=n)
+        for jobs in (8, 16):
+            rows[f"trtops pull j{jobs}"] = \
+                lambda j=jobs: bench.trtops_pull(remote, workdir / "node", j)
+
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
+        for round_ in range(4):  # round 0 warms up, as in pull_bandwidth.py
+            for name, measure in rows.items():
+                cpu = time.process_time()
+                seconds, got = measure()
+                cpu = time.process_time() - cpu
+                assert got == total, (name, got)
+                if round_:
+                    runs[name].append((seconds, cpu))
+                for leftover in (files, workdir / "node"):
+                    shutil.rmtree(leftover, ignore_errors=True)
+                os.sync()  # outside the timed region, as in pull_bandwidth.py
+        for name, measured in runs.items():
+            seconds = statistics.median(s for s, _ in measured)
+            cpu = statistics.median(c for _, c in measured)
+            listed = ", ".join(f"{s:.3f}" for s, _ in measured)
+            print(f"{name:32s} {seconds:5.3f} s {total / seconds / 1e6:6.0f} MB/s  "
+                  f"cpu {cpu:.2f} s  runs {listed}")
     finally:
         server.stop()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
 
 if __name__ == "__main__":
     main()
