@@ -101,25 +101,26 @@ class DirectBody:
         response.close()
 
 
-class _HTTPConnection(http.client.HTTPConnection):
-    """A connection that opens within the connect timeout and then waits up to the read
-    timeout for data (also when http.client reopens it after a ``Connection: close``)."""
+class _ReadTimeout:
+    """A connection that opens within the connect timeout (and, for https, shakes hands)
+    and then waits up to the read timeout for data, also when http.client reopens it after
+    a ``Connection: close``."""
 
     read_timeout = 60.0
     trtops_netloc = ""
+    sock: Any
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         self.sock.settimeout(self.read_timeout)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    read_timeout = 60.0
-    trtops_netloc = ""
+class _HTTPConnection(_ReadTimeout, http.client.HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(self.read_timeout)
+
+class _HTTPSConnection(_ReadTimeout, http.client.HTTPSConnection):
+    pass
 
 
 class _Target:
