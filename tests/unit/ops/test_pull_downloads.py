@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from pull_helpers import (
     HERE,
-    Recording,
     add_entry,
     journaled_at_each_adoption,
     record_adoptions,
@@ -28,11 +27,6 @@ from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, META_FILE
 from trtops.errors import RemoteError
 from trtops.ops.pull import pull, pull_selected, select_for_pull
 from trtops.ops.pull_downloads import Downloads, Dropped, Speculation
-
-
-@pytest.fixture
-def remote(tmp_path) -> Recording:
-    return Recording(LocalStore(tmp_path / "remote"))
 
 
 class Ended(collections.defaultdict):

@@ -29,11 +29,6 @@ from trtops.cache.store import (
 from trtops.ops.pull import pull, pull_selected, select_for_pull
 
 
-@pytest.fixture
-def remote(tmp_path) -> Recording:
-    return Recording(LocalStore(tmp_path / "remote"))
-
-
 @pytest.mark.parametrize("speculate", [False, True])
 def test_a_download_starts_before_every_metadata_read_is_done(tmp_path, remote, speculate):
     first = add_entry(remote.store, "a")
