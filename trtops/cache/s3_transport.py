@@ -238,8 +238,8 @@ class S3Transport:
     def direct(self) -> Any:
         """The :class:`~trtops.cache.s3_direct.DirectGets` of this transport, or None when
         its reads go through botocore (turned off, or not possible the same way)."""
-        client = self.client
-        return self._direct if client is not None else None
+        self.client  # noqa: B018 - made with the client, on its first use
+        return self._direct
 
     def _make_client(self) -> Any:
         boto3, botocore = _boto()
