@@ -61,13 +61,38 @@ class DirectBody:
     body was read to its end."""
 
     def __init__(self, response: http.client.HTTPResponse, length: int,
-                 discard: Callable[[], None]) -> None:
+                 discard: Callable[[], None], sock: Any = None) -> None:
         self.http_response = response
         self.length = length
         self._discard = discard
         self._received = 0
+        self._sock = sock  # the connection's socket, for :meth:`handoff`
+        self._handed_off = False
+
+    def handoff_ready(self, min_bytes: int) -> bool:
+        """Whether the rest of this body can be received by another process
+        (:mod:`trtops.cache.copier`): nothing read yet, at least ``min_bytes`` long, sent
+        with a Content-Length on a plain TCP socket (a TLS session stays in its process)."""
+        import socket
+
+        return (self._received == 0 and not self._handed_off and self.length >= min_bytes
+                and not self.http_response.chunked and type(self._sock) is socket.socket)
+
+    def handoff(self, max_prefix: int) -> tuple[Any, bytes]:
+        """The socket, positioned at the rest of the body, and the body bytes http.client
+        had already read from it; (None, b"") when those are over ``max_prefix``. After a
+        handoff this body reads nothing and its connection is never reused."""
+        reader = self.http_response.fp
+        held = reader.peek(1)  # the reader's buffer (one read from the socket when empty)
+        if len(held) > max_prefix:
+            return None, b""
+        prefix = reader.read(min(len(held), self.length))
+        self._handed_off = True
+        return self._sock, prefix
 
     def readinto(self, view: Any) -> int:
+        if self._handed_off:
+            raise ConnectionError("direct GET body: handed to another process")
         try:
             count = self.http_response.readinto(view)
         except http.client.HTTPException as exc:  # IncompleteRead and kin: a broken body
@@ -93,6 +118,10 @@ class DirectBody:
 
     def close(self) -> None:
         response = self.http_response
+        if self._handed_off:  # http.client never saw the rest of the body
+            self._discard()
+            response.close()
+            return
         if not response.isclosed() and not response.chunked and \
                 self._received >= self.length:
             response.read()  # a 0-byte body: http.client counts it done only once read
@@ -369,8 +398,9 @@ class DirectGets:
                 etag = response.getheader("ETag")
                 if etag is not None:  # as botocore: absent, not None
                     fields["ETag"] = etag
-                return DirectBody(response, int(length),
-                                  self._discarder(response.trtops_connection)), fields
+                connection = response.trtops_connection
+                return DirectBody(response, int(length), self._discarder(connection),
+                                  sock=connection.sock), fields
             payload = self._small_payload(response)
             if status == 404 and payload is not None and b"NoSuchBucket" not in payload:
                 return None

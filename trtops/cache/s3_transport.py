@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from trtops.cache.copier import Copiers, copy_body
 from trtops.cache.file_sink import (
     Abandoned,
     BodyReader,
@@ -45,6 +46,7 @@ from trtops.cache.file_sink import (
     pwrite_all,
     read_buffer,
     start_writeback,
+    usable_cpus,
     write_local,
 )
 from trtops.cache.s3_direct import FALLBACK
@@ -137,6 +139,23 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
 
 
+def _skip_first(progress: Progress | None, count: int) -> Progress | None:
+    """``progress`` that ignores the first ``count`` bytes reported to it (reported once
+    already, before they had to be fetched again)."""
+    if progress is None:
+        return None
+    skipped = 0
+
+    def skipping(amount: int) -> None:
+        nonlocal skipped
+        hidden = min(amount, count - skipped)
+        skipped += hidden
+        if amount > hidden:
+            progress(amount - hidden)
+
+    return skipping
+
+
 # --------------------------------------------------------------------------- the transport
 
 
@@ -168,6 +187,9 @@ class S3Transport:
         direct_gets: Make whole-object GETs without botocore's request pipeline where
             they can be made the same way (:mod:`trtops.cache.s3_direct`); False: every
             request through botocore.
+        copiers: Most copier processes receiving, hashing and writing large bodies
+            beside this one (:mod:`trtops.cache.copier`; None: one per usable CPU, up to
+            32; 0: none, every body is read in this process).
     """
 
     def __init__(
@@ -189,6 +211,7 @@ class S3Transport:
         lock_timeout: float = 600.0,
         lease_ttl: float = 60.0,
         direct_gets: bool = True,
+        copiers: int | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -215,6 +238,7 @@ class S3Transport:
         self._client_lock = threading.Lock()
         self._client: Any = None
         self._direct: Any = None  # DirectGets, or None where reads go through botocore
+        self.copiers = Copiers(min(32, usable_cpus()) if copiers is None else copiers)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -307,6 +331,12 @@ class S3Transport:
 
     def _name(self, relative: str) -> str:
         return self._root + relative
+
+    def prepare_downloads(self, count: int) -> None:
+        """About ``count`` downloads will run at once: start their copier processes now,
+        where bodies can go to them (a plain-http endpoint; see :mod:`trtops.cache.copier`)."""
+        if (self.endpoint_url or "").lower().startswith("http://") and self.direct_gets:
+            self.copiers.warm(count)
 
     def _translate(self, exc: BaseException, action: str, what: str = "") -> CacheError:
         """A user-facing error for a failed request (never includes credentials)."""
@@ -708,9 +738,33 @@ class S3Transport:
         """One body (resumed with ranged GETs after interruptions) into ``fd`` from offset 0;
         returns its sha256."""
         sink = FileSink(fd, relative, writeback=writeback)
-        buffer = read_buffer()
         received = 0
         failures = 0
+        if body is not None:
+            try:
+                moved = copy_body(self.copiers, body, fd, read_timeout=self.read_timeout,
+                                  writeback=writeback, progress=progress)
+            except Exception as exc:  # noqa: BLE001 - the handoff's own read failed
+                body.close()
+                body = None
+                failures = self._resume_or_raise(exc, relative, failures, received)
+            else:
+                if moved is not None:
+                    body.close()
+                    body = None
+                    if moved.sha256 is not None and moved.copied == size:
+                        return moved.sha256
+                    if moved.error == "local":
+                        raise local_error(moved.exception(), relative)
+                    # Interrupted: what the copier wrote is kept, hashed again here, and
+                    # the rest is fetched as after any interruption. A lost copier's bytes
+                    # are fetched again, without reporting their progress twice.
+                    received = sink.adopt(moved.copied if moved.error == "network" else 0)
+                    if received < moved.reported:
+                        progress = _skip_first(progress, moved.reported - received)
+                    failures = self._resume_or_raise(moved.exception(), relative,
+                                                     failures, received)
+        buffer = read_buffer()
         while True:
             try:
                 if body is None:

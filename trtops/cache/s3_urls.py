@@ -26,6 +26,7 @@ _OPTIONS = {
     "lock_timeout": float,
     "lease_ttl": float,
     "direct_gets": "flag",
+    "copiers": int,
 }
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True,
           "0": False, "false": False, "no": False, "off": False}

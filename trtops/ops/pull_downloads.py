@@ -155,6 +155,9 @@ class Downloads:
         self.publishers = ThreadPoolExecutor(max_workers=max(1, jobs),
                                              thread_name_prefix="trtops-publish")
         self.pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="trtops-pull")
+        prepare = getattr(remote, "prepare_downloads", None)  # S3: copier processes
+        if callable(prepare):
+            prepare(max(1, jobs))
 
     def __enter__(self) -> Downloads:
         self.bar.__enter__()

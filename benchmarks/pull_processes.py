@@ -1,0 +1,240 @@
+"""Can the transfer of a pull (GET, sha256, write) reach s5cmd's pace from Python? One
+interpreter's threads against worker processes, on the same byte path.
+
+Every row GETs the 20 x 50 MB engine.plan objects of benchmarks/pull_bandwidth.py from the
+same SeaweedFS server into files and hashes them (sha256), except ``s5cmd cp`` (no hash)
+and the rows marked ``nosha``. The byte path of the ``raw`` rows is :data:`WORKER`'s
+``fetch``: one signed request per object on a fresh socket, then ``recv_into`` with
+``MSG_WAITALL`` into a reused buffer (one call, and one GIL release, per buffer), sha256
+and ``pwrite`` per buffer. ``threads`` rows run it in this interpreter's threads;
+``procs`` rows in P worker processes (stdlib only, each given its objects on stdin),
+started before the clock (``warm``) or inside it. ``http.client`` rows read through the
+transport's direct GETs as a pull does today. Alternating rows, median of 3 after a warm-up.
+
+Usage (lab, set up as for pull_bandwidth.py):
+  PYTHONPATH=$PWD:$PWD/tests:/opt/bench python3 benchmarks/pull_processes.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pull_bandwidth as bench  # noqa: E402
+import pull_threads  # noqa: E402
+
+MiB = 1 << 20
+
+WORKER = r'''
+import hashlib, json, os, socket, sys
+
+def fetch(host, port, host_header, path, headers, dest, buffer_size, sha=True):
+    sock = socket.create_connection((host, port))
+    try:
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host_header}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            got = sock.recv(65536)
+            if not got:
+                raise ConnectionError("closed in the headers")
+            head += got
+        head, _, early = head.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        if status != b"200":
+            raise RuntimeError(head.decode("latin-1"))
+        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        digest = hashlib.sha256()
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if sha:
+                digest.update(early)
+            os.pwrite(fd, early, 0)
+            offset = len(early)
+            view = memoryview(bytearray(buffer_size))
+            while offset < length:
+                want = min(buffer_size, length - offset)
+                count = sock.recv_into(view, want, socket.MSG_WAITALL)
+                if count <= 0:
+                    raise ConnectionError("body cut")
+                chunk = view[:count]
+                if sha:
+                    digest.update(chunk)
+                os.pwrite(fd, chunk, offset)
+                offset += count
+        finally:
+            os.close(fd)
+        return offset, digest.hexdigest()
+    finally:
+        sock.close()
+
+def main():
+    total = 0
+    for line in sys.stdin:
+        job = json.loads(line)
+        if job is None:
+            break
+        got, _ = fetch(**job)
+        total += got
+    sys.stdout.write(f"{total}\n")
+    sys.stdout.flush()
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def jobs_for(remote, keys: list[str], to_dir: Path, buffer_size: int,
+             sha: bool = True) -> list[dict]:
+    """One signed request per engine.plan object (headers signed here, in the parent)."""
+    direct = remote.direct
+    target = direct.target
+    host, _, port = target.netloc.rpartition(":")
+    out = []
+    for name in bench.engine_names(remote, keys):
+        path = direct.path_of(target, name)
+        out.append({"host": host, "port": int(port), "host_header": target.host,
+                    "path": path, "headers": direct.headers(target, path),
+                    "dest": str(to_dir / name.replace("/", "_")),
+                    "buffer_size": buffer_size, "sha": sha})
+    return out
+
+
+def load_worker():
+    namespace: dict = {"__name__": "worker"}
+    exec(compile(WORKER, "worker", "exec"), namespace)
+    return namespace["fetch"]
+
+
+def raw_threads(remote, keys, threads: int, to_dir: Path, buffer_size: int,
+                sha: bool = True) -> tuple[float, int]:
+    fetch = load_worker()
+    bench._fresh(to_dir)
+    jobs = jobs_for(remote, keys, to_dir, buffer_size, sha)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        total = sum(got for got, _ in pool.map(lambda job: fetch(**job), jobs))
+    return time.perf_counter() - started, total
+
+
+def start_workers(count: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-I", "-S", "-c", WORKER], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True) for _ in range(count)]
+
+
+def feed(workers: list[subprocess.Popen], jobs: list[dict]) -> int:
+    for index, job in enumerate(jobs):
+        workers[index % len(workers)].stdin.write(json.dumps(job) + "\n")
+    total = 0
+    for worker in workers:
+        worker.stdin.write("null\n")
+        worker.stdin.flush()
+    for worker in workers:
+        total += int(worker.stdout.readline())
+        worker.wait()
+    return total
+
+
+def procs(remote, keys, count: int, to_dir: Path, buffer_size: int, warm: bool,
+          sha: bool = True) -> tuple[float, int]:
+    bench._fresh(to_dir)
+    jobs = jobs_for(remote, keys, to_dir, buffer_size, sha)
+    workers = start_workers(count) if warm else None
+    if warm:  # wait until they run: one empty job list each would end them, so ping
+        time.sleep(0.5)
+    started = time.perf_counter()
+    if workers is None:
+        workers = start_workers(count)
+    total = feed(workers, jobs)
+    return time.perf_counter() - started, total
+
+
+def spawn_only(count: int) -> tuple[float, int]:
+    started = time.perf_counter()
+    workers = start_workers(count)
+    feed(workers, [])
+    return time.perf_counter() - started, 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engines", type=int, default=20)
+    parser.add_argument("--mb", type=int, default=50, help="engine size in MB (10^6 bytes)")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-pull-procs-"))
+    server = bench.start_server(workdir / "seaweedfs")
+    try:
+        url, remote, keys, _ = bench.seed_remote(server, workdir, args.engines, args.mb, jobs=8)
+        list(remote.list("engines/00"))  # direct GETs learn their target from a listing
+        total = args.engines * args.mb * 1_000_000
+        files = workdir / "files"
+        from trtops.cache.s3 import open_s3_store
+
+        plain = open_s3_store(url, copiers=0)
+
+        def fresh_pull(jobs: int) -> tuple[float, int]:
+            """A pull by a remote opened for it: its copiers start within the pull."""
+            store = open_s3_store(url)
+            try:
+                return bench.trtops_pull(store, workdir / "node", jobs)
+            finally:
+                store.copiers.close()
+        rows = {
+            "http.client threads j8": lambda: pull_threads.gets_to_files(
+                remote, keys, 8, files, sha256=True),
+            "raw threads j8 4MiB": lambda: raw_threads(remote, keys, 8, files, 4 * MiB),
+            "raw threads j16 4MiB": lambda: raw_threads(remote, keys, 16, files, 4 * MiB),
+            "procs P8 warm 4MiB": lambda: procs(remote, keys, 8, files, 4 * MiB, True),
+            "procs P10 warm 4MiB": lambda: procs(remote, keys, 10, files, 4 * MiB, True),
+            "procs P16 warm 4MiB": lambda: procs(remote, keys, 16, files, 4 * MiB, True),
+            "procs P10 cold 4MiB": lambda: procs(remote, keys, 10, files, 4 * MiB, False),
+            "s5cmd cp j8": lambda: bench.s5cmd_cp(remote, files, 8),
+            "trtops pull j8 copiers=0": lambda: bench.trtops_pull(plain, workdir / "node", 8),
+            "trtops pull j8": lambda: bench.trtops_pull(remote, workdir / "node", 8),
+            "trtops pull j10": lambda: bench.trtops_pull(remote, workdir / "node", 10),
+            "trtops pull j16": lambda: bench.trtops_pull(remote, workdir / "node", 16),
+            "trtops pull j8 fresh remote": lambda: fresh_pull(8),
+            "trtops pull j10 fresh remote": lambda: fresh_pull(10),
+        }
+        spawn = {f"spawn P{n}": n for n in (1, 10)}
+        runs: dict[str, list[float]] = {name: [] for name in [*rows, *spawn]}
+        for round_ in range(4):
+            for name, measure in rows.items():
+                seconds, got = measure()
+                assert got == total, (name, got)
+                if round_:
+                    runs[name].append(seconds)
+                for leftover in (files, workdir / "node"):
+                    shutil.rmtree(leftover, ignore_errors=True)
+                os.sync()
+            for name, count in spawn.items():
+                seconds, _ = spawn_only(count)
+                if round_:
+                    runs[name].append(seconds)
+        for name, measured in runs.items():
+            seconds = statistics.median(measured)
+            rate = f"{total / seconds / 1e6:6.0f} MB/s" if name not in spawn else " " * 11
+            listed = ", ".join(f"{s:.3f}" for s in measured)
+            print(f"{name:28s} {seconds:5.3f} s {rate}  runs {listed}")
+    finally:
+        server.stop()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""Copier processes: where the bytes of large downloads are received, hashed and written,
+outside this interpreter.
+
+Why: in one Python process every chunk of a body crosses the GIL to be received, hashed
+and written. On the 16-core lab host that capped GET + sha256 + write near 3.3 GB/s with
+12 cores idle, whatever the thread count (benchmarks/RESULTS.md, pull_threads.py), while
+``s5cmd`` (Go, no hashing) copies the same objects at 6.5 GB/s. A copier is a small
+stdlib-only process (:mod:`trtops.cache.copier_child`) with its own GIL.
+
+What stays here: everything HTTP. The request is signed, sent and answered in this process
+(:mod:`trtops.cache.s3_direct`); only once its status and headers are accepted is the
+connection's socket handed over (``SCM_RIGHTS``) with the destination file and the body
+bytes already buffered. The copier moves exactly the rest of the body into the file and
+returns its sha256; the connection is never reused afterwards. A copier that reports a
+network error says how many bytes it wrote, so the download resumes from there as any
+interrupted one does; one that dies takes its copy with it and copiers stop for this
+process.
+
+Where it applies: Linux, plain-TCP connections (a TLS session cannot move between
+processes), bodies of at least :data:`MIN_BYTES`, and only while a copier is idle; every
+other body is read in this process as before. ``TRTOPS_COPIERS=0`` (or the S3 URL option
+``copiers=0``) turns them off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("trtops.cache.copier")
+
+MiB = 1 << 20
+MIN_BYTES = 4 * MiB  # smaller bodies: a copier's round trip and fresh connection cost more
+BUFFER_BYTES = 4 * MiB  # one recv(MSG_WAITALL), sha256 update and pwrite per buffer
+PROGRESS_BYTES = 8 * MiB
+MAX_PREFIX = 256 * 1024  # already-buffered body bytes sent with a job (http.client: 8 KiB)
+CHILD = Path(__file__).with_name("copier_child.py")
+
+
+def supported() -> bool:
+    """Whether copier processes can run here: Linux with descriptor passing, a Python
+    executable to start (not an embedded or frozen interpreter), not turned off."""
+    if os.environ.get("TRTOPS_COPIERS", "").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return (sys.platform.startswith("linux") and hasattr(socket, "send_fds")
+            and hasattr(socket, "MSG_WAITALL") and hasattr(socket, "SO_RCVTIMEO")
+            and bool(sys.executable) and not getattr(sys, "frozen", False)
+            and CHILD.is_file())
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What a copier did with one body: ``copied`` bytes written from the file offset it
+    was given; ``sha256`` when all of them were, else ``error`` (``network``: the
+    connection failed, resume from ``copied``; ``local``: a write failed, ``errno`` says
+    why; ``lost``: the copier ended, nothing it wrote counts). ``reported``: bytes already
+    passed to the progress callback."""
+
+    copied: int
+    sha256: str | None = None
+    error: str | None = None
+    errno: int = 0
+    message: str = ""
+    reported: int = 0
+
+    def exception(self) -> OSError:
+        """The error as the in-process reader would have raised it."""
+        if self.error == "local":
+            return OSError(self.errno, self.message or os.strerror(self.errno))
+        if "Timeout" in self.message:
+            return TimeoutError(self.message)
+        return ConnectionError(self.message or f"copier: {self.error}")
+
+
+class _Child:
+    def __init__(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(CHILD), str(child.fileno())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self.control = parent
+
+    def copy(self, sock: socket.socket, prefix: bytes, fd: int, offset: int, length: int, *,
+             read_timeout: float, writeback: bool,
+             progress: Callable[[int], None] | None) -> Copied:
+        job = {"offset": offset, "length": length, "timeout": read_timeout,
+               "writeback": writeback, "progress_every": PROGRESS_BYTES,
+               "buffer": BUFFER_BYTES}
+        message = json.dumps(job).encode() + b"\n" + prefix
+        reported = 0
+
+        def report(count: int) -> None:
+            nonlocal reported
+            if progress is not None and count > 0:
+                progress(count)
+            reported += max(count, 0)
+
+        try:
+            socket.send_fds(self.control, [message], [sock.fileno(), fd])
+            while True:
+                reply = self.control.recv(4096)
+                if not reply:
+                    return Copied(0, error="lost", message="the copier process ended",
+                                  reported=reported)
+                fields = json.loads(reply)
+                if "progress" in fields:
+                    report(int(fields["progress"]))
+                    continue
+                copied = int(fields["copied"])
+                report(copied - reported)  # the bytes written since the last progress
+                return Copied(copied, fields.get("sha256"), fields.get("error"),
+                              int(fields.get("errno") or 0), str(fields.get("message") or ""),
+                              reported=reported)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return Copied(0, error="lost", message=f"copier: {type(exc).__name__}",
+                          reported=reported)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.control.shutdown(socket.SHUT_RDWR)  # wakes a thread waiting for a reply
+        self.control.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a child stuck in a write
+            self.process.kill()
+            self.process.wait()
+
+
+class Copiers:
+    """Up to ``size`` copier processes, started on first use and reused; a body goes to
+    an idle one or, when none is idle, is read by the calling thread as before.
+
+    Args:
+        size: Most copiers at once (a download in flight needs one).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, int(size))
+        self.enabled = self.size > 0 and supported()
+        self._lock = threading.Lock()
+        self._idle: list[_Child] = []
+        self._all: list[_Child] = []
+        self._finalizer = weakref.finalize(self, Copiers._close_all, self._all)
+
+    def warm(self, count: int) -> None:
+        """Start up to ``count`` copiers in the background (each takes tens of
+        milliseconds to start), e.g. while a pull lists the remote."""
+        def start() -> None:
+            while True:
+                with self._lock:
+                    if not self.enabled or len(self._all) >= min(count, self.size):
+                        return
+                    self._start()
+
+        if self.enabled:
+            threading.Thread(target=start, name="trtops-copiers", daemon=True).start()
+
+    def _start(self) -> _Child | None:
+        try:
+            child = _Child()
+        except OSError:
+            log.debug("copiers off: a copier process could not start", exc_info=True)
+            self.enabled = False
+            return None
+        self._all.append(child)
+        self._idle.append(child)
+        return child
+
+    @contextlib.contextmanager
+    def taken(self) -> Iterator[_Child | None]:
+        """An idle copier for one body (started if fewer than ``size`` run), or None."""
+        child = None
+        with self._lock:
+            if self.enabled:
+                if not self._idle and len(self._all) < self.size:
+                    self._start()
+                if self._idle:
+                    child = self._idle.pop()
+        try:
+            yield child
+        finally:
+            if child is not None:
+                with self._lock:
+                    if child.process.poll() is None and self.enabled:
+                        self._idle.append(child)
+                    else:
+                        self._retire(child)
+
+    def lost(self, child: _Child) -> None:
+        """``child`` ended mid-copy: stop using copiers in this process (whatever killed
+        one, e.g. the OOM killer, will kill the next)."""
+        with self._lock:
+            if self.enabled:
+                log.warning("a copier process ended mid-download; downloads continue "
+                            "in this process")
+            self.enabled = False
+            self._retire(child)
+
+    def _retire(self, child: _Child) -> None:
+        if child in self._idle:
+            self._idle.remove(child)
+        if child in self._all:
+            self._all.remove(child)
+        child.close()
+
+    def close(self) -> None:
+        """Stop every copier (idle ones end at once; each ends after its current job)."""
+        self._finalizer()
+
+    @staticmethod
+    def _close_all(children: list[_Child]) -> None:
+        for child in list(children):
+            child.close()
+        children.clear()
+
+
+def copy_body(copiers: Copiers | None, body: Any, fd: int, *, read_timeout: float,
+              writeback: bool, progress: Callable[[int], None] | None) -> Copied | None:
+    """Have a copier receive the rest of ``body`` (a direct GET's body not read yet) into
+    ``fd`` from offset 0; None when no copier takes it (the caller reads it instead)."""
+    if copiers is None or not copiers.enabled:
+        return None
+    handoff = getattr(body, "handoff_ready", None)
+    if handoff is None or not handoff(MIN_BYTES):
+        return None
+    with copiers.taken() as child:
+        if child is None:
+            return None
+        sock, prefix = body.handoff(MAX_PREFIX)
+        if sock is None:
+            return None
+        result = child.copy(sock, prefix, fd, 0, body.length, read_timeout=read_timeout,
+                            writeback=writeback, progress=progress)
+        if result.error == "lost":
+            copiers.lost(child)
+        return result
+
+
+__all__ = ["Copied", "Copiers", "MIN_BYTES", "copy_body", "supported"]
