@@ -189,6 +189,23 @@ def test_over_https_direct_gets_verify_with_botocores_ca_bundle(tmp_path, local,
     assert len(direct_sent) >= 3 * ENTRIES
 
 
+def test_over_https_large_bodies_stay_in_this_process(tmp_path, tls_endpoint, monkeypatch):
+    import hashlib
+    import os
+
+    endpoint, cert = tls_endpoint
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+    store = open_s3_store(f"s3://{BUCKET}/tlsbig?endpoint_url={endpoint}")
+    data = os.urandom(6 << 20)  # a copier's size over http (trtops/cache/copier.py)
+    store.put("big.bin", data)
+    list(store.list(""))
+    with DirectRequests(store) as direct_sent:
+        assert store.download_file("big.bin", tmp_path / "big.bin",
+                                   expected_sha256=hashlib.sha256(data).hexdigest())
+    assert (tmp_path / "big.bin").read_bytes() == data
+    assert len(direct_sent) == 1 and store.copiers.bodies == 0  # a TLS session stays here
+
+
 def test_a_large_object_is_fetched_as_direct_ranged_gets(tmp_path, s3_endpoint):
     import hashlib
     import os

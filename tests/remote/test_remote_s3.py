@@ -169,13 +169,17 @@ def test_multipart_upload_and_parallel_ranged_download(s3_url, tmp_path, s3_endp
 
 
 def test_streamed_download_reads_the_socket_directly_and_reuses_the_connection(
-        s3_store, tmp_path, monkeypatch, caplog):
+        s3_url, tmp_path, monkeypatch, caplog):
     """The download path reads botocore's body straight from the socket into one reused
     buffer (file_sink.BodyReader); the bytes, the digest check, and the connection going
-    back to the pool after each body: sequential downloads open no new connections."""
+    back to the pool after each body: sequential downloads open no new connections.
+    (Without copier processes, which would take these bodies: tests/remote/test_remote_copiers.py.)"""
     import logging
 
     from trtops.cache import file_sink
+    from trtops.cache.s3 import open_s3_store
+
+    s3_store = open_s3_store(s3_url, copiers=0)
 
     monkeypatch.setattr(file_sink, "WRITEBACK_BYTES", MiB)
     direct = []
