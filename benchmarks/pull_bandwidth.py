@@ -674,6 +674,22 @@ def main() -> int:
             measures.append(("pull-nospec", lambda: trtops_pull(
                 remote, workdir / "node", args.jobs, phases_nospec if round_ else None,
                 speculate=False)))
+        if hasattr(remote, "copiers"):  # before/after of copier processes, in one run
+            no_copiers = open_s3_store(url, copiers=0)
+            runs["pull-nocopiers"] = []
+            measures.append(("pull-nocopiers", lambda: trtops_pull(
+                no_copiers, workdir / "node", args.jobs)))
+
+            def fresh_pull() -> tuple[float, int]:
+                """A remote opened for this pull: its copiers start within the pull."""
+                store = open_s3_store(url)
+                try:
+                    return trtops_pull(store, workdir / "node", args.jobs)
+                finally:
+                    store.copiers.close()
+
+            runs["pull-fresh"] = []
+            measures.append(("pull-fresh", fresh_pull))
         runs["pull-fsync"] = []
         measures.append(("pull-fsync", lambda: trtops_pull(remote, workdir / "node", args.jobs,
                                                             fsync=True)))
@@ -745,6 +761,9 @@ def main() -> int:
     seq_lines = [row("  select first", "pull-seq")[0]] if runs.get("pull-seq") else []
     if runs.get("pull-nospec"):
         seq_lines.append(row("  no speculation", "pull-nospec")[0])
+    if runs.get("pull-nocopiers"):
+        seq_lines.append(row("  no copiers", "pull-nocopiers")[0])
+        seq_lines.append(row("  fresh remote", "pull-fresh")[0])
     scaled = {j: row(f"  pull -j {j}", f"pull-j{j}") for j in more_jobs}
     s5cmd_line, s5cmd_bw = row("s5cmd cp", "s5cmd") if runs.get("s5cmd") else ("s5cmd cp: not found", 0.0)
     labels = {"crt": "boto3 + CRT", "obstore": "obstore", "ranged": "ranged->buffers"}
