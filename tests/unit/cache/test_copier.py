@@ -55,26 +55,27 @@ def copiers():
     pool.close()
 
 
-def copy(copiers: Copiers, sock: socket.socket, fd: int, length: int, prefix: bytes = b"",
-         read_timeout: float = 30.0, progress=None) -> copier.Copied:
-    with copiers.taken() as child:
-        assert child is not None
-        return child.copy(sock, prefix, fd, 0, length, read_timeout=read_timeout,
-                          writeback=True, progress=progress)
+def copy(copiers: Copiers, tmp_path, sender: Sender, length: int, *, prefix: bytes = b"",
+         read_timeout: float = 30.0, progress=None, writable: bool = True) -> copier.Copied:
+    """What a copier does with the body ``sender`` sends, into ``tmp_path / "out"``."""
+    (tmp_path / "out").write_bytes(b"")
+    fd = os.open(tmp_path / "out", os.O_WRONLY if writable else os.O_RDONLY)
+    try:
+        with sender.connect() as sock, copiers.taken() as child:
+            assert child is not None
+            return child.copy(sock, prefix, fd, 0, length, read_timeout=read_timeout,
+                              writeback=True, progress=progress)
+    finally:
+        os.close(fd)
+        sender.stop()
 
 
 def test_a_body_moves_into_the_file_with_its_sha256(tmp_path, copiers):
     payload = os.urandom(9 * MiB + 123)
     prefix, rest = payload[:1000], payload[1000:]  # what http.client had buffered, then the socket
-    sender = Sender(rest)
     reported: list[int] = []
-    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        with sender.connect() as sock:
-            result = copy(copiers, sock, fd, len(payload), prefix, progress=reported.append)
-    finally:
-        os.close(fd)
-        sender.stop()
+    result = copy(copiers, tmp_path, Sender(rest), len(payload), prefix=prefix,
+                  progress=reported.append)
     assert result == copier.Copied(len(payload), hashlib.sha256(payload).hexdigest(),
                                    reported=len(payload))
     assert (tmp_path / "out").read_bytes() == payload
@@ -83,14 +84,7 @@ def test_a_body_moves_into_the_file_with_its_sha256(tmp_path, copiers):
 
 def test_a_connection_closed_midway_says_how_much_was_written(tmp_path, copiers):
     payload = os.urandom(5 * MiB)
-    sender = Sender(payload)
-    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        with sender.connect() as sock:
-            result = copy(copiers, sock, fd, 9 * MiB)
-    finally:
-        os.close(fd)
-        sender.stop()
+    result = copy(copiers, tmp_path, Sender(payload), 9 * MiB)
     assert (result.error, result.copied, result.sha256) == ("network", len(payload), None)
     assert isinstance(result.exception(), ConnectionError)
     assert (tmp_path / "out").read_bytes() == payload
@@ -98,29 +92,15 @@ def test_a_connection_closed_midway_says_how_much_was_written(tmp_path, copiers)
 
 def test_a_silent_connection_times_out(tmp_path, copiers):
     payload = os.urandom(1 * MiB)
-    sender = Sender(payload, close=False)
-    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        with sender.connect() as sock:
-            result = copy(copiers, sock, fd, 4 * MiB, read_timeout=0.2)
-    finally:
-        os.close(fd)
-        sender.stop()
+    result = copy(copiers, tmp_path, Sender(payload, close=False), 4 * MiB, read_timeout=0.2)
     assert result.error == "network" and isinstance(result.exception(), TimeoutError), result
     assert result.copied <= len(payload)
     assert (tmp_path / "out").read_bytes() == payload[:result.copied]
 
 
 def test_a_failed_write_is_a_local_error_with_its_errno(tmp_path, copiers):
-    (tmp_path / "out").write_bytes(b"")
-    sender = Sender(os.urandom(5 * MiB))
-    fd = os.open(tmp_path / "out", os.O_RDONLY)  # every write fails: EBADF
-    try:
-        with sender.connect() as sock:
-            result = copy(copiers, sock, fd, 5 * MiB)
-    finally:
-        os.close(fd)
-        sender.stop()
+    # A descriptor open for reading only: every write fails with EBADF.
+    result = copy(copiers, tmp_path, Sender(os.urandom(5 * MiB)), 5 * MiB, writable=False)
     assert (result.error, result.errno, result.copied) == ("local", errno.EBADF, 0)
     assert result.exception().errno == errno.EBADF
 
