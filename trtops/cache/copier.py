@@ -44,7 +44,9 @@ MiB = 1 << 20
 MIN_BYTES = 4 * MiB  # smaller bodies: a copier's round trip and fresh connection cost more
 BUFFER_BYTES = 4 * MiB  # one recv(MSG_WAITALL), sha256 update and pwrite per buffer
 PROGRESS_BYTES = 8 * MiB
-MAX_PREFIX = 256 * 1024  # already-buffered body bytes sent with a job (http.client: 8 KiB)
+# Already-buffered body bytes sent with a job (http.client holds 8 KiB): one message on a
+# SOCK_SEQPACKET pair must fit its send buffer (about 208 KiB by default on Linux).
+MAX_PREFIX = 64 * 1024
 CHILD = Path(__file__).with_name("copier_child.py")
 
 
@@ -233,10 +235,23 @@ class Copiers:
         children.clear()
 
 
-def copy_body(copiers: Copiers | None, body: Any, fd: int, *, read_timeout: float,
-              writeback: bool, progress: Callable[[int], None] | None) -> Copied | None:
-    """Have a copier receive the rest of ``body`` (a direct GET's body not read yet) into
-    ``fd`` from offset 0; None when no copier takes it (the caller reads it instead)."""
+@dataclass
+class HandedOver:
+    """A body after a copier had it: its ``sha256`` when the copier wrote all of it; else
+    ``received`` (the bytes kept, hashed into the sink), ``error`` (why it stopped) and
+    the ``progress`` callback to go on with."""
+
+    sha256: str | None
+    received: int = 0
+    error: Exception | None = None
+    progress: Callable[[int], None] | None = None
+
+
+def hand_over(copiers: Copiers | None, body: Any, sink: Any, size: int, *, read_timeout: float,
+              progress: Callable[[int], None] | None) -> HandedOver | None:
+    """Have a copier receive ``body`` (a direct GET's, not read yet) into the sink's file
+    from offset 0; None when none takes it (the caller reads it). The body is closed when
+    one did. Raises the sink's CacheError for a failed local write."""
     if copiers is None or not copiers.enabled:
         return None
     handoff = getattr(body, "handoff_ready", None)
@@ -245,16 +260,52 @@ def copy_body(copiers: Copiers | None, body: Any, fd: int, *, read_timeout: floa
     with copiers.taken() as child:
         if child is None:
             return None
-        sock, prefix = body.handoff(MAX_PREFIX)
+        try:
+            sock, prefix = body.handoff(MAX_PREFIX)
+        except Exception as exc:  # noqa: BLE001 - its read failed: resumed like any other
+            body.close()
+            return HandedOver(None, 0, exc, progress)
         if sock is None:
             return None
         with copiers._lock:
             copiers.bodies += 1
-        result = child.copy(sock, prefix, fd, 0, body.length, read_timeout=read_timeout,
-                            writeback=writeback, progress=progress)
+        try:
+            result = child.copy(sock, prefix, sink.fd, 0, size, read_timeout=read_timeout,
+                                writeback=sink.writeback, progress=progress)
+        finally:
+            body.close()
         if result.error == "lost":
             copiers.lost(child)
-        return result
+    if result.sha256 is not None and result.copied == size:
+        return HandedOver(result.sha256)
+    if result.error == "local":
+        from trtops.cache.file_sink import local_error
+
+        raise local_error(result.exception(), sink.relative)
+    # What the copier wrote is kept and hashed here; a lost copier's bytes are fetched
+    # again, without reporting their progress twice.
+    received = sink.adopt(result.copied if result.error == "network" else 0)
+    if received < result.reported:
+        progress = _skip_first(progress, result.reported - received)
+    return HandedOver(None, received, result.exception(), progress)
 
 
-__all__ = ["Copied", "Copiers", "MIN_BYTES", "copy_body", "supported"]
+def _skip_first(progress: Callable[[int], None] | None,
+                count: int) -> Callable[[int], None] | None:
+    """``progress`` that ignores the first ``count`` bytes reported to it (reported once
+    already, before they had to be fetched again)."""
+    if progress is None:
+        return None
+    skipped = 0
+
+    def skipping(amount: int) -> None:
+        nonlocal skipped
+        hidden = min(amount, count - skipped)
+        skipped += hidden
+        if amount > hidden:
+            progress(amount - hidden)
+
+    return skipping
+
+
+__all__ = ["Copied", "Copiers", "HandedOver", "MIN_BYTES", "hand_over", "supported"]

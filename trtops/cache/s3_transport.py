@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from trtops.cache.copier import Copiers, copy_body
+from trtops.cache.copier import Copiers, hand_over
 from trtops.cache.file_sink import (
     Abandoned,
     BodyReader,
@@ -50,6 +50,13 @@ from trtops.cache.file_sink import (
     write_local,
 )
 from trtops.cache.s3_direct import FALLBACK
+from trtops.cache.s3_errors import (
+    error_code,
+    http_status,
+    is_not_found,
+    is_precondition_failed,
+    is_transient,
+)
 from trtops.cache.s3_urls import (  # noqa: F401 - the S3 backend's public names
     S3Location,
     _redact_url,
@@ -71,7 +78,6 @@ DEFAULT_READ_TIMEOUT = 60.0
 SHA_METADATA = "sha256"  # x-amz-meta-sha256
 
 Progress = Callable[[int], None]
-
 
 
 # --------------------------------------------------------------------------- configuration
@@ -98,62 +104,6 @@ def recorded_sha256(response: dict) -> str | None:
         if name.lower() == SHA_METADATA:
             return value
     return None
-
-
-# --------------------------------------------------------------------------- errors
-
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: BaseException) -> int:
-    response = getattr(exc, "response", None) or {}
-    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-
-
-def _is_not_found(exc: BaseException) -> bool:
-    return _error_code(exc) in ("404", "NoSuchKey", "NotFound") or (
-        _status(exc) == 404 and _error_code(exc) != "NoSuchBucket")
-
-
-def _is_precondition_failed(exc: BaseException) -> bool:
-    # 409 ConditionalRequestConflict: S3 lost a race between two conditional writers.
-    return _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict") or \
-        _status(exc) in (412, 409)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Errors worth our own retry: connection trouble, timeouts, 5xx, a broken body."""
-    _, botocore = _boto()
-    import urllib3.exceptions
-
-    # ConnectionError is not an HTTPClientError; ResponseStreamingError is botocore >= 1.29.
-    names = ("HTTPClientError", "ConnectionError", "ResponseStreamingError", "IncompleteReadError")
-    kinds = tuple(getattr(botocore.exceptions, n) for n in names if hasattr(botocore.exceptions, n))
-    if isinstance(exc, kinds + (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return _status(exc) >= 500 or _error_code(exc) in ("SlowDown", "RequestTimeout",
-                                                          "InternalError", "ServiceUnavailable")
-    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
-
-
-def _skip_first(progress: Progress | None, count: int) -> Progress | None:
-    """``progress`` that ignores the first ``count`` bytes reported to it (reported once
-    already, before they had to be fetched again)."""
-    if progress is None:
-        return None
-    skipped = 0
-
-    def skipping(amount: int) -> None:
-        nonlocal skipped
-        hidden = min(amount, count - skipped)
-        skipped += hidden
-        if amount > hidden:
-            progress(amount - hidden)
-
-    return skipping
 
 
 # --------------------------------------------------------------------------- the transport
@@ -353,12 +303,12 @@ class S3Transport:
                      "a profile in ~/.aws/credentials",
             )
         if isinstance(exc, botocore.exceptions.ClientError):
-            code = _error_code(exc)
+            code = error_code(exc)
             if code == "NoSuchBucket":
                 return RemoteError(f"bucket {self.bucket!r} does not exist at {self.endpoint}",
                                    hint=f"create it (aws s3 mb s3://{self.bucket}) or fix the URL")
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-                        "ExpiredToken", "InvalidToken", "AllAccessDisabled") or _status(exc) == 403:
+                        "ExpiredToken", "InvalidToken", "AllAccessDisabled") or http_status(exc) == 403:
                 return RemoteError(
                     f"access denied to {target} while trying to {action} {what}".rstrip(),
                     hint="check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and the "
@@ -368,10 +318,10 @@ class S3Transport:
 
             message = redact(exc.response.get("Error", {}).get("Message", ""))
             return RemoteError(
-                f"S3 refused to {action} {what} at {target}: {code or _status(exc)} {message}".strip(),
+                f"S3 refused to {action} {what} at {target}: {code or http_status(exc)} {message}".strip(),
                 hint="retry later; if it persists check the server logs",
             )
-        if _is_transient(exc):
+        if is_transient(exc):
             return RemoteError(
                 f"cannot reach the remote cache {target} (while trying to "
                 f"{' '.join(filter(None, (action, what)))}): {type(exc).__name__}",
@@ -393,7 +343,7 @@ class S3Transport:
         except Exception as exc:  # noqa: BLE001 - translated; original chained
             _, botocore = _boto()
             if isinstance(exc, botocore.exceptions.ClientError) and (
-                    _is_not_found(exc) or _is_precondition_failed(exc)):
+                    is_not_found(exc) or is_precondition_failed(exc)):
                 raise
             raise self._translate(exc, action, what) from exc
 
@@ -404,7 +354,7 @@ class S3Transport:
         try:
             return self._call("read", relative, "head_object", Key=self._name(relative))
         except botocore.exceptions.ClientError as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 return None
             raise self._translate(exc, "read", relative) from exc
 
@@ -425,13 +375,13 @@ class S3Transport:
                 with contextlib.closing(response["Body"]) as body:
                     return body.read(limit + 1), response
             except botocore.exceptions.ClientError as exc:
-                if _is_not_found(exc):
+                if is_not_found(exc):
                     return None
                 raise self._translate(exc, "read", relative) from exc
             except CacheError:
                 raise
             except Exception as exc:  # noqa: BLE001 - body read broke: retry whole object
-                if not _is_transient(exc) or attempt == self.stream_retries:
+                if not is_transient(exc) or attempt == self.stream_retries:
                     raise self._translate(exc, "read", relative) from exc
                 self._backoff(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -454,7 +404,7 @@ class S3Transport:
         try:
             return self._call("write", relative, "put_object", **kwargs).get("ETag", "")
         except botocore.exceptions.ClientError as exc:
-            if _is_precondition_failed(exc) or (if_match is not None and _is_not_found(exc)):
+            if is_precondition_failed(exc) or (if_match is not None and is_not_found(exc)):
                 return None
             raise self._translate(exc, "write", relative) from exc
 
@@ -468,9 +418,9 @@ class S3Transport:
             self._call("delete", relative, "delete_object", **kwargs)
             return True
         except botocore.exceptions.ClientError as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 return if_match is None
-            if _is_precondition_failed(exc):
+            if is_precondition_failed(exc):
                 return False
             raise self._translate(exc, "delete", relative) from exc
 
@@ -546,7 +496,7 @@ class S3Transport:
                 try:
                     self._call("upload", relative, "put_object", Body=handle, **kwargs)
                 except botocore.exceptions.ClientError as exc:
-                    if create_only and _is_precondition_failed(exc):
+                    if create_only and is_precondition_failed(exc):
                         return False
                     raise self._translate(exc, "upload", relative) from exc
             if progress:
@@ -584,7 +534,7 @@ class S3Transport:
             try:
                 self._call("upload", relative, "complete_multipart_upload", **kwargs)
             except botocore.exceptions.ClientError as exc:
-                if create_only and _is_precondition_failed(exc):
+                if create_only and is_precondition_failed(exc):
                     self._abort(name, upload_id)
                     return False
                 raise self._translate(exc, "upload", relative) from exc
@@ -701,10 +651,10 @@ class S3Transport:
             # Raw call: the caller classifies failures and resumes after transient ones.
             return self.client.get_object(Bucket=self.bucket, **kwargs)["Body"]
         except botocore.exceptions.ClientError as exc:
-            if _is_not_found(exc) or _is_precondition_failed(exc):
+            if is_not_found(exc) or is_precondition_failed(exc):
                 raise CacheError(f"{self.url}/{relative} disappeared or changed during download",
                                  hint="retry; another writer replaced or deleted it") from exc
-            if _is_transient(exc):
+            if is_transient(exc):
                 raise
             raise self._translate(exc, "download", relative) from exc
 
@@ -722,12 +672,12 @@ class S3Transport:
                 response = self.client.get_object(Bucket=self.bucket, Key=self._name(relative))
                 return response["Body"], response
             except botocore.exceptions.ClientError as exc:
-                if _is_not_found(exc):
+                if is_not_found(exc):
                     return None
-                if not _is_transient(exc) or attempt == self.stream_retries:
+                if not is_transient(exc) or attempt == self.stream_retries:
                     raise self._translate(exc, "download", relative) from exc
             except Exception as exc:  # noqa: BLE001 - classified below
-                if not _is_transient(exc) or attempt == self.stream_retries:
+                if not is_transient(exc) or attempt == self.stream_retries:
                     raise self._translate(exc, "download", relative) from exc
             self._backoff(attempt + 1)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -740,30 +690,15 @@ class S3Transport:
         sink = FileSink(fd, relative, writeback=writeback)
         received = 0
         failures = 0
-        if body is not None:
-            try:
-                moved = copy_body(self.copiers, body, fd, read_timeout=self.read_timeout,
-                                  writeback=writeback, progress=progress)
-            except Exception as exc:  # noqa: BLE001 - the handoff's own read failed
-                body.close()
+        if body is not None:  # a large plain-http body: received by a copier process
+            handed = hand_over(self.copiers, body, sink, size, read_timeout=self.read_timeout,
+                               progress=progress)
+            if handed is not None:
                 body = None
-                failures = self._resume_or_raise(exc, relative, failures, received)
-            else:
-                if moved is not None:
-                    body.close()
-                    body = None
-                    if moved.sha256 is not None and moved.copied == size:
-                        return moved.sha256
-                    if moved.error == "local":
-                        raise local_error(moved.exception(), relative)
-                    # Interrupted: what the copier wrote is kept, hashed again here, and
-                    # the rest is fetched as after any interruption. A lost copier's bytes
-                    # are fetched again, without reporting their progress twice.
-                    received = sink.adopt(moved.copied if moved.error == "network" else 0)
-                    if received < moved.reported:
-                        progress = _skip_first(progress, moved.reported - received)
-                    failures = self._resume_or_raise(moved.exception(), relative,
-                                                     failures, received)
+                if handed.sha256 is not None:
+                    return handed.sha256
+                received, progress = handed.received, handed.progress
+                failures = self._resume_or_raise(handed.error, relative, failures, received)
         buffer = read_buffer()
         while True:
             try:
@@ -797,7 +732,7 @@ class S3Transport:
         translated error when ``exc`` is not transient or ``stream_retries`` resumes are
         spent; else back off and return the failures so far (with this one), and the
         caller resumes with a ranged GET from the object's byte ``at``."""
-        if not _is_transient(exc) or failures >= self.stream_retries:
+        if not is_transient(exc) or failures >= self.stream_retries:
             raise self._translate(exc, "download", relative) from exc
         failures += 1
         log.debug("download of %s interrupted (%s); resuming at byte %d",
@@ -902,7 +837,7 @@ class S3Transport:
                                   Range=f"bytes={start}-{end - 1}")
             return response["Body"].read()
         except botocore.exceptions.ClientError as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 return None
             raise self._translate(exc, "read", name) from exc
 
@@ -932,7 +867,6 @@ class S3Transport:
         """Stream an object into ``dest`` (hashed on the way, renamed into place); False
         when absent."""
         return self.download_file(name, Path(dest))
-
 
 
 def file_sha256(path: Path) -> str:
