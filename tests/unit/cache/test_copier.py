@@ -5,6 +5,7 @@ Against SeaweedFS, through downloads and pulls: tests/remote/test_remote_copiers
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -34,7 +35,7 @@ class Sender:
 
     def _serve(self) -> None:
         peer, _ = self.server.accept()
-        with peer:
+        with peer, contextlib.suppress(ConnectionError):  # the copier may stop first
             peer.sendall(self.payload)
             if not self.close:
                 self.done.wait()
