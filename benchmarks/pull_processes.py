@@ -17,14 +17,10 @@ Usage (lab, set up as for pull_bandwidth.py):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -169,18 +165,9 @@ def spawn_only(count: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--engines", type=int, default=20)
-    parser.add_argument("--mb", type=int, default=50, help="engine size in MB (10^6 bytes)")
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args()
-
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-pull-procs-"))
-    server = bench.start_server(workdir / "seaweedfs")
-    try:
-        url, remote, keys, _ = bench.seed_remote(server, workdir, args.engines, args.mb, jobs=8)
-        list(remote.list("engines/00"))  # direct GETs learn their target from a listing
-        total = args.engines * args.mb * 1_000_000
+    with pull_threads.seeded(__doc__.split("\n\n")[0], "trtops-pull-procs-") as seed:
+        url, remote, keys, total = seed.url, seed.remote, seed.keys, seed.total
+        workdir = seed.workdir
         files = workdir / "files"
         from trtops.cache.s3 import open_s3_store
 
@@ -210,30 +197,9 @@ def main() -> None:
             "trtops pull j8 fresh remote": lambda: fresh_pull(8),
             "trtops pull j10 fresh remote": lambda: fresh_pull(10),
         }
-        spawn = {f"spawn P{n}": n for n in (1, 10)}
-        runs: dict[str, list[float]] = {name: [] for name in [*rows, *spawn]}
-        for round_ in range(4):
-            for name, measure in rows.items():
-                seconds, got = measure()
-                assert got == total, (name, got)
-                if round_:
-                    runs[name].append(seconds)
-                for leftover in (files, workdir / "node"):
-                    shutil.rmtree(leftover, ignore_errors=True)
-                os.sync()
-            for name, count in spawn.items():
-                seconds, _ = spawn_only(count)
-                if round_:
-                    runs[name].append(seconds)
-        for name, measured in runs.items():
-            seconds = statistics.median(measured)
-            rate = f"{total / seconds / 1e6:6.0f} MB/s" if name not in spawn else " " * 11
-            listed = ", ".join(f"{s:.3f}" for s in measured)
-            print(f"{name:28s} {seconds:5.3f} s {rate}  runs {listed}")
-    finally:
-        server.stop()
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        rows.update({f"spawn P{n} (no bytes)": lambda n=n: spawn_only(n) for n in (1, 10)})
+        for line in pull_threads.alternate(rows, total, (files, workdir / "node")):
+            print(line)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -64,19 +67,67 @@ def gets_to_files(store, keys: list[str], jobs: int, to_dir: Path, *, sha256: bo
     return time.perf_counter() - started, total
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def alternate(rows: dict, total: int, leftovers: tuple[Path, ...], rounds: int = 3) -> list[str]:
+    """Run every row's measure (seconds and bytes) in turn, ``rounds`` times after a
+    warm-up round, removing what it wrote and flushing dirty pages between measures
+    (outside the timed region, as in pull_bandwidth.py); one line per row: median seconds,
+    MB/s for ``total`` bytes (none for a row that moves no bytes), this process's CPU."""
+    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in rows}
+    for round_ in range(rounds + 1):
+        for name, measure in rows.items():
+            cpu = time.process_time()
+            seconds, got = measure()
+            cpu = time.process_time() - cpu
+            assert got in (total, 0), (name, got)
+            if round_:
+                runs[name].append((seconds, cpu, got))
+            for leftover in leftovers:
+                shutil.rmtree(leftover, ignore_errors=True)
+            os.sync()
+    lines = []
+    for name, measured in runs.items():
+        seconds = statistics.median(s for s, _, _ in measured)
+        cpu = statistics.median(c for _, c, _ in measured)
+        rate = f"{total / seconds / 1e6:6.0f} MB/s" if measured[0][2] else " " * 11
+        listed = ", ".join(f"{s:.3f}" for s, _, _ in measured)
+        lines.append(f"{name:32s} {seconds:5.3f} s {rate}  cpu {cpu:.2f} s  runs {listed}")
+    return lines
+
+
+@dataclass
+class Seeded:
+    """The benchmark's server with its engines, as pull_bandwidth.py seeds them."""
+
+    url: str
+    remote: object
+    keys: list[str]
+    total: int  # engine bytes
+    workdir: Path
+
+
+@contextmanager
+def seeded(description: str, prefix: str) -> Iterator[Seeded]:
+    """Parse --engines/--mb/--workdir, start SeaweedFS and push the engines; stop it after."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--engines", type=int, default=20)
     parser.add_argument("--mb", type=int, default=50, help="engine size in MB (10^6 bytes)")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
-
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trtops-pull-threads-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=prefix))
     server = bench.start_server(workdir / "seaweedfs")
     try:
-        _, remote, keys, _ = bench.seed_remote(server, workdir, args.engines, args.mb, jobs=8)
+        url, remote, keys, _ = bench.seed_remote(server, workdir, args.engines, args.mb, jobs=8)
         list(remote.list("engines/00"))  # direct GETs start after a listing, as in a pull
-        total = args.engines * args.mb * 1_000_000
+        yield Seeded(url, remote, keys, args.engines * args.mb * 1_000_000, workdir)
+    finally:
+        server.stop()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    with seeded(__doc__.split("\n\n")[0], "trtops-pull-threads-") as seed:
+        remote, keys, workdir = seed.remote, seed.keys, seed.workdir
         files = workdir / "files"
         rows = {}
         for jobs in (8, 16):
@@ -90,29 +141,8 @@ def main() -> None:
         for jobs in (8, 16):
             rows[f"trtops pull j{jobs}"] = \
                 lambda j=jobs: bench.trtops_pull(remote, workdir / "node", j)
-
-        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
-        for round_ in range(4):  # round 0 warms up, as in pull_bandwidth.py
-            for name, measure in rows.items():
-                cpu = time.process_time()
-                seconds, got = measure()
-                cpu = time.process_time() - cpu
-                assert got == total, (name, got)
-                if round_:
-                    runs[name].append((seconds, cpu))
-                for leftover in (files, workdir / "node"):
-                    shutil.rmtree(leftover, ignore_errors=True)
-                os.sync()  # outside the timed region, as in pull_bandwidth.py
-        for name, measured in runs.items():
-            seconds = statistics.median(s for s, _ in measured)
-            cpu = statistics.median(c for _, c in measured)
-            listed = ", ".join(f"{s:.3f}" for s, _ in measured)
-            print(f"{name:32s} {seconds:5.3f} s {total / seconds / 1e6:6.0f} MB/s  "
-                  f"cpu {cpu:.2f} s  runs {listed}")
-    finally:
-        server.stop()
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        for line in alternate(rows, seed.total, (files, workdir / "node")):
+            print(line)
 
 
 if __name__ == "__main__":
