@@ -609,13 +609,25 @@ def append_results(path: Path, lines: list[str], command: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def client_cpu() -> float:
-    """CPU seconds of this process and of its finished children (s5cmd, run to its end;
-    the server runs on, so its CPU is never counted)."""
+def client_cpu(server_pid: int | None = None) -> float:
+    """CPU seconds of this process, of its finished children (s5cmd, run to its end) and of
+    its running ones but the server (the pull's copier processes, which outlive a pull)."""
     import resource
 
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
+    running = sum(process_cpu(int(pid)) for listing in Path("/proc/self/task").glob("*/children")
+                  for pid in listing.read_text().split() if int(pid) != server_pid)
+    return time.process_time() + children.ru_utime + children.ru_stime + running
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far; 0 where unknown (or ended:
+    then its CPU is its parent's RUSAGE_CHILDREN)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -717,10 +729,11 @@ def main() -> int:
             measures.append((f"pull-j{jobs}",
                              lambda j=jobs: trtops_pull(remote, workdir / "node", j)))
         for round_ in range(args.rounds + 1):  # alternate, so all see the same conditions
+            server_pid = server.process.pid if server.process else None
             for name, measure in measures:
-                cpu = client_cpu()
+                cpu = client_cpu(server_pid)
                 seconds, got = measure()
-                cpu = client_cpu() - cpu
+                cpu = client_cpu(server_pid) - cpu
                 assert got == total, (name, got, total)
                 if round_:  # round 0 warms up the page cache, connections and imports
                     runs[name].append((seconds, cpu))

@@ -8,8 +8,12 @@ and the rows marked ``nosha``. The byte path of the ``raw`` rows is :data:`WORKE
 ``MSG_WAITALL`` into a reused buffer (one call, and one GIL release, per buffer), sha256
 and ``pwrite`` per buffer. ``threads`` rows run it in this interpreter's threads;
 ``procs`` rows in P worker processes (stdlib only, each given its objects on stdin),
-started before the clock (``warm``) or inside it. ``http.client`` rows read through the
-transport's direct GETs as a pull does today. Alternating rows, median of 3 after a warm-up.
+started before the clock (``warm``) or inside it; ``pipelined`` ones receive the next
+buffer while a second thread hashes and writes the last. ``plain``/``direct GETs`` discard
+the bodies (pull_bandwidth.py's baselines); ``trtops pull`` rows run the pull with copier
+processes (trtops/cache/copier.py), ``copiers=0`` without. Each row also prints the whole
+machine's busy cores and the SeaweedFS server's CPU seconds (/proc): whether the host has
+CPU left. Alternating rows, median of 3 after a warm-up.
 
 Usage (lab, set up as for pull_bandwidth.py):
   PYTHONPATH=$PWD:$PWD/tests:/opt/bench python3 benchmarks/pull_processes.py
@@ -34,7 +38,8 @@ MiB = 1 << 20
 WORKER = r'''
 import hashlib, json, os, socket, sys
 
-def fetch(host, port, host_header, path, headers, dest, buffer_size, sha=True):
+def fetch(host, port, host_header, path, headers, dest, buffer_size, sha=True,
+          pipelined=False):
     sock = socket.create_connection((host, port))
     try:
         lines = [f"GET {path} HTTP/1.1", f"Host: {host_header}"]
@@ -59,6 +64,9 @@ def fetch(host, port, host_header, path, headers, dest, buffer_size, sha=True):
                 digest.update(early)
             os.pwrite(fd, early, 0)
             offset = len(early)
+            if pipelined:
+                return _pipelined(sock, fd, digest if sha else None, offset, length,
+                                  buffer_size), digest.hexdigest()
             view = memoryview(bytearray(buffer_size))
             while offset < length:
                 want = min(buffer_size, length - offset)
@@ -75,6 +83,40 @@ def fetch(host, port, host_header, path, headers, dest, buffer_size, sha=True):
         return offset, digest.hexdigest()
     finally:
         sock.close()
+
+def _pipelined(sock, fd, digest, offset, length, buffer_size):
+    """Receive in this thread while another hashes and writes the previous buffers: the
+    connection keeps draining during the hash (3 buffers in a ring)."""
+    import queue, threading
+    free, full = queue.Queue(), queue.Queue()
+    for _ in range(3):
+        free.put(memoryview(bytearray(buffer_size)))
+
+    def consume():
+        while True:
+            item = full.get()
+            if item is None:
+                return
+            view, count, at = item
+            if digest is not None:
+                digest.update(view[:count])
+            os.pwrite(fd, view[:count], at)
+            free.put(view)
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    try:
+        while offset < length:
+            view = free.get()
+            count = sock.recv_into(view, min(buffer_size, length - offset), socket.MSG_WAITALL)
+            if count <= 0:
+                raise ConnectionError("body cut")
+            full.put((view, count, offset))
+            offset += count
+    finally:
+        full.put(None)
+        worker.join()
+    return offset
 
 def main():
     total = 0
@@ -93,7 +135,7 @@ if __name__ == "__main__":
 
 
 def jobs_for(remote, keys: list[str], to_dir: Path, buffer_size: int,
-             sha: bool = True) -> list[dict]:
+             sha: bool = True, pipelined: bool = False) -> list[dict]:
     """One signed request per engine.plan object (headers signed here, in the parent)."""
     direct = remote.direct
     target = direct.target
@@ -104,7 +146,7 @@ def jobs_for(remote, keys: list[str], to_dir: Path, buffer_size: int,
         out.append({"host": host, "port": int(port), "host_header": target.host,
                     "path": path, "headers": direct.headers(target, path),
                     "dest": str(to_dir / name.replace("/", "_")),
-                    "buffer_size": buffer_size, "sha": sha})
+                    "buffer_size": buffer_size, "sha": sha, "pipelined": pipelined})
     return out
 
 
@@ -144,9 +186,9 @@ def feed(workers: list[subprocess.Popen], jobs: list[dict]) -> int:
 
 
 def procs(remote, keys, count: int, to_dir: Path, buffer_size: int, warm: bool,
-          sha: bool = True) -> tuple[float, int]:
+          sha: bool = True, pipelined: bool = False) -> tuple[float, int, float]:
     bench._fresh(to_dir)
-    jobs = jobs_for(remote, keys, to_dir, buffer_size, sha)
+    jobs = jobs_for(remote, keys, to_dir, buffer_size, sha, pipelined)
     workers = start_workers(count) if warm else None
     if warm:  # let them start (and not count their start in the machine's busy CPU)
         time.sleep(0.5)
@@ -190,9 +232,17 @@ def main() -> None:
             "procs P16 warm 4MiB": lambda: procs(remote, keys, 16, files, 4 * MiB, True),
             "procs P10 warm 4MiB nosha": lambda: procs(remote, keys, 10, files, 4 * MiB, True,
                                                        sha=False),
+            # All 20 objects at once, as s5cmd (32 workers) does: no second wave.
+            "procs P20 warm 4MiB": lambda: procs(remote, keys, 20, files, 4 * MiB, True),
+            # Receive while the previous buffer is hashed and written (a thread per copier).
+            "procs P10 warm pipelined": lambda: procs(remote, keys, 10, files, 4 * MiB, True,
+                                                      pipelined=True),
+            "procs P20 warm pipelined": lambda: procs(remote, keys, 20, files, 4 * MiB, True,
+                                                      pipelined=True),
             "trtops pull j8 copiers=0": lambda: bench.trtops_pull(plain, workdir / "node", 8),
             "trtops pull j8": lambda: bench.trtops_pull(remote, workdir / "node", 8),
             "trtops pull j16": lambda: bench.trtops_pull(remote, workdir / "node", 16),
+            "trtops pull j20": lambda: bench.trtops_pull(remote, workdir / "node", 20),
             "trtops pull j10 fresh remote": lambda: fresh_pull(10),
         }
         rows.update({f"spawn P{n} (no bytes)": lambda n=n: spawn_only(n) for n in (1, 10)})

@@ -79,15 +79,6 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
 
 
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) of process ``pid`` so far; 0 where unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, TypeError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def alternate(rows: dict, total: int, leftovers: tuple[Path, ...], rounds: int = 3,
               server_pid: int | None = None) -> list[str]:
     """Run every row's measure (seconds and bytes) in turn, ``rounds`` times after a
@@ -98,11 +89,11 @@ def alternate(rows: dict, total: int, leftovers: tuple[Path, ...], rounds: int =
     runs: dict[str, list[tuple[float, float, int, float, float]]] = {name: [] for name in rows}
     for round_ in range(rounds + 1):
         for name, measure in rows.items():
-            cpu, (busy, _), server = time.process_time(), machine_cpu(), process_cpu(server_pid)
+            cpu, (busy, _), server = time.process_time(), machine_cpu(), bench.process_cpu(server_pid)
             seconds, got, *started = measure()  # a third value: busy CPU when timing began
             cpu = time.process_time() - cpu
             busy = (machine_cpu()[0] - (started[0] if started else busy)) / seconds
-            server = process_cpu(server_pid) - server
+            server = bench.process_cpu(server_pid) - server
             assert got in (total, 0), (name, got)
             if round_:
                 runs[name].append((seconds, cpu, got, busy, server))
