@@ -103,3 +103,19 @@ def test_a_copier_killed_midway_is_replaced_by_this_process(tmp_path, s3_endpoin
     assert not store.copiers.enabled  # whatever killed one would kill the next
     assert sum(reported) == len(data)  # the refetched bytes are not counted twice
     store.copiers.close()
+
+
+@pytest.mark.parametrize("options,started", [
+    ("&copiers=4", 2), ("&copiers=0", 0), ("&copiers=4&direct_gets=0", 0)])
+def test_a_pull_starts_its_copiers_before_its_first_download(s3_endpoint, options, started):
+    store = open_s3_store(f"s3://{BUCKET}/warm?endpoint_url={s3_endpoint}{options}")
+    thread = store.prepare_downloads(2)  # what a pull's downloads call first
+    if thread is not None:
+        thread.join()
+    assert len(store.copiers._all) == started
+    store.copiers.close()
+
+
+def test_an_https_remote_starts_no_copiers():
+    store = open_s3_store("s3://bucket/p?endpoint_url=https://s3.example.com")
+    assert store.prepare_downloads(4) is None and store.copiers._all == []

@@ -2,10 +2,12 @@
 outside this interpreter.
 
 Why: in one Python process every chunk of a body crosses the GIL to be received, hashed
-and written. On the 16-core lab host that capped GET + sha256 + write near 3.3 GB/s with
-12 cores idle, whatever the thread count (benchmarks/RESULTS.md, pull_threads.py), while
-``s5cmd`` (Go, no hashing) copies the same objects at 6.5 GB/s. A copier is a small
-stdlib-only process (:mod:`trtops.cache.copier_child`) with its own GIL.
+and written, and a pull's work per entry (metadata reads, staging, publishing) waits
+behind those crossings. A copier is a small stdlib-only process
+(:mod:`trtops.cache.copier_child`) with its own GIL. On the 16-core lab host a pull of
+20 x 50 MB engines took 0.37-0.39 s without copiers and 0.31-0.32 s with them (8 jobs;
+benchmarks/RESULTS.md, pull_processes.py). A copier reads a body in 4 MiB
+``recv(MSG_WAITALL)`` calls: one call, and one GIL release, per buffer.
 
 What stays here: everything HTTP. The request is signed, sent and answered in this process
 (:mod:`trtops.cache.s3_direct`); only once its status and headers are accepted is the
@@ -163,9 +165,10 @@ class Copiers:
         self.bodies = 0  # bodies handed to a copier (a benchmark's and the tests' measure)
         self._finalizer = weakref.finalize(self, Copiers._close_all, self._all)
 
-    def warm(self, count: int) -> None:
+    def warm(self, count: int) -> threading.Thread | None:
         """Start up to ``count`` copiers in the background (each takes tens of
-        milliseconds to start), e.g. while a pull lists the remote."""
+        milliseconds to start), e.g. while a pull lists the remote. Returns the thread
+        that starts them (None when copiers are off)."""
         def start() -> None:
             while True:
                 with self._lock:
@@ -173,8 +176,11 @@ class Copiers:
                         return
                     self._start()
 
-        if self.enabled:
-            threading.Thread(target=start, name="trtops-copiers", daemon=True).start()
+        if not self.enabled:
+            return None
+        thread = threading.Thread(target=start, name="trtops-copiers", daemon=True)
+        thread.start()
+        return thread
 
     def _start(self) -> _Child | None:
         try:

@@ -282,11 +282,13 @@ class S3Transport:
     def _name(self, relative: str) -> str:
         return self._root + relative
 
-    def prepare_downloads(self, count: int) -> None:
+    def prepare_downloads(self, count: int) -> Any:
         """About ``count`` downloads will run at once: start their copier processes now,
-        where bodies can go to them (a plain-http endpoint; see :mod:`trtops.cache.copier`)."""
+        where bodies can go to them (a plain-http endpoint; see :mod:`trtops.cache.copier`).
+        Returns the thread starting them, or None."""
         if (self.endpoint_url or "").lower().startswith("http://") and self.direct_gets:
-            self.copiers.warm(count)
+            return self.copiers.warm(count)
+        return None
 
     def _translate(self, exc: BaseException, action: str, what: str = "") -> CacheError:
         """A user-facing error for a failed request (never includes credentials)."""
