@@ -119,3 +119,25 @@ def test_a_pull_starts_its_copiers_before_its_first_download(s3_endpoint, option
 def test_an_https_remote_starts_no_copiers():
     store = open_s3_store("s3://bucket/p?endpoint_url=https://s3.example.com")
     assert store.prepare_downloads(4) is None and store.copiers._all == []
+
+
+class Dropped(Exception):
+    pass
+
+
+def test_a_download_given_up_by_its_progress_ends_its_copier(tmp_path, s3_endpoint):
+    """A pull stops a speculative download by raising from its progress callback: the
+    copier is ended mid-body, never handed the next body with its old replies pending."""
+    store = open_s3_store(f"s3://{BUCKET}/dropped?endpoint_url={s3_endpoint}&copiers=1")
+    data = stored(store, "engine.plan", 24 * MiB)
+
+    def give_up(count: int) -> None:
+        raise Dropped
+
+    with pytest.raises(Dropped):
+        store.download_file("engine.plan", tmp_path / "dropped.plan", progress=give_up)
+    assert not (tmp_path / "dropped.plan").exists() and store.copiers._all == []
+    assert store.copiers.enabled  # not the copier's fault: the next body gets a new one
+    download(store, "engine.plan", tmp_path / "engine.plan", data)
+    assert store.copiers.bodies == 2
+    store.copiers.close()

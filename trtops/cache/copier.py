@@ -101,6 +101,9 @@ class _Child:
         finally:
             child.close()
         self.control = parent
+        # Left mid-job (the caller's progress callback raised, e.g. a speculative download
+        # that was dropped): its next reply would answer a job it was not given.
+        self.abandoned = False
 
     def copy(self, sock: socket.socket, prefix: bytes, fd: int, offset: int, length: int, *,
              read_timeout: float, writeback: bool,
@@ -136,8 +139,15 @@ class _Child:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return Copied(0, error="lost", message=f"copier: {type(exc).__name__}",
                           reported=reported)
+        except BaseException:
+            self.abandoned = True
+            raise
 
     def close(self) -> None:
+        """End the process: at once when it was abandoned mid-job (its work is dropped),
+        else after its current job (it reads the pair's end)."""
+        if self.abandoned:
+            self.process.kill()
         with contextlib.suppress(OSError):
             self.control.shutdown(socket.SHUT_RDWR)  # wakes a thread waiting for a reply
         self.control.close()
@@ -208,7 +218,7 @@ class Copiers:
         finally:
             if child is not None:
                 with self._lock:
-                    if child.process.poll() is None and self.enabled:
+                    if child.process.poll() is None and self.enabled and not child.abandoned:
                         self._idle.append(child)
                     else:
                         self._retire(child)
