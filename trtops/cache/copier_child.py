@@ -8,11 +8,12 @@ user's environment adds. FD is its end of a ``SOCK_SEQPACKET`` socket pair.
 A job is one message: a JSON header, a newline, then the body bytes the parent had already
 received (its HTTP reader's buffer), with two file descriptors attached: the connection's
 socket, positioned at the rest of the body, and the destination file. Replies, one message
-each: ``{"progress": N}`` (bytes written since the last one) every so often, then ``{"copied": N, "sha256": HEX}`` or
-``{"copied": N, "error": KIND, "errno": E, "message": TEXT}`` with KIND ``network``
-(connection closed, reset, or silent for the read timeout) or ``local`` (a write to the
-file failed, e.g. a full disk). The child closes both descriptors after every job and ends
-when the pair's other end closes.
+each: ``{"progress": N}`` (bytes written since the last one) every so often, then
+``{"copied": N, "sha256": HEX}`` or ``{"copied": N, "error": KIND, "errno": E,
+"message": TEXT}`` with KIND ``network`` (connection closed, reset, or silent for the read
+timeout), ``local`` (a write to the file failed, e.g. a full disk) or ``job`` (a malformed
+job). The child closes both descriptors after every job and ends when the pair's other end
+closes.
 """
 
 import hashlib
