@@ -27,14 +27,20 @@ import sys
 MAX_MESSAGE = 1 << 20  # a job's header and already-received bytes fit (see copier.py)
 
 
+SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages, do not wait
+
+
 class LocalWriteError(Exception):
     def __init__(self, exc: OSError) -> None:
         super().__init__(exc.strerror or str(exc))
         self.errno = exc.errno or 0
 
 
-def _writeback():
-    """Linux sync_file_range(SYNC_FILE_RANGE_WRITE), or None."""
+def find_sync_file_range():
+    """Linux ``sync_file_range`` through ctypes (which drops the GIL around the call), or
+    None (another system, no libc). Shared with trtops.cache.file_sink."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
@@ -46,16 +52,19 @@ def _writeback():
         return None
 
 
-def _pwrite_all(fd, view, offset):
+def pwrite_all(fd, data, offset):
+    """Write all of ``data`` at ``offset``: a pwrite may write less (e.g. at a file size
+    limit, where the next one raises OSError). Shared with trtops.cache.file_sink."""
+    view = memoryview(data)
     try:
         while view:
             written = os.pwrite(fd, view, offset)
-            if written <= 0:
-                raise OSError(5, "short write")
+            if written <= 0:  # pragma: no cover - a regular file does not do this
+                raise OSError(5, "short write")  # EIO
             view = view[written:]
             offset += written
-    except OSError as exc:
-        raise LocalWriteError(exc) from None
+    finally:
+        view.release()
 
 
 class Copier:
@@ -79,7 +88,7 @@ class Copier:
         unreported = 0
         writeback_from = start
         if job["writeback"] and self.writeback is None:
-            self.writeback = _writeback() or False
+            self.writeback = find_sync_file_range() or False
         try:
             seconds = max(float(job["timeout"]), 0.001)
             sock.settimeout(None)  # blocking: MSG_WAITALL waits for the whole buffer...
@@ -101,11 +110,15 @@ class Copier:
                                               f"{end - start} bytes")
                     chunk = view[:count]
                 digest.update(chunk)
-                _pwrite_all(fd, chunk, offset)
+                try:
+                    pwrite_all(fd, chunk, offset)
+                except OSError as exc:
+                    raise LocalWriteError(exc) from None
                 offset += len(chunk)
                 unreported += len(chunk)
                 if job["writeback"] and self.writeback and offset - writeback_from >= every:
-                    self.writeback(fd, writeback_from, offset - writeback_from, 2)
+                    self.writeback(fd, writeback_from, offset - writeback_from,
+                                   SYNC_FILE_RANGE_WRITE)
                     writeback_from = offset
                 if unreported >= every:
                     self.control.send(json.dumps({"progress": unreported}).encode())

@@ -9,12 +9,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from trtops.cache import copier_child
 from trtops.cache.dir_transport import write_error
 from trtops.errors import CacheError
 
@@ -41,18 +41,8 @@ def write_local(write: Callable[..., Any], *args: Any, relative: str = "") -> An
 
 
 def pwrite_all(fd: int, data: Any, offset: int, relative: str) -> None:
-    """Write all of ``data`` at ``offset`` (a pwrite may write less, e.g. at a file size
-    limit, where the next one raises)."""
-    view = memoryview(data)
-    try:
-        while view:
-            written = write_local(os.pwrite, fd, view, offset, relative=relative)
-            if written <= 0:  # pragma: no cover - a regular file does not do this
-                raise local_error(OSError(errno.EIO, "short write"), relative)
-            view = view[written:]
-            offset += written
-    finally:
-        view.release()
+    """Write all of ``data`` at ``offset``; a failure is a CacheError (:func:`write_local`)."""
+    write_local(copier_child.pwrite_all, fd, data, offset, relative=relative)
 
 
 def lap(timings: dict[str, float] | None, name: str, since: float) -> float:
@@ -76,7 +66,6 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages, do not wait
 _writeback_lock = threading.Lock()
 _writeback_fn: list[Any] = []  # [function or None], resolved once
 
@@ -84,19 +73,7 @@ _writeback_fn: list[Any] = []  # [function or None], resolved once
 def _sync_file_range() -> Any:
     with _writeback_lock:
         if not _writeback_fn:
-            function = None
-            if sys.platform.startswith("linux"):
-                try:
-                    import ctypes
-
-                    libc = ctypes.CDLL(None, use_errno=True)
-                    function = libc.sync_file_range  # ctypes drops the GIL around the call
-                    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
-                                         ctypes.c_uint]
-                    function.restype = ctypes.c_int
-                except (OSError, AttributeError, ImportError):
-                    function = None
-            _writeback_fn.append(function)
+            _writeback_fn.append(copier_child.find_sync_file_range())
         return _writeback_fn[0]
 
 
@@ -116,7 +93,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     """
     function = _sync_file_range()
     if function is not None and length > 0:
-        function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+        function(fd, offset, length, copier_child.SYNC_FILE_RANGE_WRITE)
 
 
 class Abandoned(Exception):
