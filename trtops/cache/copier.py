@@ -173,7 +173,7 @@ class Copiers:
         self._idle: list[_Child] = []
         self._all: list[_Child] = []
         self.bodies = 0  # bodies handed to a copier (a benchmark's and the tests' measure)
-        self._finalizer = weakref.finalize(self, Copiers._close_all, self._all)
+        self._finalizer = weakref.finalize(self, Copiers._close_all, self._all, self._idle)
 
     def warm(self, count: int) -> threading.Thread | None:
         """Start up to ``count`` copiers in the background (each takes tens of
@@ -241,14 +241,18 @@ class Copiers:
         child.close()
 
     def close(self) -> None:
-        """Stop every copier (idle ones end at once; each ends after its current job)."""
+        """Stop every copier, also at exit: idle ones end at once, busy ones are killed
+        (their bodies are fetched again in this process, if it goes on)."""
         self._finalizer()
 
     @staticmethod
-    def _close_all(children: list[_Child]) -> None:
+    def _close_all(children: list[_Child], idle: list[_Child]) -> None:
         for child in list(children):
+            if child not in idle:
+                child.abandoned = True
             child.close()
         children.clear()
+        idle.clear()
 
 
 @dataclass
