@@ -692,7 +692,7 @@ class S3Transport:
         sink = FileSink(fd, relative, writeback=writeback)
         received = 0
         failures = 0
-        if body is not None:  # a large plain-http body: received by a copier process
+        if body is not None:  # a copier process receives it where it can (cache/copier.py)
             handed = hand_over(self.copiers, body, sink, size, read_timeout=self.read_timeout,
                                progress=progress)
             if handed is not None:
