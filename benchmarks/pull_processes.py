@@ -228,6 +228,7 @@ def main() -> None:
             "direct GETs j8": lambda: bench.direct_gets(remote, keys, 8),
             "s5cmd cp j8": lambda: bench.s5cmd_cp(remote, files, 8),
             "raw threads j16 4MiB": lambda: raw_threads(remote, keys, 16, files, 4 * MiB),
+            "procs P8 warm 4MiB": lambda: procs(remote, keys, 8, files, 4 * MiB, True),
             "procs P10 warm 4MiB": lambda: procs(remote, keys, 10, files, 4 * MiB, True),
             "procs P16 warm 4MiB": lambda: procs(remote, keys, 16, files, 4 * MiB, True),
             "procs P10 warm 4MiB nosha": lambda: procs(remote, keys, 10, files, 4 * MiB, True,
