@@ -126,6 +126,8 @@ class FlakyProxy:
         self.cuts = 0
         self.cut_done = threading.Event()
         self._keep_listening = False
+        self._hold_after: int | None = None
+        self._release = threading.Event()
 
     @property
     def endpoint(self) -> str:
@@ -153,6 +155,16 @@ class FlakyProxy:
             self._restart_after = restart_after
             self._keep_listening = keep_listening
             self.cut_done.clear()
+
+    def hold(self, after_bytes: int) -> threading.Event:
+        """Stop sending to clients once ``after_bytes`` more bytes went to them, until the
+        returned event is set: a server stalled mid-body, so a test can act while a body
+        is surely unfinished (no timing in the test)."""
+        release = threading.Event()
+        with self._lock:
+            self._sent = 0
+            self._hold_after, self._release = after_bytes, release
+        return release
 
     def _accept(self, listener: socket.socket) -> None:
         while self._listener is listener:
@@ -184,6 +196,11 @@ class FlakyProxy:
                         trigger = self._cut_after is not None and self._sent >= self._cut_after
                         if trigger:
                             self._cut_after = None
+                        held = self._hold_after is not None and self._sent >= self._hold_after
+                        if held:
+                            self._hold_after = None
+                    if held:
+                        self._release.wait()
                     if trigger:
                         if self._keep_listening:
                             self.drop_connections()

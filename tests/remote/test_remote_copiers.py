@@ -88,18 +88,25 @@ def test_a_body_cut_midway_in_a_copier_is_resumed(tmp_path, s3_endpoint, proxy):
     store.copiers.close()
 
 
-def test_a_copier_killed_midway_is_replaced_by_this_process(tmp_path, s3_endpoint):
-    store = open_s3_store(f"s3://{BUCKET}/killed?endpoint_url={s3_endpoint}")
+def test_a_copier_killed_midway_is_replaced_by_this_process(tmp_path, s3_endpoint, proxy):
+    store = open_s3_store(f"s3://{BUCKET}/killed?endpoint_url={proxy.endpoint}")
     data = stored(store, "engine.plan", 24 * MiB)
+    # The server stalls after 12 MiB: the copier's first report (8 MiB) comes while the
+    # body surely has bytes left, however slow or fast this machine is.
+    release = proxy.hold(12 * MiB)
     reported: list[int] = []
 
     def progress(count: int) -> None:
         if not reported:  # the copier's first report: kill it mid-body
             busy = [child for child in store.copiers._all if child not in store.copiers._idle]
             busy[0].process.kill()
+            release.set()
         reported.append(count)
 
-    download(store, "engine.plan", tmp_path / "engine.plan", data, progress)
+    try:
+        download(store, "engine.plan", tmp_path / "engine.plan", data, progress)
+    finally:
+        release.set()
     assert not store.copiers.enabled  # whatever killed one would kill the next
     assert sum(reported) == len(data)  # the refetched bytes are not counted twice
     store.copiers.close()
