@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from trtops.names import switch
 from trtops.textsafe import terminal_safe
 
 if TYPE_CHECKING:  # rich is imported lazily: `import trtops.cli` must stay fast
@@ -38,11 +39,9 @@ CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "TF_BUILD", "J
 PLAIN_VARIABLE = "TRTOPS_PLAIN"
 LOGGER_NAME = "trtops"
 
-_FALSE = ("", "0", "false", "no", "off")
-
-
 def _truthy(value: str | None) -> bool:
-    return value is not None and value.strip().lower() not in _FALSE
+    """Set to anything but empty or an off word (a CI system's own value counts as on)."""
+    return value is not None and value.strip() != "" and switch(value.strip()) is not False
 
 
 def in_ci(environ: Mapping[str, str] | None = None) -> bool:

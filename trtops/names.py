@@ -4,7 +4,8 @@
 - sha256 digests and engine keys (64 lowercase hex);
 - engine ids ``manifest/model/precision/target`` (format and parse);
 - byte sizes as people read them (one format for plan, reports, push/pull and status) and
-  as manifests write them (one grammar, :func:`parse_byte_size`).
+  as manifests write them (one grammar, :func:`parse_byte_size`);
+- the words a switch is written with (environment variables, URL options: :func:`switch`).
 
 Pure and dependency-free: importing it costs nothing.
 """
@@ -34,6 +35,18 @@ DEFAULT_MANIFEST_PATHS: tuple[str, ...] = ("manifests",)
 
 #: OSError numbers that mean "the disk (or quota) is full".
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+ON_WORDS = frozenset({"1", "true", "yes", "on"})
+OFF_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def switch(word: str) -> bool | None:
+    """True for a word of :data:`ON_WORDS`, False for one of :data:`OFF_WORDS` (any case),
+    None for any other (each caller decides what that means; it strips spaces itself
+    where they are allowed)."""
+    word = word.lower()
+    return True if word in ON_WORDS else False if word in OFF_WORDS else None
 
 
 def is_identifier(text: object) -> bool:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trtops.errors import CacheError, EnvironmentMissing, InputError
+from trtops.names import switch
 
 log = logging.getLogger("trtops.sources")
 
@@ -67,7 +68,7 @@ class SourceRefused(Exception):
 
 
 def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+    return switch((value or "").strip()) is True
 
 
 def address_problem(address: str, *, allow_loopback: bool | None = None) -> str | None:

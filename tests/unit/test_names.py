@@ -74,3 +74,14 @@ def test_one_byte_size_format_everywhere() -> None:
            if p.name != "names.py" and "runtime" not in p.relative_to(root).parts
            and ladder.search(p.read_text(encoding="utf-8"))]
     assert not own, own
+
+
+@pytest.mark.parametrize("word,expected", [
+    ("1", True), ("TRUE", True), ("yes", True), ("On", True),
+    ("0", False), ("false", False), ("NO", False), ("off", False),
+    ("", None), ("maybe", None), (" 1", None),  # callers strip where spaces are allowed
+])
+def test_switch_words(word, expected):
+    from trtops.names import switch
+
+    assert switch(word) is expected

@@ -55,7 +55,9 @@ CHILD = Path(__file__).with_name("copier_child.py")
 def supported() -> bool:
     """Whether copier processes can run here: Linux with descriptor passing, a Python
     executable to start (not an embedded or frozen interpreter), not turned off."""
-    if os.environ.get("TRTOPS_COPIERS", "").strip().lower() in ("0", "false", "no", "off"):
+    from trtops.names import switch
+
+    if switch(os.environ.get("TRTOPS_COPIERS", "").strip()) is False:
         return False
     return (sys.platform.startswith("linux") and hasattr(socket, "send_fds")
             and hasattr(socket, "MSG_WAITALL") and hasattr(socket, "SO_RCVTIMEO")

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from trtops.errors import InputError
+from trtops.names import switch
 
 # Options of the remote URL (``?name=value``) and their types: S3Transport's arguments.
 _OPTIONS = {
@@ -28,8 +29,6 @@ _OPTIONS = {
     "direct_gets": "flag",
     "copiers": int,
 }
-_FLAGS = {"1": True, "true": True, "yes": True, "on": True,
-          "0": False, "false": False, "no": False, "off": False}
 
 def _redact_url(url: str) -> str:
     """An endpoint URL without user info or query (either could carry secrets)."""
@@ -111,10 +110,11 @@ def parse_s3_url(url: str) -> S3Location:
             raise InputError(f"unknown option {name!r} in the S3 URL",
                              hint=f"known options: {', '.join(sorted(_OPTIONS))}")
         if kind == "flag":
-            if value.lower() not in _FLAGS:
+            flag = switch(value)
+            if flag is None:
                 raise InputError(f"option {name}={value!r} in the S3 URL is not a flag",
                                  hint=f"write {name}=0 or {name}=1")
-            options[name] = _FLAGS[value.lower()]
+            options[name] = flag
             continue
         try:
             options[name] = kind(value)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtops.errors import BuildError
+from trtops.names import switch
 from trtops.trt.failure_causes import parser_crash
 
 PREFLIGHT_ENV = "TRTOPS_PARSE_PREFLIGHT"
@@ -45,7 +46,6 @@ TIMEOUT_S = 600.0
 _REPORT_GRACE_S = 10.0
 #: Lines of the child's output (TensorRT's messages, the fault report) kept for the log.
 REPORT_TAIL = 40
-_OFF = {"0", "false", "no", "off"}
 # A child ended by these was stopped from outside (Ctrl-C, a CI cancel), not by the parser.
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
@@ -56,7 +56,7 @@ LAZY_LOADING_ENV = "CUDA_MODULE_LOADING"
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the preflight runs: unless ``TRTOPS_PARSE_PREFLIGHT`` is 0/false/no/off."""
     env = os.environ if environ is None else environ
-    return env.get(PREFLIGHT_ENV, "").strip().lower() not in _OFF
+    return switch(env.get(PREFLIGHT_ENV, "").strip()) is not False
 
 
 @dataclass(frozen=True)
