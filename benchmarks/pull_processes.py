@@ -9,7 +9,9 @@ and the rows marked ``nosha``. The byte path of the ``raw`` rows is :data:`WORKE
 and ``pwrite`` per buffer. ``threads`` rows run it in this interpreter's threads;
 ``procs`` rows in P worker processes (stdlib only, each given its objects on stdin),
 started before the clock (``warm``) or inside it; ``pipelined`` ones receive the next
-buffer while a second thread hashes and writes the last. ``plain``/``direct GETs`` discard
+buffer while a second thread hashes and writes the last; ``spliced`` ones move the body
+socket -> pipe -> file with splice(2) and then hash the file through mmap (the bytes pass
+through the process once, read-only). ``plain``/``direct GETs`` discard
 the bodies (pull_bandwidth.py's baselines); ``trtops pull`` rows run the pull with copier
 processes (trtops/cache/copier.py), ``copiers=0`` without. Each row also prints the whole
 machine's busy cores and the SeaweedFS server's CPU seconds (/proc): whether the host has
@@ -39,7 +41,7 @@ WORKER = r'''
 import hashlib, json, os, socket, sys
 
 def fetch(host, port, host_header, path, headers, dest, buffer_size, sha=True,
-          pipelined=False):
+          pipelined=False, spliced=False):
     sock = socket.create_connection((host, port))
     try:
         lines = [f"GET {path} HTTP/1.1", f"Host: {host_header}"]
@@ -58,12 +60,15 @@ def fetch(host, port, host_header, path, headers, dest, buffer_size, sha=True,
         length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                       if line.lower().startswith(b"content-length:"))
         digest = hashlib.sha256()
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             if sha:
                 digest.update(early)
             os.pwrite(fd, early, 0)
             offset = len(early)
+            if spliced:
+                return _spliced(sock, fd, digest if sha else None, offset, length,
+                                buffer_size), digest.hexdigest()
             if pipelined:
                 return _pipelined(sock, fd, digest if sha else None, offset, length,
                                   buffer_size), digest.hexdigest()
@@ -83,6 +88,30 @@ def fetch(host, port, host_header, path, headers, dest, buffer_size, sha=True,
         return offset, digest.hexdigest()
     finally:
         sock.close()
+
+def _spliced(sock, fd, digest, offset, length, buffer_size):
+    """splice(2) the body socket -> pipe -> file (no copy through this process), then hash
+    the file from the page cache through mmap: the bytes cross user space once, read-only."""
+    import fcntl, mmap
+    start = offset
+    read_end, write_end = os.pipe()
+    try:
+        fcntl.fcntl(write_end, 1031, buffer_size)  # F_SETPIPE_SZ
+        while offset < length:
+            moved = os.splice(sock.fileno(), write_end, min(buffer_size, length - offset))
+            if moved <= 0:
+                raise ConnectionError("body cut")
+            left = moved
+            while left:
+                left -= os.splice(read_end, fd, left, offset_dst=offset + moved - left)
+            offset += moved
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    if digest is not None and length > start:
+        with mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ) as mapped:
+            digest.update(memoryview(mapped)[start:])
+    return offset
 
 def _pipelined(sock, fd, digest, offset, length, buffer_size):
     """Receive in this thread while another hashes and writes the previous buffers: the
@@ -135,7 +164,7 @@ if __name__ == "__main__":
 
 
 def jobs_for(remote, keys: list[str], to_dir: Path, buffer_size: int,
-             sha: bool = True, pipelined: bool = False) -> list[dict]:
+             sha: bool = True, pipelined: bool = False, spliced: bool = False) -> list[dict]:
     """One signed request per engine.plan object (headers signed here, in the parent)."""
     direct = remote.direct
     target = direct.target
@@ -146,7 +175,8 @@ def jobs_for(remote, keys: list[str], to_dir: Path, buffer_size: int,
         out.append({"host": host, "port": int(port), "host_header": target.host,
                     "path": path, "headers": direct.headers(target, path),
                     "dest": str(to_dir / name.replace("/", "_")),
-                    "buffer_size": buffer_size, "sha": sha, "pipelined": pipelined})
+                    "buffer_size": buffer_size, "sha": sha, "pipelined": pipelined,
+                    "spliced": spliced})
     return out
 
 
@@ -186,9 +216,10 @@ def feed(workers: list[subprocess.Popen], jobs: list[dict]) -> int:
 
 
 def procs(remote, keys, count: int, to_dir: Path, buffer_size: int, warm: bool,
-          sha: bool = True, pipelined: bool = False) -> tuple[float, int, float]:
+          sha: bool = True, pipelined: bool = False,
+          spliced: bool = False) -> tuple[float, int, float]:
     bench._fresh(to_dir)
-    jobs = jobs_for(remote, keys, to_dir, buffer_size, sha, pipelined)
+    jobs = jobs_for(remote, keys, to_dir, buffer_size, sha, pipelined, spliced)
     workers = start_workers(count) if warm else None
     if warm:  # let them start (and not count their start in the machine's busy CPU)
         time.sleep(0.5)
@@ -240,6 +271,12 @@ def main() -> None:
                                                       pipelined=True),
             "procs P20 warm pipelined": lambda: procs(remote, keys, 20, files, 4 * MiB, True,
                                                       pipelined=True),
+            # The bytes never copied through the copier: splice to the file, hash from mmap.
+            "procs P10 warm spliced": lambda: procs(remote, keys, 10, files, 1 * MiB, True,
+                                                    spliced=True),
+            "procs P20 warm spliced": lambda: procs(remote, keys, 20, files, 1 * MiB, True,
+                                                    spliced=True),
+            "procs P10 warm 256KiB": lambda: procs(remote, keys, 10, files, MiB // 4, True),
             "trtops pull j8 copiers=0": lambda: bench.trtops_pull(plain, workdir / "node", 8),
             "trtops pull j8": lambda: bench.trtops_pull(remote, workdir / "node", 8),
             "trtops pull j16": lambda: bench.trtops_pull(remote, workdir / "node", 16),
