@@ -266,6 +266,8 @@ def main() -> None:
                                                        sha=False),
             # All 20 objects at once, as s5cmd (32 workers) does: no second wave.
             "procs P20 warm 4MiB": lambda: procs(remote, keys, 20, files, 4 * MiB, True),
+            "procs P20 warm 4MiB nosha": lambda: procs(remote, keys, 20, files, 4 * MiB, True,
+                                                       sha=False),
             # Receive while the previous buffer is hashed and written (a thread per copier).
             "procs P10 warm pipelined": lambda: procs(remote, keys, 10, files, 4 * MiB, True,
                                                       pipelined=True),
@@ -281,10 +283,11 @@ def main() -> None:
             "trtops pull j8": lambda: bench.trtops_pull(remote, workdir / "node", 8),
             "trtops pull j16": lambda: bench.trtops_pull(remote, workdir / "node", 16),
             "trtops pull j20": lambda: bench.trtops_pull(remote, workdir / "node", 20),
+            "trtops pull j32": lambda: bench.trtops_pull(remote, workdir / "node", 32),
             "trtops pull j10 fresh remote": lambda: fresh_pull(10),
         }
         rows.update({f"spawn P{n} (no bytes)": lambda n=n: spawn_only(n) for n in (1, 10)})
-        for line in pull_threads.alternate(rows, total, (files, workdir / "node"),
+        for line in pull_threads.alternate(seed.chosen(rows), total, (files, workdir / "node"),
                                            server_pid=seed.server_pid):
             print(line)
 

@@ -123,6 +123,11 @@ class Seeded:
     total: int  # engine bytes
     workdir: Path
     server_pid: int | None
+    only: tuple[str, ...] = ()  # --rows: run the rows whose names contain one of these
+
+    def chosen(self, rows: dict) -> dict:
+        return {name: measure for name, measure in rows.items()
+                if not self.only or any(word in name for word in self.only)}
 
 
 @contextmanager
@@ -132,6 +137,8 @@ def seeded(description: str, prefix: str) -> Iterator[Seeded]:
     parser.add_argument("--engines", type=int, default=20)
     parser.add_argument("--mb", type=int, default=50, help="engine size in MB (10^6 bytes)")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--rows", default="",
+                        help="comma-separated words: only the rows whose names contain one")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix=prefix))
     server = bench.start_server(workdir / "seaweedfs")
@@ -139,7 +146,8 @@ def seeded(description: str, prefix: str) -> Iterator[Seeded]:
         url, remote, keys, _ = bench.seed_remote(server, workdir, args.engines, args.mb, jobs=8)
         list(remote.list("engines/00"))  # direct GETs start after a listing, as in a pull
         yield Seeded(url, remote, keys, args.engines * args.mb * 1_000_000, workdir,
-                     server.process.pid if server.process else None)
+                     server.process.pid if server.process else None,
+                     tuple(word for word in args.rows.split(",") if word))
     finally:
         server.stop()
         if args.workdir is None:
@@ -162,7 +170,7 @@ def main() -> None:
         for jobs in (8, 16):
             rows[f"trtops pull j{jobs}"] = \
                 lambda j=jobs: bench.trtops_pull(remote, workdir / "node", j)
-        for line in alternate(rows, seed.total, (files, workdir / "node"),
+        for line in alternate(seed.chosen(rows), seed.total, (files, workdir / "node"),
                               server_pid=seed.server_pid):
             print(line)
 

@@ -62,7 +62,7 @@ def test_bodies_that_stay_in_this_process(tmp_path, s3_endpoint, size, option, b
 
 
 def test_a_pull_of_large_engines_uses_copiers(tmp_path, local, s3_endpoint):
-    # One copier per download in flight (the default is one per usable CPU).
+    # One copier per download in flight.
     remote = open_s3_store(f"s3://{BUCKET}/pulled?endpoint_url={s3_endpoint}&copiers=3")
     keys = [add_entry(local, f"big{index}", size=5 * MiB, seed=index)[0].key
             for index in range(3)]

@@ -46,6 +46,12 @@ MiB = 1 << 20
 MIN_BYTES = 4 * MiB  # smaller bodies: a copier's round trip and fresh connection cost more
 BUFFER_BYTES = 4 * MiB  # one recv(MSG_WAITALL), sha256 update and pwrite per buffer
 PROGRESS_BYTES = 8 * MiB
+# The default most copiers: one per download in flight (``-j``), whatever the core count.
+# Fewer than the downloads leaves the last ones in this process: on the 16-core lab host
+# 20 bodies in 20 processes took 0.205 s, in 16 (a second wave of 4) 0.235 s
+# (benchmarks/RESULTS.md, pull_processes.py). An idle copier holds about 5 MB of its own
+# memory (the interpreter's pages are shared), one that copies 4 MiB more.
+MOST_COPIERS = 32
 # Already-buffered body bytes sent with a job (http.client holds 8 KiB): one message on a
 # SOCK_SEQPACKET pair must fit its send buffer (about 208 KiB by default on Linux).
 MAX_PREFIX = 64 * 1024
@@ -330,4 +336,5 @@ def _skip_first(progress: Callable[[int], None] | None,
     return skipping
 
 
-__all__ = ["Copied", "Copiers", "HandedOver", "MIN_BYTES", "hand_over", "supported"]
+__all__ = ["Copied", "Copiers", "HandedOver", "MIN_BYTES", "MOST_COPIERS", "hand_over",
+           "supported"]

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from trtops.cache.copier import Copiers, hand_over
+from trtops.cache.copier import MOST_COPIERS, Copiers, hand_over
 from trtops.cache.file_sink import (
     Abandoned,
     BodyReader,
@@ -46,7 +46,6 @@ from trtops.cache.file_sink import (
     pwrite_all,
     read_buffer,
     start_writeback,
-    usable_cpus,
     write_local,
 )
 from trtops.cache.s3_direct import FALLBACK
@@ -138,8 +137,8 @@ class S3Transport:
             they can be made the same way (:mod:`trtops.cache.s3_direct`); False: every
             request through botocore.
         copiers: Most copier processes receiving, hashing and writing large bodies
-            beside this one (:mod:`trtops.cache.copier`; None: one per usable CPU, up to
-            32; 0: none, every body is read in this process).
+            beside this one (:mod:`trtops.cache.copier`; None: :data:`MOST_COPIERS`, one
+            per download in flight; 0: none, every body is read in this process).
     """
 
     def __init__(
@@ -188,7 +187,7 @@ class S3Transport:
         self._client_lock = threading.Lock()
         self._client: Any = None
         self._direct: Any = None  # DirectGets, or None where reads go through botocore
-        self.copiers = Copiers(min(32, usable_cpus()) if copiers is None else copiers)
+        self.copiers = Copiers(MOST_COPIERS if copiers is None else copiers)
 
     # ----------------------------------------------------------------- plumbing
 

@@ -156,11 +156,11 @@ def test_no_copiers_is_no_copiers():
         assert child is None
 
 
-def test_the_most_copiers_is_a_url_option_and_one_per_usable_cpu_by_default():
-    from trtops.cache.file_sink import usable_cpus
+def test_the_most_copiers_is_a_url_option_and_one_per_download_by_default():
+    from trtops.cache.copier import MOST_COPIERS
     from trtops.cache.s3 import open_s3_store
     from trtops.cache.s3_urls import parse_s3_url
 
     assert parse_s3_url("s3://b/p?copiers=3").options == {"copiers": 3}
     assert open_s3_store("s3://b/p?copiers=3").copiers.size == 3
-    assert open_s3_store("s3://b/p").copiers.size == min(32, usable_cpus())
+    assert open_s3_store("s3://b/p").copiers.size == MOST_COPIERS
