@@ -427,8 +427,8 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
     staging directory; other workers then make the local entries of them (meta.json,
     rename), so a download slot never waits for that and the next entry starts at once.
 
-    Durability: by default the keys are first written to an fsynced journal and the
-    entries are published without fsyncs; the next command that opens the cache retires
+    Durability: by default the keys are written to an fsynced journal (while the
+    downloads go on) and the entries are published without fsyncs once it is written; the next command that opens the cache retires
     the journal, and after a reboot re-hashes those entries and deletes damaged ones (see
     :mod:`trtops.cache.journal`). With ``fsync`` (or where the journal is not possible),
     every file and directory is fsynced before its entry becomes visible.

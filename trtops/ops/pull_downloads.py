@@ -53,17 +53,24 @@ class PullOutcome:
     size: int = 0
 
 
+def can_defer_durability(local: Any) -> bool:
+    """Whether this store and system can journal a pull (a store that adopts staged
+    entries and recovers unsynced ones; a boot id), without writing anything."""
+    from trtops.cache import journal
+
+    return callable(getattr(local, "adopt_entry", None)) \
+        and callable(getattr(local, "recover_unsynced", None)) \
+        and journal.boot_id() is not None
+
+
 def deferred_durability(local: Any, keys: Sequence[str]) -> Any:
     """Journal ``keys`` so they can be published without fsyncs: the journal, locked for
     the rest of the pull (:func:`trtops.cache.journal.start`), or None when this store or
     system cannot (then every file is fsynced as before)."""
     from trtops.cache import journal
 
-    if not keys or not callable(getattr(local, "adopt_entry", None)) \
-            or not callable(getattr(local, "recover_unsynced", None)):
-        return None
     boot = journal.boot_id()
-    if boot is None:
+    if not keys or boot is None or not can_defer_durability(local):
         return None
     try:
         return journal.start(Path(local.root), keys, boot)
@@ -138,9 +145,13 @@ class Downloads:
         self.first: float | None = None  # when the first download started
         self.transferred = self.begun  # when the last download ended
         self.clock = threading.Lock()
-        self.durable = True
+        self.durable = True  # downloads are staged durable (no journal can name them)
         self.held: Any = None  # the journal, held until the end
         self.journaled = False
+        # Done once the journal is written (or could not be): publishing waits for it,
+        # downloads do not (its fsyncs took tens of milliseconds behind the writes of
+        # the speculative downloads, and the main thread started nothing meanwhile).
+        self.journal_written: Future | None = None
         # After the remote failed (unreachable after retries), entries not yet started
         # fail at once instead of each waiting through its own retries.
         self.gave_up: list[str] = []
@@ -171,6 +182,8 @@ class Downloads:
             # every staged entry still finds a publisher.
             self.pool.shutdown(wait=True)
             self.publishers.shutdown(wait=True)
+            if self.journal_written is not None:
+                self.journal_written.exception()  # written (a lock to release) or failed
             self.bar.all_known()
         finally:
             self.bar.__exit__(*exc)
@@ -185,12 +198,28 @@ class Downloads:
 
     def journal(self, keys: Sequence[str]) -> None:
         """Journal the keys that may be published (:func:`deferred_durability`) unless
-        ``fsync``; before the first :meth:`submit`."""
+        ``fsync``; before the first :meth:`submit`. The journal is written in a thread of
+        its own while downloads go on; every publication waits for it, and one the
+        journal does not name is fsynced first (:meth:`publish`), also when the journal
+        could not be written after all."""
         self.journaled = True
         todo = [key for key in keys if not self.local.has_entry(key)]
-        self.held = None if self.fsync else deferred_durability(self.local, todo)
-        self.durable = self.held is None
-        self.unsynced = frozenset() if self.held is None else frozenset(todo)
+        if self.fsync or not todo or not can_defer_durability(self.local):
+            return
+        self.durable = False
+        written: Future = Future()
+
+        def write() -> None:
+            try:
+                self.held = deferred_durability(self.local, todo)
+                self.unsynced = frozenset() if self.held is None else frozenset(todo)
+            except BaseException as exc:  # noqa: BLE001 - raised where it is waited for
+                written.set_exception(exc)
+            else:
+                written.set_result(None)
+
+        self.journal_written = written
+        threading.Thread(target=write, name="trtops-journal", daemon=True).start()
 
     def expect(self, candidates: Sequence[Candidate]) -> None:
         self.bar.expect(sum(entry_size(c.meta, with_logs=self.with_logs) for c in candidates
@@ -294,9 +323,11 @@ class Downloads:
     def publish(self, candidate: Candidate, staged: Staged, label: str,
                 started: float) -> PullOutcome:
         try:
+            if self.journal_written is not None:
+                self.journal_written.result()
             # The one rule of deferred durability: nothing unsynced becomes visible
-            # unless the journal names it (a speculative download is staged before the
-            # journal exists, and it may not have been written).
+            # unless the journal names it (a download may be staged before the journal
+            # exists, and it may not have been written).
             if not staged.durable and staged.key not in self.unsynced:
                 staged.make_durable()
             publish_staged(self.local, staged, self.timings)

@@ -25,7 +25,7 @@ from trtops.cache import journal
 from trtops.cache.local import LocalStore
 from trtops.cache.store import ACCURACY_FILE, ENGINE_FILE, META_FILE
 from trtops.errors import RemoteError
-from trtops.ops.pull import pull, pull_selected, select_for_pull
+from trtops.ops.pull import pull, pull_entries, pull_selected, select_for_pull
 from trtops.ops.pull_downloads import Downloads, Dropped, Speculation
 
 
@@ -333,3 +333,47 @@ def test_speculative_bytes_join_the_progress_only_once_selected():
     with pytest.raises(Dropped):
         dropped.progress(1)
     assert dropped.future.cancelled()
+
+
+@pytest.mark.skipif(journal.boot_id() is None, reason="no boot id: no journal to write")
+@pytest.mark.parametrize("how", ["selected first", "without speculation"])
+def test_downloads_start_while_the_journal_is_written(tmp_path, remote, monkeypatch, how):
+    """The journal's fsyncs (tens of milliseconds behind the writes of downloads already
+    running) hold up no download: here the journal is written only once both engines are
+    being fetched. Publishing waits for it: both entries appear named by the journal,
+    without being fsynced first."""
+    keys = [add_entry(remote.store, label) for label in ("a", "b")]
+    fetching = {key: threading.Event() for key in keys}
+    for key in keys:
+        remote.on_fetch[(key, ENGINE_FILE)] = fetching[key]
+    start = journal.start
+    waited: list[bool] = []
+
+    def start_once_fetching(*args: Any) -> Any:
+        # A hang guard, not a bound: before, the downloads waited for this to return.
+        waited.append(all(event.wait(timeout=20) for event in fetching.values()))
+        return start(*args)
+
+    monkeypatch.setattr(journal, "start", start_once_fetching)
+    node = LocalStore(tmp_path / "node")
+    journaled = journaled_at_each_adoption(node)
+    adopted_durable: list[bool] = []
+    adopt = node.adopt_entry
+
+    def adopt_noting(key: str, staging: Any, meta: dict, *, durable: bool = True) -> Any:
+        adopted_durable.append(durable)
+        return adopt(key, staging, meta, durable=durable)
+
+    node.adopt_entry = adopt_noting  # type: ignore[method-assign]
+    if how == "selected first":
+        outcomes = pull_entries(remote, node, select_for_pull(remote, HERE).selected,
+                                progress=False)
+    else:
+        _, outcomes = pull_selected(remote, node, HERE, progress=False, speculate=False)
+
+    assert waited == [True]
+    assert sorted((o.key, o.status) for o in outcomes) == sorted(
+        (key, "fetched") for key in keys)
+    assert journaled == [sorted(keys)] * 2
+    assert adopted_durable == [False, False]
+    assert leftovers(node) == []
