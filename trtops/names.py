@@ -33,6 +33,9 @@ ENGINE_FILE = "engine.plan"
 #: Where commands look for manifests when no path is given.
 DEFAULT_MANIFEST_PATHS: tuple[str, ...] = ("manifests",)
 
+#: Entries ``push`` and ``pull`` transfer at once unless ``-j`` says otherwise.
+TRANSFER_JOBS = 8
+
 #: OSError numbers that mean "the disk (or quota) is full".
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
 

@@ -10,7 +10,7 @@ import argparse
 import os
 from typing import Any
 
-from trtops.names import DEFAULT_MANIFEST_PATHS
+from trtops.names import DEFAULT_MANIFEST_PATHS, TRANSFER_JOBS
 
 REMOTE_ENV = "TRTOPS_REMOTE"
 
@@ -105,8 +105,8 @@ def lock_platform_from_args(args: argparse.Namespace) -> Any:
 
 def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
     """``-j N``: entries transferred in parallel."""
-    parser.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
-                        help="entries transferred in parallel (default 8)")
+    parser.add_argument("-j", "--jobs", type=int, default=TRANSFER_JOBS, metavar="N",
+                        help=f"entries transferred in parallel (default {TRANSFER_JOBS})")
 
 
 def add_platform_arguments(parser: argparse.ArgumentParser) -> None:

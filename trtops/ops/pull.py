@@ -24,11 +24,12 @@ from trtops.cache.entries import entry_size, meta_problem, parse_perf, state_of_
 from trtops.cache.store import ACCURACY_FILE, META_FILE, PERF_FILE
 from trtops.cache.transfer import PullTimings
 from trtops.errors import CacheError, RemoteError
+from trtops.names import TRANSFER_JOBS
 from trtops.ops.pull_downloads import Downloads, PullOutcome
 
 log = logging.getLogger("trtops.ops.pull")
 
-DEFAULT_JOBS = 8
+DEFAULT_JOBS = TRANSFER_JOBS
 
 
 @dataclass

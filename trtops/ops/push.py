@@ -24,10 +24,10 @@ from trtops.cache.entries import (
 from trtops.cache.store import ACCURACY_FILE
 from trtops.cache.transfer import check_remote, push_entry, push_timing_cache
 from trtops.errors import CacheError, InputError, RemoteError
-from trtops.names import KEY_PREFIX_RE, SHA256_RE, format_bytes
+from trtops.names import KEY_PREFIX_RE, SHA256_RE, TRANSFER_JOBS, format_bytes
 from trtops.ops.progress import TransferProgress
 
-DEFAULT_JOBS = 8
+DEFAULT_JOBS = TRANSFER_JOBS
 
 
 @dataclass
