@@ -18,7 +18,8 @@ machine's busy cores and the SeaweedFS server's CPU seconds (/proc): whether the
 CPU left. Alternating rows, median of 3 after a warm-up.
 
 Usage (lab, set up as for pull_bandwidth.py):
-  PYTHONPATH=$PWD:$PWD/tests:/opt/bench python3 benchmarks/pull_processes.py
+  PYTHONPATH=$PWD:$PWD/tests:/opt/bench python3 benchmarks/pull_processes.py \
+      [--rows "s5cmd,P20 warm 4MiB,pull j"]   (only the rows whose names contain one)
 """
 
 from __future__ import annotations
