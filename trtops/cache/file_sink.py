@@ -59,13 +59,6 @@ def file_mode() -> int:
     return FILE_MODE
 
 
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # a container's CPU set, not the host's
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 _writeback_lock = threading.Lock()
 _writeback_fn: list[Any] = []  # [function or None], resolved once
 
