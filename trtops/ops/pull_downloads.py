@@ -53,25 +53,24 @@ class PullOutcome:
     size: int = 0
 
 
-def can_defer_durability(local: Any) -> bool:
-    """Whether this store and system can journal a pull (a store that adopts staged
-    entries and recovers unsynced ones; a boot id), without writing anything."""
+def journal_boot(local: Any) -> str | None:
+    """This boot's id where a pull into ``local`` can be journaled (a store that adopts
+    staged entries and recovers unsynced ones, a system with boot ids), else None."""
     from trtops.cache import journal
 
-    return callable(getattr(local, "adopt_entry", None)) \
-        and callable(getattr(local, "recover_unsynced", None)) \
-        and journal.boot_id() is not None
-
-
-def deferred_durability(local: Any, keys: Sequence[str]) -> Any:
-    """Journal ``keys`` so they can be published without fsyncs: the journal, locked for
-    the rest of the pull (:func:`trtops.cache.journal.start`), or None when this store or
-    system cannot (then every file is fsynced as before)."""
-    from trtops.cache import journal
-
-    boot = journal.boot_id()
-    if not keys or boot is None or not can_defer_durability(local):
+    if not callable(getattr(local, "adopt_entry", None)) \
+            or not callable(getattr(local, "recover_unsynced", None)):
         return None
+    return journal.boot_id()
+
+
+def deferred_durability(local: Any, keys: Sequence[str], boot: str) -> Any:
+    """Journal ``keys`` (boot id ``boot``: :func:`journal_boot`) so they can be published
+    without fsyncs: the journal, locked for the rest of the pull
+    (:func:`trtops.cache.journal.start`), or None when it could not be written (then every
+    file is fsynced as before)."""
+    from trtops.cache import journal
+
     try:
         return journal.start(Path(local.root), keys, boot)
     except OSError:
@@ -204,14 +203,15 @@ class Downloads:
         could not be written after all."""
         self.journaled = True
         todo = [key for key in keys if not self.local.has_entry(key)]
-        if self.fsync or not todo or not can_defer_durability(self.local):
+        boot = None if self.fsync or not todo else journal_boot(self.local)
+        if boot is None:
             return
         self.durable = False
         written: Future = Future()
 
         def write() -> None:
             try:
-                self.held = deferred_durability(self.local, todo)
+                self.held = deferred_durability(self.local, todo, boot)
                 self.unsynced = frozenset() if self.held is None else frozenset(todo)
             except BaseException as exc:  # noqa: BLE001 - raised where it is waited for
                 written.set_exception(exc)

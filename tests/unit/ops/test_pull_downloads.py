@@ -240,7 +240,8 @@ def test_a_speculative_download_no_journal_names_is_fsynced_before_it_appears(
     if why == "--fsync":
         options = {"fsync": True}
     else:
-        monkeypatch.setattr(pull_downloads, "deferred_durability", lambda local, keys: None)
+        monkeypatch.setattr(pull_downloads, "deferred_durability",
+                            lambda local, keys, boot: None)
         options = {}
     flushed: set[tuple[int, int]] = set()  # (device, inode): a file keeps it when renamed
     fsync = os.fsync
