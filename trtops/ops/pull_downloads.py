@@ -144,7 +144,6 @@ class Downloads:
         self.first: float | None = None  # when the first download started
         self.transferred = self.begun  # when the last download ended
         self.clock = threading.Lock()
-        self.durable = True  # downloads are staged durable (no journal can name them)
         self.held: Any = None  # the journal, held until the end
         self.journaled = False
         # Done once the journal is written (or could not be): publishing waits for it,
@@ -206,7 +205,6 @@ class Downloads:
         boot = None if self.fsync or not todo else journal_boot(self.local)
         if boot is None:
             return
-        self.durable = False
         written: Future = Future()
 
         def write() -> None:
@@ -347,7 +345,8 @@ class Downloads:
             return PullOutcome(candidate.key, candidate.spec_id, "failed",
                                f"not attempted: {self.gave_up[0]}")
         try:
-            staged = self.stage(candidate, self.bar.advance, self.durable)
+            # Staged durable where no journal can name it.
+            staged = self.stage(candidate, self.bar.advance, self.journal_written is None)
         except CacheError as exc:
             return self.download_failed(candidate, label, exc)
         return self.downloaded(candidate, staged, label, started)
