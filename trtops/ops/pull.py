@@ -127,14 +127,14 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     and every meta.json is read.
     The returned selection does not depend on the order in which reads complete.
 
-    Before that, a candidate that could run here is *provisional* while meta.json reads
-    are still out when it will be selected unless one of them names another entry of the
-    same logical engine, or its accuracy.json (being read) says it is not accepted: it is
-    the only entry of its engine seen so far that could run here (with ``every``: any,
-    each is selected). :func:`pull_selected` starts its download at once and publishes it
-    only once the choice is final. If another entry of that engine turns up, or it is
-    judged not accepted, the candidate is withdrawn (the first may still be selected in
-    the end, like any other).
+    Before that, while meta.json reads are still out, a candidate is *provisional* when
+    it is the only entry of its logical engine seen so far that could run here (with
+    ``every``: any such candidate, each is selected): it will be selected unless an unread
+    meta.json names another entry of its engine, or its accuracy.json (read meanwhile)
+    says it is not accepted. :func:`pull_selected` starts its download at once and
+    publishes it only once the choice is final. If another entry of that engine turns up,
+    or it is judged not accepted, the candidate is withdrawn (the first may still be
+    selected in the end, like any other).
 
     Args:
         remote: The remote store.
