@@ -292,19 +292,21 @@ class _Reads:
                 return sent
 
             try:
-                asked = outstanding = 0  # meta.json reads sent; reads not yet handled
+                # meta.json reads sent, and answered; reads not yet handled
+                asked = answered = outstanding = 0
                 while asked < len(keys) or outstanding:
-                    # Reads that are in go first: submitting competes for the GIL with
-                    # the readers (a submit may start a thread), and a candidate judged
-                    # early is a (speculative) download started early.
-                    if asked < len(keys) and done.empty():
+                    # Every reader kept busy with meta.json reads, the next sent as soon
+                    # as one is answered: the choice is final only once all are in. (Sent
+                    # only while no answer waited, they trailed the answers by 0.1 s on
+                    # the 16-core lab host, benchmarks/RESULTS.md.)
+                    while asked < len(keys) and asked - answered < workers:
                         key = keys[asked]
                         submit(META_FILE, key, _read_meta, self.remote, key)
                         outstanding += 1
                         asked += 1
-                        continue
                     name, key, future = done.get()
                     outstanding -= 1
+                    answered += name == META_FILE
                     # RemoteError: the remote failed
                     outstanding += handle(name, key, future.result())
             except BaseException:
