@@ -527,8 +527,8 @@ def phase_lines(phases: list[dict[str, float]], jobs: int) -> list[str]:
             f"pull phases (median of {len(phases)} runs, wall {total:.2f} s; selection "
             "overlapped with the transfers):",
             f"  first GET at  {first:5.2f} s  {first / total:4.0%}  listing {med('thread_list'):.2f} s, "
-            "then the reads until the first engine is chosen (speculative: its meta.json; "
-            "else every meta.json and the first engine's accuracy.json, and "
+            "then the reads until the first engine is chosen (speculative: its meta.json and "
+            "accuracy.json; else every meta.json and the first engine's accuracy.json, and "
             f"perf.json if listed); selection done at {select:.2f} s",
             f"  transfer      {transfer:5.2f} s  {transfer / total:4.0%}  from the first GET until the "
             f"last file was downloaded, verified; thread-s over {jobs} workers: "

@@ -4,12 +4,10 @@ journal's write, and when each engine.plan body starts and ends (handed to a cop
 copied). It answers why a pull is slower than its byte path (benchmarks/pull_processes.py):
 downloads that start late, and what they waited for.
 
-Rows: ``current`` (the pull as it is) and ``no early speculation`` (a provisional entry's
-download waits for its accuracy.json, as before 2026-12-06, session 10), alternating, 4
-rounds of ``trtops pull -j JOBS`` into an empty cache; the median of the last 3, and the
-last round's timeline. Same SeaweedFS server and engines as pull_bandwidth.py (20 x 50 MB;
-``--engines``/``--mb``). Times are seconds from the pull's start (its cache directory
-already removed).
+4 rounds of ``trtops pull -j JOBS`` into an empty cache: the median of the last 3, and
+the last round's timeline. Same SeaweedFS server and engines as pull_bandwidth.py
+(20 x 50 MB; ``--engines``/``--mb``). Times are seconds from the pull's start (its cache
+directory already removed).
 
 Usage (lab, set up as for pull_bandwidth.py):
   PYTHONPATH=$PWD:$PWD/tests:/opt/bench python3 benchmarks/pull_timeline.py [--jobs 20]
@@ -24,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -117,20 +115,6 @@ def traced(timeline: Timeline) -> Iterator[None]:
             setattr(owner, name, original)
 
 
-@contextmanager
-def without_early_speculation() -> Iterator[None]:
-    """A provisional entry's download waits for its accuracy.json (the pull before
-    2026-12-06, session 10)."""
-    from trtops.ops import pull
-
-    original = pull._Reads.hunch
-    pull._Reads.hunch = lambda self, key, spec_id: None  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        pull._Reads.hunch = original  # type: ignore[method-assign]
-
-
 def spread(times: list[float]) -> str:
     return f"{times[0]:.3f}..{times[-1]:.3f}" if times else "-"
 
@@ -160,29 +144,21 @@ def main() -> None:
         at = sys.argv.index("--jobs")
         jobs = int(sys.argv[at + 1])
         del sys.argv[at:at + 2]
-    rows: dict[str, Callable[[], Any]] = {
-        "current": nullcontext,
-        "no early speculation": without_early_speculation,
-    }
     with pull_threads.seeded(__doc__.split("\n\n")[0], "trtops-pull-timeline-") as seed:
         timeline = Timeline()
         node = seed.workdir / "node"
-        seconds: dict[str, list[float]] = {label: [] for label in rows}
-        reports: dict[str, list[str]] = {}
+        seconds: list[float] = []
         print(f"engines: {len(seed.keys)} x {seed.total // len(seed.keys) / 1e6:.0f} MB, "
-              f"trtops pull -j {jobs}, 4 rounds per row (the first a warm-up), alternating")
+              f"trtops pull -j {jobs}, 4 rounds (the first a warm-up)")
         for round_ in range(4):
-            for label, mode in rows.items():
-                shutil.rmtree(node, ignore_errors=True)
-                os.sync()
-                with mode(), traced(timeline):
-                    timeline.start()
-                    took, _ = bench.trtops_pull(seed.remote, node, jobs)
-                if round_:
-                    seconds[label].append(took)
-                reports[label] = report(label, seconds[label] or [took], timeline)
-        for label in rows:
-            print("\n".join(reports[label]))
+            shutil.rmtree(node, ignore_errors=True)
+            os.sync()
+            with traced(timeline):
+                timeline.start()
+                took, _ = bench.trtops_pull(seed.remote, node, jobs)
+            if round_:
+                seconds.append(took)
+        print("\n".join(report("trtops pull", seconds, timeline)))
 
 
 if __name__ == "__main__":

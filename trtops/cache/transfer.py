@@ -264,7 +264,7 @@ def _write_staged(path: Path, data: bytes, fsync: bool) -> None:
 def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
                  progress: Progress | None = None, accuracy: bytes | None = None,
                  perf: bytes | None = None, timings: PullTimings | None = None,
-                 durable: bool = True, judged: bool = False, mutable: bool = True,
+                 durable: bool = True, judged: bool = False,
                  with_logs: bool = True) -> Staged:
     """Download and verify every file of an entry into a staging directory of the local
     store (fsynced when the store adopts the files as they are, unless ``durable`` is
@@ -278,9 +278,7 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
     means the entry had none and it is not asked for again (one request less per entry).
     Without ``with_logs`` the :data:`~trtops.cache.store.OPTIONAL_FILES` (build.log) are
     not fetched; with it, one the remote lacks is no error (an entry pushed from a pulled
-    copy has none), and one it has is verified like any other file. Without ``mutable``
-    neither accuracy.json nor perf.json is fetched or written: the caller adds them as
-    judged (:func:`add_judged`), the download having started before they were read.
+    copy has none), and one it has is verified like any other file.
     """
     expected = expected_digests(meta)
     new_staging = getattr(local, "new_staging", None)
@@ -299,7 +297,9 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
             target = directory / name
             given = known.get(name)
             if given is not None:
-                _write_judged(target, given, fsync, progress)
+                _write_staged(target, given, fsync)
+                if progress:
+                    progress(len(given))
                 return True
             started = time.perf_counter()
             file_timings: dict[str, float] = {}
@@ -313,9 +313,7 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
             return found
 
         names = entry_file_names(meta, with_logs=with_logs)  # the engine first
-        if not mutable:
-            names = [name for name in names if name not in (ACCURACY_FILE, PERF_FILE)]
-        elif judged and perf is None:
+        if judged and perf is None:
             names.remove(PERF_FILE)
         found: dict[str, bool] = {}
         # Files to request go beside the engine; those read at selection are written after
@@ -345,27 +343,6 @@ def stage_entry(remote: Any, local: Any, key: str, meta: dict, *,
         staged.discard()
         raise
     return staged
-
-
-def add_judged(staged: Staged, accuracy: bytes | None, perf: bytes | None,
-               progress: Progress | None = None) -> None:
-    """Write accuracy.json and perf.json as read when the entry was judged (None: it has
-    none) into an entry staged without them (:func:`stage_entry` without ``mutable``).
-
-    Raises:
-        CacheError: a write failed (the caller discards the staging).
-    """
-    fsync = (staged.adopt or staged.move) and staged.durable
-    for name, data in ((ACCURACY_FILE, accuracy), (PERF_FILE, perf)):
-        if data is not None:
-            _write_judged(staged.directory / name, data, fsync, progress)
-            staged.files[name] = staged.directory / name
-
-
-def _write_judged(path: Path, data: bytes, fsync: bool, progress: Progress | None) -> None:
-    _write_staged(path, data, fsync)
-    if progress:
-        progress(len(data))
 
 
 def publish_staged(local: Any, staged: Staged, timings: PullTimings | None = None) -> None:

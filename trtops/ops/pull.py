@@ -127,13 +127,12 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
     and every meta.json is read.
     The returned selection does not depend on the order in which reads complete.
 
-    Before that, while meta.json reads are still out, a candidate is *provisional* when
-    it is the only entry of its logical engine seen so far that could run here (with
-    ``every``: any such candidate, each is selected): it will be selected unless an unread
-    meta.json names another entry of its engine, or its accuracy.json (read meanwhile)
-    says it is not accepted. :func:`pull_selected` starts its download at once and
-    publishes it only once the choice is final. If another entry of that engine turns up,
-    or it is judged not accepted, the candidate is withdrawn (the first may still be
+    Before that, a candidate judged accepted while meta.json reads are still out is
+    *provisional* when it will be selected unless one of them names another entry of the
+    same logical engine: it is the only entry of its engine seen so far that could run
+    here (with ``every``: any accepted candidate, each is selected). :func:`pull_selected`
+    starts its download at once and publishes it only once the choice is final. If
+    another entry of that engine turns up, the candidate is withdrawn (it may still be
     selected in the end, like any other).
 
     Args:
@@ -150,12 +149,10 @@ def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | Non
         on_selected: Called in this thread with each selected candidate as soon as the
             choice is final.
         on_provisional: Called in this thread with each provisional candidate (above),
-            before every meta.json is read, as soon as its meta.json is in when its
-            mutable files are still being read (then it carries none of them: the
-            candidate of the same key handed to ``on_selected`` does).
+            before every meta.json is read; the same object is handed to ``on_selected``
+            when it is selected.
         on_withdrawn: Called in this thread with the key of a provisional candidate
-            that another entry of its engine may displace, or that was judged not
-            accepted.
+            that another entry of its engine may displace.
 
     Returns:
         Selected and skipped candidates (skipped ones carry a reason; selected ones keep
@@ -224,7 +221,6 @@ class _Reads:
         self.handed: set[str] = set()  # spec ids decided (keys, with every)
         self.seen: dict[str, int] = {}  # spec id -> eligible keys whose meta.json is read
         self.provisional: dict[str, str] = {}  # spec id -> its provisional key (not every)
-        self.hunched: set[str] = set()  # provisional keys handed on before they were judged
 
     def eligible(self, key: str, meta: Any) -> bool:
         """Whether the entry could be pulled here, judged by its meta.json alone."""
@@ -281,8 +277,6 @@ class _Reads:
                     self.waiting.setdefault(spec_id, set()).add(key)
                     sent = ask(key)
                     known = len(self.mutable[key]) == len(layout.MUTABLE_FILES)
-                    if not known:
-                        self.hunch(key, spec_id)
                 if self.unread == 0:
                     self.on_candidates(self.candidate_keys())
                     for spec_id in sorted(set(self.waiting) | set(self.accepted)):
@@ -318,27 +312,7 @@ class _Reads:
         same engine may lose to it (with ``every`` none can)."""
         self.seen[spec_id] = self.seen.get(spec_id, 0) + 1
         if not self.every and spec_id in self.provisional:
-            key = self.provisional.pop(spec_id)
-            self.hunched.discard(key)
-            self.on_withdrawn(key)
-
-    def provisional_now(self, spec_id: str) -> bool:
-        """Whether an entry of ``spec_id`` just read or judged is provisional: meta.json
-        reads are still out, and it is the only entry of its engine seen so far (with
-        ``every``: any, each is selected)."""
-        return bool(self.unread) and (self.every or self.seen[spec_id] == 1)
-
-    def hunch(self, key: str, spec_id: str) -> None:
-        """``key`` could be pulled and its accuracy.json is being read: if it is
-        provisional, its download need not wait for that read (one round trip, the
-        slowest while other downloads load the server). It is withdrawn if it turns out
-        not accepted (:meth:`judged`); the candidate handed on carries no accuracy.json,
-        the selected one does."""
-        if self.provisional_now(spec_id):
-            if not self.every:
-                self.provisional[spec_id] = key
-            self.hunched.add(key)
-            self.on_provisional(Candidate(key, self.metas[key]))
+            self.on_withdrawn(self.provisional.pop(spec_id))
 
     def candidate_keys(self) -> list[str]:
         """Every key that may still be selected: those waiting for their mutable files and
@@ -360,22 +334,15 @@ class _Reads:
             parse_perf(files[PERF_FILE], key)
         except CacheError:
             state = None  # damaged: the final pass says so
-        hunched = key in self.hunched
-        self.hunched.discard(key)
         if state == "accepted":
             candidate = Candidate(key, meta, accuracy=files[ACCURACY_FILE], perf=files[PERF_FILE])
             self.accepted.setdefault(spec_id, []).append(candidate)
             # Selected for sure unless an unread meta.json names another entry of this
-            # engine: with every meta.json read, hand_on below decides instead. (A hunch
-            # was handed on already, when its meta.json came in.)
-            if not hunched and self.provisional_now(spec_id):
+            # engine: with every meta.json read, hand_on below decides instead.
+            if self.unread and (self.every or self.seen[spec_id] == 1):
                 if not self.every:
                     self.provisional[spec_id] = key
                 self.on_provisional(candidate)
-        elif hunched:  # not accepted: its download was started for nothing
-            if self.provisional.get(spec_id) == key:
-                del self.provisional[spec_id]
-            self.on_withdrawn(key)
         if self.unread == 0:
             self.hand_on(spec_id)
 

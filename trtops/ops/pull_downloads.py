@@ -4,17 +4,15 @@ workers, under the pull's journal (:mod:`trtops.cache.journal`) unless ``--fsync
 
 Speculation: the choice of an entry is final only once every meta.json of the remote is
 read, but most logical engines have one entry this machine can run, and the link would
-sit idle until then. So the download of a *provisional* candidate (the only entry of its
-engine seen so far that could run here: :func:`trtops.ops.pull.select_for_pull`) starts
-as soon as its meta.json is in, into a staging directory, within
-:data:`SPECULATION_BYTES`; its accuracy.json and perf.json, read beside it, are written
-into the staging once it is selected, as judged. Nothing of it becomes visible before it
-is selected and the journal has been written: a staging directory is no entry. Once
-selected it is published like any other download (its bytes join the progress bar then);
-withdrawn (another entry of its engine turned up, or it was judged not accepted) or left
-unselected, it stops at its next chunk and its staging is removed, and whatever went
-wrong with it is no error of the pull. An error of a selected one is that entry's
-outcome, as if it had started after the choice.
+sit idle until then. So the download of a *provisional* candidate (accepted, and the only
+entry of its engine seen so far: :func:`trtops.ops.pull.select_for_pull`) starts at once
+into a staging directory, within :data:`SPECULATION_BYTES`. Nothing of it becomes visible
+before it is selected and the journal has been written: a staging directory is no entry.
+Once selected it is published like any other download (its bytes join the progress bar
+then); withdrawn (another entry of its engine turned up) or left unselected, it stops at
+its next chunk and its staging is removed, and whatever went wrong with it is no error
+of the pull. An error of a selected one is that entry's outcome, as if it had started
+after the choice.
 """
 
 from __future__ import annotations
@@ -28,13 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtops.cache.entries import check_meta, entry_size
-from trtops.cache.transfer import (
-    PullTimings,
-    Staged,
-    add_judged,
-    publish_staged,
-    stage_entry,
-)
+from trtops.cache.transfer import PullTimings, Staged, publish_staged, stage_entry
 from trtops.errors import CacheError, RemoteError
 from trtops.names import format_bytes
 from trtops.ops.progress import TransferProgress
@@ -253,16 +245,14 @@ class Downloads:
                 or self.speculating + size > SPECULATION_BYTES:
             return
         speculation = Speculation(size)
-        # Its accuracy.json and perf.json may not be read yet: the claim writes them.
         speculation.future = self.pool.submit(self.stage, candidate, speculation.progress,
-                                              self.fsync, False)
+                                              self.fsync)
         self.speculations[key] = speculation
         self.speculating += size
 
     def withdraw(self, key: str) -> None:
         """Drop the speculative download of ``key`` (another entry of its engine may be
-        chosen, or it was judged not accepted; :meth:`submit` downloads it afresh if it
-        is selected after all). No speculation starts after one is dropped."""
+        chosen; :meth:`submit` downloads it afresh if it is selected after all)."""
         speculation = self.speculations.pop(key, None)
         if speculation is not None:
             self.displaced = True
@@ -293,7 +283,7 @@ class Downloads:
         def staged(future: Future) -> None:
             try:
                 try:
-                    staged = judged(future.result())
+                    staged = future.result()
                 except CacheError as exc:
                     result = self.download_failed(candidate, label, exc)
                 else:
@@ -302,16 +292,6 @@ class Downloads:
                 outcome.set_exception(exc)
             else:
                 outcome.set_result(result)
-
-        def judged(staged: Staged | None) -> Staged | None:
-            """The staged entry with its files as judged at selection."""
-            if staged is not None:
-                try:
-                    add_judged(staged, candidate.accuracy, candidate.perf, self.bar.advance)
-                except BaseException:
-                    staged.discard()
-                    raise
-            return staged
 
         speculation.claim(self.bar.advance)
         assert speculation.future is not None
@@ -372,10 +352,9 @@ class Downloads:
         return self.downloaded(candidate, staged, label, started)
 
     def stage(self, candidate: Candidate, progress: Callable[[int], None],
-              durable: bool, mutable: bool = True) -> Staged | None:
+              durable: bool) -> Staged | None:
         """Download and verify an entry into a staging directory (a worker); None when
-        another process pulled it meanwhile. Without ``mutable``, accuracy.json and
-        perf.json are left to whoever claims it (:func:`add_judged`)."""
+        another process pulled it meanwhile."""
         with self.clock:
             if self.first is None:
                 self.first = time.perf_counter()
@@ -386,7 +365,7 @@ class Downloads:
             return stage_entry(self.remote, self.local, candidate.key, dict(candidate.meta),
                                progress=progress, accuracy=candidate.accuracy,
                                perf=candidate.perf, timings=self.timings, durable=durable,
-                               judged=candidate.accuracy is not None, mutable=mutable,
+                               judged=candidate.accuracy is not None,
                                with_logs=self.with_logs)
         finally:
             with self.clock:

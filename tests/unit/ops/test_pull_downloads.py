@@ -97,61 +97,6 @@ def test_a_provisional_entry_is_downloaded_before_every_meta_json_is_read(tmp_pa
     assert leftovers(node) == []
 
 
-@pytest.mark.parametrize("every", [False, True])
-def test_a_provisional_entry_is_downloaded_before_its_accuracy_json_is_read(tmp_path, remote,
-                                                                            every):
-    """a's accuracy.json (and b's meta.json) are answered only once a's engine is being
-    downloaded: its download starts when its meta.json is in. It still costs no request
-    more, and the entry gets the accuracy.json it was judged by."""
-    first, second = add_entry(remote.store, "a"), add_entry(remote.store, "b")
-    started = threading.Event()
-    remote.on_fetch[(first, ENGINE_FILE)] = started
-    remote.hold[(first, ACCURACY_FILE)] = started
-    remote.hold[(second, META_FILE)] = started
-    node = LocalStore(tmp_path / "node")
-    record_adoptions(node, remote)
-    _, outcomes = pull_selected(remote, node, HERE, progress=False, every=every)
-
-    assert remote.held_until[(first, ACCURACY_FILE)] is True
-    order = remote.events
-    assert order.index(("fetch", first, ENGINE_FILE)) < order.index(
-        ("read", first, ACCURACY_FILE))
-    assert order.index(("read", first, ACCURACY_FILE)) < order.index(("adopt", first, ""))
-    assert sorted((o.key, o.status) for o in outcomes) == sorted(
-        [(first, "fetched"), (second, "fetched")])
-    for key in (first, second):
-        assert [event for event in order if event[1] == key and event[0] in ("read", "fetch")
-                and event[2] != ENGINE_FILE] == [("read", key, META_FILE),
-                                                  ("read", key, ACCURACY_FILE)]
-        assert node.read_file(key, ACCURACY_FILE) == remote.store.read_file(key, ACCURACY_FILE)
-    assert leftovers(node) == []
-
-
-@pytest.mark.parametrize("every", [False, True])
-def test_a_provisional_entry_judged_not_accepted_is_dropped(tmp_path, remote,
-                                                            staged: Ended, every):
-    """a's download starts before its accuracy.json is read; that says rejected: the
-    download is dropped, nothing of a is published or left behind, b is pulled."""
-    first = add_entry(remote.store, "a", state="rejected")
-    second = add_entry(remote.store, "b")
-    started = threading.Event()
-    remote.on_fetch[(first, ENGINE_FILE)] = started
-    remote.hold[(first, ACCURACY_FILE)] = started
-    remote.hold[(second, META_FILE)] = started
-    node = LocalStore(tmp_path / "node")
-    record_adoptions(node, remote)
-    selection, outcomes = pull_selected(remote, node, HERE, progress=False, every=every)
-
-    assert remote.held_until[(first, ACCURACY_FILE)] is True
-    assert ("fetch", first, ENGINE_FILE) in remote.events
-    assert staged[first].wait(timeout=20)  # ended (dropped or staged, then discarded)
-    assert [(o.key, o.status) for o in outcomes] == [(second, "fetched")]
-    assert [c.key for c in selection.selected] == [second]
-    assert not node.has_entry(first)
-    assert [key for what, key, _ in remote.events if what == "adopt"] == [second]
-    assert leftovers(node) == []
-
-
 @pytest.mark.parametrize("dropped", ["while downloading", "once staged"])
 def test_a_speculative_download_that_is_not_selected_is_discarded(tmp_path, remote,
                                                                    staged: Ended,
@@ -199,24 +144,20 @@ def test_a_speculative_download_that_is_not_selected_is_discarded(tmp_path, remo
 
 def test_an_entry_whose_engine_has_another_candidate_is_not_speculated(tmp_path, remote,
                                                                          monkeypatch):
-    """old's meta.json comes in and old is judged while a meta.json (c's) is still out,
-    but new, another entry of the same engine, was seen already: old is not provisional,
-    nothing of it is downloaded."""
+    """old is judged while a meta.json (c's) is still out, but new, another entry of the
+    same engine, was seen already: old is not provisional, nothing of it is downloaded."""
     import trtops.ops.pull as pull_module
 
     engine = "m/x/fp16/h100"
     old = add_entry(remote.store, "x-old", spec_id=engine, created_at="2020-01-01T00:00:00Z")
     new = add_entry(remote.store, "x-new", spec_id=engine, created_at="2030-01-01T00:00:00Z")
     other = add_entry(remote.store, "c")
-    new_seen, both_seen, old_judged = threading.Event(), threading.Event(), threading.Event()
-    remote.hold[(old, META_FILE)] = new_seen
+    both_seen, old_judged = threading.Event(), threading.Event()
     remote.hold[(old, ACCURACY_FILE)] = both_seen  # until the pull has both meta.json
     seen_eligible = pull_module._Reads.seen_eligible
 
     def seen_then_note(self, spec_id: str) -> None:
         seen_eligible(self, spec_id)
-        if self.seen.get(engine) == 1:
-            new_seen.set()
         if self.seen.get(engine) == 2:
             both_seen.set()
 
@@ -240,7 +181,6 @@ def test_an_entry_whose_engine_has_another_candidate_is_not_speculated(tmp_path,
     monkeypatch.setattr(Downloads, "speculate", speculate_noting)
     result = pull(remote, LocalStore(tmp_path / "node"), HERE, progress=False)
 
-    assert remote.held_until[(old, META_FILE)] is True
     assert remote.held_until[(old, ACCURACY_FILE)] is True
     assert remote.held_until[(other, META_FILE)] is True
     assert old not in speculated
