@@ -207,3 +207,38 @@ def test_an_entry_accepted_after_the_listing_is_pulled_by_the_next_pull(tmp_path
     del remote.list_entry_files  # the next pull lists the accepted entry
     _, outcomes = pull_selected(remote, node, HERE, progress=False)
     assert [(o.key, o.status) for o in outcomes] == [(key, "fetched")]
+
+
+def test_every_meta_json_read_is_sent_before_an_answer_is_handled(remote, monkeypatch):
+    """The choice is final only once every meta.json is in, so handling an answer must
+    not hold back the reads not yet sent. Here handling waits until every meta.json has
+    been asked for (4 keys, fewer than the pull's readers): it would wait in vain if a
+    read were sent only while no answer waited."""
+    import trtops.ops.pull as pull_module
+
+    keys = [add_entry(remote.store, label) for label in "abcd"]
+    asked: list[str] = []
+    all_asked, lock = threading.Event(), threading.Lock()
+    read_meta = remote.read_meta
+
+    def counting(key: str) -> Any:
+        with lock:
+            asked.append(key)
+            if len(asked) == len(keys):
+                all_asked.set()
+        return read_meta(key)
+
+    remote.read_meta = counting
+    eligible = pull_module._Reads.eligible
+    waited: list[bool] = []
+
+    def eligible_once_all_asked(self, key: str, meta: Any) -> bool:
+        # A hang guard, not a bound: the reads are sent at once or never.
+        waited.append(all_asked.wait(timeout=20))
+        return eligible(self, key, meta)
+
+    monkeypatch.setattr(pull_module._Reads, "eligible", eligible_once_all_asked)
+    selection = select_for_pull(remote, HERE, jobs=8)
+
+    assert waited and all(waited)
+    assert sorted(c.key for c in selection.selected) == sorted(keys)
