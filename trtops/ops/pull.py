@@ -291,8 +291,8 @@ class _Reads:
                 while asked < len(keys) or outstanding:
                     # Every reader kept busy with meta.json reads, the next sent as soon
                     # as one is answered: the choice is final only once all are in. (Sent
-                    # only while no answer waited, they trailed the answers by 0.1 s on
-                    # the 16-core lab host, benchmarks/RESULTS.md.)
+                    # only while no answer waited, 20 reads took 76 ms to send on the
+                    # 16-core lab host, each answered in 2-25 ms: benchmarks/RESULTS.md.)
                     while asked < len(keys) and asked - answered < workers:
                         key = keys[asked]
                         submit(META_FILE, key, _read_meta, self.remote, key)
