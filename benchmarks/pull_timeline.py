@@ -1,8 +1,10 @@
-"""When each step of a pull happens: the listing, every meta.json and accuracy.json read
-(sent, answered), each speculative download and each selected entry handed on, the
-journal's write, and when each engine.plan body starts and ends (handed to a copier,
-copied). It answers why a pull is slower than its byte path (benchmarks/pull_processes.py):
-downloads that start late, and what they waited for.
+"""When each step of a pull happens: the listing, every meta.json read (sent, answered),
+each speculative download and each selected entry handed on, the journal's write, and
+when each engine.plan body starts and ends (handed to a copier, copied); then, per engine
+download, how long its worker took to send the GET (trtops' own work), the GET to be
+answered (the server, and this interpreter's GIL to take the answer), and the answer to
+be handed over. It answers why a pull is slower than its byte path
+(benchmarks/pull_processes.py): downloads that start late, and what they waited for.
 
 4 rounds of ``trtops pull -j JOBS`` into an empty cache: the median of the last 3, and
 the last round's timeline. Same SeaweedFS server and engines as pull_bandwidth.py
@@ -56,11 +58,18 @@ class Timeline:
         return [(t - start[key]) * 1e3 for t, kind, key in self.events
                 if kind == answered and key in start]
 
+    def span(self, sent: str, answered: str) -> str:
+        """The median and largest of :meth:`latencies`, for humans."""
+        spans = sorted(self.latencies(sent, answered))
+        if not spans:
+            return "-"
+        return f"median {statistics.median(spans):.1f} ms, max {spans[-1]:.1f} ms"
+
 
 @contextmanager
 def traced(timeline: Timeline) -> Iterator[None]:
     """Note the pull's steps while inside (the functions it calls are wrapped)."""
-    from trtops.cache import s3_transport
+    from trtops.cache import s3_direct, s3_transport
     from trtops.ops import pull, pull_downloads
 
     patched: list[tuple[Any, str, Any]] = []
@@ -106,6 +115,27 @@ def traced(timeline: Timeline) -> Iterator[None]:
     wrap(pull_downloads, "deferred_durability",
          around("journal start", "journal written", lambda *args: ""))
     wrap(s3_transport, "hand_over", engine_body)
+
+    def engine_get(original: Any) -> Any:
+        def call(self: Any, key: str, **kwargs: Any) -> Any:
+            engine = key.endswith("engine.plan") and not kwargs.get("byte_range")
+            if engine:
+                timeline.note("GET sent", key.rsplit("/", 1)[0])
+            try:
+                return original(self, key, **kwargs)
+            finally:
+                if engine:
+                    timeline.note("GET answered", key.rsplit("/", 1)[0])
+        return call
+
+    def staging(original: Any) -> Any:
+        def call(self: Any, candidate: Any, *args: Any) -> Any:
+            timeline.note("stage start", candidate.key)
+            return original(self, candidate, *args)
+        return call
+
+    wrap(s3_direct.DirectGets, "open", engine_get)
+    wrap(pull_downloads.Downloads, "stage", staging)
     for name in ("speculate", "submit", "withdraw"):
         wrap(pull_downloads.Downloads, name, step(name))
     try:
@@ -135,6 +165,11 @@ def report(label: str, seconds: list[float], timeline: Timeline) -> list[str]:
         f"  journal             {spread(timeline.at('journal start') + timeline.at('journal written'))}",
         f"  engine bodies start {' '.join(f'{t:.3f}' for t in bodies)}",
         f"  engine bodies end   {' '.join(f'{t:.3f}' for t in timeline.at('body end'))}",
+        "  each engine download, from its worker's start (trtops' own work, in this",
+        "  interpreter) to its GET (sent until the response headers) to its body's handover:",
+        f"    worker start -> GET sent      {timeline.span('stage start', 'GET sent')}",
+        f"    GET sent -> answered          {timeline.span('GET sent', 'GET answered')}",
+        f"    GET answered -> body start    {timeline.span('GET answered', 'body start')}",
     ]
 
 
