@@ -29,8 +29,6 @@ from trtops.ops.pull_downloads import Downloads, PullOutcome
 
 log = logging.getLogger("trtops.ops.pull")
 
-DEFAULT_JOBS = TRANSFER_JOBS
-
 
 @dataclass
 class Candidate:
@@ -100,7 +98,7 @@ def best_of(group: Sequence[Candidate], platform: Any) -> Candidate:
 
 
 def select_for_pull(remote: Any, platform: Any, *, spec_ids: Iterable[str] | None = None,
-                    every: bool = False, jobs: int = DEFAULT_JOBS,
+                    every: bool = False, jobs: int = TRANSFER_JOBS,
                     timings: PullTimings | None = None,
                     on_candidates: Callable[[list[str]], None] | None = None,
                     on_selected: Callable[[Candidate], None] | None = None,
@@ -421,7 +419,7 @@ def _skip_damaged(selection: PullSelection, remote: Any, key: str, meta: dict,
 
 
 def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
-                 jobs: int = DEFAULT_JOBS, progress: bool | None = None,
+                 jobs: int = TRANSFER_JOBS, progress: bool | None = None,
                  timings: PullTimings | None = None, fsync: bool = False,
                  with_logs: bool = False) -> list[PullOutcome]:
     """Fetch selected entries into the local cache in parallel (verified, atomic).
@@ -431,10 +429,11 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
     rename), so a download slot never waits for that and the next entry starts at once.
 
     Durability: by default the keys are written to an fsynced journal (while the
-    downloads go on) and the entries are published without fsyncs once it is written; the next command that opens the cache retires
-    the journal, and after a reboot re-hashes those entries and deletes damaged ones (see
-    :mod:`trtops.cache.journal`). With ``fsync`` (or where the journal is not possible),
-    every file and directory is fsynced before its entry becomes visible.
+    downloads go on) and the entries are published without fsyncs once it is written;
+    the next command that opens the cache retires the journal, and after a reboot
+    re-hashes those entries and deletes damaged ones (see :mod:`trtops.cache.journal`).
+    With ``fsync`` (or where the journal is not possible), every file and directory is
+    fsynced before its entry becomes visible.
 
     Args:
         remote: The remote store.
@@ -463,7 +462,7 @@ def pull_entries(remote: Any, local: Any, candidates: Sequence[Candidate], *,
 
 def pull_selected(remote: Any, local: Any, platform: Any, *,
                   spec_ids: Iterable[str] | None = None, every: bool = False,
-                  jobs: int = DEFAULT_JOBS, progress: bool | None = None,
+                  jobs: int = TRANSFER_JOBS, progress: bool | None = None,
                   timings: PullTimings | None = None, fsync: bool = False,
                   with_logs: bool = False,
                   speculate: bool = True) -> tuple[PullSelection, list[PullOutcome]]:
@@ -612,7 +611,7 @@ class PullResult:
 
 
 def pull(remote: Any, local: Any, platform: Any, *, specs: Sequence[Any] = (),
-         every: bool = False, jobs: int = DEFAULT_JOBS, fsync: bool = False,
+         every: bool = False, jobs: int = TRANSFER_JOBS, fsync: bool = False,
          dry_run: bool = False, dest: str | Path | None = None,
          loaders: str | None = None, progress: bool | None = None,
          with_logs: bool = False) -> PullResult:

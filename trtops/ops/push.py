@@ -27,8 +27,6 @@ from trtops.errors import CacheError, InputError, RemoteError
 from trtops.names import KEY_PREFIX_RE, SHA256_RE, TRANSFER_JOBS, format_bytes
 from trtops.ops.progress import TransferProgress
 
-DEFAULT_JOBS = TRANSFER_JOBS
-
 
 @dataclass
 class PushOutcome:
@@ -40,7 +38,7 @@ class PushOutcome:
 
 
 def push_entries(local: Any, remote: Any, keys: Iterable[str] | None = None, *,
-                 jobs: int = DEFAULT_JOBS, progress: bool | None = None) -> list[PushOutcome]:
+                 jobs: int = TRANSFER_JOBS, progress: bool | None = None) -> list[PushOutcome]:
     """Push accepted local entries (all, or ``keys``) in parallel.
 
     Args:
@@ -181,7 +179,7 @@ class PushResult:
         return [o for o in self.outcomes if o.status == "failed"]
 
 
-def push(local: Any, remote: Any, keys: list[str] | None = None, *, jobs: int = DEFAULT_JOBS,
+def push(local: Any, remote: Any, keys: list[str] | None = None, *, jobs: int = TRANSFER_JOBS,
          timing_caches: bool = True, progress: bool | None = None) -> PushResult:
     """Push accepted entries (all, or ``keys``), then, when pushing all, the timing caches
     the remote lacks (a failed timing cache is a warning, not a failure).
