@@ -1,3 +1,3 @@
-from trtops.cli import main
+from trtops.cli import entry
 
-raise SystemExit(main())
+entry()

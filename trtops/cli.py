@@ -142,5 +142,12 @@ def _print_traceback() -> None:
     print(redact(traceback.format_exc()), end="", file=sys.stderr)
 
 
+def entry() -> None:
+    """The process entry point (the ``trtops`` script, ``python -m trtops``)."""
+    from trtops.process_exit import finish
+
+    raise SystemExit(finish(main()))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    entry()

@@ -57,6 +57,7 @@ from trtops.executors.jobs import (
     run_build_job,
     worker_facts,
 )
+from trtops.process_exit import skip_teardown
 
 RESOURCE_PREFIX = "trtops_gpu:"
 MAX_SLOTS_PER_SIGNATURE = 64  # parent threads waiting on tasks of one GPU model
@@ -363,6 +364,8 @@ class RayExecutor:
                                          hint="start it with `ray start --head` on the head node and "
                                          "pass --address HEAD:6379") from None
             self._connected_here = True
+            # Ray's driver teardown can hang after a worker died (trtops.process_exit).
+            skip_teardown("ray")
         _errors_to_stderr()
         self.ray = ray
         return ray
