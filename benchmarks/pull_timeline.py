@@ -242,7 +242,7 @@ def main() -> None:
         baseline: list[tuple[float, list[str]]] = []
         for _ in range(4):
             baseline.append(direct_get_spans(seed.remote, seed.keys, jobs))
-        took = [seconds for seconds, _ in baseline[1:]]
+        took = [spent for spent, _ in baseline[1:]]
         print(f"direct GETs, {jobs} at once: median {statistics.median(took):.3f} s "
               f"(runs {', '.join(f'{s:.3f}' for s in took)}); last round:")
         print("\n".join(baseline[-1][1]))
