@@ -6,8 +6,8 @@ answered (the server, and this interpreter's GIL to take the answer), and the an
 be handed over. It answers why a pull is slower than its byte path
 (benchmarks/pull_processes.py): downloads that start late, and what they waited for.
 
-Beside it, the same engine bodies as direct GETs all sent at once (JOBS threads, bodies
-received and discarded in this interpreter): how long the server takes to answer a GET
+Beside it, the same engine bodies as direct GETs all sent at once (pull_bandwidth.py's
+direct_gets: JOBS threads, bodies received and discarded in this interpreter): how long the server takes to answer a GET
 while the other bodies stream. A pull whose "GET sent -> answered" is about this baseline's
 waits for the server; one whose is much longer waits for its own interpreter.
 
@@ -154,12 +154,16 @@ def spread(times: list[float]) -> str:
     return f"{times[0]:.3f}..{times[-1]:.3f}" if times else "-"
 
 
+def runs_line(label: str, seconds: list[float]) -> str:
+    return (f"{label}: median {statistics.median(seconds):.3f} s "
+            f"(runs {', '.join(f'{s:.3f}' for s in seconds)}); last round:")
+
+
 def report(label: str, seconds: list[float], timeline: Timeline) -> list[str]:
     bodies = timeline.at("body start")
     meta = timeline.latencies("meta sent", "meta answered")
     return [
-        f"{label}: median {statistics.median(seconds):.3f} s "
-        f"(runs {', '.join(f'{s:.3f}' for s in seconds)}); last round:",
+        runs_line(label, seconds),
         f"  listing answered    {spread(timeline.at('list answered'))}",
         f"  meta.json sent      {spread(timeline.at('meta sent'))}  "
         f"answered {spread(timeline.at('meta answered'))}  "
@@ -178,44 +182,14 @@ def report(label: str, seconds: list[float], timeline: Timeline) -> list[str]:
     ]
 
 
-def direct_get_spans(store: Any, keys: list[str], jobs: int) -> tuple[float, list[str]]:
-    """Seconds for direct GETs of every engine body, all sent at once, and lines saying
-    when they were sent, answered and ended (seconds from the first submission) and how
-    long each waited for its answer."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from trtops.cache.s3_direct import FALLBACK
-
-    names = bench.engine_names(store, keys)
+def direct_get_spans(store: Any, keys: list[str], jobs: int) -> tuple[float, Timeline]:
+    """pull_bandwidth.py's direct GETs of every engine body, all sent at once, traced as
+    the pull's are (the same wrapper of DirectGets.open): their seconds and timeline."""
     timeline = Timeline()
-
-    def get(name: str) -> None:
-        entry = name.rsplit("/", 1)[0]  # the Timeline keeps a key's last 6 characters
-        timeline.note("GET sent", entry)
-        opened = store.direct.open(name)
-        assert opened is not None and opened is not FALLBACK, name
-        timeline.note("GET answered", entry)
-        body, _ = opened
-        view = memoryview(bytearray(4 << 20))
-        try:
-            while body.readinto(view):
-                pass
-        finally:
-            body.close()
-        timeline.note("body end", entry)
-
-    timeline.start()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(get, name) for name in names]
-        for future in futures:
-            future.result()
-    took = max(timeline.at("body end"))
-    return took, [
-        f"  GETs sent           {spread(timeline.at('GET sent'))}  "
-        f"answered {spread(timeline.at('GET answered'))}",
-        f"  bodies end          {spread(timeline.at('body end'))}",
-        f"    GET sent -> answered          {timeline.span('GET sent', 'GET answered')}",
-    ]
+    with traced(timeline):
+        timeline.start()  # direct_gets lists first, as a pull does
+        took, _ = bench.direct_gets(store, keys, jobs)
+    return took, timeline
 
 
 def main() -> None:
@@ -239,13 +213,14 @@ def main() -> None:
             if round_:
                 seconds.append(took)
         print("\n".join(report("trtops pull", seconds, timeline)))
-        baseline: list[tuple[float, list[str]]] = []
-        for _ in range(4):
-            baseline.append(direct_get_spans(seed.remote, seed.keys, jobs))
-        took = [spent for spent, _ in baseline[1:]]
-        print(f"direct GETs, {jobs} at once: median {statistics.median(took):.3f} s "
-              f"(runs {', '.join(f'{s:.3f}' for s in took)}); last round:")
-        print("\n".join(baseline[-1][1]))
+        baseline = [direct_get_spans(seed.remote, seed.keys, jobs) for _ in range(4)]
+        last = baseline[-1][1]
+        print("\n".join([
+            runs_line(f"direct GETs, {jobs} at once", [spent for spent, _ in baseline[1:]]),
+            f"  GETs sent           {spread(last.at('GET sent'))}  "
+            f"answered {spread(last.at('GET answered'))}",
+            f"    GET sent -> answered          {last.span('GET sent', 'GET answered')}",
+        ]))
 
 
 if __name__ == "__main__":
