@@ -51,10 +51,11 @@ def test_without_a_request_finish_returns_the_code_for_a_normal_exit():
 
 
 def test_both_ways_to_run_trtops_go_through_the_entry_point():
-    import tomllib
     from pathlib import Path
 
+    from trtops.project import _read_toml  # tomllib, or tomli on Python 3.10
+
     root = Path(__file__).resolve().parents[2]
-    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = _read_toml(root / "pyproject.toml")["project"]["scripts"]
     assert scripts["trtops"] == "trtops.cli:entry"
     assert "entry()" in (root / "trtops" / "__main__.py").read_text()
